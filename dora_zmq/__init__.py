@@ -1,0 +1,32 @@
+"""dora_zmq: dora-rs dataflows in Python, Arrow over ZeroMQ, traced with OpenTelemetry."""
+
+from __future__ import annotations
+
+from ._errors import (
+    ControlError,
+    DataflowFailed,
+    DescriptorError,
+    DescriptorErrors,
+    DoraZmqError,
+    NodeConfigError,
+    OutputError,
+    ProtocolError,
+)
+from ._version import __version__
+from .node import Event, EventType, Node, StopReason
+
+__all__ = [
+    "__version__",
+    "Event",
+    "EventType",
+    "Node",
+    "StopReason",
+    "ControlError",
+    "DataflowFailed",
+    "DescriptorError",
+    "DescriptorErrors",
+    "DoraZmqError",
+    "NodeConfigError",
+    "OutputError",
+    "ProtocolError",
+]

@@ -1,0 +1,5 @@
+"""``python -m dora_zmq`` == ``dora-zmq``."""
+
+from .cli import main
+
+main()

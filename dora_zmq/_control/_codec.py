@@ -1,0 +1,91 @@
+"""One ``encode`` and one ``decode`` for every control message (JSON with a type tag).
+
+Control traffic is small and rare next to data, so JSON is the right trade: readable in a
+packet capture, versioned by ``PROTOCOL_VERSION``, and one codec for all four directions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from typing import Any, TypeVar
+
+from .._errors import ProtocolError
+
+__all__ = ["PROTOCOL_VERSION", "control_message", "decode", "encode"]
+
+#: Bumped on any incompatible change; sent in every hello (daemon and node registration).
+PROTOCOL_VERSION = 1
+
+_REGISTRY: dict[str, type] = {}
+_HINTS: dict[type, dict[str, Any]] = {}
+T = TypeVar("T")
+
+
+def control_message(cls: type[T]) -> type[T]:
+    """Class decorator: make ``cls`` a frozen, slotted dataclass known to the codec."""
+    data_cls = dataclasses.dataclass(frozen=True, slots=True)(cls)
+    _REGISTRY[cls.__name__] = data_cls
+    return data_cls
+
+
+def encode(msg: Any) -> bytes:
+    """Encode a registered message as ``{"t": name, ...fields}`` JSON bytes."""
+    body = _to_plain(msg)
+    body["t"] = type(msg).__name__
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def decode(raw: bytes) -> Any:
+    """Decode bytes made by :func:`encode`.
+
+    Raises:
+        ProtocolError: unknown type, missing fields or invalid JSON.
+    """
+    try:
+        body = json.loads(raw)
+        name = body.pop("t")
+        cls = _REGISTRY[name]
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ProtocolError(f"malformed control message: {exc!r}") from exc
+    try:
+        return _from_plain(cls, body)
+    except (TypeError, ValueError) as exc:
+        raise ProtocolError(f"malformed {name} message: {exc}") from exc
+
+
+def _to_plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, (list, tuple)):
+        return [_to_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _to_plain(v) for k, v in value.items()}
+    return value
+
+
+def _from_plain(cls: type, body: dict[str, Any]) -> Any:
+    hints = _HINTS.get(cls)
+    if hints is None:
+        hints = _HINTS[cls] = typing.get_type_hints(cls)
+    kwargs = {k: _convert(hints.get(k), v) for k, v in body.items() if k in hints}
+    return cls(**kwargs)
+
+
+def _convert(hint: Any, value: Any) -> Any:
+    if value is None or hint is None:
+        return value
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+        return _from_plain(hint, value)
+    if origin in (list, tuple) and args:
+        return [_convert(args[0], v) for v in value]
+    if origin is dict and len(args) == 2:
+        return {k: _convert(args[1], v) for k, v in value.items()}
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        for arg in args:
+            if dataclasses.is_dataclass(arg) and isinstance(value, dict):
+                return _from_plain(arg, value)
+    return value

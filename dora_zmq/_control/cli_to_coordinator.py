@@ -1,0 +1,59 @@
+"""Requests the CLI sends to the coordinator."""
+
+from __future__ import annotations
+
+from ._codec import control_message
+
+__all__ = ["Attach", "Destroy", "FetchLogs", "ListDataflows", "Ping", "StartDataflow", "StopDataflow"]
+
+
+@control_message
+class StartDataflow:
+    """Start a dataflow from YAML text. ``local`` runs every node on the default daemon."""
+
+    yaml: str
+    path: str
+    working_dir: str
+    name: str | None = None
+    local: bool = False
+
+
+@control_message
+class StopDataflow:
+    """Send STOP to every node of a dataflow (by id or name); kill after ``grace_s``."""
+
+    dataflow: str
+    grace_s: float | None = None
+
+
+@control_message
+class ListDataflows:
+    """Ask for the running and recently finished dataflows."""
+
+
+@control_message
+class Attach:
+    """Stream a dataflow's events (and its log lines if ``logs``) until it finishes."""
+
+    dataflow: str
+    logs: bool = True
+
+
+@control_message
+class FetchLogs:
+    """The recent log lines of one node; with ``follow``, keep streaming until it ends."""
+
+    dataflow: str
+    node: str
+    follow: bool = False
+    tail: int = 0
+
+
+@control_message
+class Destroy:
+    """Stop every dataflow, every daemon, and the coordinator itself."""
+
+
+@control_message
+class Ping:
+    """Is the coordinator there? Answered with ``Pong``."""

@@ -1,0 +1,62 @@
+"""Commands the coordinator sends to daemons (also relayed by daemons to nodes where noted)."""
+
+from __future__ import annotations
+
+from ._codec import control_message
+from .records import NodeEndpoint
+
+__all__ = ["DaemonAccepted", "Peers", "ShutdownDaemon", "SpawnNodes", "StopNodes", "UpstreamExited"]
+
+
+@control_message
+class DaemonAccepted:
+    """Reply to ``RegisterDaemon``; ``error`` set when refused (e.g. a version mismatch)."""
+
+    error: str = ""
+
+
+@control_message
+class SpawnNodes:
+    """Start these nodes of a dataflow on the receiving daemon."""
+
+    dataflow_id: str
+    name: str
+    yaml: str
+    working_dir: str
+    nodes: list[str]
+    multi_machine: bool = False
+
+
+@control_message
+class Peers:
+    """Every node's publisher endpoint (relayed to nodes); ``exited`` nodes will never publish."""
+
+    dataflow_id: str
+    endpoints: dict[str, NodeEndpoint]
+    exited: list[str]
+
+
+@control_message
+class UpstreamExited:
+    """A node ended (relayed to nodes): failed means crashed or killed, with the error text."""
+
+    dataflow_id: str
+    node: str
+    failed: bool
+    error: str = ""
+
+
+@control_message
+class StopNodes:
+    """Send STOP to the dataflow's nodes; SIGTERM after ``grace_s``, then SIGKILL."""
+
+    dataflow_id: str
+    grace_s: float
+    reason: str = "MANUAL"
+
+
+@control_message
+class ShutdownDaemon:
+    """Stop every node (STOP, then the kill ladder after ``grace_s``) and exit."""
+
+    grace_s: float = 10.0

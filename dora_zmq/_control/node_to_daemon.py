@@ -1,0 +1,36 @@
+"""What a node tells its daemon (``NodeStats`` and ``RequestStop`` are shared)."""
+
+from __future__ import annotations
+
+from ._codec import control_message
+from .records import NodeEndpoint
+
+__all__ = ["NodeBound", "NodeClosing", "RegisterNode"]
+
+
+@control_message
+class RegisterNode:
+    """Hello from a node process."""
+
+    dataflow_id: str
+    node: str
+    pid: int
+    protocol: int
+
+
+@control_message
+class NodeBound:
+    """The node's publisher is bound here."""
+
+    dataflow_id: str
+    node: str
+    endpoint: NodeEndpoint
+
+
+@control_message
+class NodeClosing:
+    """The node sent its end-of-stream markers and is closing; ``error`` set if it crashed."""
+
+    dataflow_id: str
+    node: str
+    error: str = ""

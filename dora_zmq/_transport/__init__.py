@@ -1,0 +1,16 @@
+"""Every ZeroMQ socket dora_zmq opens, created here with our options (the only ``import zmq``).
+
+* :class:`Channel` -- a control socket (ROUTER server or DEALER client) that carries
+  ``dora_zmq._control`` messages.
+* :class:`Publisher` -- a node's XPUB data socket; also hears subscriptions, which gives the
+  sleep-free start barrier (see ``dora_zmq._wire.MARKER_PREFIX``).
+* :class:`Subscriber` -- a node's SUB data socket.
+* :class:`Poller` -- wait on several of the above at once.
+"""
+
+from __future__ import annotations
+
+from ._channel import Channel, Poller, context
+from ._data import Publisher, Subscriber, ipc_endpoint
+
+__all__ = ["Channel", "Poller", "Publisher", "Subscriber", "context", "ipc_endpoint"]

@@ -1,0 +1,163 @@
+"""Control-plane sockets: ROUTER servers, DEALER clients, and polling."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Any, Iterable
+
+import zmq
+
+from .. import _control
+from .._errors import ControlError, ProtocolError
+
+__all__ = ["Channel", "Poller", "context"]
+
+log = logging.getLogger(__name__)
+
+_ctx_lock = threading.Lock()
+_ctx: zmq.Context[Any] | None = None
+_ctx_pid = 0
+
+
+def context() -> zmq.Context[Any]:
+    """The process's one ZeroMQ context (recreated after a fork)."""
+    global _ctx, _ctx_pid
+    with _ctx_lock:
+        if _ctx is None or _ctx_pid != os.getpid():
+            _ctx = zmq.Context()
+            _ctx_pid = os.getpid()
+        return _ctx
+
+
+class Channel:
+    """A control socket carrying ``_control`` messages.
+
+    A server (ROUTER) receives ``(peer, message)`` and replies with ``send(msg, to=peer)``; a
+    client (DEALER) has ``peer`` always ``b""``. One thread owns a channel.
+    """
+
+    def __init__(self, sock: zmq.Socket[Any], server: bool, address: str) -> None:
+        self._sock = sock
+        self.server = server
+        self.address = address
+
+    @classmethod
+    def serve(cls, bind: str) -> "Channel":
+        """A ROUTER bound at ``bind`` (``tcp://host:0`` picks a free port)."""
+        sock = context().socket(zmq.ROUTER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # an error, not a silent drop, for a gone peer
+        sock.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a restarted peer takes its identity back
+        try:
+            sock.bind(bind)
+        except zmq.ZMQError as exc:
+            sock.close(0)
+            raise ControlError(f"cannot listen on {bind}: {exc} (is another coordinator or daemon running?)") from exc
+        address = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        return cls(sock, True, address)
+
+    @classmethod
+    def connect(cls, address: str, identity: str | None = None) -> "Channel":
+        """A DEALER connected to ``address`` (connects lazily; the server may start later)."""
+        sock = context().socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 1000)
+        sock.setsockopt(zmq.HEARTBEAT_IVL, 1000)
+        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3000)
+        if identity:
+            sock.setsockopt(zmq.ROUTING_ID, identity.encode())
+        try:
+            sock.connect(address)
+        except zmq.ZMQError as exc:
+            sock.close(0)
+            raise ControlError(f"invalid address {address!r}: {exc}") from exc
+        return cls(sock, False, address)
+
+    @property
+    def socket(self) -> zmq.Socket[Any]:
+        """The underlying socket, for :class:`Poller` only."""
+        return self._sock
+
+    def send(self, msg: Any, to: bytes | None = None) -> bool:
+        """Send a message; on a server, to ``to``. Returns False if that peer is gone."""
+        payload = _control.encode(msg)
+        try:
+            if self.server:
+                if to is None:
+                    raise ValueError("a server channel needs a peer")
+                self._sock.send_multipart([to, payload], flags=zmq.DONTWAIT)
+            else:
+                self._sock.send(payload, flags=zmq.DONTWAIT)
+        except zmq.Again:
+            log.warning("control message %s to %r dropped: peer not reachable", type(msg).__name__, to or self.address)
+            return False
+        except zmq.ZMQError as exc:
+            if exc.errno == zmq.EHOSTUNREACH:
+                return False
+            raise ControlError(f"cannot send on {self.address}: {exc}") from exc
+        return True
+
+    def recv(self, timeout_ms: int | None = None) -> tuple[bytes, Any] | None:
+        """The next well-formed message, or None on timeout. Malformed ones are logged and skipped."""
+        while True:
+            if timeout_ms is not None and not self._sock.poll(timeout_ms):
+                return None
+            frames = self._sock.recv_multipart()
+            peer = frames[0] if self.server else b""
+            try:
+                return peer, _control.decode(frames[-1])
+            except ProtocolError as exc:
+                log.warning("dropped malformed control message from %r on %s: %s", peer, self.address, exc)
+                timeout_ms = 0 if timeout_ms is not None else None
+
+    def recv_nowait(self) -> tuple[bytes, Any] | None:
+        """A message if one is waiting, else None."""
+        return self.recv(0)
+
+    def request(self, msg: Any, timeout_s: float) -> Any:
+        """Client only: send ``msg`` and wait for one reply.
+
+        Raises:
+            ControlError: when nothing answers within ``timeout_s``.
+        """
+        self.send(msg)
+        got = self.recv(int(timeout_s * 1000))
+        if got is None:
+            raise ControlError(f"no answer from {self.address} within {timeout_s:g} s")
+        return got[1]
+
+    def close(self, linger_ms: int = 0) -> None:
+        """Close the socket (idempotent)."""
+        if not self._sock.closed:
+            self._sock.close(linger_ms)
+
+
+class Poller:
+    """Wait on channels and data sockets together."""
+
+    def __init__(self, members: Iterable[Any] = ()) -> None:
+        self._poller = zmq.Poller()
+        self._by_socket: dict[Any, Any] = {}
+        for m in members:
+            self.add(m)
+
+    def add(self, member: Any) -> None:
+        """Watch ``member`` (anything with a ``.socket``) for incoming messages."""
+        self._by_socket[member.socket] = member
+        self._poller.register(member.socket, zmq.POLLIN)
+
+    def remove(self, member: Any) -> None:
+        """Stop watching ``member``."""
+        self._by_socket.pop(member.socket, None)
+        self._poller.unregister(member.socket)
+
+    def wait(self, timeout_ms: int | None) -> list[Any]:
+        """Members with something to read (empty on timeout)."""
+        try:
+            ready = self._poller.poll(timeout_ms)
+        except zmq.ZMQError as exc:
+            if exc.errno == zmq.EINTR:
+                return []
+            raise
+        return [self._by_socket[s] for s, _ in ready if s in self._by_socket]

@@ -1,0 +1,121 @@
+"""Data-plane sockets: a node's XPUB publisher and SUB subscriber."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Sequence
+
+import zmq
+
+from .._errors import ControlError
+
+__all__ = ["Publisher", "Subscriber", "ipc_endpoint"]
+
+log = logging.getLogger(__name__)
+
+# Large enough that a burst is absorbed by the receiver thread's drop-oldest queues, which
+# implement dora's queue_size; ZeroMQ's own HWM drops the *newest*, which is the wrong end.
+_HWM = 10_000
+
+
+def ipc_endpoint(directory: str, name: str) -> str:
+    """An ``ipc://`` address in ``directory`` (kept under the 107-byte socket path limit)."""
+    path = os.path.join(directory, name + ".sock")
+    if len(path) > 100:
+        path = os.path.join(directory, f"{abs(hash(name)) % 10**10}.sock")
+    return "ipc://" + path
+
+
+class Publisher:
+    """A node's output socket (XPUB) bound on ipc and optionally tcp.
+
+    ``XPUB_VERBOSER`` makes every subscription from every subscriber visible, which the start
+    barrier uses; subscriptions are read with :meth:`read_subscriptions`.
+    """
+
+    def __init__(self, ipc: str, tcp_bind: str = "") -> None:
+        sock = context_socket(zmq.XPUB)
+        sock.setsockopt(zmq.XPUB_VERBOSER, 1)
+        sock.setsockopt(zmq.SNDHWM, _HWM)
+        sock.setsockopt(zmq.LINGER, 2000)
+        self._sock = sock
+        try:
+            sock.bind(ipc)
+            self.ipc = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+            self.tcp = ""
+            if tcp_bind:
+                sock.bind(tcp_bind)
+                self.tcp = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        except zmq.ZMQError as exc:
+            sock.close(0)
+            raise ControlError(f"cannot bind node publisher on {ipc} {tcp_bind}: {exc}") from exc
+
+    @property
+    def socket(self) -> zmq.Socket[Any]:
+        """The underlying socket, for polling."""
+        return self._sock
+
+    def send(self, frames: Sequence[Any]) -> None:
+        """Send one multipart message (large buffers go without a copy)."""
+        self._sock.send_multipart(frames, copy=False)
+
+    def read_subscriptions(self) -> list[bytes]:
+        """Subscription messages (``\\x01topic`` / ``\\x00topic``) waiting on the socket."""
+        out = []
+        while True:
+            try:
+                out.append(self._sock.recv(zmq.DONTWAIT))
+            except zmq.Again:
+                return out
+
+    def close(self, linger_ms: int = 2000) -> None:
+        """Close, waiting up to ``linger_ms`` for queued messages to leave."""
+        if not self._sock.closed:
+            self._sock.close(linger_ms)
+
+
+class Subscriber:
+    """A node's input socket (SUB): connects to upstream publishers, filters by topic."""
+
+    def __init__(self) -> None:
+        sock = context_socket(zmq.SUB)
+        sock.setsockopt(zmq.RCVHWM, _HWM)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.HEARTBEAT_IVL, 1000)
+        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3000)
+        self._sock = sock
+        self.connected: set[str] = set()
+
+    @property
+    def socket(self) -> zmq.Socket[Any]:
+        """The underlying socket, for polling."""
+        return self._sock
+
+    def connect(self, address: str) -> None:
+        """Connect to a publisher once (repeated calls are no-ops)."""
+        if address and address not in self.connected:
+            self._sock.connect(address)
+            self.connected.add(address)
+
+    def subscribe(self, topic: bytes) -> None:
+        """Receive messages whose topic frame starts with ``topic``."""
+        self._sock.setsockopt(zmq.SUBSCRIBE, topic)
+
+    def recv_nowait(self) -> list[zmq.Frame] | None:
+        """One multipart message as frames (zero-copy), or None if none is waiting."""
+        try:
+            return self._sock.recv_multipart(zmq.DONTWAIT, copy=False)
+        except zmq.Again:
+            return None
+
+    def close(self) -> None:
+        """Close the socket (idempotent)."""
+        if not self._sock.closed:
+            self._sock.close(0)
+
+
+def context_socket(kind: int) -> zmq.Socket[Any]:
+    from ._channel import context
+
+    return context().socket(kind)

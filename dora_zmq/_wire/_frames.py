@@ -1,0 +1,131 @@
+"""Frame layout of a data-plane message: topic, head (struct + metadata), Arrow body."""
+
+from __future__ import annotations
+
+import enum
+import struct
+import time
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import pyarrow as pa
+
+from .._errors import ProtocolError
+from ._arrow import decode_value, encode_value
+from ._metadata import decode_metadata, encode_metadata
+
+__all__ = [
+    "HEAD_SIZE",
+    "MARKER_PREFIX",
+    "MessageKind",
+    "WireMessage",
+    "decode_frames",
+    "decode_topic",
+    "encode_control_frames",
+    "encode_data_frames",
+    "encode_topic",
+    "marker_topic",
+    "parse_marker",
+]
+
+_MAGIC = b"DZ"
+WIRE_VERSION = 1
+# magic(2) version(1) kind(1) seq(8) sent_ns(8)
+_HEAD = struct.Struct("<2sBBQQ")
+HEAD_SIZE = _HEAD.size
+
+#: Subscription "topics" that start with NUL never match data (data topics start with a node
+#: id); a subscriber sends ``MARKER_PREFIX + node_id`` after its real subscriptions so that a
+#: publisher knows that subscriber is fully attached (the start barrier).
+MARKER_PREFIX = b"\x00sub:"
+
+
+class MessageKind(enum.IntEnum):
+    """What a data-plane message carries."""
+
+    DATA = 0
+    EOS = 1  # the sender finished this output; nothing follows
+    FAILED = 2  # the sender crashed; metadata carries {"error": text}
+
+
+@dataclass(frozen=True, slots=True)
+class WireMessage:
+    """A decoded data-plane message."""
+
+    topic: str
+    kind: MessageKind
+    seq: int
+    sent_ns: int
+    metadata: dict[str, Any]
+    value: pa.Array | None
+
+
+def encode_topic(node: str, output: str) -> bytes:
+    """``b"node/output\\0"``."""
+    return f"{node}/{output}".encode() + b"\0"
+
+
+def decode_topic(raw: bytes) -> str:
+    """Inverse of :func:`encode_topic`."""
+    if not raw.endswith(b"\0"):
+        raise ProtocolError("topic frame is not NUL-terminated")
+    return raw[:-1].decode("utf-8", errors="replace")
+
+
+def marker_topic(node: str) -> bytes:
+    """The barrier marker a subscriber node subscribes to after its real topics."""
+    return MARKER_PREFIX + node.encode()
+
+
+def parse_marker(subscription: bytes) -> tuple[bool, str] | None:
+    """Parse an XPUB subscription message: ``(subscribed, node)`` for markers, else ``None``."""
+    if len(subscription) < 1 + len(MARKER_PREFIX) or subscription[1:].find(MARKER_PREFIX) != 0:
+        return None
+    return subscription[0] == 1, subscription[1 + len(MARKER_PREFIX) :].decode(errors="replace")
+
+
+def encode_data_frames(
+    topic: bytes, seq: int, value: pa.Array, metadata: Mapping[str, Any] | None
+) -> list[Any]:
+    """Frames for one data message (the body is a ``pyarrow.Buffer``, sendable without copy)."""
+    head = _HEAD.pack(_MAGIC, WIRE_VERSION, MessageKind.DATA, seq, time.monotonic_ns())
+    return [topic, head + encode_metadata(metadata), encode_value(value)]
+
+
+def encode_control_frames(
+    topic: bytes, kind: MessageKind, seq: int, metadata: Mapping[str, Any] | None = None
+) -> list[bytes]:
+    """Frames for an in-band EOS / FAILED message (no body)."""
+    head = _HEAD.pack(_MAGIC, WIRE_VERSION, kind, seq, time.monotonic_ns())
+    return [topic, head + encode_metadata(metadata), b""]
+
+
+def decode_frames(frames: Sequence[Any]) -> WireMessage:
+    """Decode ``[topic, head, body]`` (bytes or objects with a ``.buffer``/``.bytes``).
+
+    Raises:
+        ProtocolError: for anything malformed; the caller counts and drops the message.
+    """
+    if len(frames) != 3:
+        raise ProtocolError(f"expected 3 frames, got {len(frames)}")
+    topic_raw, head_raw, body = (_view(f) for f in frames)
+    topic = decode_topic(bytes(topic_raw))
+    if len(head_raw) < HEAD_SIZE:
+        raise ProtocolError(f"head frame too short ({len(head_raw)} bytes)")
+    magic, version, kind, seq, sent_ns = _HEAD.unpack_from(head_raw)
+    if magic != _MAGIC:
+        raise ProtocolError("bad magic in head frame")
+    if version != WIRE_VERSION:
+        raise ProtocolError(f"wire version {version} not supported (this side speaks {WIRE_VERSION})")
+    try:
+        mkind = MessageKind(kind)
+    except ValueError as exc:
+        raise ProtocolError(f"unknown message kind {kind}") from exc
+    metadata = decode_metadata(head_raw[HEAD_SIZE:])
+    value = decode_value(body) if mkind is MessageKind.DATA else None
+    return WireMessage(topic, mkind, seq, sent_ns, metadata, value)
+
+
+def _view(frame: Any) -> Any:
+    buffer = getattr(frame, "buffer", None)
+    return buffer if buffer is not None else frame

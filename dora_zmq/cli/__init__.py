@@ -1,0 +1,43 @@
+"""The ``dora-zmq`` command line (click). Only this package prints or picks exit codes."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+from rich.markup import escape
+
+from .._errors import DataflowFailed, DoraZmqError
+from .._version import __version__
+from ._console import err, setup_logging
+
+__all__ = ["main", "cli"]
+
+
+class _Group(click.Group):
+    """Turns our errors into one red line and exit code 1 (2 for usage); bugs keep tracebacks."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DataflowFailed:
+            sys.exit(1)
+        except DoraZmqError as exc:
+            err.print(f"[bold red]error:[/bold red] {escape(str(exc))}")
+            sys.exit(1)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="dora-zmq")
+@click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
+def cli(verbose: int) -> None:
+    """dora_zmq: run dora dataflows over ZeroMQ and Arrow, locally or across machines."""
+    setup_logging(verbose)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    from . import _commands  # noqa: F401 - registers the commands
+
+    cli()

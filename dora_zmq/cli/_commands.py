@@ -1,0 +1,229 @@
+"""Every ``dora-zmq`` command, each a thin layer over the library."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import click
+from rich.markup import escape
+from rich.table import Table
+
+from .. import _control as ctl
+from .._errors import ControlError, DataflowFailed, DescriptorErrors, NodeFailure
+from ..coordinator import DEFAULT_ADDRESS, Coordinator
+from ..daemon import Daemon
+from ..descriptor import load_dataflow
+from . import cli
+from ._client import StopSignals, coordinator_address, follow, request
+from ._console import err, out, print_failure_result, print_log_line
+from ._local import check_reachable, run_local
+
+_COORD_OPT = click.option(
+    "--coordinator", "coordinator", default=None, metavar="ADDR",
+    help=f"Coordinator control address (default: $DORA_ZMQ_COORDINATOR or {DEFAULT_ADDRESS}).",
+)
+_GRACE_OPT = click.option(
+    "--grace-duration", "grace", type=float, default=10.0, show_default=True,
+    help="Seconds nodes get to exit after STOP before SIGTERM (then SIGKILL 2 s later).",
+)
+
+
+def _load(path: str):  # type: ignore[no-untyped-def]
+    try:
+        return load_dataflow(path)
+    except DescriptorErrors as exc:
+        err.print(f"[bold red]{escape(exc.format())}[/bold red]")
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("dataflow", type=click.Path(dir_okay=False))
+def check(dataflow: str) -> None:
+    """Validate a dataflow YAML; print every problem found."""
+    df = _load(dataflow)
+    out.print(f"[green]ok[/green] {escape(dataflow)}: {len(df.nodes)} nodes, machines: {', '.join(m or '(default)' for m in df.machines())}")
+
+
+@cli.command()
+@click.argument("dataflow", type=click.Path(dir_okay=False))
+def graph(dataflow: str) -> None:
+    """Print the dataflow as a Mermaid flowchart."""
+    out.print(_load(dataflow).mermaid(), markup=False)
+
+
+@cli.command()
+@click.argument("dataflow", type=click.Path(dir_okay=False))
+@click.option("--name", default=None, help="A name to refer to the dataflow by.")
+@_GRACE_OPT
+def run(dataflow: str, name: str | None, grace: float) -> None:
+    """Run a dataflow on this machine (coordinator and daemon embedded) until it ends.
+
+    Ctrl-C sends STOP to every node; a second Ctrl-C kills them. Exits 1 if a node failed.
+    """
+    run_local(_load(dataflow), name, grace)
+
+
+@cli.command()
+@click.option("--bind", default=DEFAULT_ADDRESS, show_default=True, help="Control address to listen on (use tcp://0.0.0.0:PORT for other machines).")
+def coordinator(bind: str) -> None:
+    """Run a coordinator in the foreground."""
+    coord = Coordinator(bind)
+    with StopSignals() as signals:
+        t = threading.Thread(target=coord.serve_forever, name="coordinator", daemon=True)
+        t.start()
+        out.print(f"coordinator listening on {coord.address}")
+        while t.is_alive() and not signals.event.wait(0.2):
+            pass
+        coord.request_shutdown()
+        t.join(10)
+
+
+@cli.command()
+@click.option("--machine-id", default="", help="The name `deploy.machine` uses for this machine.")
+@_COORD_OPT
+@click.option("--bind-data", default="", metavar="HOST", help="Interface for tcp data sockets, for nodes on other machines (e.g. 0.0.0.0).")
+@click.option("--advertise", default="", metavar="HOST", help="Address other machines reach this one at (for NAT and containers).")
+@click.option("--run-dir", type=click.Path(file_okay=False), default=None, help="Folder for ipc sockets (default: a private temporary folder).")
+def daemon(machine_id: str, coordinator: str | None, bind_data: str, advertise: str, run_dir: str | None) -> None:
+    """Run a daemon in the foreground: it runs this machine's nodes."""
+    d = Daemon(coordinator_address(coordinator), machine_id, run_dir=Path(run_dir) if run_dir else None, tcp_bind=bind_data, advertise=advertise)
+    with StopSignals() as signals:
+        t = threading.Thread(target=d.serve_forever, name="daemon", daemon=True)
+        t.start()
+        out.print(f"daemon '{machine_id or '(default)'}' connecting to {coordinator_address(coordinator)}")
+        while t.is_alive() and not signals.event.wait(0.2):
+            pass
+        d.request_shutdown(10.0)
+        t.join(30)
+
+
+@cli.command()
+@_COORD_OPT
+def up(coordinator: str | None) -> None:
+    """Start a coordinator and a daemon in the background on this machine."""
+    address = coordinator_address(coordinator)
+    if check_reachable(address):
+        out.print(f"a coordinator is already running at {address}")
+        return
+    state = Path(os.environ.get("DORA_ZMQ_STATE_DIR", Path.home() / ".local" / "state" / "dora-zmq"))
+    state.mkdir(parents=True, exist_ok=True)
+    for role, args in (("coordinator", ["coordinator", "--bind", address]), ("daemon", ["daemon", "--coordinator", address])):
+        with open(state / f"{role}.log", "ab") as logf:
+            subprocess.Popen(  # noqa: S603 - our own entry point, detached on purpose
+                [sys.executable, "-m", "dora_zmq", *args], stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, start_new_session=True
+            )
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            pong = request(address, ctl.Ping(), timeout_s=1.0)
+        except ControlError:
+            continue
+        if pong.daemons:
+            out.print(f"[green]up[/green]: coordinator at {address}, daemons: {', '.join(m or '(default)' for m in pong.daemons)}; logs in {state}")
+            return
+        time.sleep(0.1)
+    raise ControlError(f"coordinator or daemon did not come up within 15 s; see the logs in {state}")
+
+
+@cli.command()
+@_COORD_OPT
+def destroy(coordinator: str | None) -> None:
+    """Stop every dataflow, the daemons and the coordinator."""
+    address = coordinator_address(coordinator)
+    reply = request(address, ctl.Destroy())
+    out.print(reply.message)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and check_reachable(address):
+        time.sleep(0.2)
+    out.print("[green]destroyed[/green]")
+
+
+@cli.command()
+@click.argument("dataflow", type=click.Path(dir_okay=False))
+@click.option("--name", default=None, help="A name to refer to the dataflow by.")
+@click.option("--attach/--detach", default=False, help="Stream logs until the dataflow ends (default: detach).")
+@_GRACE_OPT
+@_COORD_OPT
+def start(dataflow: str, name: str | None, attach: bool, grace: float, coordinator: str | None) -> None:
+    """Start a dataflow on a running coordinator (see `up`)."""
+    df = _load(dataflow)
+    address = coordinator_address(coordinator)
+    started = request(address, ctl.StartDataflow(df.text, str(df.path), str(df.working_dir), name))
+    out.print(f"started dataflow '{started.name}' ({started.dataflow_id})")
+    if attach:
+        with StopSignals() as signals:
+            result = follow(address, started.dataflow_id, grace, signals)
+        _report(result)
+
+
+@cli.command()
+@click.argument("dataflow", required=False)
+@_GRACE_OPT
+@_COORD_OPT
+def stop(dataflow: str | None, grace: float, coordinator: str | None) -> None:
+    """Stop a dataflow (by name or id; the only running one if omitted)."""
+    address = coordinator_address(coordinator)
+    if dataflow is None:
+        running = [d for d in request(address, ctl.ListDataflows()).dataflows if d.status in ("running", "pending", "stopping")]
+        if len(running) != 1:
+            raise ControlError(f"{len(running)} dataflows are running; name one (see `dora-zmq list`)")
+        dataflow = running[0].id
+    out.print(request(address, ctl.StopDataflow(dataflow, grace)).message)
+
+
+@cli.command(name="list")
+@_COORD_OPT
+def list_(coordinator: str | None) -> None:
+    """List running and recently finished dataflows."""
+    flows = request(coordinator_address(coordinator), ctl.ListDataflows()).dataflows
+    table = Table("name", "id", "status", "nodes", "failed", "dropped")
+    for d in flows:
+        states: dict[str, int] = {}
+        for s in d.nodes.values():
+            states[s] = states.get(s, 0) + 1
+        table.add_row(
+            d.name, d.id[:8], d.status, ", ".join(f"{n} {s}" for s, n in sorted(states.items())),
+            ", ".join(f.node for f in d.failures) or "-", ", ".join(f"{k}: {v}" for k, v in d.drops.items()) or "-",
+        )
+    out.print(table)
+
+
+@cli.command()
+@click.argument("dataflow")
+@click.argument("node")
+@click.option("--follow", "-f", "follow_", is_flag=True, help="Keep streaming until the dataflow ends.")
+@click.option("--tail", type=int, default=0, help="Only the last N lines.")
+@_COORD_OPT
+def logs(dataflow: str, node: str, follow_: bool, tail: int, coordinator: str | None) -> None:
+    """Print a node's output (kept by the coordinator; files are in <yaml dir>/out/<id>/)."""
+    from .._transport import Channel
+
+    client = Channel.connect(coordinator_address(coordinator))
+    try:
+        client.send(ctl.FetchLogs(dataflow, node, follow_, tail))
+        with StopSignals() as signals:
+            while not signals.event.is_set():
+                got = client.recv(200)
+                if got is None:
+                    continue
+                msg = got[1]
+                if isinstance(msg, ctl.Failed):
+                    raise ControlError(msg.message)
+                if isinstance(msg, ctl.LogLine):
+                    print_log_line(msg)
+                elif isinstance(msg, ctl.DataflowResult):
+                    return
+    finally:
+        client.close()
+
+
+def _report(result: ctl.DataflowResult) -> None:
+    if not result.ok:
+        print_failure_result(result)
+        raise DataflowFailed(result.name, [NodeFailure(f.node, f.exit_code, f.signal, f.stderr_tail, f.reason) for f in result.failures])
+    err.print(f"[green]dataflow '{result.name}' finished[/green]")

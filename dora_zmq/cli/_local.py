@@ -1,0 +1,62 @@
+"""``dora-zmq run``: a coordinator and a daemon embedded in one process, one dataflow."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+from .. import _control as ctl
+from .._errors import ControlError, DataflowFailed, NodeFailure
+from ..coordinator import Coordinator
+from ..daemon import Daemon
+from ..descriptor import Dataflow
+from ._client import StopSignals, follow, request
+from ._console import err, print_failure_result
+
+__all__ = ["run_local"]
+
+log = logging.getLogger(__name__)
+
+
+def run_local(dataflow: Dataflow, name: str | None, grace_s: float) -> ctl.DataflowResult:
+    """Run ``dataflow`` on this machine until it ends; Ctrl-C/SIGTERM stop it cleanly.
+
+    Raises:
+        DataflowFailed: a node failed (the report was printed already).
+    """
+    coordinator = Coordinator("tcp://127.0.0.1:0")
+    daemon = Daemon(coordinator.address, "")
+    threads = [
+        threading.Thread(target=coordinator.serve_forever, name="dora-zmq-coordinator", daemon=True),
+        threading.Thread(target=daemon.serve_forever, name="dora-zmq-daemon", daemon=True),
+    ]
+    for t in threads:
+        t.start()
+    try:
+        with StopSignals() as signals:
+            started = request(
+                coordinator.address,
+                ctl.StartDataflow(dataflow.text, str(dataflow.path or ""), str(dataflow.working_dir), name, local=True),
+            )
+            result = follow(coordinator.address, started.dataflow_id, grace_s, signals)
+    finally:
+        # Bounded, ordered shutdown: the daemon stops and reaps every node, then the coordinator goes.
+        daemon.request_shutdown(0.0)
+        threads[1].join(15)
+        coordinator.request_shutdown()
+        threads[0].join(5)
+    if not result.ok:
+        print_failure_result(result)
+        raise DataflowFailed(result.name, [NodeFailure(f.node, f.exit_code, f.signal, f.stderr_tail, f.reason, f.machine) for f in result.failures])
+    err.print(f"[green]dataflow '{result.name}' finished[/green]" + (" (stopped)" if result.stopped else ""))
+    return result
+
+
+def check_reachable(address: str) -> bool:
+    """True if a coordinator answers at ``address``."""
+    try:
+        request(address, ctl.Ping(), timeout_s=1.0)
+    except ControlError:
+        return False
+    return True

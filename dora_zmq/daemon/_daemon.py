@@ -1,0 +1,347 @@
+"""The daemon: one per machine; spawns, watches and stops that machine's nodes.
+
+It sits between the coordinator (a DEALER to its ROUTER) and the local nodes (its own
+ROUTER). It is never on the data path: nodes publish to each other directly.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import _control as ctl
+from .._errors import ControlError, DescriptorError
+from .._transport import Channel, Poller, ipc_endpoint
+from .._version import __version__
+from ..descriptor import Dataflow, NodeKind, NodeSpec, parse_dataflow
+from ._supervisor import ExitInfo, NodeProcess, Supervisor
+
+__all__ = ["Daemon", "ENV_DAEMON", "ENV_DATAFLOW", "ENV_MACHINE", "ENV_NODE"]
+
+log = logging.getLogger(__name__)
+
+# The node side reads these (dora_zmq.node._config); the names are the contract.
+ENV_DAEMON = "DORA_ZMQ_DAEMON"
+ENV_NODE = "DORA_NODE_ID"
+ENV_DATAFLOW = "DORA_DATAFLOW_ID"
+ENV_MACHINE = "DORA_ZMQ_MACHINE"
+
+_HEARTBEAT_S = 1.0
+_REGISTER_RETRY_S = 1.0
+
+
+@dataclass(slots=True)
+class _Dataflow:
+    """What this daemon knows of one dataflow it runs nodes for."""
+
+    id: str
+    name: str
+    yaml: str
+    descriptor: Dataflow
+    working_dir: Path
+    ipc_dir: Path
+    nodes: list[str]
+    multi_machine: bool
+    peers: dict[str, bytes] = field(default_factory=dict)  # node -> control identity
+    last_peers: ctl.Peers | None = None
+    stopping: str = ""
+    grace_s: float = 10.0
+    live: set[str] = field(default_factory=set)
+
+
+class Daemon:
+    """Runs the nodes of one machine for the coordinator at ``coordinator``.
+
+    Args:
+        coordinator: the coordinator's control address (``tcp://host:port``).
+        machine_id: the name ``deploy.machine`` uses for this machine ("" = default).
+        run_dir: where ipc sockets live (a private temporary folder by default).
+        tcp_bind: interface nodes bind tcp data sockets on, for peers on other machines.
+        advertise: the host name or address other machines reach this one by.
+    """
+
+    def __init__(
+        self,
+        coordinator: str,
+        machine_id: str = "",
+        *,
+        run_dir: Path | None = None,
+        tcp_bind: str = "",
+        advertise: str = "",
+    ) -> None:
+        self.machine_id = machine_id
+        self._own_run_dir = run_dir is None
+        self.run_dir = Path(run_dir or tempfile.mkdtemp(prefix="dora-zmq-"))
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.tcp_bind = tcp_bind
+        self.advertise = advertise
+        self.nodes = Channel.serve(ipc_endpoint(str(self.run_dir), "daemon"))
+        self.coordinator = Channel.connect(coordinator, identity=f"daemon/{machine_id}/{socket.gethostname()}/{os.getpid()}")
+        self.supervisor = Supervisor()
+        self._dataflows: dict[str, _Dataflow] = {}
+        self._stop = threading.Event()
+        self._shutdown_deadline: float | None = None
+        self._accepted = False
+
+    @property
+    def node_address(self) -> str:
+        """Where this daemon's nodes connect."""
+        return self.nodes.address
+
+    def request_shutdown(self, grace_s: float = 10.0) -> None:
+        """Thread-safe: stop every node (bounded ladder) and leave ``serve_forever``."""
+        self._stop.set()
+        self._pending_grace = grace_s
+
+    _pending_grace = 10.0
+
+    def serve_forever(self) -> None:
+        """Run the event loop until shut down; always stops and reaps every node."""
+        poller = Poller([self.coordinator, self.nodes])
+        next_beat = next_register = 0.0
+        try:
+            while True:
+                now = time.monotonic()
+                if self._stop.is_set() and self._shutdown_deadline is None:
+                    self._begin_shutdown(self._pending_grace)
+                if not self._accepted and now >= next_register:
+                    self._register()
+                    next_register = now + _REGISTER_RETRY_S
+                for member in poller.wait(50):
+                    self._drain(member)
+                self._reap()
+                self._flush_logs()
+                if self._accepted and now >= next_beat:
+                    self.coordinator.send(ctl.DaemonHeartbeat(self.machine_id))
+                    next_beat = now + _HEARTBEAT_S
+                if self._shutdown_deadline is not None and (
+                    not self.supervisor.running() or now > self._shutdown_deadline
+                ):
+                    break
+        finally:
+            self._close()
+
+    # ---- coordinator side --------------------------------------------------------------
+
+    def _register(self) -> None:
+        self.coordinator.send(
+            ctl.RegisterDaemon(self.machine_id, __version__, ctl.PROTOCOL_VERSION, socket.gethostname(), os.getpid())
+        )
+
+    def _drain(self, member: Channel) -> None:
+        while (got := member.recv_nowait()) is not None:
+            peer, msg = got
+            if member is self.coordinator:
+                self._on_coordinator(msg)
+            else:
+                self._on_node(peer, msg)
+
+    def _on_coordinator(self, msg: Any) -> None:
+        match msg:
+            case ctl.DaemonAccepted(error=error):
+                if error:
+                    log.error("coordinator refused daemon '%s': %s", self.machine_id, error)
+                    self._stop.set()
+                else:
+                    self._accepted = True
+                    log.info("daemon '%s' registered with the coordinator at %s", self.machine_id, self.coordinator.address)
+            case ctl.SpawnNodes():
+                self._spawn_dataflow(msg)
+            case ctl.Peers(dataflow_id=df_id):
+                if (df := self._dataflows.get(df_id)) is not None:
+                    df.last_peers = msg
+                    self._to_nodes(df, msg)
+            case ctl.UpstreamExited(dataflow_id=df_id):
+                if (df := self._dataflows.get(df_id)) is not None:
+                    self._to_nodes(df, msg)
+            case ctl.StopNodes(dataflow_id=df_id, grace_s=grace, reason=reason):
+                if (df := self._dataflows.get(df_id)) is not None:
+                    self._stop_dataflow(df, grace, reason)
+            case ctl.ShutdownDaemon(grace_s=grace):
+                self.request_shutdown(grace)
+            case _:
+                log.debug("daemon ignores %r", msg)
+
+    def _spawn_dataflow(self, msg: ctl.SpawnNodes) -> None:
+        working_dir = Path(msg.working_dir)
+        if not working_dir.is_dir():
+            working_dir = Path.cwd()
+        try:
+            descriptor = parse_dataflow(msg.yaml, working_dir=working_dir, check_paths=False)
+        except DescriptorError as exc:
+            for node in msg.nodes:
+                self._report_exit(msg.dataflow_id, node, ExitInfo(None, None, True, f"invalid dataflow: {exc}", ""))
+            return
+        ipc_dir = self.run_dir / msg.dataflow_id[:12]
+        ipc_dir.mkdir(parents=True, exist_ok=True)
+        df = _Dataflow(msg.dataflow_id, msg.name, msg.yaml, descriptor, working_dir, ipc_dir, list(msg.nodes), msg.multi_machine)
+        self._dataflows[df.id] = df
+        for node_id in msg.nodes:
+            spec = descriptor.node(node_id)
+            if spec.kind is NodeKind.DYNAMIC:
+                continue
+            self._spawn_node(df, spec)
+
+    def _spawn_node(self, df: _Dataflow, spec: NodeSpec) -> None:
+        argv = self._argv(df, spec)
+        if isinstance(argv, str):
+            self._report_exit(df.id, spec.id, ExitInfo(None, None, True, argv, ""))
+            return
+        env = dict(os.environ)
+        env.update(spec.env)
+        env.update({
+            ENV_DAEMON: self.node_address,
+            ENV_NODE: spec.id,
+            ENV_DATAFLOW: df.id,
+            ENV_MACHINE: self.machine_id,
+            "PYTHONUNBUFFERED": "1",
+        })
+        log_path = self._log_path(df, spec.id)
+        try:
+            self.supervisor.spawn(df.id, spec.id, argv, env, df.working_dir, log_path)
+        except OSError as exc:
+            self._report_exit(df.id, spec.id, ExitInfo(None, None, True, f"could not start {argv[0]}: {exc}", ""))
+            return
+        df.live.add(spec.id)
+
+    @staticmethod
+    def _argv(df: _Dataflow, spec: NodeSpec) -> list[str] | str:
+        if spec.kind is NodeKind.RUNTIME:
+            return [sys.executable, "-u", "-m", "dora_zmq.operators"]
+        path = spec.executable
+        if path is None and spec.path:
+            candidate = Path(spec.path) if os.path.isabs(spec.path) else df.working_dir / spec.path
+            path = candidate if candidate.exists() else (Path(w) if (w := shutil.which(spec.path)) else None)
+        if path is None or not path.exists():
+            return f"node '{spec.id}': path '{spec.path}' not found (looked in {df.working_dir} and on PATH)"
+        if path.suffix == ".py":
+            return [sys.executable, "-u", str(path), *spec.args]
+        return [str(path), *spec.args]
+
+    def _log_path(self, df: _Dataflow, node: str) -> Path:
+        for base in (df.working_dir / "out" / df.id, self.run_dir / "logs" / df.id):
+            try:
+                base.mkdir(parents=True, exist_ok=True)
+                return base / f"log_{node}.txt"
+            except OSError:
+                continue
+        return self.run_dir / f"log_{df.id}_{node}.txt"
+
+    def _stop_dataflow(self, df: _Dataflow, grace_s: float, reason: str) -> None:
+        df.stopping = reason or "MANUAL"
+        df.grace_s = grace_s
+        self._to_nodes(df, ctl.StopNode(df.stopping))
+        self.supervisor.request_stop(df.id, grace_s)
+
+    def _begin_shutdown(self, grace_s: float) -> None:
+        self._shutdown_deadline = time.monotonic() + grace_s + 5.0
+        for df in self._dataflows.values():
+            self._stop_dataflow(df, grace_s, "MANUAL")
+
+    # ---- node side ---------------------------------------------------------------------
+
+    def _on_node(self, peer: bytes, msg: Any) -> None:
+        match msg:
+            case ctl.RegisterNode():
+                self._register_node(peer, msg)
+            case ctl.NodeBound(dataflow_id=df_id, node=node, endpoint=endpoint):
+                self.coordinator.send(ctl.NodeReady(df_id, node, endpoint))
+            case ctl.NodeStats() | ctl.RequestStop():
+                self.coordinator.send(msg)
+            case ctl.NodeClosing(dataflow_id=df_id, node=node, error=error):
+                df = self._dataflows.get(df_id)
+                if df is not None and df.descriptor.node(node).kind is NodeKind.DYNAMIC:
+                    df.peers.pop(node, None)
+                    info = ExitInfo(1 if error else 0, None, bool(error), error, "")
+                    self._report_exit(df_id, node, info)
+            case _:
+                log.debug("daemon ignores node message %r", msg)
+
+    def _register_node(self, peer: bytes, msg: ctl.RegisterNode) -> None:
+        df = self._dataflows.get(msg.dataflow_id) or self._find_dynamic(msg.node)
+        if msg.protocol != ctl.PROTOCOL_VERSION:
+            self.nodes.send(ctl.RegisterRefused(f"protocol {msg.protocol} != daemon's {ctl.PROTOCOL_VERSION}; upgrade dora_zmq"), to=peer)
+            return
+        if df is None or msg.node not in df.nodes:
+            where = f"dataflow '{msg.dataflow_id}'" if msg.dataflow_id else "any running dataflow on this machine"
+            self.nodes.send(ctl.RegisterRefused(f"node '{msg.node}' is not part of {where}"), to=peer)
+            return
+        df.peers[msg.node] = peer
+        tcp_bind = f"tcp://{self.tcp_bind}:*" if df.multi_machine and self.tcp_bind else ""
+        self.nodes.send(
+            ctl.NodeSetup(
+                df.id, msg.node, df.yaml, str(df.working_dir), self.machine_id, str(df.ipc_dir),
+                tcp_bind, self.advertise, stopping=bool(df.stopping),
+            ),
+            to=peer,
+        )
+        if df.last_peers is not None and df.descriptor.node(msg.node).kind is NodeKind.DYNAMIC:
+            self.nodes.send(df.last_peers, to=peer)
+
+    def _find_dynamic(self, node: str) -> _Dataflow | None:
+        for df in self._dataflows.values():
+            if node in df.nodes and df.descriptor.node(node).kind is NodeKind.DYNAMIC and not df.stopping:
+                return df
+        return None
+
+    def _to_nodes(self, df: _Dataflow, msg: Any) -> None:
+        for node, peer in list(df.peers.items()):
+            if not self.nodes.send(msg, to=peer):
+                df.peers.pop(node, None)
+
+    # ---- processes ----------------------------------------------------------------------
+
+    def _reap(self) -> None:
+        for proc, info in self.supervisor.tick():
+            df = self._dataflows.get(proc.dataflow_id)
+            if df is not None:
+                df.live.discard(proc.node)
+                df.peers.pop(proc.node, None)
+            self._report_exit(proc.dataflow_id, proc.node, info)
+            if df is not None and not df.live:
+                self._forget(df)
+
+    def _forget(self, df: _Dataflow) -> None:
+        if any(df.descriptor.node(n).kind is NodeKind.DYNAMIC for n in df.peers):
+            return
+        self._dataflows.pop(df.id, None)
+        shutil.rmtree(df.ipc_dir, ignore_errors=True)
+
+    def _report_exit(self, df_id: str, node: str, info: ExitInfo) -> None:
+        if info.failed:
+            log.info("dataflow %s: node %s failed: exit %s signal %s %s", df_id, node, info.exit_code, info.signal, info.reason)
+        self.coordinator.send(
+            ctl.NodeExited(df_id, node, info.exit_code, info.signal, info.failed, info.reason, info.stderr_tail, self.machine_id)
+        )
+
+    def _flush_logs(self) -> None:
+        batches: dict[tuple[str, str, str], list[str]] = {}
+        q = self.supervisor.log_lines
+        while not q.empty():
+            df_id, node, stream, line = q.get_nowait()
+            batches.setdefault((df_id, node, stream), []).append(line)
+        for (df_id, node, stream), lines in batches.items():
+            self.coordinator.send(ctl.NodeLogs(df_id, node, lines, stream))
+
+    def _close(self) -> None:
+        for proc, info in self.supervisor.tick() + self.supervisor.close():
+            self._report_exit(proc.dataflow_id, proc.node, info)
+        self._flush_logs()
+        try:
+            self.coordinator.send(ctl.DaemonExiting(self.machine_id))
+        except ControlError:
+            pass
+        self.coordinator.close(500)
+        self.nodes.close()
+        if self._own_run_dir:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+        log.info("daemon '%s' stopped", self.machine_id)

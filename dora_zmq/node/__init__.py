@@ -1,0 +1,9 @@
+"""The node API: ``Node`` (custom nodes), its events, and the environment it starts from."""
+
+from __future__ import annotations
+
+from ._config import ENV_DAEMON, ENV_DATAFLOW, ENV_MACHINE, ENV_NODE
+from ._events import Event, EventType, StopReason
+from ._node import Node
+
+__all__ = ["ENV_DAEMON", "ENV_DATAFLOW", "ENV_MACHINE", "ENV_NODE", "Event", "EventType", "Node", "StopReason"]

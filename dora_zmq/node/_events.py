@@ -1,0 +1,163 @@
+"""The event queue between a node's receiver thread and ``Node.next()``.
+
+Each input has its own bounded deque: when full, the *oldest* message is dropped and counted
+(dora's ``queue_size`` keeps the newest N). Control events (INPUT_CLOSED, NODE_FAILED, STOP)
+go to a separate unbounded deque and are never dropped. ``get`` returns the event that arrived
+first across all deques, so an INPUT_CLOSED always comes after that input's last message.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from typing import Any, Mapping
+
+import pyarrow as pa
+
+from .._wire import value_bytes
+
+__all__ = ["Event", "EventQueue", "EventType", "StopReason"]
+
+
+class EventType:
+    """Event ``type`` strings, as dora's Python API."""
+
+    INPUT = "INPUT"
+    INPUT_CLOSED = "INPUT_CLOSED"
+    NODE_FAILED = "NODE_FAILED"
+    STOP = "STOP"
+    ERROR = "ERROR"
+    UNKNOWN = "UNKNOWN"
+
+
+class StopReason:
+    """The ``id`` of a STOP event: why the node is asked to stop."""
+
+    MANUAL = "MANUAL"
+    ALL_INPUTS_CLOSED = "ALL_INPUTS_CLOSED"
+    DAEMON_LOST = "DAEMON_LOST"
+
+
+class Event(dict):  # type: ignore[type-arg]
+    """An event dict (``type``, ``id``, ``value``, ``metadata``...).
+
+    ``event["data"]`` (the value as bytes) is computed on first access, so nodes that only use
+    the zero-copy ``value`` never pay for a copy.
+    """
+
+    def __missing__(self, key: str) -> Any:
+        if key == "data":
+            value = self.get("value")
+            data = value_bytes(value) if isinstance(value, pa.Array) else b""
+            self["data"] = data
+            return data
+        raise KeyError(key)
+
+
+class EventQueue:
+    """Thread-safe event buffer with per-input drop-oldest queues."""
+
+    def __init__(self, queue_sizes: Mapping[str, int]) -> None:
+        self._cv = threading.Condition()
+        self._inputs: dict[str, deque[tuple[int, Event]]] = {k: deque() for k in queue_sizes}
+        self._sizes = dict(queue_sizes)
+        self.drops: dict[str, int] = {k: 0 for k in queue_sizes}
+        self._control: deque[tuple[int, Event]] = deque()
+        self._priority: deque[Event] = deque()
+        self._open = set(queue_sizes)
+        self._seq = 0
+        self._ended = False
+        self._stop_sent = False
+
+    @property
+    def open_inputs(self) -> frozenset[str]:
+        """Inputs not closed yet."""
+        with self._cv:
+            return frozenset(self._open)
+
+    def push_input(self, input_id: str, event: Event) -> bool:
+        """Queue an INPUT event; returns False if it displaced (dropped) an older one."""
+        with self._cv:
+            if input_id not in self._open:
+                return True
+            q = self._inputs[input_id]
+            dropped = len(q) >= self._sizes[input_id]
+            if dropped:
+                q.popleft()
+                self.drops[input_id] += 1
+            self._seq += 1
+            q.append((self._seq, event))
+            self._cv.notify()
+            return not dropped
+
+    def close_input(self, input_id: str, *, failed: str | None = None, source: str = "") -> None:
+        """Mark an input closed (once); a ``failed`` upstream adds a NODE_FAILED event first."""
+        with self._cv:
+            if input_id not in self._open:
+                return
+            self._open.discard(input_id)
+            if failed is not None:
+                self._push_control(Event(type=EventType.NODE_FAILED, id=input_id, source=source, error=failed, value=None, metadata={}))
+            self._push_control(Event(type=EventType.INPUT_CLOSED, id=input_id, value=None, metadata={}))
+            if not self._open and not self._stop_sent:
+                self._stop_sent = True
+                self._push_control(_stop(StopReason.ALL_INPUTS_CLOSED))
+            self._cv.notify()
+
+    def stop(self, reason: str = StopReason.MANUAL) -> None:
+        """Deliver STOP before anything still queued; the stream ends after it."""
+        with self._cv:
+            if self._stop_sent and reason != StopReason.DAEMON_LOST:
+                return
+            self._stop_sent = True
+            self._priority.append(_stop(reason))
+            self._cv.notify()
+
+    def push_error(self, message: str) -> None:
+        """Queue an ERROR event (e.g. the daemon reported something the node should know)."""
+        with self._cv:
+            self._push_control(Event(type=EventType.ERROR, id=None, error=message, value=None, metadata={}))
+            self._cv.notify()
+
+    def end(self) -> None:
+        """End the stream now: ``get`` returns None from here on (queued inputs are dropped)."""
+        with self._cv:
+            self._ended = True
+            self._cv.notify_all()
+
+    def get(self, timeout: float | None = None) -> Event | None:
+        """The next event, or None when the stream has ended (or on timeout)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cv:
+            while True:
+                event = self._pop()
+                if event is not None:
+                    if event["type"] == EventType.STOP:
+                        self._ended = True
+                    return event
+                if self._ended:
+                    return None
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return None
+                self._cv.wait(remaining)
+
+    def _pop(self) -> Event | None:
+        if self._priority:
+            return self._priority.popleft()
+        if self._ended:
+            return None
+        best: deque[tuple[int, Event]] | None = self._control if self._control else None
+        for q in self._inputs.values():
+            if q and (best is None or q[0][0] < best[0][0]):
+                best = q
+        return best.popleft()[1] if best else None
+
+    def _push_control(self, event: Event) -> None:
+        self._seq += 1
+        self._control.append((self._seq, event))
+
+
+def _stop(reason: str) -> Event:
+    return Event(type=EventType.STOP, id=reason, value=None, metadata={})

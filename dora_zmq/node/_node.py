@@ -1,0 +1,341 @@
+"""``Node``: the custom-node API of dora-rs (seed 000), plus the older tuple loop (seed 002)."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import sys
+import threading
+import time
+import traceback
+import weakref
+from typing import Any, Iterator, Mapping
+
+import pyarrow as pa
+
+from .. import _control as ctl
+from .._errors import ControlError, NodeConfigError, OutputError
+from .._transport import Channel, Poller, Publisher, Subscriber, ipc_endpoint
+from .._version import __version__
+from .._wire import (
+    MessageKind,
+    encode_control_frames,
+    encode_data_frames,
+    encode_topic,
+    marker_topic,
+    parse_marker,
+    to_arrow,
+)
+from ..descriptor import Dataflow, NodeSpec, OutputRef, TimerSpec, parse_dataflow
+from ._config import NodeEnvironment
+from ._events import Event, EventQueue
+from ._receiver import Receiver, Route, TimerInput
+
+__all__ = ["Node"]
+
+log = logging.getLogger(__name__)
+
+_REGISTER_TIMEOUT_S = float(os.environ.get("DORA_ZMQ_REGISTER_TIMEOUT", "30"))
+_START_TIMEOUT_S = float(os.environ.get("DORA_ZMQ_START_TIMEOUT", "60"))
+_crash: list[str] = []
+
+
+def _record_crash(exc_type: Any, exc: Any, tb: Any) -> None:
+    _crash.append("".join(traceback.format_exception_only(exc_type, exc)).strip())
+    _previous_hook(exc_type, exc, tb)
+
+
+_previous_hook = sys.excepthook
+
+
+class Node:
+    """A dora node: receive events from the dataflow, send outputs into it.
+
+    ``Node()`` reads the environment its daemon set; ``Node("id")`` joins as a dynamic node.
+    It returns once every downstream node is subscribed, so no first message is lost.
+
+    Args:
+        node_id: the id of a ``path: dynamic`` node started by hand; None when spawned.
+
+    Raises:
+        NodeConfigError: the script was not started by a daemon (with how to run it).
+    """
+
+    def __init__(self, node_id: str | None = None) -> None:
+        env = NodeEnvironment.from_env(node_id)
+        self._id = env.node_id
+        self._closed = False
+        self._lock = threading.Lock()
+        self._ctrl = Channel.connect(env.daemon)
+        setup = self._register(env)
+        self._dataflow_id = setup.dataflow_id
+        self._machine = setup.machine
+        self._descriptor: Dataflow = parse_dataflow(setup.yaml, working_dir=_path(setup.working_dir), check_paths=False)
+        self._spec: NodeSpec = self._descriptor.node(self._id)
+        self._topics = {out: encode_topic(self._id, out) for out in self._spec.outputs}
+        self._seqs = {out: 1 for out in self._spec.outputs}
+        self._queue = EventQueue({i.id: i.queue_size for i in self._spec.inputs.values()})
+        self._pub = Publisher(ipc_endpoint(setup.ipc_dir, self._id), setup.tcp_bind)
+        self._sub = Subscriber()
+        self._routes = self._build_routes()
+        self._peer_lock = threading.Lock()
+        self._deferred: list[Any] = []  # control messages that arrived during start-up
+        self._start(setup)
+        self._ctrl_tx = Channel.connect(env.daemon)
+        self._receiver = Receiver(
+            self._id, self._sub, self._ctrl, self._routes, self._timers(), self._queue, self._connect_peers, env.spawned,
+            self._deferred,
+        )
+        self._receiver.start()
+        _install_exit_hooks(self)
+
+    # ---- public API -------------------------------------------------------------------
+
+    @property
+    def id(self) -> str:
+        """This node's id."""
+        return self._id
+
+    @property
+    def dataflow_id(self) -> str:
+        """The id of the running dataflow this node belongs to."""
+        return self._dataflow_id
+
+    @property
+    def machine(self) -> str:
+        """The machine (daemon) this node runs on."""
+        return self._machine
+
+    def next(self, timeout: float | None = None) -> Event | None:
+        """The next event; None when the stream has ended (or ``timeout`` seconds passed)."""
+        return self._queue.get(timeout)
+
+    def __iter__(self) -> Iterator[Event]:
+        while (event := self._queue.get()) is not None:
+            yield event
+
+    def __next__(self) -> Event:
+        event = self._queue.get()
+        if event is None:
+            raise StopIteration
+        return event
+
+    def inputs(self) -> Iterator[tuple[str, bytes, dict[str, Any]]]:
+        """The older dora loop (seed 002): ``for input_id, value, metadata in node.inputs():``.
+
+        Yields only INPUT events, with ``value`` as ``bytes``; ends when the stream ends.
+        """
+        for event in self:
+            if event["type"] == "INPUT":
+                yield event["id"], event["data"], event["metadata"]
+
+    def send_output(self, output_id: str, data: Any, metadata: Mapping[str, Any] | None = None) -> None:
+        """Send ``data`` (bytes or a ``pyarrow.Array``) on output ``output_id``.
+
+        Raises:
+            OutputError: ``output_id`` is not declared under this node's ``outputs:``.
+            TypeError: ``data`` or a metadata value has an unsupported type.
+        """
+        topic = self._topics.get(output_id)
+        if topic is None:
+            declared = ", ".join(self._spec.outputs) or "none"
+            raise OutputError(
+                f"node '{self._id}' has no output '{output_id}' (declared: {declared}); "
+                f"add it under the node's `outputs:` in the dataflow YAML"
+            )
+        if self._closed:
+            raise OutputError(f"node '{self._id}' is closed; cannot send '{output_id}'")
+        value = to_arrow(data)
+        with self._lock:
+            seq = self._seqs[output_id]
+            self._seqs[output_id] = seq + 1
+            self._pub.send(encode_data_frames(topic, seq, value, metadata))
+
+    def dataflow_descriptor(self) -> dict[str, Any]:
+        """The whole dataflow YAML, parsed (a dict, as dora returns)."""
+        return dict(self._descriptor.raw)
+
+    def node_config(self) -> dict[str, Any]:
+        """This node's entry of the dataflow YAML."""
+        for entry in self._descriptor.raw.get("nodes", []):
+            if isinstance(entry, dict) and entry.get("id") == self._id:
+                return dict(entry)
+        return {}
+
+    @property
+    def dropped(self) -> dict[str, int]:
+        """Messages dropped per input because its ``queue_size`` was full."""
+        return dict(self._queue.drops)
+
+    def close(self) -> None:
+        """Send end-of-stream on every output and leave the dataflow (idempotent; also at exit)."""
+        if self._closed:
+            return
+        self._closed = True
+        error = _crash[-1] if _crash else ""
+        with self._lock:
+            for out, topic in self._topics.items():
+                kind = MessageKind.FAILED if error else MessageKind.EOS
+                self._pub.send(encode_control_frames(topic, kind, self._seqs[out], {"error": error} if error else None))
+        self._ctrl_tx.send(ctl.NodeStats(self._dataflow_id, self._id, self.dropped))
+        self._ctrl_tx.send(ctl.NodeClosing(self._dataflow_id, self._id, error))
+        self._receiver.close()
+        self._pub.close()
+        self._ctrl_tx.close(1000)
+        for input_id, n in self.dropped.items():
+            if n:
+                log.warning("node %s: input %s dropped %d message(s) (queue_size full)", self._id, input_id, n)
+
+    def __enter__(self) -> "Node":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Node {self._id!r} dataflow={self._dataflow_id!r}>"
+
+    # ---- start-up ---------------------------------------------------------------------
+
+    def _register(self, env: NodeEnvironment) -> ctl.NodeSetup:
+        try:
+            reply = self._ctrl.request(
+                ctl.RegisterNode(env.dataflow_id, env.node_id, os.getpid(), ctl.PROTOCOL_VERSION), _REGISTER_TIMEOUT_S
+            )
+        except ControlError as exc:
+            self._ctrl.close()
+            raise NodeConfigError(f"node '{env.node_id}': the daemon at {env.daemon} did not answer ({exc}); is it running?") from exc
+        if isinstance(reply, ctl.RegisterRefused):
+            self._ctrl.close()
+            raise NodeConfigError(f"node '{env.node_id}': the daemon refused it: {reply.error}")
+        if not isinstance(reply, ctl.NodeSetup):
+            self._ctrl.close()
+            raise NodeConfigError(f"node '{env.node_id}': unexpected reply from daemon: {reply!r}")
+        return reply
+
+    def _build_routes(self) -> dict[bytes, Route]:
+        routes: dict[bytes, Route] = {}
+        for spec in self._spec.inputs.values():
+            if isinstance(spec.source, OutputRef):
+                topic = encode_topic(spec.source.node, spec.source.output)
+                routes.setdefault(topic, Route(spec.source.node, [])).inputs.append(spec.id)
+        return routes
+
+    def _timers(self) -> list[TimerInput]:
+        return [TimerInput(i.id, i.source.interval_s) for i in self._spec.inputs.values() if isinstance(i.source, TimerSpec)]
+
+    def _start(self, setup: ctl.NodeSetup) -> None:
+        """Bind, announce, learn the peers, subscribe, and wait for our subscribers."""
+        endpoint = ctl.NodeEndpoint(self._machine, self._pub.ipc, _advertise(self._pub.tcp, setup.tcp_advertise))
+        self._ctrl.send(ctl.NodeBound(self._dataflow_id, self._id, endpoint))
+        if setup.stopping:
+            self._queue.stop()
+            return
+        markers: set[str] = set()
+        exited: set[str] = set()
+        peers = self._await_peers(markers, exited)
+        if peers is None:
+            return
+        self._connect_peers(peers)
+        for topic in self._routes:
+            self._sub.subscribe(topic)
+        self._sub.subscribe(marker_topic(self._id))
+        self._await_subscribers(markers, exited | set(peers.exited))
+
+    def _await_peers(self, markers: set[str], exited: set[str]) -> ctl.Peers | None:
+        poller = Poller([self._ctrl, self._pub])
+        while True:
+            for member in poller.wait(1000):
+                if member is self._pub:
+                    self._collect_markers(markers)
+                    continue
+                got = self._ctrl.recv_nowait()
+                msg = got[1] if got else None
+                if isinstance(msg, ctl.Peers):
+                    return msg
+                if isinstance(msg, ctl.StopNode):
+                    self._queue.stop(msg.reason)
+                    return None
+                if isinstance(msg, ctl.UpstreamExited):
+                    exited.add(msg.node)
+                if msg is not None:
+                    self._deferred.append(msg)
+
+    def _await_subscribers(self, markers: set[str], exited: set[str]) -> None:
+        expected = {
+            n for n in self._descriptor.downstream_nodes(self._id) if self._descriptor.node(n).kind.value != "dynamic"
+        }
+        poller = Poller([self._ctrl, self._pub])
+        deadline = time.monotonic() + _START_TIMEOUT_S
+        while not expected <= markers | exited:
+            if time.monotonic() > deadline:
+                missing = sorted(expected - markers - exited)
+                log.warning("node %s: subscribers %s not attached after %.0f s; starting anyway", self._id, missing, _START_TIMEOUT_S)
+                return
+            for member in poller.wait(200):
+                if member is self._pub:
+                    self._collect_markers(markers)
+                elif (got := self._ctrl.recv_nowait()) is not None:
+                    msg = got[1]
+                    if isinstance(msg, ctl.UpstreamExited):
+                        exited.add(msg.node)
+                        self._deferred.append(msg)
+                    elif isinstance(msg, ctl.StopNode):
+                        self._queue.stop(msg.reason)
+                        return
+                    else:
+                        self._deferred.append(msg)
+
+    def _collect_markers(self, markers: set[str]) -> None:
+        for sub in self._pub.read_subscriptions():
+            parsed = parse_marker(sub)
+            if parsed is not None and parsed[0]:
+                markers.add(parsed[1])
+
+    def _connect_peers(self, peers: ctl.Peers) -> None:
+        with self._peer_lock:
+            for route in self._routes.values():
+                ep = peers.endpoints.get(route.node)
+                if ep is not None:
+                    self._sub.connect(ep.for_peer(self._machine))
+            for node in peers.exited:
+                if node not in peers.endpoints:
+                    for route in self._routes.values():
+                        if route.node == node:
+                            for input_id in route.inputs:
+                                self._queue.close_input(input_id, failed="node exited before the dataflow started", source=node)
+
+
+def _advertise(tcp: str, advertise_host: str) -> str:
+    if not tcp or not advertise_host:
+        return tcp
+    port = tcp.rsplit(":", 1)[1]
+    return f"tcp://{advertise_host}:{port}"
+
+
+def _path(p: str) -> Any:
+    from pathlib import Path
+
+    return Path(p) if p else None
+
+
+_live_nodes: "weakref.WeakSet[Node]" = weakref.WeakSet()
+
+
+def _install_exit_hooks(node: Node) -> None:
+    global _previous_hook
+    if not _live_nodes:
+        atexit.register(_close_all)
+        if sys.excepthook is not _record_crash:
+            _previous_hook = sys.excepthook
+            sys.excepthook = _record_crash
+    _live_nodes.add(node)
+
+
+def _close_all() -> None:
+    for node in list(_live_nodes):
+        try:
+            node.close()
+        except Exception:  # noqa: BLE001 - at exit, report and go on closing the others
+            log.exception("error while closing node %s at exit", node.id)

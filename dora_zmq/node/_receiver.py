@@ -1,0 +1,192 @@
+"""A node's receiver thread: drains the data and control sockets into the event queue.
+
+Draining continuously (instead of reading in ``next()``) is what makes ``queue_size`` mean
+"keep the newest N": ZeroMQ's own high-water mark would drop the newest. The thread also
+fires timer inputs, and watches for its parent daemon's death (the orphan guard).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import pyarrow as pa
+
+from .. import _control as ctl
+from .._errors import ProtocolError
+from .._transport import Channel, Poller, Subscriber
+from .._wire import MessageKind, decode_frames
+from ._events import Event, EventQueue, EventType, StopReason
+
+__all__ = ["Receiver", "Route", "TimerInput"]
+
+log = logging.getLogger(__name__)
+
+_TICK = pa.array([], type=pa.uint8())
+_MAX_POLL_MS = 100
+_BATCH = 256
+
+
+@dataclass(slots=True)
+class Route:
+    """Where messages of one upstream topic go: the inputs fed by it, and loss accounting."""
+
+    node: str
+    inputs: list[str]
+    next_seq: int = 0
+    lost: int = 0
+
+
+@dataclass(slots=True)
+class TimerInput:
+    """A ``dora/timer/...`` input: ticks generated locally at ``interval_s``."""
+
+    input_id: str
+    interval_s: float
+    next_at: float = field(default=0.0)
+
+
+class Receiver(threading.Thread):
+    """Owns the node's SUB socket and control channel once the node has started."""
+
+    def __init__(
+        self,
+        node_id: str,
+        sub: Subscriber,
+        ctrl: Channel,
+        routes: dict[bytes, Route],
+        timers: list[TimerInput],
+        queue: EventQueue,
+        on_peers: Callable[[Any], None],
+        watch_parent: bool,
+        deferred: list[Any] | None = None,
+    ) -> None:
+        super().__init__(name=f"dora-zmq-receiver-{node_id}", daemon=True)
+        self.node_id = node_id
+        self._sub = sub
+        self._ctrl = ctrl
+        self._routes = routes
+        self._timers = timers
+        self._queue = queue
+        self._on_peers = on_peers
+        self._deferred = list(deferred or [])
+        self._closing = threading.Event()
+        self._parent = os.getppid() if watch_parent else None
+        self.malformed = 0
+        self.upstream_failed: dict[str, str] = {}
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Ask the thread to stop, wait for it, and close its sockets."""
+        self._closing.set()
+        if self.is_alive():
+            self.join(timeout)
+
+    def run(self) -> None:
+        poller = Poller([self._sub, self._ctrl])
+        now = time.monotonic()
+        for t in self._timers:
+            t.next_at = now + t.interval_s
+        try:
+            self._drain_data()
+            for msg in self._deferred:
+                self._handle_control(msg)
+            while not self._closing.is_set():
+                for member in poller.wait(self._poll_timeout_ms()):
+                    if member is self._sub:
+                        self._drain_data()
+                    else:
+                        self._drain_control()
+                self._fire_timers()
+                self._check_parent()
+        finally:
+            self._sub.close()
+            self._ctrl.close(200)
+
+    def _poll_timeout_ms(self) -> int:
+        if not self._timers:
+            return _MAX_POLL_MS
+        wait = min(t.next_at for t in self._timers) - time.monotonic()
+        return max(0, min(_MAX_POLL_MS, int(wait * 1000) + 1)) if wait > 0 else 0
+
+    def _drain_data(self) -> None:
+        for _ in range(_BATCH):
+            frames = self._sub.recv_nowait()
+            if frames is None:
+                return
+            self._handle_frames(frames)
+
+    def _handle_frames(self, frames: list[Any]) -> None:
+        route = self._routes.get(frames[0].bytes) if frames else None
+        if route is None:
+            self._malformed("unknown or missing topic", frames[0].bytes[:64] if frames else b"")
+            return
+        try:
+            msg = decode_frames(frames)
+        except ProtocolError as exc:
+            self._malformed(str(exc), frames[0].bytes)
+            return
+        if msg.seq > route.next_seq and route.next_seq:
+            route.lost += msg.seq - route.next_seq
+            log.warning("node %s: %d message(s) from %s lost in transit", self.node_id, msg.seq - route.next_seq, msg.topic)
+        route.next_seq = msg.seq + 1
+        if msg.kind is MessageKind.DATA:
+            for input_id in route.inputs:
+                self._queue.push_input(input_id, Event(type=EventType.INPUT, id=input_id, value=msg.value, metadata=msg.metadata))
+            return
+        error = str(msg.metadata.get("error", "")) if msg.kind is MessageKind.FAILED else None
+        if error is not None:
+            self.upstream_failed[route.node] = error
+        for input_id in route.inputs:
+            self._queue.close_input(input_id, failed=error, source=route.node)
+
+    def _malformed(self, why: str, topic: bytes) -> None:
+        self.malformed += 1
+        log.warning("node %s: dropped malformed data message (%s; topic %r); %d so far", self.node_id, why, topic, self.malformed)
+
+    def _drain_control(self) -> None:
+        while (got := self._ctrl.recv_nowait()) is not None:
+            self._handle_control(got[1])
+
+    def _handle_control(self, msg: Any) -> None:
+        match msg:
+            case ctl.StopNode(reason=reason):
+                self._queue.stop(reason)
+            case ctl.UpstreamExited(node=node, failed=failed, error=error):
+                self._upstream_exited(node, failed, error)
+            case ctl.Peers():
+                self._on_peers(msg)
+            case _:
+                log.debug("node %s: ignoring control message %r", self.node_id, msg)
+
+    def _upstream_exited(self, node: str, failed: bool, error: str) -> None:
+        # Data sent before the exit may still sit in the socket: take it first, so that
+        # INPUT_CLOSED stays after the upstream's last message.
+        self._drain_data()
+        err = (error or "upstream node failed") if failed else None
+        if err is not None and node in self.upstream_failed:
+            err = None  # already reported in-band
+        for route in self._routes.values():
+            if route.node == node:
+                for input_id in route.inputs:
+                    self._queue.close_input(input_id, failed=err, source=node)
+
+    def _fire_timers(self) -> None:
+        if not self._timers:
+            return
+        now = time.monotonic()
+        for t in self._timers:
+            if now >= t.next_at:
+                meta = {"timestamp": time.time_ns()}
+                self._queue.push_input(t.input_id, Event(type=EventType.INPUT, id=t.input_id, value=_TICK, metadata=meta))
+                # Skip missed ticks instead of bursting to catch up (as a real-time timer should).
+                t.next_at += t.interval_s * max(1, int((now - t.next_at) / t.interval_s) + 1)
+
+    def _check_parent(self) -> None:
+        if self._parent is not None and os.getppid() != self._parent:
+            log.error("node %s: its daemon (pid %d) is gone; stopping", self.node_id, self._parent)
+            self._parent = None
+            self._queue.stop(StopReason.DAEMON_LOST)

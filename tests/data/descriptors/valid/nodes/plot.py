@@ -1,0 +1,1 @@
+"""Corpus stand-in for a node script; parsed, never run."""

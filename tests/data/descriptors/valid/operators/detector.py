@@ -1,0 +1,1 @@
+"""Corpus stand-in for an operator file; parsed, never run."""
