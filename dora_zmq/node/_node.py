@@ -85,7 +85,7 @@ class Node:
         self._ctrl_tx = Channel.connect(env.daemon)
         self._receiver = Receiver(
             self._id, self._sub, self._ctrl, self._routes, self._timers(), self._queue, self._connect_peers, env.spawned,
-            self._deferred,
+            self._deferred, self._dataflow_id,
         )
         self._receiver.start()
         _install_exit_hooks(self)

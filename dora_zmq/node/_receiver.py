@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 _TICK = pa.array([], type=pa.uint8())
 _MAX_POLL_MS = 100
 _BATCH = 256
+_STATS_EVERY_S = 1.0
 
 
 @dataclass(slots=True)
@@ -64,9 +65,13 @@ class Receiver(threading.Thread):
         on_peers: Callable[[Any], None],
         watch_parent: bool,
         deferred: list[Any] | None = None,
+        dataflow_id: str = "",
     ) -> None:
         super().__init__(name=f"dora-zmq-receiver-{node_id}", daemon=True)
         self.node_id = node_id
+        self.dataflow_id = dataflow_id
+        self._reported_drops: dict[str, int] = {}
+        self._next_stats = 0.0
         self._sub = sub
         self._ctrl = ctrl
         self._routes = routes
@@ -102,6 +107,7 @@ class Receiver(threading.Thread):
                         self._drain_control()
                 self._fire_timers()
                 self._check_parent()
+                self._report_drops()
         finally:
             self._sub.close()
             self._ctrl.close(200)
@@ -184,6 +190,20 @@ class Receiver(threading.Thread):
                 self._queue.push_input(t.input_id, Event(type=EventType.INPUT, id=t.input_id, value=_TICK, metadata=meta))
                 # Skip missed ticks instead of bursting to catch up (as a real-time timer should).
                 t.next_at += t.interval_s * max(1, int((now - t.next_at) / t.interval_s) + 1)
+
+    def _report_drops(self) -> None:
+        # Drops are visible while the dataflow runs (`dora-zmq list`), not only at the end.
+        now = time.monotonic()
+        if now < self._next_stats:
+            return
+        self._next_stats = now + _STATS_EVERY_S
+        drops = dict(self._queue.drops)
+        if drops != self._reported_drops and any(drops.values()):
+            for input_id, n in drops.items():
+                if n > self._reported_drops.get(input_id, 0):
+                    log.warning("node %s: input %s has dropped %d message(s) so far (queue_size full)", self.node_id, input_id, n)
+            self._reported_drops = drops
+            self._ctrl.send(ctl.NodeStats(self.dataflow_id, self.node_id, drops))
 
     def _check_parent(self) -> None:
         if self._parent is not None and os.getppid() != self._parent:
