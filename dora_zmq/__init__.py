@@ -14,9 +14,11 @@ from ._errors import (
 )
 from ._version import __version__
 from .node import Event, EventType, Node, StopReason
+from .operators import DoraStatus
 
 __all__ = [
     "__version__",
+    "DoraStatus",
     "Event",
     "EventType",
     "Node",

@@ -75,6 +75,7 @@ class Node:
         self._spec: NodeSpec = self._descriptor.node(self._id)
         self._topics = {out: encode_topic(self._id, out) for out in self._spec.outputs}
         self._seqs = {out: 1 for out in self._spec.outputs}
+        self._closed_outputs: set[str] = set()
         self._queue = EventQueue({i.id: i.queue_size for i in self._spec.inputs.values()})
         self._pub = Publisher(ipc_endpoint(setup.ipc_dir, self._id), setup.tcp_bind)
         self._sub = Subscriber()
@@ -139,6 +140,8 @@ class Node:
         """
         topic = self._topics.get(output_id)
         if topic is None:
+            if output_id in self._closed_outputs:
+                raise OutputError(f"node '{self._id}': output '{output_id}' was closed (close_output); cannot send on it")
             declared = ", ".join(self._spec.outputs) or "none"
             raise OutputError(
                 f"node '{self._id}' has no output '{output_id}' (declared: {declared}); "
@@ -151,6 +154,29 @@ class Node:
             seq = self._seqs[output_id]
             self._seqs[output_id] = seq + 1
             self._pub.send(encode_data_frames(topic, seq, value, metadata))
+
+    def close_output(self, output_id: str) -> None:
+        """Send end-of-stream on one output: its subscribers get INPUT_CLOSED (idempotent).
+
+        Raises:
+            OutputError: ``output_id`` is not declared.
+        """
+        if output_id not in self._spec.outputs:
+            raise OutputError(f"node '{self._id}' has no output '{output_id}'")
+        with self._lock:
+            topic = self._topics.pop(output_id, None)
+            self._closed_outputs.add(output_id)
+            if topic is not None and not self._closed:
+                self._pub.send(encode_control_frames(topic, MessageKind.EOS, self._seqs[output_id]))
+
+    @property
+    def descriptor(self) -> Dataflow:
+        """The parsed dataflow (typed records; ``dataflow_descriptor()`` gives the raw dict)."""
+        return self._descriptor
+
+    def request_dataflow_stop(self, reason: str = "") -> None:
+        """Ask the coordinator to stop the whole dataflow (what an operator's STOP_ALL does)."""
+        self._ctrl_tx.send(ctl.RequestStop(self._dataflow_id, self._id, reason))
 
     def dataflow_descriptor(self) -> dict[str, Any]:
         """The whole dataflow YAML, parsed (a dict, as dora returns)."""
@@ -168,12 +194,17 @@ class Node:
         """Messages dropped per input because its ``queue_size`` was full."""
         return dict(self._queue.drops)
 
-    def close(self) -> None:
-        """Send end-of-stream on every output and leave the dataflow (idempotent; also at exit)."""
+    def close(self, error: str | None = None) -> None:
+        """Send end-of-stream on every output and leave the dataflow (idempotent; also at exit).
+
+        Args:
+            error: set when the node is failing: downstream nodes get NODE_FAILED with it.
+                An uncaught exception in the main thread is recorded and used automatically.
+        """
         if self._closed:
             return
         self._closed = True
-        error = _crash[-1] if _crash else ""
+        error = error or (_crash[-1] if _crash else "")
         with self._lock:
             for out, topic in self._topics.items():
                 kind = MessageKind.FAILED if error else MessageKind.EOS
