@@ -25,6 +25,7 @@ class SpawnNodes:
     working_dir: str
     nodes: list[str]
     multi_machine: bool = False
+    trace_context: str = ""
 
 
 @control_message
@@ -53,6 +54,7 @@ class StopNodes:
     dataflow_id: str
     grace_s: float
     reason: str = "MANUAL"
+    trace_context: str = ""
 
 
 @control_message

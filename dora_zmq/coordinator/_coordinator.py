@@ -19,6 +19,7 @@ from .._errors import DescriptorError, NodeFailure
 from .._transport import Channel, Poller
 from .._version import __version__
 from ..descriptor import NodeKind, parse_dataflow
+from ..tracing import LifecycleTracer
 from ._state import DaemonRecord, DataflowRun, NodeState, Status
 
 __all__ = ["Coordinator", "DEFAULT_PORT", "DEFAULT_ADDRESS"]
@@ -43,6 +44,8 @@ class Coordinator:
         self._watchers: dict[str, list[tuple[bytes, bool, str | None]]] = {}
         self._stop = threading.Event()
         self._exit_at: float | None = None
+        self._tracer = LifecycleTracer("dora-coordinator", "coordinator")
+        self._spans: dict[tuple[str, str], Any] = {}  # (dataflow id, phase) -> open span
 
     @property
     def address(self) -> str:
@@ -66,6 +69,9 @@ class Coordinator:
                 if self._exit_at is not None and (not self._daemons or time.monotonic() > self._exit_at):
                     break
         finally:
+            for span in self._spans.values():
+                span.end()
+            self._tracer.close()
             self.channel.close()
             log.info("coordinator stopped")
 
@@ -128,6 +134,7 @@ class Coordinator:
         run.nodes = {n.id: NodeState.WAITING if n.kind is NodeKind.DYNAMIC else NodeState.SPAWNING for n in descriptor.nodes}
         run.pending_deadline = time.monotonic() + MACHINE_WAIT_S
         self._dataflows[df_id] = run
+        self._open_span(run, "start", f"start dataflow {run.name}", nodes=len(descriptor.nodes))
         self._prune_finished()
         self.channel.send(ctl.DataflowStarted(df_id, run.name), to=peer)
         log.info("dataflow %s (%s): %d nodes", run.name, df_id, len(descriptor.nodes))
@@ -154,8 +161,9 @@ class Coordinator:
         for node, ident in placement.items():
             by_daemon.setdefault(ident, []).append(node)
         multi = len(by_daemon) > 1
+        parent = self._tracer.context_of(self._spans.get((run.id, "start")))
         for ident, nodes in by_daemon.items():
-            self.channel.send(ctl.SpawnNodes(run.id, run.name, run.yaml, run.working_dir, nodes, multi), to=ident)
+            self.channel.send(ctl.SpawnNodes(run.id, run.name, run.yaml, run.working_dir, nodes, multi, parent), to=ident)
         self._maybe_send_peers(run)
 
     def _placement(self, run: DataflowRun) -> tuple[dict[str, bytes], dict[str, list[str]]]:
@@ -177,6 +185,7 @@ class Coordinator:
         if run.status == Status.PENDING or not run.all_started():
             return
         run.peers_sent = True
+        self._close_span(run, "start")
         self._broadcast(run, ctl.Peers(run.id, dict(run.endpoints), run.exited()))
 
     def _stop_request(self, peer: bytes, ref: str, grace: float | None) -> None:
@@ -196,7 +205,8 @@ class Coordinator:
             self._finish(run, Status.FINISHED)
             return
         run.status = Status.STOPPING
-        self._broadcast(run, ctl.StopNodes(run.id, grace))
+        span = self._open_span(run, "stop", f"stop dataflow {run.name}", grace_s=grace)
+        self._broadcast(run, ctl.StopNodes(run.id, grace, trace_context=self._tracer.context_of(span)))
 
     def _attach(self, peer: bytes, ref: str, follow: bool, node: str | None, tail: int) -> None:
         run = self._find(ref)
@@ -291,7 +301,24 @@ class Coordinator:
             if run.status == Status.PENDING:
                 self._try_place(run)
 
+    def _open_span(self, run: DataflowRun, phase: str, name: str, **attrs: Any) -> Any:
+        if (run.id, phase) in self._spans:
+            return self._spans[(run.id, phase)]
+        span = self._tracer.start(name, dataflow_id=run.id, dataflow_name=run.name, **attrs)
+        if span is not None:
+            self._spans[(run.id, phase)] = span
+        return span
+
+    def _close_span(self, run: DataflowRun, phase: str, **attrs: Any) -> None:
+        span = self._spans.pop((run.id, phase), None)
+        if span is not None:
+            for key, value in attrs.items():
+                span.set_attribute(f"dora.{key}", value)
+            span.end()
+
     def _finish(self, run: DataflowRun, status: str) -> None:
+        self._close_span(run, "start", status=status)
+        self._close_span(run, "stop", status=status)
         run.status = status
         run.ended_at = time.time()
         result = run.result()

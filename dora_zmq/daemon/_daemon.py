@@ -23,6 +23,7 @@ from .._errors import ControlError, DescriptorError
 from .._transport import Channel, Poller, ipc_endpoint
 from .._version import __version__
 from ..descriptor import Dataflow, NodeKind, NodeSpec, parse_dataflow
+from ..tracing import LifecycleTracer
 from ._supervisor import ExitInfo, NodeProcess, Supervisor
 
 __all__ = ["Daemon", "ENV_DAEMON", "ENV_DATAFLOW", "ENV_MACHINE", "ENV_NODE"]
@@ -91,6 +92,7 @@ class Daemon:
         self._stop = threading.Event()
         self._shutdown_deadline: float | None = None
         self._accepted = False
+        self._tracer = LifecycleTracer(f"dora-daemon-{machine_id}" if machine_id else "dora-daemon", "daemon")
 
     @property
     def node_address(self) -> str:
@@ -163,8 +165,9 @@ class Daemon:
             case ctl.UpstreamExited(dataflow_id=df_id):
                 if (df := self._dataflows.get(df_id)) is not None:
                     self._to_nodes(df, msg)
-            case ctl.StopNodes(dataflow_id=df_id, grace_s=grace, reason=reason):
+            case ctl.StopNodes(dataflow_id=df_id, grace_s=grace, reason=reason, trace_context=parent):
                 if (df := self._dataflows.get(df_id)) is not None:
+                    self._tracer.instant(f"stop nodes of {df.name}", parent, dataflow_id=df_id, machine=self.machine_id, grace_s=grace)
                     self._stop_dataflow(df, grace, reason)
             case ctl.ShutdownDaemon(grace_s=grace):
                 self.request_shutdown(grace)
@@ -190,6 +193,7 @@ class Daemon:
             if spec.kind is NodeKind.DYNAMIC:
                 continue
             self._spawn_node(df, spec)
+            self._tracer.instant(f"spawn node {node_id}", msg.trace_context, dataflow_id=df.id, node_id=node_id, machine=self.machine_id)
 
     def _spawn_node(self, df: _Dataflow, spec: NodeSpec) -> None:
         argv = self._argv(df, spec)
@@ -340,6 +344,7 @@ class Daemon:
             self.coordinator.send(ctl.DaemonExiting(self.machine_id))
         except ControlError:
             pass
+        self._tracer.close()
         self.coordinator.close(500)
         self.nodes.close()
         if self._own_run_dir:

@@ -28,6 +28,7 @@ from .._wire import (
     to_arrow,
 )
 from ..descriptor import Dataflow, NodeSpec, OutputRef, TimerSpec, parse_dataflow
+from ..tracing import NodeTracing, setup_tracing
 from ._config import NodeEnvironment
 from ._events import Event, EventQueue
 from ._receiver import Receiver, Route, TimerInput
@@ -89,6 +90,8 @@ class Node:
             self._deferred, self._dataflow_id,
         )
         self._receiver.start()
+        provider = setup_tracing(self._id, {"dora.dataflow_id": self._dataflow_id})
+        self._tracing = NodeTracing(provider, self._id, self._dataflow_id, self._machine) if provider else None
         _install_exit_hooks(self)
 
     # ---- public API -------------------------------------------------------------------
@@ -110,14 +113,17 @@ class Node:
 
     def next(self, timeout: float | None = None) -> Event | None:
         """The next event; None when the stream has ended (or ``timeout`` seconds passed)."""
-        return self._queue.get(timeout)
+        event = self._queue.get(timeout)
+        if self._tracing is not None and event is not None:
+            self._tracing.on_event(event)
+        return event
 
     def __iter__(self) -> Iterator[Event]:
-        while (event := self._queue.get()) is not None:
+        while (event := self.next()) is not None:
             yield event
 
     def __next__(self) -> Event:
-        event = self._queue.get()
+        event = self.next()
         if event is None:
             raise StopIteration
         return event
@@ -150,6 +156,8 @@ class Node:
         if self._closed:
             raise OutputError(f"node '{self._id}' is closed; cannot send '{output_id}'")
         value = to_arrow(data)
+        if self._tracing is not None:
+            metadata = self._tracing.on_send(output_id, metadata, value.nbytes)
         with self._lock:
             seq = self._seqs[output_id]
             self._seqs[output_id] = seq + 1
@@ -214,6 +222,8 @@ class Node:
         self._receiver.close()
         self._pub.close()
         self._ctrl_tx.close(1000)
+        if self._tracing is not None:
+            self._tracing.close()
         for input_id, n in self.dropped.items():
             if n:
                 log.warning("node %s: input %s dropped %d message(s) (queue_size full)", self._id, input_id, n)

@@ -1,0 +1,170 @@
+"""Traces end to end: a real OTLP/HTTP receiver, a 4-node graph, one trace per source message."""
+
+from __future__ import annotations
+
+import textwrap
+import threading
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from .otlp_receiver import OtlpReceiver
+
+N = 5
+
+GRAPH = """
+nodes:
+  - id: source
+    path: source.py
+    inputs: {tick: dora/timer/millis/30}
+    outputs: [frame]
+  - id: detector
+    operator:
+      python: detector.py
+      inputs: {frame: source/frame}
+      outputs: [det]
+  - id: fuse
+    path: fuse.py
+    inputs:
+      det: detector/det
+      frame: source/frame
+    outputs: [fused]
+  - id: sink
+    path: sink.py
+    inputs: {fused: fuse/fused}
+"""
+
+FILES = {
+    "source.py": f"""
+        from dora_zmq import Node
+        node = Node()
+        sent = 0
+        for event in node:
+            if event["type"] == "INPUT":
+                node.send_output("frame", bytes([sent]) * 16)  # no metadata: parent = the tick
+                sent += 1
+                if sent == {N}:
+                    break
+    """,
+    "detector.py": """
+        from opentelemetry import trace
+        from dora_zmq import DoraStatus
+
+        class Operator:
+            def on_event(self, dora_event, send_output):
+                if dora_event["type"] == "INPUT":
+                    # a user's own span nests under the input being handled
+                    with trace.get_tracer("user").start_as_current_span("user-work"):
+                        pass
+                    send_output("det", dora_event["value"], dora_event["metadata"])
+                return DoraStatus.CONTINUE
+    """,
+    "fuse.py": """
+        from dora_zmq import Node
+        node = Node()
+        for event in node:
+            if event["type"] == "INPUT" and event["id"] == "det":
+                node.send_output("fused", event["value"], event["metadata"])
+    """,
+    "sink.py": """
+        from dora_zmq import Node
+        n = sum(1 for e in Node() if e["type"] == "INPUT")
+        print("sink received", n)
+    """,
+}
+
+
+def _write_graph(dir_: Path) -> Path:
+    for name, text in FILES.items():
+        (dir_ / name).write_text(textwrap.dedent(text))
+    (dir_ / "dataflow.yml").write_text(GRAPH)
+    return dir_ / "dataflow.yml"
+
+
+@pytest.mark.timeout(60)
+def test_one_trace_per_source_message(dora, flow_dir: Path) -> None:
+    yml = _write_graph(flow_dir)
+    with OtlpReceiver() as receiver:
+        result = dora("run", str(yml), env={"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint}).wait(40)
+        assert result.returncode == 0, result.output
+        assert f"sink received {N}" in result.stdout
+        # every node flushes at exit, so everything is there once run has returned
+        spans = list(receiver.spans)
+
+    by_id = {s.span_id: s for s in spans}
+    services = {s.service for s in spans}
+    assert {"source", "detector", "fuse", "sink"} <= services, services
+
+    sink_spans = [s for s in spans if s.service == "sink" and s.name == "sink/fused"]
+    assert len(sink_spans) == N
+    traces = {s.trace_id for s in sink_spans}
+    assert len(traces) == N, "one trace per source message"
+
+    for sink_span in sink_spans:
+        chain = []
+        span = sink_span
+        while span is not None:
+            chain.append((span.service, span.name))
+            span = by_id.get(span.parent_id)
+        assert chain == [
+            ("sink", "sink/fused"),
+            ("fuse", "fuse/fused"),
+            ("fuse", "fuse/det"),
+            ("detector", "detector/op/det"),
+            ("detector", "detector/op/frame"),
+            ("source", "source/frame"),
+            ("source", "source/tick"),
+        ], chain
+
+    fused = [s for s in spans if s.name == "fuse/fused"]
+    assert all(s.links for s in fused), "the fan-in output links the other input"
+    user = [s for s in spans if s.name == "user-work"]
+    assert len(user) == N
+    assert all(by_id[u.parent_id].name == "detector/op/frame" for u in user)
+    node_spans = [s for s in spans if s.service in {"source", "detector", "fuse", "sink"} and s.name != "user-work"]
+    assert all(s.attributes.get("dora.node_id") == s.service for s in node_spans)
+    assert all(s.attributes.get("dora.dataflow_id") for s in node_spans)
+
+    # lifecycle: the coordinator's start span parents the daemon's spawn spans
+    start = [s for s in spans if s.name.startswith("start dataflow")]
+    assert len(start) == 1
+    spawns = [s for s in spans if s.name.startswith("spawn node")]
+    assert {s.name for s in spawns} == {f"spawn node {n}" for n in ("source", "detector", "fuse", "sink")}
+    assert all(s.parent_id == start[0].span_id for s in spawns)
+
+
+@pytest.mark.timeout(60)
+def test_dead_collector_costs_no_messages(dora, flow_dir: Path) -> None:
+    yml = _write_graph(flow_dir)
+    # a port nothing listens on
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = dora("run", str(yml), env={"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}"}).wait(40)
+    assert result.returncode == 0, result.output
+    assert f"sink received {N}" in result.stdout
+
+
+def test_tracing_off_adds_no_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dora_zmq.tracing import setup_tracing, tracing_config
+
+    for var in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_TRACES_EXPORTER", "OTEL_SDK_DISABLED"):
+        monkeypatch.delenv(var, raising=False)
+    before = threading.active_count()
+    assert tracing_config() is None
+    assert setup_tracing("n") is None
+    assert threading.active_count() == before
+    assert tracing_config({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://x:4318", "OTEL_SDK_DISABLED": "true"}) is None
+    assert tracing_config({"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://x"}) is None
+    assert tracing_config({"OTEL_TRACES_EXPORTER": "console"}).exporter == "console"
+
+
+def test_context_codec_reads_both_separators() -> None:
+    from dora_zmq.tracing import decode_context, encode_context
+
+    carrier = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "tracestate": "a=1"}
+    assert decode_context(encode_context(carrier)) == carrier
+    assert decode_context(";".join(f"{k}:{v}" for k, v in carrier.items())) == carrier
