@@ -140,8 +140,8 @@ class NodeFailure:
         elif self.exit_code is not None:
             status = f"exit code {self.exit_code}"
         else:
-            status = "failed"
-        text = f"node '{self.node}' failed ({status})"
+            status = ""
+        text = f"node '{self.node}' failed" + (f" ({status})" if status else "")
         if self.machine:
             text += f" on machine '{self.machine}'"
         if self.reason:

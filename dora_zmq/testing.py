@@ -50,14 +50,30 @@ class DataflowProcess:
     are collected as they come, so tests wait on output instead of sleeping.
     """
 
-    def __init__(self, args: Sequence[str], *, cwd: str | Path | None = None, env: dict[str, str] | None = None) -> None:
-        self.tag = uuid.uuid4().hex
+    def __init__(
+        self,
+        args: Sequence[str],
+        *,
+        cwd: str | Path | None = None,
+        env: dict[str, str] | None = None,
+        prefix: Sequence[str] = (),
+        tag: str | None = None,
+        python_args: Sequence[str] | None = None,
+    ) -> None:
+        """Start ``dora-zmq ARGS`` (or ``python PYTHON_ARGS`` for a plain script).
+
+        Args:
+            prefix: wraps the command, e.g. ``["ip", "netns", "exec", "h1"]``.
+            tag: share a tag between several processes of one test (default: a new one).
+        """
+        self.tag = tag or uuid.uuid4().hex
         full_env = dict(os.environ)
         full_env.update(env or {})
         full_env[TAG_ENV] = self.tag
         full_env.setdefault("PYTHONUNBUFFERED", "1")
         full_env["COLUMNS"] = "200"
-        self.args = [sys.executable, "-m", "dora_zmq", *args]
+        tail = [sys.executable, *python_args] if python_args is not None else [sys.executable, "-m", "dora_zmq", *args]
+        self.args = [*prefix, *tail]
         self.started = time.monotonic()
         self.proc = subprocess.Popen(  # noqa: S603 - our own CLI
             self.args, cwd=cwd, env=full_env, stdin=subprocess.DEVNULL,

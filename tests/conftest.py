@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -18,8 +18,8 @@ def dora() -> Iterator[Callable[..., DataflowProcess]]:
     """Start ``dora-zmq`` commands; at teardown kill what is left and fail on leaked processes."""
     started: list[DataflowProcess] = []
 
-    def start(*args: str, cwd: str | Path | None = None, env: dict[str, str] | None = None) -> DataflowProcess:
-        p = DataflowProcess(list(args), cwd=cwd, env=env)
+    def start(*args: str, **kwargs: Any) -> DataflowProcess:
+        p = DataflowProcess(list(args), **kwargs)
         started.append(p)
         return p
 

@@ -57,6 +57,7 @@ class DataflowResult:
     failures: list[FailureRecord]
     stopped: bool = False
     drops: dict[str, int] | None = None
+    lost: dict[str, int] | None = None
 
 
 @control_message

@@ -61,11 +61,12 @@ class NodeLogs:
 
 @control_message
 class NodeStats:
-    """Counters a node reported: messages dropped per input by ``queue_size``."""
+    """Counters a node reported per input: dropped by ``queue_size``, lost in transit."""
 
     dataflow_id: str
     node: str
     drops: dict[str, int]
+    lost: dict[str, int] | None = None
 
 
 @control_message

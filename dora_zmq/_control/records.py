@@ -45,3 +45,4 @@ class DataflowInfo:
     failures: list[FailureRecord]
     drops: dict[str, int]
     started_at: float = 0.0
+    lost: dict[str, int] | None = None

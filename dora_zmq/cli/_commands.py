@@ -20,7 +20,7 @@ from ..daemon import Daemon
 from ..descriptor import load_dataflow
 from . import cli
 from ._client import StopSignals, coordinator_address, follow, request
-from ._console import err, out, print_failure_result, print_log_line
+from ._console import err, out, print_counters, print_failure_result, print_log_line
 from ._local import check_reachable, run_local
 
 _COORD_OPT = click.option(
@@ -181,14 +181,14 @@ def stop(dataflow: str | None, grace: float, coordinator: str | None) -> None:
 def list_(coordinator: str | None) -> None:
     """List running and recently finished dataflows."""
     flows = request(coordinator_address(coordinator), ctl.ListDataflows()).dataflows
-    table = Table("name", "id", "status", "nodes", "failed", "dropped")
+    table = Table("name", "id", "status", "nodes", "failed", "dropped (queue_size)", "lost (network)")
     for d in flows:
         states: dict[str, int] = {}
         for s in d.nodes.values():
             states[s] = states.get(s, 0) + 1
         table.add_row(
             d.name, d.id[:8], d.status, ", ".join(f"{n} {s}" for s, n in sorted(states.items())),
-            ", ".join(f.node for f in d.failures) or "-", ", ".join(f"{k}: {v}" for k, v in d.drops.items()) or "-",
+            ", ".join(f.node for f in d.failures) or "-", _counts(d.drops), _counts(d.lost or {}),
         )
     out.print(table)
 
@@ -222,7 +222,12 @@ def logs(dataflow: str, node: str, follow_: bool, tail: int, coordinator: str | 
         client.close()
 
 
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "-"
+
+
 def _report(result: ctl.DataflowResult) -> None:
+    print_counters(result)
     if not result.ok:
         print_failure_result(result)
         raise DataflowFailed(result.name, [NodeFailure(f.node, f.exit_code, f.signal, f.stderr_tail, f.reason) for f in result.failures])

@@ -12,7 +12,7 @@ from rich.markup import escape
 from .. import _control as ctl
 from .._errors import NodeFailure
 
-__all__ = ["err", "out", "print_failure_result", "print_log_line", "setup_logging"]
+__all__ = ["err", "out", "print_counters", "print_failure_result", "print_log_line", "setup_logging"]
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -48,3 +48,11 @@ def print_failure_result(result: ctl.DataflowResult) -> None:
     for f in result.failures:
         failure = NodeFailure(f.node, f.exit_code, f.signal, f.stderr_tail, f.reason, f.machine)
         err.print("  " + escape(failure.describe()))
+
+
+def print_counters(result: ctl.DataflowResult) -> None:
+    """Messages dropped by ``queue_size`` and lost in transit, per input, if any."""
+    for label, counts in (("dropped (queue_size full)", result.drops), ("lost in transit", result.lost)):
+        if counts:
+            items = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
+            err.print(f"[yellow]messages {label}: {escape(items)}[/yellow]")

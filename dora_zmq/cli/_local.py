@@ -12,7 +12,7 @@ from ..coordinator import Coordinator
 from ..daemon import Daemon
 from ..descriptor import Dataflow
 from ._client import StopSignals, follow, request
-from ._console import err, print_failure_result
+from ._console import err, print_counters, print_failure_result
 
 __all__ = ["run_local"]
 
@@ -46,6 +46,7 @@ def run_local(dataflow: Dataflow, name: str | None, grace_s: float) -> ctl.Dataf
         threads[1].join(15)
         coordinator.request_shutdown()
         threads[0].join(5)
+    print_counters(result)
     if not result.ok:
         print_failure_result(result)
         raise DataflowFailed(result.name, [NodeFailure(f.node, f.exit_code, f.signal, f.stderr_tail, f.reason, f.machine) for f in result.failures])

@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 53290
 DEFAULT_ADDRESS = f"tcp://127.0.0.1:{DEFAULT_PORT}"
-DAEMON_TIMEOUT_S = float(os.environ.get("DORA_ZMQ_DAEMON_TIMEOUT", "5"))
+# Daemons beat every 0.5 s: 6 missed beats and the machine is considered lost.
+DAEMON_TIMEOUT_S = float(os.environ.get("DORA_ZMQ_DAEMON_TIMEOUT", "3"))
 MACHINE_WAIT_S = float(os.environ.get("DORA_ZMQ_MACHINE_WAIT", "10"))
 DEFAULT_GRACE_S = 10.0
 _FINISHED_KEPT = 50
@@ -107,9 +108,10 @@ class Coordinator:
                 self._node_exited(msg)
             case ctl.NodeLogs():
                 self._node_logs(msg)
-            case ctl.NodeStats(dataflow_id=df_id, node=node, drops=drops):
+            case ctl.NodeStats(dataflow_id=df_id, node=node, drops=drops, lost=lost):
                 if (run := self._dataflows.get(df_id)) is not None:
                     run.drops.update({f"{node}/{k}": v for k, v in drops.items() if v})
+                    run.lost.update({f"{node}/{k}": v for k, v in (lost or {}).items() if v})
             case ctl.RequestStop(dataflow_id=df_id, node=node, reason=reason):
                 if (run := self._dataflows.get(df_id)) is not None:
                     log.info("dataflow %s: node %s asked to stop the dataflow (%s)", run.name, node, reason or "STOP_ALL")
@@ -285,10 +287,16 @@ class Coordinator:
         for run in list(self._dataflows.values()):
             if run.finished:
                 continue
-            for node, placed in run.placement.items():
-                if placed == ident and run.nodes.get(node) not in (NodeState.EXITED, NodeState.FAILED):
-                    reason = f"daemon on machine '{record.machine_id or '(default)'}' lost ({why})"
-                    self._node_exited(ctl.NodeExited(run.id, node, None, None, True, reason, "", record.machine_id))
+            lost_nodes = [
+                node for node, placed in run.placement.items()
+                if placed == ident and run.nodes.get(node) not in (NodeState.EXITED, NodeState.FAILED)
+            ]
+            for node in lost_nodes:
+                reason = f"daemon on machine '{record.machine_id or '(default)'}' lost ({why})"
+                self._node_exited(ctl.NodeExited(run.id, node, None, None, True, reason, "", record.machine_id))
+            if lost_nodes and not expected and not run.finished:
+                # Part of the graph is gone for good: stop the rest instead of leaving it hanging.
+                self._stop_run(run, DEFAULT_GRACE_S)
 
     # ---- helpers ---------------------------------------------------------------------------
 

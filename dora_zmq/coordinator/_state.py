@@ -60,6 +60,7 @@ class DataflowRun:
     endpoints: dict[str, ctl.NodeEndpoint] = field(default_factory=dict)
     failures: list[ctl.FailureRecord] = field(default_factory=list)
     drops: dict[str, int] = field(default_factory=dict)
+    lost: dict[str, int] = field(default_factory=dict)
     logs: dict[str, deque[tuple[str, str]]] = field(default_factory=dict)
     status: str = Status.PENDING
     peers_sent: bool = False
@@ -101,8 +102,8 @@ class DataflowRun:
 
     def info(self) -> ctl.DataflowInfo:
         """The row for ``dora-zmq list``."""
-        return ctl.DataflowInfo(self.id, self.name, self.status, dict(self.nodes), list(self.failures), dict(self.drops), self.started_at)
+        return ctl.DataflowInfo(self.id, self.name, self.status, dict(self.nodes), list(self.failures), dict(self.drops), self.started_at, dict(self.lost))
 
     def result(self) -> ctl.DataflowResult:
         """The final report sent to attached clients."""
-        return ctl.DataflowResult(self.id, self.name, not self.failures and not self.pending_error, list(self.failures), self.stopped, dict(self.drops))
+        return ctl.DataflowResult(self.id, self.name, not self.failures and not self.pending_error, list(self.failures), self.stopped, dict(self.drops), dict(self.lost))

@@ -202,6 +202,11 @@ class Node:
         """Messages dropped per input because its ``queue_size`` was full."""
         return dict(self._queue.drops)
 
+    @property
+    def lost(self) -> dict[str, int]:
+        """Messages lost in transit per input (e.g. while a network link was down)."""
+        return self._receiver.lost()
+
     def close(self, error: str | None = None) -> None:
         """Send end-of-stream on every output and leave the dataflow (idempotent; also at exit).
 
@@ -217,7 +222,7 @@ class Node:
             for out, topic in self._topics.items():
                 kind = MessageKind.FAILED if error else MessageKind.EOS
                 self._pub.send(encode_control_frames(topic, kind, self._seqs[out], {"error": error} if error else None))
-        self._ctrl_tx.send(ctl.NodeStats(self._dataflow_id, self._id, self.dropped))
+        self._ctrl_tx.send(ctl.NodeStats(self._dataflow_id, self._id, self.dropped, self.lost))
         self._ctrl_tx.send(ctl.NodeClosing(self._dataflow_id, self._id, error))
         self._receiver.close()
         self._pub.close()

@@ -70,7 +70,7 @@ class Receiver(threading.Thread):
         super().__init__(name=f"dora-zmq-receiver-{node_id}", daemon=True)
         self.node_id = node_id
         self.dataflow_id = dataflow_id
-        self._reported_drops: dict[str, int] = {}
+        self._reported: tuple[dict[str, int], dict[str, int]] = ({}, {})
         self._next_stats = 0.0
         self._sub = sub
         self._ctrl = ctrl
@@ -198,12 +198,17 @@ class Receiver(threading.Thread):
             return
         self._next_stats = now + _STATS_EVERY_S
         drops = dict(self._queue.drops)
-        if drops != self._reported_drops and any(drops.values()):
+        lost = self.lost()
+        if (drops, lost) != self._reported and (any(drops.values()) or any(lost.values())):
             for input_id, n in drops.items():
-                if n > self._reported_drops.get(input_id, 0):
+                if n > self._reported[0].get(input_id, 0):
                     log.warning("node %s: input %s has dropped %d message(s) so far (queue_size full)", self.node_id, input_id, n)
-            self._reported_drops = drops
-            self._ctrl.send(ctl.NodeStats(self.dataflow_id, self.node_id, drops))
+            self._reported = (drops, lost)
+            self._ctrl.send(ctl.NodeStats(self.dataflow_id, self.node_id, drops, lost))
+
+    def lost(self) -> dict[str, int]:
+        """Messages lost in transit per input (gaps in the sender's sequence numbers)."""
+        return {i: r.lost for r in self._routes.values() for i in r.inputs}
 
     def _check_parent(self) -> None:
         if self._parent is not None and os.getppid() != self._parent:

@@ -1,0 +1,41 @@
+"""Streaming pipelines on threads: DeGirum-style gizmos connected by queues.
+
+General layout (imports point downward only)::
+
+    _errors        StreamsError tree (CompositionError, ...) under dora_zmq.DoraZmqError
+    _meta          StreamMeta (tagged metainfo) and StreamData (payload + meta)
+    _stream        Stream: a queue with drop-oldest and an end-of-stream poison pill
+    _gizmo         Gizmo: the block base class, connections (>>, [i]) and send_result
+    _composition   Composition: one thread per gizmo, stop/wait/errors, bottleneck reports
+    gizmos         generic gizmos: iterator source, sink, function map, fan-in
+
+This package uses only the standard library; it knows nothing of nodes or ZeroMQ.
+"""
+
+from __future__ import annotations
+
+from ._composition import Composition
+from ._errors import CompositionError, GizmoFailure, GizmoInputError, StreamConfigError, StreamsError
+from ._gizmo import PUT_POLL_INTERVAL_S, Gizmo
+from ._meta import StreamData, StreamMeta, Tags
+from ._stream import Stream
+from .gizmos import FanInGizmo, FunctionGizmo, IteratorSourceGizmo, SinkGizmo
+
+__all__ = [
+    "PUT_POLL_INTERVAL_S",
+    "Composition",
+    "CompositionError",
+    "FanInGizmo",
+    "FunctionGizmo",
+    "Gizmo",
+    "GizmoFailure",
+    "GizmoInputError",
+    "IteratorSourceGizmo",
+    "SinkGizmo",
+    "Stream",
+    "StreamConfigError",
+    "StreamData",
+    "StreamMeta",
+    "StreamsError",
+    "Tags",
+]

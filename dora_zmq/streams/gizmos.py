@@ -1,0 +1,195 @@
+"""Generic gizmos that need no domain knowledge: a source, a sink, a map, and a fan-in.
+
+* ``IteratorSourceGizmo`` sends each item of an iterable.
+* ``SinkGizmo`` ends a pipeline: iterate it from another thread, or collect into ``results``.
+* ``FunctionGizmo`` maps each payload through a function (``None`` skips the item).
+* ``FanInGizmo`` synchronises several inputs into one list per step.
+
+Each of them stops at the end of its input(s) or when aborted, as ``Gizmo.run()`` asks.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+from ._errors import StreamConfigError
+from ._gizmo import Gizmo, InputSpec
+from ._meta import StreamData, StreamMeta
+from ._stream import Stream
+
+__all__ = ["FanInGizmo", "FunctionGizmo", "IteratorSourceGizmo", "SinkGizmo"]
+
+log = logging.getLogger(__name__)
+
+
+def _as_stream_data(item: Any) -> StreamData:
+    """Wrap a bare payload in a ``StreamData`` with empty meta; leave a StreamData as it is."""
+    return item if isinstance(item, StreamData) else StreamData(item)
+
+
+class IteratorSourceGizmo(Gizmo):
+    """A source that sends every item of an iterable, then ends its outputs.
+
+    Items that are not ``StreamData`` already are wrapped in one, with empty meta
+    (so a ``None`` item is sent as ``StreamData(None)``, not taken as end-of-stream).
+
+    Args:
+        iterable: the items to send; iterated once, in the gizmo's thread.
+    """
+
+    def __init__(self, iterable: Iterable[Any]) -> None:
+        super().__init__()
+        self._iterable = iterable
+
+    def run(self) -> None:
+        """Send each item until the iterable is exhausted or the gizmo is aborted."""
+        for item in self._iterable:
+            if self._abort:
+                break
+            self.send_result(_as_stream_data(item))
+
+
+class SinkGizmo(Gizmo):
+    """The end of a pipeline: hands every item it receives to the user.
+
+    Read the items from another thread with ``for item in sink`` (it yields ``StreamData``
+    until the input ends, then stops; a later loop ends at once), and/or collect them in
+    ``results`` with ``collect=True``. Items also pass on to any gizmo connected after
+    the sink. Items nobody iterates over stay queued in the sink, like in any stream.
+
+    Args:
+        maxsize: depth of the input stream; 0 (the default) for unlimited.
+        allow_drop: drop the oldest input item instead of blocking the producer when full.
+        collect: append every item to ``results``. Defaults to False.
+
+    Attributes:
+        results: the items received, in order, when ``collect`` is True.
+    """
+
+    def __init__(self, maxsize: int = 0, allow_drop: bool = False, *, collect: bool = False) -> None:
+        super().__init__([(maxsize, allow_drop)])
+        self.results: list[StreamData] = []
+        self._collect = collect
+        self._received = Stream()
+
+    def run(self) -> None:
+        """Receive items until the input ends or the gizmo is aborted; each run starts afresh."""
+        self.results.clear()
+        self._received.clear()  # drop what a previous run left, its end-of-stream pill included
+        try:
+            for item in self.get_input(0):
+                if self._abort:
+                    break
+                data = _as_stream_data(item)
+                if self._collect:
+                    self.results.append(data)
+                self._received.put(data)
+                self.send_result(data)
+        finally:
+            self._received.close()
+
+    def __iter__(self) -> Iterator[StreamData]:
+        """Yield each received item, from any thread, until the sink's input ends."""
+        yield from self._received
+        self._received.close()  # put the end back, so another loop over the sink also ends
+
+
+class FunctionGizmo(Gizmo):
+    """Maps each payload through ``fn``: ``StreamData(fn(data), meta)``.
+
+    The input's meta is kept. With ``append_meta``, the new payload is also appended to
+    (a clone of) the meta under the tag ``name``, so later gizmos can ``find_last(name)``.
+    When ``fn`` returns ``None`` the item is skipped.
+
+    Args:
+        fn: the function applied to each payload (``item.data``).
+        name: the gizmo's name, and its meta tag; defaults to the class name.
+        input_stream_sizes: the single input's ``(maxsize, allow_drop)``; unlimited by default.
+        append_meta: append each result to the meta under the tag ``name``. Defaults to False.
+
+    Raises:
+        StreamConfigError: ``input_stream_sizes`` does not describe exactly one input.
+    """
+
+    def __init__(
+        self,
+        fn: Callable[[Any], Any],
+        name: str | None = None,
+        input_stream_sizes: Sequence[InputSpec] = ((0, False),),
+        *,
+        append_meta: bool = False,
+    ) -> None:
+        if len(input_stream_sizes) != 1:
+            raise StreamConfigError(f"a FunctionGizmo has exactly one input, got {list(input_stream_sizes)!r}")
+        super().__init__(input_stream_sizes)
+        if name is not None:
+            self.name = name
+        self._fn = fn
+        self._append_meta = append_meta
+
+    def run(self) -> None:
+        """Map items until the input ends or the gizmo is aborted."""
+        for item in self.get_input(0):
+            if self._abort:
+                break
+            source = _as_stream_data(item)
+            result = self._fn(source.data)
+            if result is None:
+                log.debug("gizmo '%s' skipped an item: fn returned None", self.name)
+                continue
+            meta = source.meta
+            if self._append_meta:
+                meta = meta.clone()  # never modify received meta in place: other branches share it
+                meta.append(result, self.name)
+            self.send_result(StreamData(result, meta))
+
+
+class FanInGizmo(Gizmo):
+    """Synchronises several inputs: takes one item from each, sends them as one.
+
+    Each step waits for an item on input 0, then input 1, and so on, and sends
+    ``StreamData([data of input 0, data of input 1, ...], merged meta)``. The merged
+    meta is a clone of input 0's meta with the entries of inputs 1, 2, ... appended in
+    input order, each keeping its tags. The gizmo ends as soon as any input ends; it
+    then abandons all its inputs (``Stream.abandon()``), so the producers of the others
+    do not block on streams it no longer reads.
+
+    Args:
+        n_inputs: number of inputs, at least 1.
+        maxsize: depth of each input stream; 0 (the default) for unlimited.
+        allow_drop: drop the oldest item of a full input instead of blocking its producer.
+
+    Raises:
+        StreamConfigError: ``n_inputs`` is below 1.
+    """
+
+    def __init__(self, n_inputs: int, maxsize: int = 0, allow_drop: bool = False) -> None:
+        if isinstance(n_inputs, bool) or not isinstance(n_inputs, int) or n_inputs < 1:
+            raise StreamConfigError(f"a FanInGizmo needs at least one input, got n_inputs={n_inputs!r}")
+        super().__init__([(maxsize, allow_drop)] * n_inputs)
+
+    def run(self) -> None:
+        """Merge one item per input until any input ends or the gizmo is aborted."""
+        try:
+            while not self._abort:
+                items: list[StreamData] = []
+                for stream in self.get_inputs():
+                    item = stream.get()
+                    if item is Stream._poison:
+                        return
+                    items.append(_as_stream_data(item))
+                self.send_result(_merge(items))
+        finally:
+            for stream in self.get_inputs():
+                stream.abandon()
+
+
+def _merge(items: list[StreamData]) -> StreamData:
+    """Join one item per input into a list payload with merged meta (see ``FanInGizmo``)."""
+    meta: StreamMeta = items[0].meta.clone()
+    for item in items[1:]:
+        for entry, tags in item.meta:
+            meta.append(entry, tags)
+    return StreamData([item.data for item in items], meta)

@@ -1,0 +1,62 @@
+"""A dora_zmq cluster on namespace hosts: a coordinator and one daemon per host.
+
+The commands are exactly the ones docker-compose.yml runs (see deploy/README.md), with the
+same environment variables, so what compose starts is what these tests exercise.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import Any, Callable
+
+from dora_zmq.testing import DataflowProcess
+
+from .netns import Host, Network
+
+PORT = 53290
+
+
+class Cluster:
+    """Starts services on namespace hosts through the test's ``dora`` fixture (owned, reaped)."""
+
+    def __init__(self, net: Network, dora: Callable[..., DataflowProcess], workdir: Path, env: dict[str, str] | None = None) -> None:
+        self.net = net
+        self.dora = dora
+        self.workdir = workdir
+        self.env = dict(env or {})
+        self.coordinator_host: Host | None = None
+        self.daemons: dict[str, DataflowProcess] = {}
+
+    @property
+    def address(self) -> str:
+        assert self.coordinator_host is not None
+        return f"tcp://{self.coordinator_host.ip}:{PORT}"
+
+    def base_env(self, **extra: str) -> dict[str, str]:
+        env = {"DORA_ZMQ_COORDINATOR": self.address, **self.env}
+        env.update(extra)
+        return env
+
+    def start_coordinator(self, host: Host) -> DataflowProcess:
+        self.coordinator_host = host
+        p = self.dora("coordinator", "--bind", f"tcp://{host.ip}:{PORT}", prefix=host.prefix, env=self.base_env(), cwd=self.workdir)
+        p.wait_for_line("coordinator listening")
+        return p
+
+    def start_daemon(self, host: Host, machine: str | None = None, *extra: str, env: dict[str, str] | None = None) -> DataflowProcess:
+        machine = machine or host.name
+        p = self.dora(
+            "daemon", "--machine-id", machine, "--bind-data", host.ip, "--advertise", host.ip, *extra,
+            prefix=host.prefix, env=self.base_env(**(env or {})), cwd=self.workdir,
+        )
+        self.daemons[machine] = p
+        return p
+
+    def cli(self, host: Host, *args: str, **kwargs: Any) -> DataflowProcess:
+        return self.dora(*args, prefix=host.prefix, env=self.base_env(**kwargs.pop("env", {})), cwd=self.workdir, **kwargs)
+
+
+def write_files(dir_: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        (dir_ / name).write_text(textwrap.dedent(text).lstrip())
