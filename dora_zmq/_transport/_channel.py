@@ -11,6 +11,7 @@ import zmq
 
 from .. import _control
 from .._errors import ControlError, ProtocolError
+from ..security import secure_client, secure_server
 
 __all__ = ["Channel", "Poller", "context"]
 
@@ -50,6 +51,7 @@ class Channel:
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # an error, not a silent drop, for a gone peer
         sock.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a restarted peer takes its identity back
+        secure_server(sock)
         try:
             sock.bind(bind)
         except zmq.ZMQError as exc:
@@ -67,6 +69,7 @@ class Channel:
         sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3000)
         if identity:
             sock.setsockopt(zmq.ROUTING_ID, identity.encode())
+        secure_client(sock)
         try:
             sock.connect(address)
         except zmq.ZMQError as exc:

@@ -9,6 +9,7 @@ from typing import Any, Sequence
 import zmq
 
 from .._errors import ControlError
+from ..security import secure_client, secure_server
 
 __all__ = ["Publisher", "Subscriber", "ipc_endpoint"]
 
@@ -39,6 +40,7 @@ class Publisher:
         sock.setsockopt(zmq.XPUB_VERBOSER, 1)
         sock.setsockopt(zmq.SNDHWM, _HWM)
         sock.setsockopt(zmq.LINGER, 2000)
+        secure_server(sock)
         self._sock = sock
         try:
             sock.bind(ipc)
@@ -84,6 +86,7 @@ class Subscriber:
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.HEARTBEAT_IVL, 1000)
         sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3000)
+        secure_client(sock)
         self._sock = sock
         self.connected: set[str] = set()
 

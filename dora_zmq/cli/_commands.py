@@ -103,6 +103,22 @@ def daemon(machine_id: str, coordinator: str | None, bind_data: str, advertise: 
 
 
 @cli.command()
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--client", "clients", multiple=True, metavar="NAME", help="A client key pair to create (repeatable; default: 'default').")
+def keys(directory: str, clients: tuple[str, ...]) -> None:
+    """Create CURVE keys for a deployment (then set DORA_ZMQ_KEYS=DIRECTORY everywhere)."""
+    from ..security import generate_keys
+
+    written = generate_keys(Path(directory), list(clients))
+    for path in written:
+        out.print(f"wrote {path}")
+    out.print(
+        f"keys in {directory}: copy the folder to every machine and set DORA_ZMQ_KEYS={directory} "
+        "(DORA_ZMQ_CLIENT_KEY=<folder>/clients/<name>.key_secret to pick a client key)"
+    )
+
+
+@cli.command()
 @_COORD_OPT
 def up(coordinator: str | None) -> None:
     """Start a coordinator and a daemon in the background on this machine."""

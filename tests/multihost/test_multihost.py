@@ -181,3 +181,116 @@ def test_link_cut_and_restored_resumes_with_losses_counted(network, dora, tmp_pa
     if lost:
         assert f"collect/direct: {lost}" in result.stderr, result.output
     print(f"link down {time.monotonic() - cut_at:.1f} s; received {total}, lost {lost}")
+
+
+ROGUE = """
+    import sys, time, zmq, zmq.auth
+    endpoint, keys, mode = sys.argv[1], sys.argv[2], sys.argv[3]
+    ctx = zmq.Context()
+    sub = ctx.socket(zmq.SUB)
+    if mode != "plain":
+        server_public, _ = zmq.auth.load_certificate(keys + "/server.key")
+        own = "/rogue/rogue.key_secret" if mode == "wrong-key" else "/clients/default.key_secret"
+        public, secret = zmq.auth.load_certificate(keys + own)
+        sub.curve_serverkey, sub.curve_publickey, sub.curve_secretkey = server_public, public, secret
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    sub.connect(endpoint)
+    print("rogue listening", mode, flush=True)
+    got = 0
+    deadline = time.monotonic() + float(sys.argv[4])
+    while time.monotonic() < deadline:
+        if sub.poll(100):
+            sub.recv_multipart()
+            got += 1
+    print("rogue received", got, flush=True)
+    sub.close(0)
+    ctx.term()
+"""
+
+ROGUE_CONTROL = """
+    import sys, zmq, zmq.auth, json
+    endpoint, keys = sys.argv[1], sys.argv[2]
+    ctx = zmq.Context()
+    d = ctx.socket(zmq.DEALER)
+    server_public, _ = zmq.auth.load_certificate(keys + "/server.key")
+    public, secret = zmq.auth.load_certificate(keys + "/rogue/rogue.key_secret")
+    d.curve_serverkey, d.curve_publickey, d.curve_secretkey = server_public, public, secret
+    d.connect(endpoint)
+    d.send(json.dumps({"t": "Destroy"}).encode())
+    print("control answer", bool(d.poll(2000)), flush=True)
+    d.close(0)
+    ctx.term()
+"""
+
+
+def _listening_ports(pid: int) -> list[int]:
+    """Listening tcp ports of a process, read in its own network namespace.
+
+    (psutil reads /proc/net/tcp, i.e. the caller's namespace, so it cannot see these.)
+    """
+    import os
+
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    ports = []
+    with open(f"/proc/{pid}/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A = LISTEN
+                ports.append(int(fields[1].split(":")[1], 16))
+    return ports
+
+
+def _listening_port(tag: str, script: str) -> int:
+    from dora_zmq.testing import leaked_processes
+
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        for proc in leaked_processes(tag):
+            try:
+                if any(script in part for part in proc.cmdline()) and (ports := _listening_ports(proc.pid)):
+                    return ports[0]
+            except OSError:
+                continue
+    raise AssertionError(f"no listening tcp port for {script}")
+
+
+@pytest.mark.timeout(90)
+def test_curve_peer_without_key_gets_nothing(network, dora, tmp_path: Path) -> None:
+    import zmq.auth
+
+    h1, h2, h3 = (network.add_host(n) for n in ("h1", "h2", "h3"))
+    keys = tmp_path / "keys"
+    assert dora("keys", str(keys)).wait(20).returncode == 0
+    (keys / "rogue").mkdir()
+    zmq.auth.create_certificates(keys / "rogue", "rogue")  # a key pair nobody authorised
+    write_files(tmp_path, {
+        "counter.py": COUNTER, "collect.py": PROGRESS_COLLECT, "rogue.py": ROGUE, "rogue_control.py": ROGUE_CONTROL,
+        "dataflow.yml": CUT_FLOW.replace("LIMIT: 800", "LIMIT: 600"),
+    })
+    cluster = Cluster(network, dora, tmp_path, env={"DORA_ZMQ_KEYS": str(keys)})
+    cluster.start_coordinator(h1)
+    cluster.start_daemon(h1)
+    cluster.start_daemon(h2)
+    run = cluster.cli(h1, "start", "dataflow.yml", "--attach")
+    port = _listening_port(cluster.daemons["h1"].tag, "counter.py")
+    rogues = [
+        dora(python_args=["rogue.py", f"tcp://{h1.ip}:{port}", str(keys), mode, "3"], prefix=h3.prefix, cwd=tmp_path, tag=run.tag)
+        for mode in ("plain", "wrong-key", "authorised")
+    ]
+    control = dora(python_args=["rogue_control.py", cluster.address, str(keys)], prefix=h3.prefix, cwd=tmp_path, tag=run.tag)
+    outputs = [r.wait(30).stdout for r in rogues]
+    assert "rogue received 0" in outputs[0], outputs
+    assert "rogue received 0" in outputs[1], outputs
+    # the same script with the authorised key does receive: the port and the method were right
+    assert "rogue received 0" not in outputs[2] and "rogue received" in outputs[2], outputs
+    assert "control answer False" in control.wait(30).stdout
+    result = run.wait(60)
+    assert result.returncode == 0, result.output
+    assert "collect total 600 lost 0" in result.stdout
