@@ -25,6 +25,7 @@ import threading
 import traceback
 from collections.abc import Iterable
 from types import TracebackType
+from typing import TypeVar
 
 from ._errors import CompositionError, GizmoFailure
 from ._gizmo import Gizmo, connected_gizmos
@@ -33,6 +34,8 @@ from ._stream import Stream
 __all__ = ["Composition"]
 
 log = logging.getLogger(__name__)
+
+AnyGizmo = TypeVar("AnyGizmo", bound=Gizmo)
 
 
 class Composition:
@@ -75,7 +78,7 @@ class Composition:
         """The gizmos of this composition, in the order they were added (a new list)."""
         return list(self._gizmos)
 
-    def add(self, gizmo: Gizmo) -> Gizmo:
+    def add(self, gizmo: AnyGizmo) -> AnyGizmo:
         """Add one gizmo to this composition (adding it twice is harmless).
 
         Args:
@@ -95,7 +98,7 @@ class Composition:
         self._include(gizmo)
         return gizmo
 
-    def __call__(self, gizmo: Gizmo) -> Gizmo:
+    def __call__(self, gizmo: AnyGizmo) -> AnyGizmo:
         """Add a gizmo to this composition; the same as ``add(gizmo)``.
 
         Args:
@@ -177,9 +180,7 @@ class Composition:
             thread.join()
         self._threads = []
         self._running = False
-        for stream, allow_drop in self._saved_allow_drop:
-            stream.allow_drop = allow_drop
-        self._saved_allow_drop = []
+        self._restore_allow_drop()
         failures = [self._failures[g] for g in self._gizmos if g in self._failures]
         if failures:
             names = ", ".join(f"'{f.gizmo}'" for f in failures)
@@ -270,7 +271,14 @@ class Composition:
                     started.join()
                 self._threads = []
                 self._running = False
+                self._restore_allow_drop()
                 raise CompositionError(f"could not start a thread for gizmo {thread.name}") from exc
+
+    def _restore_allow_drop(self) -> None:
+        """Give each input stream back the ``allow_drop`` it had before ``detect_bottlenecks``."""
+        for stream, allow_drop in self._saved_allow_drop:
+            stream.allow_drop = allow_drop
+        self._saved_allow_drop = []
 
     def _run_gizmo(self, gizmo: Gizmo) -> None:
         """Thread body: run the gizmo, record a failure and stop all, close its outputs."""

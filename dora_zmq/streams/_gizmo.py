@@ -74,9 +74,10 @@ class Gizmo(ABC):
         Return when the inputs end (a ``for item in self.get_input(0)`` loop ends by
         itself at the poison pill; after ``get()`` or ``get_nowait()``, compare the item
         with ``Stream._poison`` using ``is``) or when ``self._abort`` becomes True, which
-        long-running loops should check on every iteration. Consume inputs until they
-        end, or producers may block on a full stream. There is no need to close the
-        outputs: the composition does it when ``run()`` returns.
+        long-running loops should check on every iteration. Read each input until it
+        ends, or ``abandon()`` it when you stop reading early, or its producer may block
+        on a full stream for ever. There is no need to close the outputs: the
+        composition does it when ``run()`` returns.
         """
 
     def abort(self, abort: bool = True) -> None:
@@ -100,9 +101,7 @@ class Gizmo(ABC):
             GizmoInputError: this gizmo has no input with that index.
         """
         if isinstance(inp, bool) or not isinstance(inp, int) or not 0 <= inp < len(self._inputs):
-            raise GizmoInputError(
-                f"gizmo '{self.name}' has no input {inp!r} (it has {len(self._inputs)} input(s))"
-            )
+            raise GizmoInputError(f"gizmo '{self.name}' has no input {inp!r} (it has {len(self._inputs)} input(s))")
         return self._inputs[inp]
 
     def get_inputs(self) -> list[Stream]:
@@ -206,8 +205,7 @@ class Gizmo(ABC):
 
     def __repr__(self) -> str:
         return (
-            f"<{type(self).__name__} '{self.name}': {len(self._inputs)} input(s), "
-            f"{len(self._output_refs)} output(s)>"
+            f"<{type(self).__name__} '{self.name}': {len(self._inputs)} input(s), {len(self._output_refs)} output(s)>"
         )
 
     def _resolve_input(self, inp: int | Stream) -> Stream:

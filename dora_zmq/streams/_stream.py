@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import time
 from collections.abc import Iterator
 from typing import Any, ClassVar, Final
 
@@ -92,12 +93,12 @@ class Stream(queue.Queue[Any]):
             queue.Full: the stream is full, dropping is off, and ``block`` is False or
                 ``timeout`` expired.
         """
-        if self._abandoned:
-            return
         if self.allow_drop:
             self._put_dropping(item)
-        else:
-            super().put(item, block, timeout)
+            return
+        with self.not_full:
+            if self._wait_for_room(block, timeout):
+                self._append(item)
 
     def close(self) -> None:
         """Close the stream by putting the poison pill.
@@ -123,9 +124,10 @@ class Stream(queue.Queue[Any]):
         Args:
             abandon: True to abandon the stream, False to take it back into use.
         """
-        self._abandoned = abandon
+        with self.mutex:
+            self._abandoned = abandon
         if abandon:
-            self.clear()
+            self.clear()  # also wakes blocked producers, which then see the mark and return
 
     def clear(self) -> int:
         """Discard every queued item (data and pills) and wake producers blocked on a full stream.
@@ -159,9 +161,28 @@ class Stream(queue.Queue[Any]):
                     self.dropped_cnt += 1
                     log.debug("stream %s closed and full: dropped %r", id(self), item)
                 return
-            self._put(item)
-            self.unfinished_tasks += 1
-            self.not_empty.notify()
+            self._append(item)
+
+    def _wait_for_room(self, block: bool, timeout: float | None) -> bool:
+        """Wait until the stream has room (caller holds ``not_full``); False if abandoned.
+
+        ``queue.Queue.put`` waits the same way, but would not notice an ``abandon()``.
+        """
+        if timeout is not None and timeout < 0:
+            raise ValueError("'timeout' must be a non-negative number")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._abandoned and 0 < self.maxsize <= self._qsize():
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if not block or (remaining is not None and remaining <= 0):
+                raise queue.Full
+            self.not_full.wait(remaining)
+        return not self._abandoned
+
+    def _append(self, item: Any) -> None:
+        """Queue an item and wake one reader (caller holds the lock)."""
+        self._put(item)
+        self.unfinished_tasks += 1
+        self.not_empty.notify()
 
     def _evict_oldest_data(self) -> bool:
         """Remove the oldest non-pill item (caller holds the lock); False if there is none."""
