@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from ._channel import Channel, Poller, context
+from ._channel import Channel, Poller, context, release_context
 from ._data import Publisher, Subscriber, ipc_endpoint
 
-__all__ = ["Channel", "Poller", "Publisher", "Subscriber", "context", "ipc_endpoint"]
+__all__ = ["Channel", "Poller", "Publisher", "Subscriber", "context", "ipc_endpoint", "release_context"]

@@ -8,15 +8,20 @@ import threading
 from typing import Any, Iterable
 
 import zmq
+import zmq.utils.garbage  # noqa: F401 - see below
 
 from .. import _control
 from .._errors import ControlError, ProtocolError
-from ..security import secure_client, secure_server
+from ..security import secure_client, secure_server, stop_authenticator
 
-__all__ = ["Channel", "Poller", "context"]
+__all__ = ["Channel", "Poller", "context", "release_context"]
 
 log = logging.getLogger(__name__)
 
+# pyzmq keeps zero-copy send buffers alive through a "garbage" thread that it imports lazily
+# and stops in an atexit hook. Importing it here registers that hook before any Node
+# registers its own, so (atexit runs last-in, first-out) a node's close() -- which flushes
+# queued messages -- runs before pyzmq drops the buffers those messages point into.
 _ctx_lock = threading.Lock()
 _ctx: zmq.Context[Any] | None = None
 _ctx_pid = 0
@@ -30,6 +35,27 @@ def context() -> zmq.Context[Any]:
             _ctx = zmq.Context()
             _ctx_pid = os.getpid()
         return _ctx
+
+
+def release_context() -> bool:
+    """Terminate the process's context if none of its sockets is open; True if it did.
+
+    ``term()`` blocks until queued outgoing messages are sent (bounded by each socket's
+    linger). A node calls this as it closes, *before* the interpreter shuts down: zero-copy
+    frames point into Python buffers, and pyzmq's own exit hook drops its references to them,
+    so a message still in flight at that point would go out with freed memory as its body.
+    """
+    global _ctx
+    with _ctx_lock:
+        ctx = _ctx
+        if ctx is None or _ctx_pid != os.getpid():
+            return False
+        stop_authenticator()
+        if any(not s.closed for s in list(ctx._sockets)):  # noqa: SLF001 - pyzmq keeps no public list
+            return False
+        ctx.term()
+        _ctx = None
+        return True
 
 
 class Channel:

@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 # Large enough that a burst is absorbed by the receiver thread's drop-oldest queues, which
 # implement dora's queue_size; ZeroMQ's own HWM drops the *newest*, which is the wrong end.
 _HWM = 10_000
+# How long a closing node keeps sending what is queued to subscribers that are still there.
+_PUB_LINGER_MS = 5000
 
 
 def ipc_endpoint(directory: str, name: str) -> str:
@@ -39,7 +41,7 @@ class Publisher:
         sock = context_socket(zmq.XPUB)
         sock.setsockopt(zmq.XPUB_VERBOSER, 1)
         sock.setsockopt(zmq.SNDHWM, _HWM)
-        sock.setsockopt(zmq.LINGER, 2000)
+        sock.setsockopt(zmq.LINGER, _PUB_LINGER_MS)
         secure_server(sock)
         self._sock = sock
         try:
@@ -71,7 +73,7 @@ class Publisher:
             except zmq.Again:
                 return out
 
-    def close(self, linger_ms: int = 2000) -> None:
+    def close(self, linger_ms: int = _PUB_LINGER_MS) -> None:
         """Close, waiting up to ``linger_ms`` for queued messages to leave."""
         if not self._sock.closed:
             self._sock.close(linger_ms)

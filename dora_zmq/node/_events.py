@@ -71,6 +71,12 @@ class EventQueue:
         self._stop_sent = False
 
     @property
+    def ended(self) -> bool:
+        """True once the stream has ended and nothing more will come."""
+        with self._cv:
+            return self._ended and not self._priority
+
+    @property
     def open_inputs(self) -> frozenset[str]:
         """Inputs not closed yet."""
         with self._cv:

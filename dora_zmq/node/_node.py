@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from .. import _control as ctl
 from .._errors import ControlError, NodeConfigError, OutputError
-from .._transport import Channel, Poller, Publisher, Subscriber, ipc_endpoint
+from .._transport import Channel, Poller, Publisher, Subscriber, ipc_endpoint, release_context
 from .._version import __version__
 from .._wire import (
     MessageKind,
@@ -203,6 +203,11 @@ class Node:
         return dict(self._queue.drops)
 
     @property
+    def finished(self) -> bool:
+        """True once the event stream has ended (``next()`` only returns None from now on)."""
+        return self._queue.ended
+
+    @property
     def lost(self) -> dict[str, int]:
         """Messages lost in transit per input (e.g. while a network link was down)."""
         return self._receiver.lost()
@@ -227,6 +232,7 @@ class Node:
         self._receiver.close()
         self._pub.close()
         self._ctrl_tx.close(1000)
+        release_context()  # flush what is queued before the interpreter frees the buffers
         if self._tracing is not None:
             self._tracing.close()
         for input_id, n in self.dropped.items():
@@ -345,8 +351,12 @@ class Node:
                 ep = peers.endpoints.get(route.node)
                 if ep is not None:
                     self._sub.connect(ep.for_peer(self._machine))
+            # An UpstreamExited for the node was received already (the daemon replays them):
+            # the receiver closes those inputs with the right NODE_FAILED-or-not; closing
+            # them here would call a clean exit (a shell script that only prints) a failure.
+            announced = {m.node for m in self._deferred if isinstance(m, ctl.UpstreamExited)}
             for node in peers.exited:
-                if node not in peers.endpoints:
+                if node not in peers.endpoints and node not in announced:
                     for route in self._routes.values():
                         if route.node == node:
                             for input_id in route.inputs:

@@ -1,0 +1,74 @@
+"""Every byte arrives: large zero-copy bursts from a sender that exits at once, and many types."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+FLOW = """
+nodes:
+  - id: src
+    path: src.py
+    outputs: [big, typed]
+  - id: dst
+    path: dst.py
+    inputs:
+      big: {source: src/big, queue_size: 1000}
+      typed: {source: src/typed, queue_size: 1000}
+"""
+
+SRC = """
+    import numpy as np, pyarrow as pa
+    from dora_zmq import Node
+    node = Node()
+    for i in range(40):
+        node.send_output("big", pa.array(np.full(921_600, i % 251, dtype=np.uint8)))
+    values = [
+        pa.array([1.5, None, 3.25]),
+        pa.array(["a", "bé", None]),
+        pa.array([[1, 2], [], None, [3]]),
+        pa.array([{"x": 1, "y": "a"}, {"x": 2, "y": None}]),
+        pa.array([b"\\x00\\x01", b""]),
+        pa.array([], type=pa.int8()),
+    ]
+    for v in values:
+        node.send_output("typed", v)
+    node.send_output("typed", b"raw bytes")
+    # no close(), no sleep: the script ends while large frames may still be in flight
+"""
+
+DST = """
+    import numpy as np, pyarrow as pa
+    from dora_zmq import Node
+    node = Node()
+    big, typed = [], []
+    for event in node:
+        if event["type"] == "INPUT" and event["id"] == "big":
+            arr = event["value"].to_numpy()
+            assert len(arr) == 921_600 and (arr == arr[0]).all(), "corrupted frame"
+            big.append(int(arr[0]))
+        elif event["type"] == "INPUT":
+            typed.append((str(event["value"].type), event["value"].to_pylist(), event["data"][:4]))
+    print("big", big == [i % 251 for i in range(40)], len(big), "lost", node.lost)
+    for t in typed:
+        print("typed", t)
+"""
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_zero_copy_burst_then_exit_loses_nothing(dora, flow_dir: Path, attempt: int) -> None:
+    (flow_dir / "dataflow.yml").write_text(FLOW)
+    (flow_dir / "src.py").write_text(textwrap.dedent(SRC))
+    (flow_dir / "dst.py").write_text(textwrap.dedent(DST))
+    result = dora("run", str(flow_dir / "dataflow.yml")).wait(60)
+    assert result.returncode == 0, result.output
+    assert "big True 40 lost {'big': 0" in result.stdout, result.output
+    assert "malformed" not in result.output
+    assert "typed ('double', [1.5, None, 3.25]" in result.stdout
+    assert "typed ('string', ['a', 'bé', None]" in result.stdout
+    assert "typed ('list<item: int64>', [[1, 2], [], None, [3]]" in result.stdout
+    assert "typed ('struct<x: int64, y: string>', [{'x': 1, 'y': 'a'}, {'x': 2, 'y': None}]" in result.stdout
+    assert "typed ('int8', [], b'')" in result.stdout
+    assert "typed ('uint8', [114, 97, 119, 32, 98, 121, 116, 101, 115], b'raw ')" in result.stdout
