@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ._codec import control_message
 
-__all__ = ["Attach", "Destroy", "FetchLogs", "ListDataflows", "Ping", "StartDataflow", "StopDataflow"]
+__all__ = ["Attach", "Destroy", "FetchLogs", "ListDataflows", "Ping", "ResolveNode", "StartDataflow", "StopDataflow"]
 
 
 @control_message
@@ -52,6 +52,14 @@ class FetchLogs:
 @control_message
 class Destroy:
     """Stop every dataflow, every daemon, and the coordinator itself."""
+
+
+@control_message
+class ResolveNode:
+    """A dynamic node started by hand asks which daemon serves it (answered by ``NodeDaemon``)."""
+
+    node: str
+    dataflow: str = ""
 
 
 @control_message

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ._codec import control_message
 from .records import DataflowInfo, FailureRecord
 
-__all__ = ["DataflowList", "DataflowResult", "DataflowStarted", "Failed", "LogLine", "Ok", "Pong"]
+__all__ = ["DataflowList", "DataflowResult", "DataflowStarted", "Failed", "LogLine", "NodeDaemon", "Ok", "Pong"]
 
 
 @control_message
@@ -58,6 +58,15 @@ class DataflowResult:
     stopped: bool = False
     drops: dict[str, int] | None = None
     lost: dict[str, int] | None = None
+
+
+@control_message
+class NodeDaemon:
+    """Where a dynamic node registers: its dataflow and the daemon's node addresses."""
+
+    dataflow_id: str
+    machine: str
+    addresses: list[str]
 
 
 @control_message

@@ -17,6 +17,7 @@ class RegisterDaemon:
     protocol: int
     hostname: str
     pid: int
+    node_addresses: list[str] | None = None  # where nodes (incl. dynamic ones) register
 
 
 @control_message

@@ -86,6 +86,14 @@ class Channel:
         address = sock.getsockopt_string(zmq.LAST_ENDPOINT)
         return cls(sock, True, address)
 
+    def bind(self, address: str) -> str:
+        """Server only: also listen on ``address``; returns the bound address (real port)."""
+        try:
+            self._sock.bind(address)
+        except zmq.ZMQError as exc:
+            raise ControlError(f"cannot listen on {address}: {exc}") from exc
+        return self._sock.getsockopt_string(zmq.LAST_ENDPOINT)
+
     @classmethod
     def connect(cls, address: str, identity: str | None = None) -> "Channel":
         """A DEALER connected to ``address`` (connects lazily; the server may start later)."""

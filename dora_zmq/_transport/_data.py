@@ -45,8 +45,10 @@ class Publisher:
         secure_server(sock)
         self._sock = sock
         try:
-            sock.bind(ipc)
-            self.ipc = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+            self.ipc = ""
+            if ipc:
+                sock.bind(ipc)
+                self.ipc = sock.getsockopt_string(zmq.LAST_ENDPOINT)
             self.tcp = ""
             if tcp_bind:
                 sock.bind(tcp_bind)

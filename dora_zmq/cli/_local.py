@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .. import _control as ctl
 from .._errors import ControlError, DataflowFailed, NodeFailure
-from ..coordinator import Coordinator
+from ..coordinator import DEFAULT_ADDRESS, Coordinator
 from ..daemon import Daemon
 from ..descriptor import Dataflow
 from ._client import StopSignals, follow, request
@@ -25,7 +25,7 @@ def run_local(dataflow: Dataflow, name: str | None, grace_s: float) -> ctl.Dataf
     Raises:
         DataflowFailed: a node failed (the report was printed already).
     """
-    coordinator = Coordinator("tcp://127.0.0.1:0")
+    coordinator = _embedded_coordinator()
     daemon = Daemon(coordinator.address, "")
     threads = [
         threading.Thread(target=coordinator.serve_forever, name="dora-zmq-coordinator", daemon=True),
@@ -52,6 +52,17 @@ def run_local(dataflow: Dataflow, name: str | None, grace_s: float) -> ctl.Dataf
         raise DataflowFailed(result.name, [NodeFailure(f.node, f.exit_code, f.signal, f.stderr_tail, f.reason, f.machine) for f in result.failures])
     err.print(f"[green]dataflow '{result.name}' finished[/green]" + (" (stopped)" if result.stopped else ""))
     return result
+
+
+def _embedded_coordinator() -> Coordinator:
+    """On the default local address when it is free (so `list`, `logs` and dynamic nodes find
+    it), else on any free loopback port."""
+    try:
+        return Coordinator(DEFAULT_ADDRESS)
+    except ControlError:
+        coordinator = Coordinator("tcp://127.0.0.1:0")
+        err.print(f"[yellow]coordinator on {coordinator.address} ({DEFAULT_ADDRESS} is in use)[/yellow]")
+        return coordinator
 
 
 def check_reachable(address: str) -> bool:

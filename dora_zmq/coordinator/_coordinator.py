@@ -91,6 +91,8 @@ class Coordinator:
                 self._attach(peer, ref, logs, None, 0)
             case ctl.FetchLogs(dataflow=ref, node=node, follow=follow, tail=tail):
                 self._attach(peer, ref, follow, node, tail)
+            case ctl.ResolveNode(node=node, dataflow=ref):
+                self._resolve_node(peer, node, ref)
             case ctl.Ping():
                 self.channel.send(ctl.Pong(__version__, sorted(d.machine_id for d in self._daemons.values())), to=peer)
             case ctl.Destroy():
@@ -237,7 +239,7 @@ class Coordinator:
         clash = [i for i, d in self._daemons.items() if d.machine_id == msg.machine_id and i != peer]
         for ident in clash:  # a restarted daemon replaces the one it was
             self._daemon_lost(ident, "replaced by a new daemon with the same machine id")
-        self._daemons[peer] = DaemonRecord(peer, msg.machine_id, msg.hostname, msg.pid)
+        self._daemons[peer] = DaemonRecord(peer, msg.machine_id, msg.hostname, msg.pid, list(msg.node_addresses or []))
         self.channel.send(ctl.DaemonAccepted(), to=peer)
         log.info("daemon '%s' connected (%s, pid %d)", msg.machine_id or "(default)", msg.hostname, msg.pid)
 
@@ -260,6 +262,10 @@ class Coordinator:
         dynamic = run.descriptor.node(msg.node).kind is NodeKind.DYNAMIC
         run.nodes[msg.node] = NodeState.FAILED if msg.failed else (NodeState.WAITING if dynamic else NodeState.EXITED)
         run.endpoints.pop(msg.node, None)
+        if dynamic and not msg.failed:
+            # A dynamic node may leave and join again: its subscribers keep their inputs open.
+            log.info("dataflow %s: dynamic node %s left", run.name, msg.node)
+            return
         if msg.failed:
             failure = ctl.FailureRecord(msg.node, msg.exit_code, msg.signal, msg.stderr_tail, msg.reason, msg.machine)
             run.failures.append(failure)
@@ -270,6 +276,25 @@ class Coordinator:
             self._finish(run, Status.FAILED if run.failures else Status.FINISHED)
         elif not run.peers_sent:
             self._maybe_send_peers(run)
+
+    def _resolve_node(self, peer: bytes, node: str, ref: str) -> None:
+        candidates = [
+            run for run in self._dataflows.values()
+            if not run.finished and node in run.nodes and run.descriptor.node(node).kind is NodeKind.DYNAMIC
+            and (not ref or run.id.startswith(ref) or run.name == ref)
+        ]
+        if not candidates:
+            self.channel.send(ctl.Failed(
+                f"no running dataflow has a dynamic node '{node}': declare it with `path: dynamic` "
+                "in the YAML and start the dataflow first"), to=peer)
+            return
+        run = candidates[-1]
+        ident = run.placement.get(node)
+        record = self._daemons.get(ident) if ident is not None else None
+        if record is None:
+            self.channel.send(ctl.Failed(f"dataflow '{run.name}' is not placed yet; try again"), to=peer)
+            return
+        self.channel.send(ctl.NodeDaemon(run.id, record.machine_id, list(record.node_addresses)), to=peer)
 
     def _node_logs(self, msg: ctl.NodeLogs) -> None:
         run = self._dataflows.get(msg.dataflow_id)

@@ -42,6 +42,7 @@ class DaemonRecord:
     machine_id: str
     hostname: str
     pid: int
+    node_addresses: list[str] = field(default_factory=list)
     last_seen: float = field(default_factory=time.monotonic)
 
 

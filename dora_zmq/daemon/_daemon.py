@@ -57,6 +57,10 @@ class _Dataflow:
     stopping: str = ""
     grace_s: float = 10.0
     live: set[str] = field(default_factory=set)
+    # Every UpstreamExited relayed so far, replayed to nodes that register later: a node still
+    # importing its libraries when an upstream already ended (e.g. a short shell script) must
+    # learn whether that upstream failed, not only that it is gone (``Peers.exited``).
+    exits: list[ctl.UpstreamExited] = field(default_factory=list)
 
 
 class Daemon:
@@ -86,6 +90,12 @@ class Daemon:
         self.tcp_bind = tcp_bind
         self.advertise = advertise
         self.nodes = Channel.serve(ipc_endpoint(str(self.run_dir), "daemon"))
+        self.node_addresses = [self.nodes.address]
+        if tcp_bind:
+            # Dynamic nodes on other hosts (edge devices) register over tcp.
+            bound = self.nodes.bind(f"tcp://{tcp_bind}:*")
+            port = bound.rsplit(":", 1)[1]
+            self.node_addresses.append(f"tcp://{advertise or tcp_bind}:{port}")
         self.coordinator = Channel.connect(coordinator, identity=f"daemon/{machine_id}/{socket.gethostname()}/{os.getpid()}")
         self.supervisor = Supervisor()
         self._dataflows: dict[str, _Dataflow] = {}
@@ -136,7 +146,9 @@ class Daemon:
 
     def _register(self) -> None:
         self.coordinator.send(
-            ctl.RegisterDaemon(self.machine_id, __version__, ctl.PROTOCOL_VERSION, socket.gethostname(), os.getpid())
+            ctl.RegisterDaemon(
+                self.machine_id, __version__, ctl.PROTOCOL_VERSION, socket.gethostname(), os.getpid(), self.node_addresses
+            )
         )
 
     def _drain(self, member: Channel) -> None:
@@ -164,6 +176,7 @@ class Daemon:
                     self._to_nodes(df, msg)
             case ctl.UpstreamExited(dataflow_id=df_id):
                 if (df := self._dataflows.get(df_id)) is not None:
+                    df.exits.append(msg)
                     self._to_nodes(df, msg)
             case ctl.StopNodes(dataflow_id=df_id, grace_s=grace, reason=reason, trace_context=parent):
                 if (df := self._dataflows.get(df_id)) is not None:
@@ -280,7 +293,9 @@ class Daemon:
             self.nodes.send(ctl.RegisterRefused(f"node '{msg.node}' is not part of {where}"), to=peer)
             return
         df.peers[msg.node] = peer
-        tcp_bind = f"tcp://{self.tcp_bind}:*" if df.multi_machine and self.tcp_bind else ""
+        has_dynamic = any(n.kind is NodeKind.DYNAMIC for n in df.descriptor.nodes)
+        # Peers on other hosts (other daemons' nodes, dynamic nodes) need tcp endpoints.
+        tcp_bind = f"tcp://{self.tcp_bind}:*" if (df.multi_machine or has_dynamic) and self.tcp_bind else ""
         self.nodes.send(
             ctl.NodeSetup(
                 df.id, msg.node, df.yaml, str(df.working_dir), self.machine_id, str(df.ipc_dir),
@@ -288,6 +303,9 @@ class Daemon:
             ),
             to=peer,
         )
+        for exited in df.exits:
+            if exited.node not in df.peers:  # not a dynamic node that came back since
+                self.nodes.send(exited, to=peer)
         if df.last_peers is not None and df.descriptor.node(msg.node).kind is NodeKind.DYNAMIC:
             self.nodes.send(df.last_peers, to=peer)
 

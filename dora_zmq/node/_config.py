@@ -7,18 +7,31 @@ from dataclasses import dataclass
 
 from .._errors import NodeConfigError
 
-__all__ = ["ENV_DAEMON", "ENV_DATAFLOW", "ENV_MACHINE", "ENV_NODE", "NodeEnvironment"]
+__all__ = [
+    "ENV_ADVERTISE",
+    "ENV_BIND",
+    "ENV_COORDINATOR",
+    "ENV_DAEMON",
+    "ENV_DATAFLOW",
+    "ENV_MACHINE",
+    "ENV_NODE",
+    "NodeEnvironment",
+]
 
 ENV_DAEMON = "DORA_ZMQ_DAEMON"
 ENV_NODE = "DORA_NODE_ID"
 ENV_DATAFLOW = "DORA_DATAFLOW_ID"
 ENV_MACHINE = "DORA_ZMQ_MACHINE"
+ENV_COORDINATOR = "DORA_ZMQ_COORDINATOR"
+ENV_BIND = "DORA_ZMQ_BIND"
+ENV_ADVERTISE = "DORA_ZMQ_ADVERTISE"
+DEFAULT_COORDINATOR = "tcp://127.0.0.1:53290"
 
 _HOW_TO_RUN = (
     "This script is a dora_zmq node: start it through a dataflow, e.g. `dora-zmq run dataflow.yml` "
     "with the script listed as a node's `path:`. To start a node by hand, declare it "
-    "`path: dynamic` in the YAML, start the dataflow, then run this script with "
-    f"{ENV_DAEMON}=<daemon address> {ENV_DATAFLOW}=<dataflow id> and Node(\"<node id>\")."
+    "`path: dynamic` in the YAML, start the dataflow, then create the node with "
+    "Node(\"<node id>\") (and DORA_ZMQ_COORDINATOR=tcp://<coordinator host>:53290 if it is not local)."
 )
 
 
@@ -30,10 +43,14 @@ class NodeEnvironment:
     node_id: str
     dataflow_id: str
     spawned: bool
+    coordinator: str = ""
 
     @classmethod
-    def from_env(cls, node_id: str | None = None) -> "NodeEnvironment":
+    def from_env(cls, node_id: str | None = None, coordinator: str | None = None) -> "NodeEnvironment":
         """Read the environment; ``node_id`` given means a dynamic node started by hand.
+
+        A dynamic node without ``DORA_ZMQ_DAEMON`` asks the coordinator (``coordinator``,
+        else ``$DORA_ZMQ_COORDINATOR``, else the local default) where to register.
 
         Raises:
             NodeConfigError: when the variables are missing, with how to run the node.
@@ -42,6 +59,9 @@ class NodeEnvironment:
         daemon = os.environ.get(ENV_DAEMON)
         if node_id is None and env_node is None:
             raise NodeConfigError(f"no node id: {ENV_NODE} is not set. {_HOW_TO_RUN}")
+        if not daemon and node_id is not None:
+            return cls("", node_id, os.environ.get(ENV_DATAFLOW, ""), False,
+                       coordinator or os.environ.get(ENV_COORDINATOR) or DEFAULT_COORDINATOR)
         if not daemon:
             raise NodeConfigError(f"no daemon address: {ENV_DAEMON} is not set. {_HOW_TO_RUN}")
         spawned = node_id is None or node_id == env_node

@@ -29,7 +29,7 @@ from .._wire import (
 )
 from ..descriptor import Dataflow, NodeSpec, OutputRef, TimerSpec, parse_dataflow
 from ..tracing import NodeTracing, setup_tracing
-from ._config import NodeEnvironment
+from ._config import ENV_ADVERTISE, ENV_BIND, NodeEnvironment
 from ._events import Event, EventQueue
 from ._receiver import Receiver, Route, TimerInput
 
@@ -58,27 +58,38 @@ class Node:
 
     Args:
         node_id: the id of a ``path: dynamic`` node started by hand; None when spawned.
+        coordinator: for a dynamic node, the coordinator's address (default:
+            ``$DORA_ZMQ_COORDINATOR``, else ``tcp://127.0.0.1:53290``).
 
     Raises:
         NodeConfigError: the script was not started by a daemon (with how to run it).
     """
 
-    def __init__(self, node_id: str | None = None) -> None:
-        env = NodeEnvironment.from_env(node_id)
+    def __init__(self, node_id: str | None = None, *, coordinator: str | None = None) -> None:
+        env = NodeEnvironment.from_env(node_id, coordinator)
+        if not env.daemon:
+            env = _resolve_dynamic(env)
         self._id = env.node_id
         self._closed = False
         self._lock = threading.Lock()
         self._ctrl = Channel.connect(env.daemon)
         setup = self._register(env)
         self._dataflow_id = setup.dataflow_id
-        self._machine = setup.machine
+        self._dynamic = not env.spawned
+        # A node on another host than its daemon (an edge device) cannot use the daemon's ipc
+        # folder: it publishes on tcp only, under a machine name of its own.
+        self._remote = env.daemon.startswith("tcp://") and not env.spawned
+        self._machine = f"{setup.machine}/{self._id}" if self._remote else setup.machine
         self._descriptor: Dataflow = parse_dataflow(setup.yaml, working_dir=_path(setup.working_dir), check_paths=False)
         self._spec: NodeSpec = self._descriptor.node(self._id)
         self._topics = {out: encode_topic(self._id, out) for out in self._spec.outputs}
         self._seqs = {out: 1 for out in self._spec.outputs}
         self._closed_outputs: set[str] = set()
         self._queue = EventQueue({i.id: i.queue_size for i in self._spec.inputs.values()})
-        self._pub = Publisher(ipc_endpoint(setup.ipc_dir, self._id), setup.tcp_bind)
+        if self._remote:
+            self._pub = Publisher("", f"tcp://{os.environ.get(ENV_BIND, '0.0.0.0')}:*")
+        else:
+            self._pub = Publisher(ipc_endpoint(setup.ipc_dir, self._id), setup.tcp_bind)
         self._sub = Subscriber()
         self._routes = self._build_routes()
         self._peer_lock = threading.Lock()
@@ -223,8 +234,10 @@ class Node:
             return
         self._closed = True
         error = error or (_crash[-1] if _crash else "")
+        # A dynamic node may come back: leaving cleanly does not end its outputs downstream.
+        topics = {} if self._dynamic and not error else self._topics
         with self._lock:
-            for out, topic in self._topics.items():
+            for out, topic in topics.items():
                 kind = MessageKind.FAILED if error else MessageKind.EOS
                 self._pub.send(encode_control_frames(topic, kind, self._seqs[out], {"error": error} if error else None))
         self._ctrl_tx.send(ctl.NodeStats(self._dataflow_id, self._id, self.dropped, self.lost))
@@ -279,7 +292,10 @@ class Node:
 
     def _start(self, setup: ctl.NodeSetup) -> None:
         """Bind, announce, learn the peers, subscribe, and wait for our subscribers."""
-        endpoint = ctl.NodeEndpoint(self._machine, self._pub.ipc, _advertise(self._pub.tcp, setup.tcp_advertise))
+        advertise = setup.tcp_advertise
+        if self._remote:
+            advertise = os.environ.get(ENV_ADVERTISE) or _local_address_towards(self._ctrl.address)
+        endpoint = ctl.NodeEndpoint(self._machine, self._pub.ipc, _advertise(self._pub.tcp, advertise))
         self._ctrl.send(ctl.NodeBound(self._dataflow_id, self._id, endpoint))
         if setup.stopping:
             self._queue.stop()
@@ -361,6 +377,55 @@ class Node:
                         if route.node == node:
                             for input_id in route.inputs:
                                 self._queue.close_input(input_id, failed="node exited before the dataflow started", source=node)
+
+
+def _resolve_dynamic(env: NodeEnvironment) -> NodeEnvironment:
+    """Ask the coordinator which daemon a dynamic node registers with."""
+    client = Channel.connect(env.coordinator)
+    try:
+        reply = client.request(ctl.ResolveNode(env.node_id, env.dataflow_id), _REGISTER_TIMEOUT_S)
+    except ControlError as exc:
+        raise NodeConfigError(
+            f"dynamic node '{env.node_id}': no coordinator answered at {env.coordinator}; "
+            f"set DORA_ZMQ_COORDINATOR=tcp://<host>:<port> or pass Node(..., coordinator=...)"
+        ) from exc
+    finally:
+        client.close()
+    if isinstance(reply, ctl.Failed):
+        raise NodeConfigError(f"dynamic node '{env.node_id}': {reply.message}")
+    remote = [a for a in reply.addresses if a.startswith("tcp://")]
+    # Same host as the daemon (its tcp address is one of ours, or it has none): use ipc.
+    same_host = not remote or _is_local_address(remote[0])
+    local = [a for a in reply.addresses if a.startswith("ipc://") and same_host and os.path.exists(a[len("ipc://"):])]
+    address = (local or remote or [""])[0]
+    if not address:
+        raise NodeConfigError(
+            f"dynamic node '{env.node_id}': the daemon of machine '{reply.machine}' is on another host and "
+            "listens for nodes on ipc only; start it with --bind-data <interface> (and --advertise <address>)"
+        )
+    return NodeEnvironment(address, env.node_id, reply.dataflow_id, False, env.coordinator)
+
+
+def _is_local_address(address: str) -> bool:
+    """True when the host of ``tcp://host:port`` is an address of this host's interfaces."""
+    import psutil
+
+    host = address.split("://", 1)[-1].rsplit(":", 1)[0]
+    ours = {a.address for addrs in psutil.net_if_addrs().values() for a in addrs}
+    return host in ours or host in ("127.0.0.1", "localhost")
+
+
+def _local_address_towards(address: str) -> str:
+    """The local IP address used to reach ``tcp://host:port`` (what peers can connect back to)."""
+    import socket
+
+    host = address.split("://", 1)[-1].rsplit(":", 1)[0]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect((host, 9))  # UDP connect sends nothing; it only picks a route
+            return str(probe.getsockname()[0])
+        except OSError:
+            return "127.0.0.1"
 
 
 def _advertise(tcp: str, advertise_host: str) -> str:

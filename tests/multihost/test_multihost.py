@@ -294,3 +294,71 @@ def test_curve_peer_without_key_gets_nothing(network, dora, tmp_path: Path) -> N
     result = run.wait(60)
     assert result.returncode == 0, result.output
     assert "collect total 600 lost 0" in result.stdout
+
+
+EDGE = """
+    import sys
+    from dora_zmq import Node
+    node = Node("edge")
+    seen = 0
+    for event in node:
+        if event["type"] == "INPUT":
+            seen += 1
+            node.send_output("ack", event["value"], event["metadata"])
+            if seen == 10:
+                break
+    print("edge handled", seen, "machine", node.machine, flush=True)
+"""
+
+ACKS = """
+    from dora_zmq import Node
+    node = Node()
+    n = 0
+    for event in node:
+        if event["type"] == "INPUT":
+            n += 1
+            print("acks", n, flush=True)
+        else:
+            print("acks event", event["type"], event["id"], flush=True)
+"""
+
+EDGE_FLOW = """
+nodes:
+  - id: counter
+    path: counter.py
+    deploy: {machine: h1}
+    inputs: {tick: dora/timer/millis/20}
+    outputs: [n]
+    env: {LIMIT: 1000000}
+  - id: edge
+    path: dynamic
+    deploy: {machine: h1}
+    inputs: {n: counter/n}
+    outputs: [ack]
+  - id: acks
+    path: acks.py
+    deploy: {machine: h1}
+    inputs: {ack: edge/ack}
+"""
+
+
+@pytest.mark.timeout(90)
+def test_dynamic_edge_node_joins_leaves_and_joins_again(network, dora, tmp_path: Path) -> None:
+    h1, edge_host = network.add_host("h1"), network.add_host("edge")
+    write_files(tmp_path, {"counter.py": COUNTER, "edge.py": EDGE, "acks.py": ACKS, "dataflow.yml": EDGE_FLOW})
+    cluster = Cluster(network, dora, tmp_path)
+    cluster.start_coordinator(h1)
+    cluster.start_daemon(h1)
+    run = cluster.cli(h1, "start", "dataflow.yml", "--name", "edgy", "--attach")
+    run.wait_for_line("started dataflow")
+    for attempt, expected_acks in ((1, 10), (2, 20)):
+        # only the coordinator's address is known on the edge device
+        edge = dora(python_args=["edge.py"], prefix=edge_host.prefix, cwd=tmp_path, env=cluster.base_env())
+        out = edge.wait(40)
+        assert out.returncode == 0, out.output
+        assert "edge handled 10 machine h1/edge" in out.stdout
+        run.wait_for_line(rf"acks {expected_acks}\b", timeout=20)
+    assert "acks event INPUT_CLOSED" not in run.output  # leaving did not end the edge's outputs
+    assert cluster.cli(h1, "stop", "edgy", "--grace-duration", "2").wait(20).returncode == 0
+    result = run.wait(40)
+    assert result.returncode == 0, result.output
