@@ -1,0 +1,97 @@
+"""Links between the benchmark protocol (``common.py``) and a dora-style ``Node``.
+
+The same node scripts serve dora_zmq and dora-rs: ``BENCH_API=dora`` imports ``dora.Node``
+(run under a dora-rs virtualenv), anything else ``dora_zmq.Node``. Both APIs have the same
+shape: ``next(timeout)``, event dicts, ``send_output(output, pyarrow.Array, metadata)``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # benchmarks/ for common
+
+from common import API_ENV, Kind, LinkClosed, Msg, marker_value
+
+#: metadata keys of the protocol (relays forward exactly these; dora-rs may add others)
+KEYS = ("kind", "size", "seq", "t", "n")
+_OTEL_KEY = "open_telemetry_context"
+
+_OUTPUT = {Kind.SYNC: "latency", Kind.LAT: "latency", Kind.LAT_END: "latency", Kind.DONE: "latency", Kind.THR: "throughput", Kind.THR_END: "throughput"}
+
+
+def make_node() -> Any:
+    """A ``Node`` of the API chosen by ``BENCH_API``."""
+    if os.environ.get(API_ENV) == "dora":
+        from dora import Node
+    else:
+        from dora_zmq import Node
+    return Node()
+
+
+def protocol_metadata(md: dict[str, Any]) -> dict[str, Any]:
+    """The protocol part of an event's metadata (and its trace context, if any)."""
+    out = {k: md[k] for k in KEYS}
+    if _OTEL_KEY in md:
+        out[_OTEL_KEY] = md[_OTEL_KEY]
+    return out
+
+
+def _next(node: Any, timeout_s: float | None) -> dict[str, Any] | None:
+    """The next event; None on timeout. LinkClosed when the stream ended or STOP came.
+
+    dora_zmq returns None both on timeout and at the end of the stream; dora-rs returns an
+    ERROR event on timeout. An early None (well before the timeout) means the end.
+    """
+    start = time.monotonic()
+    ev = node.next() if timeout_s is None else node.next(timeout=timeout_s)
+    if ev is None:
+        if timeout_s is None or time.monotonic() - start < timeout_s / 2:
+            raise LinkClosed("event stream ended")
+        return None
+    if ev["type"] == "STOP":
+        raise LinkClosed("STOP")
+    return ev
+
+
+class DoraSender:
+    """Sends on the ``latency``/``throughput`` outputs; acks come on the ``ack`` input."""
+
+    def __init__(self, node: Any) -> None:
+        self.node = node
+
+    def send(self, kind: int, size: int, seq: int, t: int, n: int, value: Any) -> None:
+        self.node.send_output(_OUTPUT[kind], value, {"kind": kind, "size": size, "seq": seq, "t": t, "n": n})
+
+    def poll_ack(self, timeout_s: float) -> int | None:
+        ev = _next(self.node, timeout_s)
+        if ev is not None and ev["type"] == "INPUT" and ev["id"] == "ack":
+            return int(ev["metadata"]["size"])
+        return None
+
+
+class DoraReceiver:
+    """Receives on the ``latency``/``throughput`` inputs; acks on the ``ack`` output."""
+
+    def __init__(self, node: Any) -> None:
+        self.node = node
+        self.mark = marker_value()
+
+    def recv(self) -> Msg | None:
+        while True:
+            try:
+                ev = _next(self.node, None)
+            except LinkClosed:
+                return None
+            if ev is not None and ev["type"] == "INPUT":
+                rows = len(ev["value"])
+                now = time.perf_counter_ns()
+                md = ev["metadata"]
+                return Msg(md["kind"], md["size"], md["seq"], md["t"], md["n"], rows, now)
+
+    def ack(self, size: int) -> None:
+        self.node.send_output("ack", self.mark, {"size": size})

@@ -1,0 +1,210 @@
+#!/usr/bin/env python3
+"""dora_zmq benchmark: latency and throughput against raw pyzmq (and dora-rs), in one run.
+
+    python benchmarks/run.py                         # all sizes, same host, medians of 3 runs
+    python benchmarks/run.py --quick --sizes 8,4096  # CI smoke (< 60 s)
+    python benchmarks/run.py --variant chain5 --sizes 8,4096,409600
+    python benchmarks/run.py --dora-venv /tmp/dora-venv   # + dora-rs 1.1.0
+
+Method (shared/peer-bench): payload a pyarrow UInt8Array; latency = 5 warm-ups + 100 samples
+per size paced max(5 ms, 2 ns/B), one-way, CLOCK_MONOTONIC; throughput = bursts of
+clamp(200 MB / size, 50, 5000) messages, delivered msgs/s and losses. dora_zmq runs as a real
+dataflow (``python -m dora_zmq run``); the baseline is raw PUB/SUB over ipc with the same
+payloads, Arrow IPC framing and protocol. Targets are interleaved run by run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import logging
+import math
+import os
+import sys
+import time
+from contextlib import ExitStack
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import SIZES, Params, dump_json, human, median_of_runs, parse_sizes
+from meta import cpu_busy, machine_info, versions
+from otlp_sink import OtlpSink
+from report import latency_table, ratios, throughput_table
+from rich.console import Console
+from rich.markup import escape
+from targets import (
+    Target,
+    TargetFailed,
+    check_dora_venv,
+    dora_rs_targets,
+    dora_zmq_target,
+    run_target,
+    zmq_target,
+)
+
+HERE = Path(__file__).resolve().parent
+VARIANTS = {"same-host": 1, "chain5": 4, "tracing": 1}  # variant -> links in the chain
+PRIMARY = "dora_zmq"
+TRACED = "dora_zmq+otel"
+_BUSY_WARN = 0.25  # CPU share used by others before we start
+
+console = Console(width=None if sys.stdout.isatty() else 220, highlight=False)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", type=parse_sizes, default=list(SIZES),
+                    help="comma-separated payload sizes in bytes (or 4KiB, 16MiB); default: all 11 peer sizes")
+    ap.add_argument("--quick", action="store_true", help="fewer samples and smaller bursts, 1 run (CI smoke)")
+    ap.add_argument("--runs", type=int, default=None, help="repeat N times and report medians (default 3, quick 1)")
+    ap.add_argument("--variant", default="same-host",
+                    help=f"comma-separated: {', '.join(VARIANTS)} (tracing needs dora_zmq.tracing)")
+    ap.add_argument("--dora-venv", type=Path, help="a virtualenv with dora-rs and dora-rs-cli 1.1.0: also measure dora-rs")
+    ap.add_argument("--dora-configs", default="default,pool256",
+                    help="dora-rs configurations: default (8 MB shm pool), pool256 (256 MB pool)")
+    ap.add_argument("--no-baseline", action="store_true", help="skip raw pyzmq (no ratios to it)")
+    ap.add_argument("--out", type=Path, default=HERE / "results", help="directory for the JSON result")
+    ap.add_argument("--keep", action="store_true", help="keep each run's working directory (YAML, logs)")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    args = ap.parse_args(argv)
+    args.variants = [v.strip() for v in args.variant.split(",") if v.strip()]
+    bad = [v for v in args.variants if v not in VARIANTS]
+    if bad:
+        ap.error(f"unknown variant(s) {bad}; choose from {list(VARIANTS)}")
+    if args.runs is None:
+        args.runs = 1 if args.quick else 3
+    if args.runs < 1:
+        ap.error("--runs must be >= 1")
+    if not args.sizes:
+        ap.error("--sizes is empty")
+    return args
+
+
+def plan(args: argparse.Namespace, sink: OtlpSink | None) -> dict[str, list[Target]]:
+    """The targets of every variant that can run here (skips are printed)."""
+    dora = dora_rs_targets(args.dora_venv, args.dora_configs.split(",")) if args.dora_venv else []
+    base = [] if args.no_baseline else [zmq_target()]
+    out: dict[str, list[Target]] = {}
+    for variant in args.variants:
+        if variant == "tracing":
+            if sink is None:
+                console.print("[yellow]variant tracing skipped: dora_zmq.tracing does not exist in this checkout[/]")
+                continue
+            out[variant] = [dora_zmq_target(), dora_zmq_target(TRACED, sink.env()), *base]
+        else:
+            out[variant] = [dora_zmq_target(), *base, *dora]
+    return out
+
+
+def measure(args: argparse.Namespace, params: Params, todo: dict[str, list[Target]]) -> dict[str, Any]:
+    """Run every target of every variant ``args.runs`` times, interleaved; collect results."""
+    results: dict[str, Any] = {
+        v: {"links": VARIANTS[v], "nodes": VARIANTS[v] + 1, "targets": {t.name: {"runs": [], "errors": []} for t in ts}}
+        for v, ts in todo.items()
+    }
+    for i in range(args.runs):
+        for variant, targets in todo.items():
+            for target in targets:
+                tag = f"[run {i + 1}/{args.runs}]"
+                slot = results[variant]["targets"][target.name]
+                try:
+                    r = run_target(target, args.sizes, params, VARIANTS[variant], keep=args.keep)
+                except TargetFailed as exc:
+                    slot["errors"].append(str(exc))
+                    console.print(f"[red]{escape(tag)} {variant} {target.name}: FAILED[/red]\n{escape(str(exc))}")
+                    continue
+                slot["runs"].append(r)
+                lost = sum(t["lost"] for t in r["throughput"].values())
+                console.print(
+                    f"{escape(tag)} {variant:<9} {target.name:<16} ok in {r['wall_s']:5.1f} s"
+                    + (f"  [yellow]{lost} lost in bursts[/]" if lost else "")
+                    + (f"  [red]{r['size_mismatch']} size mismatches[/]" if r["size_mismatch"] else "")
+                )
+    for variant in results.values():
+        primary = TRACED if TRACED in variant["targets"] else PRIMARY
+        medians = {n: median_of_runs(t["runs"]) for n, t in variant["targets"].items() if t["runs"]}
+        for n, m in medians.items():
+            variant["targets"][n]["median"] = m
+        variant["primary"] = primary
+        variant["ratios"] = ratios(medians, primary)
+    return results
+
+
+def show(results: dict[str, Any], runs: int, doc_sink: dict[str, int] | None = None) -> None:
+    """Print the tables of every variant."""
+    for name, variant in results.items():
+        medians = {n: t["median"] for n, t in variant["targets"].items() if "median" in t}
+        if not medians:
+            continue
+        what = f"{name} ({variant['nodes']} nodes), median of {runs} run(s)"
+        console.print()
+        console.print(latency_table(f"One-way latency, paced: {what}", medians, variant["primary"]))
+        console.print(throughput_table(f"Throughput, bursts: {what}", medians, variant["primary"]))
+        if name == "tracing" and PRIMARY in medians and TRACED in medians:
+            for k, la in medians[TRACED]["latency"].items():
+                off = medians[PRIMARY]["latency"].get(k, {}).get("p50_us", math.nan)
+                added = (la["p50_us"] - off) / variant["links"]
+                console.print(f"tracing on, {human(int(k))}: {added:+.1f} µs per hop (p50)")
+            sink = doc_sink or {}
+            console.print(f"OTLP sink received {sink.get('requests', 0)} export request(s), {sink.get('bytes', 0):,} bytes")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    params = Params.quick() if args.quick else Params.full()
+    started = time.monotonic()
+    doc: dict[str, Any] = {
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": [sys.executable, *sys.argv],
+        "machine": machine_info(),
+        "versions": versions(),
+        "params": asdict(params),
+        "sizes": args.sizes,
+        "runs": args.runs,
+        "quick": args.quick,
+    }
+    if args.dora_venv:
+        try:
+            doc["versions"].update(check_dora_venv(args.dora_venv))
+        except ValueError as exc:
+            console.print(f"[red]cannot measure dora-rs: {escape(str(exc))}[/red]")
+            return 2
+    doc["cpu_busy_before"] = busy = cpu_busy()
+    if busy > _BUSY_WARN:
+        console.print(f"[yellow]warning: the machine is {busy:.0%} busy before the benchmark; figures will be noisy[/]")
+    has_tracing = importlib.util.find_spec("dora_zmq.tracing") is not None
+    with ExitStack() as stack:
+        sink = stack.enter_context(OtlpSink()) if "tracing" in args.variants and has_tracing else None
+        todo = plan(args, sink)
+        if not todo:
+            return 2
+        console.print(
+            f"sizes {', '.join(human(s) for s in args.sizes)}; {args.runs} run(s); "
+            f"{'quick' if args.quick else 'full'} method; targets: "
+            + "; ".join(f"{v}: {', '.join(t.name for t in ts)}" for v, ts in todo.items())
+        )
+        doc["variants"] = measure(args, params, todo)
+        if sink is not None:
+            doc["otlp_sink"] = {"requests": sink.requests, "bytes": sink.bytes}
+    doc["wall_s"] = time.monotonic() - started
+    doc["cpu_busy_after"] = cpu_busy()
+    doc["loadavg_at_end"] = os.getloadavg()
+    show(doc["variants"], args.runs, doc.get("otlp_sink"))
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"{datetime.now().strftime('%Y%m%d-%H%M%S')}.json"
+    dump_json(str(path), doc)
+    failed = [f"{v}/{n}" for v, var in doc["variants"].items() for n, t in var["targets"].items() if not t["runs"]]
+    console.print(f"\nwall time {doc['wall_s']:.0f} s; wrote {os.path.relpath(path)}")
+    if failed:
+        console.print(f"[red]no successful run for: {', '.join(failed)}[/red]")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

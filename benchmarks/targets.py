@@ -1,0 +1,142 @@
+"""What can be measured: dora_zmq through its CLI, the raw ZeroMQ floor, and dora-rs.
+
+A :class:`Target` knows how to run one sender/receiver job as processes; :func:`run_target`
+runs it in a fresh temporary directory, reaps everything and returns the receiver's result.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import zmq_baseline
+from common import API_ENV, Job, Params
+from flowgen import write_dataflow
+from procs import run_group
+
+log = logging.getLogger(__name__)
+
+DORA_RS_VERSION = "1.1.0"
+
+
+class TargetFailed(Exception):
+    """A run produced no result; the message holds the logs' tails."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """One implementation under test.
+
+    ``kind`` is ``"zmq"`` (raw baseline processes) or ``"dataflow"`` (a dataflow run by
+    ``cli`` + the YAML path, with node scripts using ``api``).
+    """
+
+    name: str
+    kind: str
+    cli: tuple[str, ...] = ()
+    api: str = "dora_zmq"
+    env: dict[str, str] = field(default_factory=dict)
+    path_prefix: str = ""  # prepended to PATH (dora-rs finds `python` there)
+
+    def commands(self, workdir: Path, hops: int) -> tuple[list[list[str]], list[str]]:
+        """Command lines and log names for one run."""
+        if self.kind == "zmq":
+            cmds = zmq_baseline.commands(sys.executable, workdir, hops)
+            names = ["receiver"] + [f"relay{i}" for i in range(1, hops)] + ["sender"]
+            return cmds, names
+        yml = write_dataflow(workdir, hops)
+        return [[*self.cli, str(yml)]], ["cli"]
+
+
+def dora_zmq_target(name: str = "dora_zmq", env: dict[str, str] | None = None) -> Target:
+    """dora_zmq through its real CLI (``python -m dora_zmq run``)."""
+    return Target(name, "dataflow", (sys.executable, "-m", "dora_zmq", "run"), "dora_zmq", dict(env or {}))
+
+
+def zmq_target() -> Target:
+    """The raw pyzmq + pyarrow floor."""
+    return Target("zmq", "zmq")
+
+
+def dora_rs_targets(venv: Path, configs: list[str]) -> list[Target]:
+    """dora-rs 1.1.0 targets: ``default`` (dora's 8 MB shared-memory pool) and ``pool256``."""
+    bin_dir = venv / "bin"
+    out = []
+    for cfg in configs:
+        if cfg == "default":
+            out.append(Target("dora-rs", "dataflow", (str(bin_dir / "dora"), "run"), "dora", {}, str(bin_dir)))
+        elif cfg == "pool256":
+            env = {"DORA_NODE_SHM_POOL_SIZE": str(256 * 1024 * 1024)}
+            out.append(Target("dora-rs pool256", "dataflow", (str(bin_dir / "dora"), "run"), "dora", env, str(bin_dir)))
+        else:
+            raise ValueError(f"unknown dora-rs config {cfg!r} (use default, pool256)")
+    return out
+
+
+def check_dora_venv(venv: Path) -> dict[str, str]:
+    """Versions of a dora-rs virtualenv; raises ValueError with what is wrong and how to fix it."""
+    fix = (
+        f"create it with: python3 -m venv {venv} && {venv}/bin/pip install "
+        f"dora-rs=={DORA_RS_VERSION} dora-rs-cli=={DORA_RS_VERSION} pyarrow numpy pyzmq"
+    )
+    dora, python = venv / "bin" / "dora", venv / "bin" / "python"
+    for exe in (dora, python):
+        if not os.access(exe, os.X_OK):
+            raise ValueError(f"--dora-venv {venv}: {exe} not found; {fix}")
+    try:
+        cli = subprocess.run([str(dora), "--version"], capture_output=True, text=True, timeout=30, check=True).stdout.strip()
+        probe = subprocess.run(
+            [str(python), "-c", "import dora, pyarrow, numpy, importlib.metadata as m; print(m.version('dora-rs'))"],
+            check=False, capture_output=True, text=True, timeout=60,
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise ValueError(f"--dora-venv {venv}: cannot run dora ({exc}); {fix}") from exc
+    if probe.returncode != 0:
+        raise ValueError(f"--dora-venv {venv}: its python cannot import dora/pyarrow/numpy: {probe.stderr.strip()[-300:]}; {fix}")
+    version = probe.stdout.strip()
+    if version != DORA_RS_VERSION or DORA_RS_VERSION not in cli:
+        log.warning("dora-rs %s / %s in %s; the peer method was written for %s", version, cli, venv, DORA_RS_VERSION)
+    return {"dora-rs": version, "dora-cli": cli}
+
+
+def run_target(target: Target, sizes: list[int], params: Params, hops: int, keep: bool = False) -> dict[str, Any]:
+    """Run one job; returns the receiver's result (with ``wall_s``).
+
+    Raises:
+        TargetFailed: with the logs' tails; the working directory is kept for inspection.
+    """
+    workdir = Path(tempfile.mkdtemp(prefix="dzbench-"))
+    ok = False
+    try:
+        out = workdir / "result.json"
+        job = Job(tuple(sizes), params, str(out))
+        # Tracing is on only where a target asks for it (the user's shell may export OTEL_*).
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+        env.update(target.env)
+        env[Job.ENV] = job.to_env()
+        env[API_ENV] = target.api
+        if target.path_prefix:
+            env["PATH"] = target.path_prefix + os.pathsep + env.get("PATH", "")
+        cmds, names = target.commands(workdir, hops)
+        timeout = 90 + 3 * params.expected_seconds(sizes) * max(1, hops / 2)
+        res = run_group(cmds, env, workdir, timeout, names)
+        result = json.loads(out.read_text()) if out.exists() else None
+        if not res.ok or result is None or not result.get("complete"):
+            state = "missing" if result is None else "incomplete"
+            node_logs = sorted(workdir.glob("out/**/*.txt"))
+            raise TargetFailed(f"{target.name}: exit codes {res.returncodes}, result {state}; logs in {workdir}\n{res.tail(node_logs)}")
+        result["wall_s"] = res.seconds
+        result["leaked"] = res.leaked
+        ok = True
+        return result
+    finally:
+        if ok and not keep:
+            shutil.rmtree(workdir, ignore_errors=True)
