@@ -22,6 +22,7 @@ run: $(STAMP)
 
 ## Run the whole test suite (creates .venv with the dev extras on first use).
 test: $(STAMP)
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 ## Validate every example dataflow.
