@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import threading
 from types import FrameType
 from typing import Any
@@ -31,6 +32,8 @@ def request(address: str, msg: Any, timeout_s: float = _REQUEST_TIMEOUT_S) -> An
     Raises:
         ControlError: nothing answered (with how to start a coordinator) or the reply is ``Failed``.
     """
+    if _refused(address):
+        raise ControlError(f"no coordinator answered at {address} (connection refused): start one with `dora-zmq up` (or pass --coordinator)")
     client = Channel.connect(address)
     try:
         reply = client.request(msg, timeout_s)
@@ -41,6 +44,28 @@ def request(address: str, msg: Any, timeout_s: float = _REQUEST_TIMEOUT_S) -> An
     if isinstance(reply, ctl.Failed):
         raise ControlError(reply.message)
     return reply
+
+
+def _refused(address: str) -> bool:
+    """True when nothing listens at a ``tcp://`` address.
+
+    A DEALER retries a refused connection silently, so without this every command would wait
+    out the whole request timeout before saying that no coordinator is running. Only a refusal
+    is conclusive; anything else (a timeout, a name that does not resolve) is left to ZeroMQ.
+    """
+    if not address.startswith("tcp://"):
+        return False
+    host, _, port = address[len("tcp://") :].rpartition(":")
+    host = host.strip("[]")
+    if host in ("*", "0.0.0.0", ""):  # noqa: S104 - a bind address: the coordinator is local
+        host = "127.0.0.1"
+    try:
+        with socket.create_connection((host, int(port)), timeout=1.0):
+            return False
+    except ConnectionRefusedError:
+        return True
+    except (OSError, ValueError):
+        return False
 
 
 class StopSignals:

@@ -119,6 +119,23 @@ def keys(directory: str, clients: tuple[str, ...]) -> None:
 
 
 @cli.command()
+@click.argument("name")
+@click.option("--kind", type=click.Choice(["dataflow", "node", "operator"]), default="dataflow", show_default=True)
+def new(name: str, kind: str) -> None:
+    """Create a starter dataflow (a folder), node or operator (a .py file)."""
+    from ._templates import write_template
+
+    try:
+        files = write_template(name, kind, Path.cwd())
+    except FileExistsError as exc:
+        raise ControlError(f"{exc}; pick another name") from exc
+    for path in files:
+        out.print(f"created {path}")
+    if kind == "dataflow":
+        out.print(f"run it with: dora-zmq run {name}/dataflow.yml")
+
+
+@cli.command()
 @_COORD_OPT
 def up(coordinator: str | None) -> None:
     """Start a coordinator and a daemon in the background on this machine."""
@@ -138,6 +155,7 @@ def up(coordinator: str | None) -> None:
         try:
             pong = request(address, ctl.Ping(), timeout_s=1.0)
         except ControlError:
+            time.sleep(0.05)  # refused until the coordinator has bound: poll, do not spin
             continue
         if pong.daemons:
             out.print(f"[green]up[/green]: coordinator at {address}, daemons: {', '.join(m or '(default)' for m in pong.daemons)}; logs in {state}")
