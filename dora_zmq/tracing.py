@@ -108,6 +108,7 @@ def setup_tracing(service: str, attributes: Mapping[str, Any] | None = None) -> 
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 
     resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME") or service, "host.name": socket.gethostname(), **(attributes or {})})
+    _quiet_sdk_logs()
     provider = TracerProvider(resource=resource)
     if config.exporter == "console":
         exporter: Any = ConsoleSpanExporter()
@@ -115,13 +116,51 @@ def setup_tracing(service: str, attributes: Mapping[str, Any] | None = None) -> 
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         exporter = OTLPSpanExporter(timeout=_EXPORT_TIMEOUT_S)
-    provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=500, export_timeout_millis=_EXPORT_TIMEOUT_S * 1000))
+    provider.add_span_processor(
+        BatchSpanProcessor(exporter, max_queue_size=8192, schedule_delay_millis=500, export_timeout_millis=_EXPORT_TIMEOUT_S * 1000)
+    )
     trace.set_tracer_provider(provider)
     _process_provider = provider
     return provider
 
 
 _process_provider: Any = None
+
+
+class _RateLimit(logging.Filter):
+    """Lets one record per message text through every ``interval`` seconds.
+
+    With a collector down, the SDK logs a warning for every span it drops and every retry:
+    thousands of lines per second in the node's log, and real CPU time on the hot path.
+    """
+
+    def __init__(self, interval: float = 30.0) -> None:
+        super().__init__()
+        self._interval = interval
+        self._last: dict[str, float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        import time
+
+        key = str(record.msg)[:60]
+        now = time.monotonic()
+        if now - self._last.get(key, -self._interval) < self._interval:
+            return False
+        self._last[key] = now
+        return True
+
+
+def _quiet_sdk_logs() -> None:
+    limiter = _RateLimit()
+    # Filters are not inherited by child loggers: name the modules that log per span/retry.
+    for name in (
+        "opentelemetry.sdk._shared_internal",
+        "opentelemetry.exporter.otlp.common.http",
+        "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+    ):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _RateLimit) for f in logger.filters):
+            logger.addFilter(limiter)
 
 
 def shutdown_tracing(provider: Any) -> None:
