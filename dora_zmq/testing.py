@@ -8,22 +8,36 @@ test can kill it and fail loudly.
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import re
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Sequence
+from typing import IO, Any, Iterable, Mapping, Sequence
 
 import psutil
 
-__all__ = ["DataflowProcess", "RunResult", "TAG_ENV", "kill_tagged", "leaked_processes", "run_cli"]
+__all__ = [
+    "DataflowProcess",
+    "RunResult",
+    "TAG_ENV",
+    "free_tcp_address",
+    "kill_tagged",
+    "leaked_processes",
+    "node_events",
+    "run_cli",
+    "write_dataflow",
+]
 
 TAG_ENV = "DORA_ZMQ_TEST_TAG"
 
@@ -196,3 +210,51 @@ def kill_tagged(tag: str, timeout: float = 5.0) -> list[str]:
             continue
     psutil.wait_procs(leaked, timeout=timeout)
     return names
+
+
+def write_dataflow(
+    directory: Path, yaml_text: str, *, copy: Iterable[str | Path] = (), files: Mapping[str, str] | None = None
+) -> Path:
+    """Write ``dataflow.yml`` (dedented) into ``directory`` with the node files it needs.
+
+    Args:
+        copy: existing files to copy next to the YAML (by their base name).
+        files: ``relative path -> text`` to write (dedented); a text starting with ``#!`` is
+            made executable.
+
+    Returns:
+        The path of the YAML file.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    for src in copy:
+        shutil.copy(src, directory / Path(src).name)
+    for rel, text in (files or {}).items():
+        target = directory / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        body = textwrap.dedent(text).lstrip("\n")
+        target.write_text(body)
+        if body.startswith("#!"):
+            target.chmod(0o755)
+    path = directory / "dataflow.yml"
+    path.write_text(textwrap.dedent(yaml_text).lstrip("\n"))
+    return path
+
+
+_EVENT_LINE = re.compile(r"^(\S+) EVENT (\{.*\})\s*$")
+
+
+def node_events(output: str, node: str) -> list[dict[str, Any]]:
+    """The ``EVENT {json}`` lines a node printed, as ``[node] line`` in a CLI's output."""
+    found = []
+    for line in output.splitlines():
+        m = _EVENT_LINE.match(line)
+        if m and m.group(1) == node:
+            found.append(json.loads(m.group(2)))
+    return found
+
+
+def free_tcp_address() -> str:
+    """``tcp://127.0.0.1:PORT`` with a port that was free a moment ago (for a test coordinator)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return f"tcp://127.0.0.1:{s.getsockname()[1]}"

@@ -147,6 +147,11 @@ class Channel:
             except ProtocolError as exc:
                 log.warning("dropped malformed control message from %r on %s: %s", peer, self.address, exc)
                 timeout_ms = 0 if timeout_ms is not None else None
+            except Exception as exc:  # noqa: BLE001 - the codec turns most bad shapes into
+                # ProtocolError, not all (a string where a dict field is expected raises
+                # AttributeError): whatever a peer sends must not end the owner's event loop.
+                log.warning("dropped malformed control message from %r on %s: %s: %s", peer, self.address, type(exc).__name__, exc)
+                timeout_ms = 0 if timeout_ms is not None else None
 
     def recv_nowait(self) -> tuple[bytes, Any] | None:
         """A message if one is waiting, else None."""

@@ -31,6 +31,8 @@ DEFAULT_ADDRESS = f"tcp://127.0.0.1:{DEFAULT_PORT}"
 # Daemons beat every 0.5 s: 6 missed beats and the machine is considered lost.
 DAEMON_TIMEOUT_S = float(os.environ.get("DORA_ZMQ_DAEMON_TIMEOUT", "3"))
 MACHINE_WAIT_S = float(os.environ.get("DORA_ZMQ_MACHINE_WAIT", "10"))
+# After this long without every node started, say which ones the others are waiting for.
+START_WARN_S = float(os.environ.get("DORA_ZMQ_START_WARN", "5"))
 DEFAULT_GRACE_S = 10.0
 _FINISHED_KEPT = 50
 
@@ -65,7 +67,7 @@ class Coordinator:
             while not self._stop.is_set():
                 if poller.wait(100):
                     while (got := self.channel.recv_nowait()) is not None:
-                        self._dispatch(*got)
+                        self._dispatch_safely(*got)
                 self._tick()
                 if self._exit_at is not None and (not self._daemons or time.monotonic() > self._exit_at):
                     break
@@ -75,6 +77,15 @@ class Coordinator:
             self._tracer.close()
             self.channel.close()
             log.info("coordinator stopped")
+
+    def _dispatch_safely(self, peer: bytes, msg: Any) -> None:
+        try:
+            self._dispatch(peer, msg)
+        except Exception as exc:  # noqa: BLE001 - see below
+            # The codec checks the shape of a message, not its sense (a node id nobody knows, a
+            # field of the wrong type): such a message is dropped, the control plane goes on.
+            log.warning("coordinator dropped %s from %r: %s: %s", type(msg).__name__, peer, type(exc).__name__, exc)
+            log.debug("handler error", exc_info=True)
 
     def _dispatch(self, peer: bytes, msg: Any) -> None:
         if peer in self._daemons:
@@ -333,6 +344,24 @@ class Coordinator:
         for run in list(self._dataflows.values()):
             if run.status == Status.PENDING:
                 self._try_place(run)
+            elif run.status == Status.RUNNING and not run.peers_sent and not run.start_warned:
+                self._warn_slow_start(run)
+
+    def _warn_slow_start(self, run: DataflowRun) -> None:
+        # Nodes start together once every node has called Node() or exited. A program that
+        # never calls Node() (a plain script, a tool) holds that start until it exits, with
+        # every other node silently blocked in Node(): name it.
+        if time.time() - run.started_at < START_WARN_S:
+            return
+        run.start_warned = True
+        waiting = [n for n in run.static_nodes() if run.nodes.get(n) == NodeState.SPAWNING]
+        for node in waiting:
+            text = (
+                f"dataflow {run.name}: the other nodes are waiting for node '{node}' to call Node() or exit "
+                f"(started {START_WARN_S:g} s ago); a program that does not use dora_zmq's Node holds the start until it exits"
+            )
+            log.info("%s", text)  # attached clients get it as a line of that node
+            self._notify(run, ctl.LogLine(run.id, node, text, "dora"))
 
     def _open_span(self, run: DataflowRun, phase: str, name: str, **attrs: Any) -> Any:
         if (run.id, phase) in self._spans:

@@ -70,6 +70,7 @@ class DataflowRun:
     pending_deadline: float = 0.0
     pending_error: str = ""
     ended_at: float | None = None
+    start_warned: bool = False  # told the user which nodes hold the start barrier
 
     @property
     def daemons(self) -> set[bytes]:

@@ -154,10 +154,17 @@ class Daemon:
     def _drain(self, member: Channel) -> None:
         while (got := member.recv_nowait()) is not None:
             peer, msg = got
-            if member is self.coordinator:
-                self._on_coordinator(msg)
-            else:
-                self._on_node(peer, msg)
+            try:
+                if member is self.coordinator:
+                    self._on_coordinator(msg)
+                else:
+                    self._on_node(peer, msg)
+            except Exception as exc:  # noqa: BLE001 - see below
+                # The codec checks the shape of a message, not its sense: a well-formed message
+                # naming an unknown node, or with a field of the wrong type, must cost that one
+                # message, not this loop (which would take every node of the machine with it).
+                log.warning("daemon dropped %s from %r: %s: %s", type(msg).__name__, peer, type(exc).__name__, exc)
+                log.debug("handler error", exc_info=True)
 
     def _on_coordinator(self, msg: Any) -> None:
         match msg:
@@ -323,7 +330,12 @@ class Daemon:
     # ---- processes ----------------------------------------------------------------------
 
     def _reap(self) -> None:
-        for proc, info in self.supervisor.tick():
+        exited = self.supervisor.tick()
+        if exited:
+            # tick() drained the pipes of what exited: send those last lines before the exit
+            # reports, or the dataflow may end (and `run` stop printing) without them.
+            self._flush_logs()
+        for proc, info in exited:
             df = self._dataflows.get(proc.dataflow_id)
             if df is not None:
                 df.live.discard(proc.node)
@@ -355,9 +367,10 @@ class Daemon:
             self.coordinator.send(ctl.NodeLogs(df_id, node, lines, stream))
 
     def _close(self) -> None:
-        for proc, info in self.supervisor.tick() + self.supervisor.close():
+        exited = self.supervisor.tick() + self.supervisor.close()
+        self._flush_logs()  # last lines first, as in _reap
+        for proc, info in exited:
             self._report_exit(proc.dataflow_id, proc.node, info)
-        self._flush_logs()
         try:
             self.coordinator.send(ctl.DaemonExiting(self.machine_id))
         except ControlError:

@@ -69,6 +69,12 @@ class EventQueue:
         self._seq = 0
         self._ended = False
         self._stop_sent = False
+        # MANUAL once the dataflow is being stopped. The node's end-of-stream carries it, so a
+        # downstream node whose inputs close because its upstreams obeyed that STOP gets STOP
+        # MANUAL too, even when their end-of-stream overtakes its own STOP (a STOP reaches the
+        # nodes one after another, not at once).
+        self.stopped_by: str | None = None
+        self._upstream_stop: str | None = None
 
     @property
     def ended(self) -> bool:
@@ -97,23 +103,33 @@ class EventQueue:
             self._cv.notify()
             return not dropped
 
-    def close_input(self, input_id: str, *, failed: str | None = None, source: str = "") -> None:
-        """Mark an input closed (once); a ``failed`` upstream adds a NODE_FAILED event first."""
+    def close_input(self, input_id: str, *, failed: str | None = None, source: str = "", stop: str | None = None) -> None:
+        """Mark an input closed (once); a ``failed`` upstream adds a NODE_FAILED event first.
+
+        ``stop`` is the STOP reason the upstream ended on (MANUAL or None): when the last input
+        closes, the STOP event carries it instead of ALL_INPUTS_CLOSED.
+        """
         with self._cv:
             if input_id not in self._open:
                 return
             self._open.discard(input_id)
+            if stop == StopReason.MANUAL:
+                self._upstream_stop = stop
             if failed is not None:
                 self._push_control(Event(type=EventType.NODE_FAILED, id=input_id, source=source, error=failed, value=None, metadata={}))
             self._push_control(Event(type=EventType.INPUT_CLOSED, id=input_id, value=None, metadata={}))
             if not self._open and not self._stop_sent:
                 self._stop_sent = True
-                self._push_control(_stop(StopReason.ALL_INPUTS_CLOSED))
+                if self._upstream_stop is not None:
+                    self.stopped_by = self._upstream_stop
+                self._push_control(_stop(self._upstream_stop or StopReason.ALL_INPUTS_CLOSED))
             self._cv.notify()
 
     def stop(self, reason: str = StopReason.MANUAL) -> None:
         """Deliver STOP before anything still queued; the stream ends after it."""
         with self._cv:
+            if reason == StopReason.MANUAL:
+                self.stopped_by = reason
             if self._stop_sent and reason != StopReason.DAEMON_LOST:
                 return
             self._stop_sent = True

@@ -66,6 +66,7 @@ class Node:
     """
 
     def __init__(self, node_id: str | None = None, *, coordinator: str | None = None) -> None:
+        _install_config_error_hook()
         env = NodeEnvironment.from_env(node_id, coordinator)
         if not env.daemon:
             env = _resolve_dynamic(env)
@@ -236,10 +237,12 @@ class Node:
         error = error or (_crash[-1] if _crash else "")
         # A dynamic node may come back: leaving cleanly does not end its outputs downstream.
         topics = {} if self._dynamic and not error else self._topics
+        # A clean end while the dataflow is being stopped says so (see EventQueue.stopped_by).
+        meta = {"error": error} if error else ({"stop": self._queue.stopped_by} if self._queue.stopped_by else None)
         with self._lock:
             for out, topic in topics.items():
                 kind = MessageKind.FAILED if error else MessageKind.EOS
-                self._pub.send(encode_control_frames(topic, kind, self._seqs[out], {"error": error} if error else None))
+                self._pub.send(encode_control_frames(topic, kind, self._seqs[out], meta))
         self._ctrl_tx.send(ctl.NodeStats(self._dataflow_id, self._id, self.dropped, self.lost))
         self._ctrl_tx.send(ctl.NodeClosing(self._dataflow_id, self._id, error))
         self._receiver.close()
@@ -439,6 +442,27 @@ def _path(p: str) -> Any:
     from pathlib import Path
 
     return Path(p) if p else None
+
+
+def _config_error_hook(exc_type: Any, exc: Any, tb: Any) -> None:
+    """An uncaught NodeConfigError (a script run by hand) shows its message only, no stack:
+    the message says how to run the node, a traceback into dora_zmq would only hide that."""
+    if isinstance(exc, NodeConfigError):
+        exc.__cause__ = None
+        exc.__suppress_context__ = True
+        tb = None
+        exc.__traceback__ = None  # the default hook reads it from the exception too
+    _hook_before_config(exc_type, exc, tb)
+
+
+_hook_before_config = sys.excepthook
+
+
+def _install_config_error_hook() -> None:
+    global _hook_before_config
+    if sys.excepthook is not _config_error_hook and sys.excepthook is not _record_crash:
+        _hook_before_config = sys.excepthook
+        sys.excepthook = _config_error_hook
 
 
 _live_nodes: "weakref.WeakSet[Node]" = weakref.WeakSet()

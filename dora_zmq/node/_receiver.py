@@ -100,11 +100,14 @@ class Receiver(threading.Thread):
             for msg in self._deferred:
                 self._handle_control(msg)
             while not self._closing.is_set():
-                for member in poller.wait(self._poll_timeout_ms()):
-                    if member is self._sub:
-                        self._drain_data()
-                    else:
-                        self._drain_control()
+                ready = poller.wait(self._poll_timeout_ms())
+                # Control first: when a STOP and an upstream's end-of-stream arrive together
+                # (the upstream stopped on the same STOP), the node must see STOP MANUAL, not
+                # ALL_INPUTS_CLOSED. Data order is unaffected: an UpstreamExited drains data first.
+                if self._ctrl in ready:
+                    self._drain_control()
+                if self._sub in ready:
+                    self._drain_data()
                 self._fire_timers()
                 self._check_parent()
                 self._report_drops()
@@ -135,6 +138,11 @@ class Receiver(threading.Thread):
         except ProtocolError as exc:
             self._malformed(str(exc), frames[0].bytes)
             return
+        except Exception as exc:  # noqa: BLE001 - a frame crafted to break a decoder (e.g.
+            # metadata nested deeper than json's recursion limit) must not kill this thread:
+            # the node would then wait forever for events that can no longer arrive.
+            self._malformed(f"undecodable: {type(exc).__name__}: {exc}", frames[0].bytes)
+            return
         if msg.seq > route.next_seq and route.next_seq:
             route.lost += msg.seq - route.next_seq
             log.warning("node %s: %d message(s) from %s lost in transit", self.node_id, msg.seq - route.next_seq, msg.topic)
@@ -146,8 +154,9 @@ class Receiver(threading.Thread):
         error = str(msg.metadata.get("error", "")) if msg.kind is MessageKind.FAILED else None
         if error is not None:
             self.upstream_failed[route.node] = error
+        stop = msg.metadata.get("stop") if msg.kind is MessageKind.EOS else None
         for input_id in route.inputs:
-            self._queue.close_input(input_id, failed=error, source=route.node)
+            self._queue.close_input(input_id, failed=error, source=route.node, stop=stop if isinstance(stop, str) else None)
 
     def _malformed(self, why: str, topic: bytes) -> None:
         self.malformed += 1

@@ -1,0 +1,220 @@
+"""SegmentPool: reuse after release, never before, reader bookkeeping, limits, closing."""
+
+from __future__ import annotations
+
+import gc
+import os
+from collections.abc import Callable
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from dora_zmq._errors import ProtocolError
+from dora_zmq._shm import SegmentPool, SegmentReader, shm_dir
+from dora_zmq._shm import _pool as pool_module
+
+from .conftest import Releases, segment_files
+
+MIB = 1 << 20
+
+
+def _bytes(n: int, seed: int = 0) -> pa.Array:
+    return pa.array(np.random.default_rng(seed).integers(0, 256, n, dtype=np.uint8))
+
+
+def test_reuse_after_release(pool: SegmentPool, reader: SegmentReader, releases: Releases) -> None:
+    first = pool.write(_bytes(1000, 1), {"r"})
+    assert first is not None
+    arr = reader.open(first)
+    del arr
+    gc.collect()
+    assert releases.forward(pool) == 1
+    second = pool.write(_bytes(1000, 2), {"r"})
+    assert second is not None
+    assert second.segment == first.segment and second.token != first.token
+    stats = pool.stats()
+    assert (stats.created, stats.reused, stats.writes, stats.segments) == (1, 1, 2, 1)
+    assert reader.open(second).equals(_bytes(1000, 2))
+
+
+@pytest.mark.parametrize("keep", ["array", "slice", "buffer", "numpy", "struct_child"])
+def test_no_reuse_while_a_reader_holds_any_view(
+    pool: SegmentPool, reader: SegmentReader, releases: Releases, keep: str
+) -> None:
+    value = (
+        pa.StructArray.from_arrays([pa.array(np.arange(5000))], ["x"])
+        if keep == "struct_child"
+        else pa.array(np.arange(5000))
+    )
+    desc = pool.write(value, {"r"})
+    assert desc is not None
+    arr = reader.open(desc)
+    held = {
+        "array": lambda a: a,
+        "slice": lambda a: a.slice(4000, 10),
+        "buffer": lambda a: a.buffers()[1],
+        "numpy": lambda a: a.to_numpy(zero_copy_only=True)[100:200],
+        "struct_child": lambda a: a.field(0).slice(100),
+    }[keep](arr)
+    del arr
+    gc.collect()
+    assert releases.seen == []  # still referenced: not released
+    for i in range(5):  # later writes must not land in the held segment
+        other = pool.write(pa.array(np.full(5000, -i)), {"r"})
+        assert other is not None and other.segment != desc.segment
+        pool.release(other.token, "r")
+    assert pool.outstanding() == {desc.token: frozenset({"r"})}
+    expected = np.arange(5000)
+    if keep == "slice":
+        assert held.to_pylist() == list(range(4000, 4010))
+    elif keep == "buffer":
+        assert np.frombuffer(held, dtype=np.int64).tolist() == expected.tolist()
+    elif keep == "numpy":
+        assert held.tolist() == list(range(100, 200))
+    elif keep == "struct_child":
+        assert held.to_pylist() == list(range(100, 5000))
+    else:
+        assert held.to_pylist() == expected.tolist()
+    del held
+    gc.collect()
+    assert releases.tokens() == [desc.token]
+
+
+def test_every_reader_must_release(pool: SegmentPool) -> None:
+    desc = pool.write(pa.array([1, 2, 3]), {"a", "b"})
+    assert desc is not None
+    assert pool.release(desc.token, "a")
+    assert not pool.release(desc.token, "a")  # a duplicate is ignored, not counted
+    assert not pool.release(desc.token, "stranger")
+    assert pool.stats().in_use == 1
+    assert pool.release(desc.token, "b")
+    assert pool.stats().in_use == 0
+    assert not pool.release(desc.token, "b")  # late
+    assert not pool.release(12345, "a")  # unknown token
+
+
+def test_reader_gone_releases_what_it_held(pool: SegmentPool) -> None:
+    d1 = pool.write(pa.array([1]), {"a", "b"})
+    d2 = pool.write(pa.array([2]), {"b"})
+    d3 = pool.write(pa.array([3]), {"a"})
+    assert d1 and d2 and d3
+    assert pool.reader_gone("b") == 2
+    assert pool.outstanding() == {d1.token: frozenset({"a"}), d3.token: frozenset({"a"})}
+    assert pool.reader_gone("b") == 0
+    assert pool.reader_gone("a") == 2
+    assert pool.outstanding() == {}
+    assert pool.write(pa.array([4]), {"a"}).segment in {d1.segment, d2.segment, d3.segment}
+
+
+def test_full_pool_falls_back_instead_of_blocking(make_pool: Callable[..., SegmentPool]) -> None:
+    pool = make_pool(max_bytes=2 * MIB)
+    held = [pool.write(_bytes(600_000), {"r"}) for _ in range(2)]  # 1 MiB segments each
+    assert all(held)
+    assert pool.write(_bytes(600_000), {"r"}) is None
+    assert pool.write(_bytes(10), {"r"}) is None  # even a small one: no room at all
+    assert pool.write(_bytes(3 * MIB), {"r"}) is None  # larger than the whole pool
+    assert pool.stats().fallbacks == 3
+    pool.release(held[0].token, "r")  # type: ignore[union-attr]
+    assert pool.write(_bytes(600_000), {"r"}) is not None
+
+
+def test_free_segments_are_evicted_lru_when_over_budget(
+    make_pool: Callable[..., SegmentPool], dataflow_id: str
+) -> None:
+    pool = make_pool(max_bytes=3 * MIB)
+    small = [pool.write(_bytes(100), {"r"}) for _ in range(3)]  # 3 x 64 KiB, kept
+    for d in small:
+        pool.release(d.token, "r")  # type: ignore[union-attr]
+    big = pool.write(_bytes(2 * MIB + 10), {"r"})  # 3 MiB segment: two small must go
+    assert big is not None
+    stats = pool.stats()
+    assert stats.evicted == 3 and stats.segments == 1 and stats.bytes_total == 3 * MIB
+    assert [os.path.basename(p) for p in segment_files(dataflow_id)] == [big.segment]
+
+
+def test_best_fit_reuses_the_smallest_free_segment_that_fits(pool: SegmentPool) -> None:
+    big = pool.write(_bytes(3 * MIB), {"r"})
+    small = pool.write(_bytes(100), {"r"})
+    assert big and small
+    pool.release(big.token, "r")
+    pool.release(small.token, "r")
+    assert pool.write(_bytes(200), {"r"}).segment == small.segment  # type: ignore[union-attr]
+    assert pool.write(_bytes(300), {"r"}).segment == big.segment  # type: ignore[union-attr]
+
+
+def test_release_during_the_write_keeps_the_segment_reserved(
+    pool: SegmentPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = pool_module._write_stream
+    nested = []
+
+    def racing(*args: object) -> int | None:
+        monkeypatch.setattr(pool_module, "_write_stream", real)
+        assert pool.reader_gone("r") == 1  # the only reader dies while we copy
+        nested.append(pool.write(pa.array([9]), {"x"}))  # must not be given our segment
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pool_module, "_write_stream", racing)
+    desc = pool.write(pa.array(np.arange(1000)), {"r"})
+    assert desc is not None and nested[0] is not None
+    assert nested[0].segment != desc.segment
+    assert set(pool.outstanding()) == {nested[0].token}  # ours was freed when the write ended
+    again = pool.write(pa.array([1]), {"r"})
+    assert again is not None and again.segment == desc.segment
+
+
+def test_a_wrong_size_estimate_is_corrected_or_falls_back(
+    pool: SegmentPool, reader: SegmentReader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = pool_module.stream_size
+    monkeypatch.setattr(pool_module, "stream_size", lambda batch: real(batch) - 8)
+    value = pa.array(np.arange(1000))
+    desc = pool.write(value, {"r"})  # too small: measured exactly, still fits the segment
+    assert desc is not None and reader.open(desc).equals(value)
+    monkeypatch.setattr(pool_module, "stream_size", lambda batch: 10)
+    assert pool.write(_bytes(MIB), {"r"}) is None  # does not fit what was reserved: socket
+    stats = pool.stats()
+    assert stats.fallbacks == 1 and stats.in_use == 1  # only the first, still held
+
+
+def test_close_unlinks_everything_but_readers_keep_their_data(
+    pool: SegmentPool, reader: SegmentReader, releases: Releases, dataflow_id: str
+) -> None:
+    desc = pool.write(_bytes(2 * MIB, 7), {"r"})
+    pool.write(_bytes(100), {"r"})
+    assert desc is not None
+    arr = reader.open(desc)
+    pool.close()
+    pool.close()  # idempotent
+    assert segment_files(dataflow_id) == []
+    assert arr.equals(_bytes(2 * MIB, 7))  # the mapping outlives the name
+    with pytest.raises(RuntimeError):
+        pool.write(pa.array([1]), {"r"})
+    assert not pool.release(desc.token, "r")
+    del arr
+    gc.collect()
+    assert releases.tokens() == [desc.token]
+    late = Releases()
+    with SegmentReader(late) as other, pytest.raises(ProtocolError):
+        other.open(desc)  # the name is gone
+    assert late.tokens() == [desc.token]  # a failed open is still reported once
+
+
+def test_bad_arguments(pool: SegmentPool) -> None:
+    with pytest.raises(TypeError):
+        pool.write(b"bytes", {"r"})  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        pool.write(pa.array([1]), set())
+    with pytest.raises(TypeError):
+        pool.write(pa.array([1]), "reader-1")  # a set of characters would be wrong
+    with pytest.raises(ValueError):
+        SegmentPool("df", "n", max_bytes=0)
+
+
+def test_segments_are_private_files_in_the_shm_dir(pool: SegmentPool) -> None:
+    desc = pool.write(pa.array([1]), {"r"})
+    assert desc is not None
+    st = os.stat(os.path.join(shm_dir(), desc.segment))
+    assert st.st_mode & 0o777 == 0o600
+    assert desc.pid == os.getpid() and desc.offset == 64
