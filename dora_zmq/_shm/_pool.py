@@ -126,6 +126,7 @@ class SegmentPool:
         node_id: the writing node (second field).
         max_bytes: the most shared memory the pool maps at once, free and in use together.
         directory: where segments live (default :func:`~dora_zmq._shm.shm_dir`).
+        unlink_at_exit: unlink every segment at interpreter exit if :meth:`close` was not called.
     """
 
     def __init__(
@@ -135,6 +136,7 @@ class SegmentPool:
         max_bytes: int = 256 * MIB,
         *,
         directory: str | os.PathLike[str] | None = None,
+        unlink_at_exit: bool = True,
     ) -> None:
         if max_bytes <= 0:
             raise ValueError(f"max_bytes must be positive, got {max_bytes}")
@@ -155,6 +157,9 @@ class SegmentPool:
         self._closed = False
         self._writes = self._reused = self._created = self._evicted = self._fallbacks = 0
         self._finalizer = weakref.finalize(self, _destroy_all, self._segments, self._pid)
+        # A node closes its pool itself (keeping unreleased messages for its receivers) in its
+        # own exit hook; weakref's exit hook would run first and unlink them all.
+        self._finalizer.atexit = unlink_at_exit
 
     # -- sending ---------------------------------------------------------------------------
 
@@ -280,14 +285,29 @@ class SegmentPool:
                 fallbacks=self._fallbacks,
             )
 
-    def close(self) -> None:
-        """Unlink and unmap every segment. Readers keep what they already mapped."""
+    def close(self, keep_in_use: bool = False) -> None:
+        """Unlink and unmap every segment. Readers keep what they already mapped.
+
+        Args:
+            keep_in_use: leave the files of messages not yet released in place (only unmap
+                them). A writer that exits must not unlink a message a receiver has not
+                opened yet; the daemon removes the files when the dataflow ends
+                (:func:`cleanup_segments`).
+        """
         with self._lock:
             if self._closed:
                 return
             self._closed = True
+            kept = list(self._by_token.values()) if keep_in_use else []
+            for seg in kept:
+                self._segments.pop(seg.name, None)
             self._free.clear()
             self._by_token.clear()
+        for seg in kept:
+            try:
+                seg.mm.close()
+            except BufferError:
+                pass
         self._finalizer()  # runs _destroy_all once
 
     def __enter__(self) -> SegmentPool:

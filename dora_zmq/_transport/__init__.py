@@ -12,5 +12,6 @@ from __future__ import annotations
 
 from ._channel import Channel, Poller, context, release_context
 from ._data import Publisher, Subscriber, ipc_endpoint
+from ._wakeup import Wakeup
 
-__all__ = ["Channel", "Poller", "Publisher", "Subscriber", "context", "ipc_endpoint", "release_context"]
+__all__ = ["Channel", "Poller", "Publisher", "Subscriber", "context", "ipc_endpoint", "release_context", "Wakeup"]

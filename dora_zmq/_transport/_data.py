@@ -85,7 +85,9 @@ class Subscriber:
     """A node's input socket (SUB): connects to upstream publishers, filters by topic."""
 
     def __init__(self) -> None:
-        sock = context_socket(zmq.SUB)
+        # XSUB rather than SUB: the same connection carries shared-memory release messages
+        # back to each publisher (an XPUB hands non-subscription messages to its owner).
+        sock = context_socket(zmq.XSUB)
         sock.setsockopt(zmq.RCVHWM, _HWM)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.HEARTBEAT_IVL, 1000)
@@ -107,7 +109,14 @@ class Subscriber:
 
     def subscribe(self, topic: bytes) -> None:
         """Receive messages whose topic frame starts with ``topic``."""
-        self._sock.setsockopt(zmq.SUBSCRIBE, topic)
+        self._sock.send(b"\x01" + topic)
+
+    def send_upstream(self, message: bytes) -> None:
+        """Send ``message`` to every connected publisher (dropped if one cannot take it now)."""
+        try:
+            self._sock.send(message, zmq.DONTWAIT)
+        except zmq.Again:
+            log.debug("upstream message dropped: no publisher can take it now")
 
     def recv_nowait(self) -> list[zmq.Frame] | None:
         """One multipart message as frames (zero-copy), or None if none is waiting."""

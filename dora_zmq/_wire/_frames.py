@@ -23,7 +23,11 @@ __all__ = [
     "decode_topic",
     "encode_control_frames",
     "encode_data_frames",
+    "encode_release",
+    "encode_shm_frames",
     "encode_topic",
+    "parse_release",
+    "RELEASE_PREFIX",
     "marker_topic",
     "parse_marker",
 ]
@@ -38,6 +42,8 @@ HEAD_SIZE = _HEAD.size
 #: id); a subscriber sends ``MARKER_PREFIX + node_id`` after its real subscriptions so that a
 #: publisher knows that subscriber is fully attached (the start barrier).
 MARKER_PREFIX = b"\x00sub:"
+#: Upstream messages (subscriber -> publisher) that are not subscriptions start with 0x02.
+RELEASE_PREFIX = b"\x02rel:"
 
 
 class MessageKind(enum.IntEnum):
@@ -46,6 +52,7 @@ class MessageKind(enum.IntEnum):
     DATA = 0
     EOS = 1  # the sender finished this output; nothing follows
     FAILED = 2  # the sender crashed; metadata carries {"error": text}
+    SHM = 3  # the value is in a shared-memory segment; the body is its descriptor
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +65,7 @@ class WireMessage:
     sent_ns: int
     metadata: dict[str, Any]
     value: pa.Array | None
+    shm: bytes | None = None  # the encoded segment descriptor of a SHM message
 
 
 def encode_topic(node: str, output: str) -> bytes:
@@ -92,6 +100,25 @@ def encode_data_frames(
     return [topic, head + encode_metadata(metadata), encode_value(value)]
 
 
+def encode_shm_frames(topic: bytes, seq: int, descriptor: bytes, metadata: Mapping[str, Any] | None) -> list[Any]:
+    """Frames for a message whose value lies in shared memory (``descriptor`` locates it)."""
+    head = _HEAD.pack(_MAGIC, WIRE_VERSION, MessageKind.SHM, seq, time.monotonic_ns())
+    return [topic, head + encode_metadata(metadata), descriptor]
+
+
+def encode_release(reader: str, descriptor: bytes) -> bytes:
+    """What a receiver sends upstream once it dropped a shared-memory value."""
+    return RELEASE_PREFIX + reader.encode() + b"\0" + descriptor
+
+
+def parse_release(message: bytes) -> tuple[str, bytes] | None:
+    """``(reader, descriptor)`` of a release message, None for anything else."""
+    if not message.startswith(RELEASE_PREFIX):
+        return None
+    reader, sep, descriptor = message[len(RELEASE_PREFIX) :].partition(b"\0")
+    return (reader.decode(errors="replace"), descriptor) if sep else None
+
+
 def encode_control_frames(
     topic: bytes, kind: MessageKind, seq: int, metadata: Mapping[str, Any] | None = None
 ) -> list[bytes]:
@@ -123,7 +150,8 @@ def decode_frames(frames: Sequence[Any]) -> WireMessage:
         raise ProtocolError(f"unknown message kind {kind}") from exc
     metadata = decode_metadata(head_raw[HEAD_SIZE:])
     value = decode_value(body) if mkind is MessageKind.DATA else None
-    return WireMessage(topic, mkind, seq, sent_ns, metadata, value)
+    shm = bytes(body) if mkind is MessageKind.SHM else None
+    return WireMessage(topic, mkind, seq, sent_ns, metadata, value, shm)
 
 
 def _view(frame: Any) -> Any:

@@ -20,6 +20,7 @@ from typing import Any
 
 from .. import _control as ctl
 from .._errors import ControlError, DescriptorError
+from .._shm import cleanup_segments, cleanup_stale
 from .._transport import Channel, Poller, ipc_endpoint
 from .._version import __version__
 from ..descriptor import Dataflow, NodeKind, NodeSpec, parse_dataflow
@@ -98,6 +99,7 @@ class Daemon:
             self.node_addresses.append(f"tcp://{advertise or tcp_bind}:{port}")
         self.coordinator = Channel.connect(coordinator, identity=f"daemon/{machine_id}/{socket.gethostname()}/{os.getpid()}")
         self.supervisor = Supervisor()
+        cleanup_stale()  # segments left by writers that died with an earlier daemon
         self._dataflows: dict[str, _Dataflow] = {}
         self._stop = threading.Event()
         self._shutdown_deadline: float | None = None
@@ -349,6 +351,11 @@ class Daemon:
             return
         self._dataflows.pop(df.id, None)
         shutil.rmtree(df.ipc_dir, ignore_errors=True)
+        # Shared-memory messages nobody released (a crashed node, or an exit before a
+        # receiver mapped them) are only safe to remove once every local node is gone.
+        removed = cleanup_segments(df.id)
+        if removed:
+            log.info("dataflow %s: removed %d shared-memory segment(s)", df.id, removed)
 
     def _report_exit(self, df_id: str, node: str, info: ExitInfo) -> None:
         if info.failed:

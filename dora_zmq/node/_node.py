@@ -32,6 +32,7 @@ from ..tracing import NodeTracing, setup_tracing
 from ._config import ENV_ADVERTISE, ENV_BIND, NodeEnvironment
 from ._events import Event, EventQueue
 from ._receiver import Receiver, Route, TimerInput
+from ._shm_sender import ShmSender
 
 __all__ = ["Node"]
 
@@ -92,6 +93,7 @@ class Node:
         else:
             self._pub = Publisher(ipc_endpoint(setup.ipc_dir, self._id), setup.tcp_bind)
         self._sub = Subscriber()
+        self._shm = ShmSender(self._dataflow_id, self._id, self._machine, self._descriptor, self._spec.outputs)
         self._routes = self._build_routes()
         self._peer_lock = threading.Lock()
         self._deferred: list[Any] = []  # control messages that arrived during start-up
@@ -173,7 +175,8 @@ class Node:
         with self._lock:
             seq = self._seqs[output_id]
             self._seqs[output_id] = seq + 1
-            self._pub.send(encode_data_frames(topic, seq, value, metadata))
+            frames = self._shm.frames(self._pub, output_id, topic, seq, value, metadata) if self._shm.threshold else None
+            self._pub.send(frames or encode_data_frames(topic, seq, value, metadata))
 
     def close_output(self, output_id: str) -> None:
         """Send end-of-stream on one output: its subscribers get INPUT_CLOSED (idempotent).
@@ -248,6 +251,7 @@ class Node:
         self._receiver.close()
         self._pub.close()
         self._ctrl_tx.close(1000)
+        self._shm.close()
         release_context()  # flush what is queued before the interpreter frees the buffers
         if self._tracing is not None:
             self._tracing.close()
@@ -365,6 +369,7 @@ class Node:
                 markers.add(parsed[1])
 
     def _connect_peers(self, peers: ctl.Peers) -> None:
+        self._shm.update_peers(peers)
         with self._peer_lock:
             for route in self._routes.values():
                 ep = peers.endpoints.get(route.node)

@@ -7,6 +7,8 @@ fires timer inputs, and watches for its parent daemon's death (the orphan guard)
 
 from __future__ import annotations
 
+import collections
+import dataclasses
 import logging
 import os
 import threading
@@ -18,8 +20,9 @@ import pyarrow as pa
 
 from .. import _control as ctl
 from .._errors import ProtocolError
-from .._transport import Channel, Poller, Subscriber
-from .._wire import MessageKind, decode_frames
+from .._shm import SegmentReader, ShmDescriptor
+from .._transport import Channel, Poller, Subscriber, Wakeup
+from .._wire import MessageKind, decode_frames, encode_release
 from ._events import Event, EventQueue, EventType, StopReason
 
 __all__ = ["Receiver", "Route", "TimerInput"]
@@ -79,6 +82,9 @@ class Receiver(threading.Thread):
         self._queue = queue
         self._on_peers = on_peers
         self._deferred = list(deferred or [])
+        self._shm: SegmentReader | None = None
+        self._releases: collections.deque[ShmDescriptor] = collections.deque()
+        self._wakeup = Wakeup()
         self._closing = threading.Event()
         self._parent = os.getppid() if watch_parent else None
         self.malformed = 0
@@ -91,7 +97,7 @@ class Receiver(threading.Thread):
             self.join(timeout)
 
     def run(self) -> None:
-        poller = Poller([self._sub, self._ctrl])
+        poller = Poller([self._sub, self._ctrl, self._wakeup])
         now = time.monotonic()
         for t in self._timers:
             t.next_at = now + t.interval_s
@@ -108,12 +114,18 @@ class Receiver(threading.Thread):
                     self._drain_control()
                 if self._sub in ready:
                     self._drain_data()
+                if self._wakeup in ready or self._releases:
+                    self._send_releases()
                 self._fire_timers()
                 self._check_parent()
                 self._report_drops()
         finally:
+            if self._shm is not None:
+                self._shm.close()
+            self._send_releases()
             self._sub.close()
             self._ctrl.close(200)
+            self._wakeup.close()
 
     def _poll_timeout_ms(self) -> int:
         if not self._timers:
@@ -147,7 +159,12 @@ class Receiver(threading.Thread):
             route.lost += msg.seq - route.next_seq
             log.warning("node %s: %d message(s) from %s lost in transit", self.node_id, msg.seq - route.next_seq, msg.topic)
         route.next_seq = msg.seq + 1
-        if msg.kind is MessageKind.DATA:
+        if msg.kind is MessageKind.SHM:
+            value = self._open_shm(msg.shm or b"", msg.topic)
+            if value is None:
+                return
+            msg = dataclasses.replace(msg, value=value)
+        if msg.kind in (MessageKind.DATA, MessageKind.SHM):
             for input_id in route.inputs:
                 self._queue.push_input(input_id, Event(type=EventType.INPUT, id=input_id, value=msg.value, metadata=msg.metadata))
             return
@@ -157,6 +174,29 @@ class Receiver(threading.Thread):
         stop = msg.metadata.get("stop") if msg.kind is MessageKind.EOS else None
         for input_id in route.inputs:
             self._queue.close_input(input_id, failed=error, source=route.node, stop=stop if isinstance(stop, str) else None)
+
+    def _open_shm(self, raw: bytes, topic: str) -> Any:
+        """Map a shared-memory value (zero-copy); released upstream once the node drops it."""
+        try:
+            desc = ShmDescriptor.decode(raw)
+            if self._shm is None:
+                self._shm = SegmentReader(on_release=self._on_release)
+            return self._shm.open(desc)
+        except (ProtocolError, OSError, ValueError) as exc:
+            self._malformed(f"shared-memory value not readable: {exc}", topic.encode())
+            return None
+
+    def _on_release(self, desc: ShmDescriptor) -> None:
+        # May run in any thread, even inside garbage collection: only a deque append and a
+        # pipe write here; the receiver thread sends the release upstream.
+        self._releases.append(desc)
+        self._wakeup.notify()
+
+    def _send_releases(self) -> None:
+        self._wakeup.clear()
+        while self._releases:
+            desc = self._releases.popleft()
+            self._sub.send_upstream(encode_release(self.node_id, desc.encode()))
 
     def _malformed(self, why: str, topic: bytes) -> None:
         self.malformed += 1

@@ -362,3 +362,63 @@ def test_dynamic_edge_node_joins_leaves_and_joins_again(network, dora, tmp_path:
     assert cluster.cli(h1, "stop", "edgy", "--grace-duration", "2").wait(20).returncode == 0
     result = run.wait(40)
     assert result.returncode == 0, result.output
+
+
+BIG_SRC = """
+    import numpy as np, pyarrow as pa
+    from dora_zmq import Node
+    node = Node()
+    for i in range(20):
+        value = pa.array(np.full(2_000_000, i, dtype=np.uint8))
+        node.send_output("mixed", value)       # one subscriber here, one on another host
+        node.send_output("local", value)       # subscribers on this host only
+    pool = node._shm._pool
+    print("big pool writes", pool.stats().writes if pool else 0, flush=True)
+"""
+
+BIG_DST = """
+    from dora_zmq import Node
+    node = Node()
+    ok = {}
+    for event in node:
+        if event["type"] == "INPUT":
+            arr = event["value"].to_numpy()
+            assert len(arr) == 2_000_000 and (arr == ok.get(event["id"], 0)).all()
+            ok[event["id"]] = ok.get(event["id"], 0) + 1
+    print(node.id, "intact", sorted(ok.items()), flush=True)
+"""
+
+BIG_FLOW = """
+nodes:
+  - id: big
+    path: big.py
+    deploy: {machine: h1}
+    outputs: [mixed, local]
+  - id: near
+    path: bigdst.py
+    deploy: {machine: h1}
+    inputs:
+      mixed: {source: big/mixed, queue_size: 100}
+      local: {source: big/local, queue_size: 100}
+  - id: far
+    path: bigdst.py
+    deploy: {machine: h2}
+    inputs:
+      mixed: {source: big/mixed, queue_size: 100}
+"""
+
+
+@pytest.mark.timeout(90)
+def test_shared_memory_only_between_nodes_of_one_host(network, dora, tmp_path: Path) -> None:
+    h1, h2 = network.add_host("h1"), network.add_host("h2")
+    write_files(tmp_path, {"big.py": BIG_SRC, "bigdst.py": BIG_DST, "dataflow.yml": BIG_FLOW})
+    cluster = Cluster(network, dora, tmp_path)
+    cluster.start_coordinator(h1)
+    cluster.start_daemon(h1)
+    cluster.start_daemon(h2)
+    result = cluster.cli(h1, "start", "dataflow.yml", "--attach").wait(60)
+    assert result.returncode == 0, result.output
+    assert "near intact [('local', 20), ('mixed', 20)]" in result.stdout
+    assert "far intact [('mixed', 20)]" in result.stdout
+    # only the local-only output went through shared memory; the mixed one fell back to tcp/ipc
+    assert "big pool writes 20" in result.stdout

@@ -118,7 +118,12 @@ def test_one_trace_per_source_message(dora, flow_dir: Path) -> None:
         ], chain
 
     fused = [s for s in spans if s.name == "fuse/fused"]
-    assert all(s.links for s in fused), "the fan-in output links the other input"
+    # Fan-in: an output links the latest message of the other input. The very first `det`
+    # may arrive before any `frame` (two paths from the source race), so allow one without.
+    linked = [s for s in fused if s.links]
+    assert len(linked) >= N - 1, "the fan-in output links the other input"
+    frame_spans = {s.span_id for s in spans if s.name == "fuse/frame"}
+    assert all(span_id in frame_spans for s in linked for _, span_id in s.links)
     user = [s for s in spans if s.name == "user-work"]
     assert len(user) == N
     assert all(by_id[u.parent_id].name == "detector/op/frame" for u in user)

@@ -1,0 +1,132 @@
+"""The sending half of the same-host shared-memory path, as a node uses it.
+
+A value of at least ``DORA_ZMQ_SHM_THRESHOLD`` bytes (default 512 KiB; 0 turns the path off)
+on an output whose subscribers all run on this machine is written once into a shared-memory
+segment; ZeroMQ carries only its descriptor. Anything else -- a subscriber on another host,
+a dynamic subscriber that may join from anywhere, a full pool -- goes over the socket as usual.
+
+Segments are reused once every subscriber released its message: each subscriber sends a
+release upstream on its data connection when its application drops the value. A subscriber
+that disconnects (exits or crashes) releases everything it held (its barrier marker is
+unsubscribed). At exit the node unlinks only released segments; the daemon removes the rest
+when the dataflow ends, because a subscriber may not have mapped them yet.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Mapping
+
+import pyarrow as pa
+
+from .. import _control as ctl
+from .._errors import ProtocolError
+from .._shm import SegmentPool, ShmDescriptor
+from .._transport import Publisher
+from .._wire import encode_shm_frames, parse_marker, parse_release
+from ..descriptor import Dataflow, NodeKind
+
+__all__ = ["ShmSender", "shm_threshold"]
+
+log = logging.getLogger(__name__)
+
+_DEFAULT_THRESHOLD = 512 * 1024
+
+
+def shm_threshold() -> int:
+    """``DORA_ZMQ_SHM_THRESHOLD`` in bytes (0 = never use shared memory)."""
+    try:
+        return max(0, int(os.environ.get("DORA_ZMQ_SHM_THRESHOLD", _DEFAULT_THRESHOLD)))
+    except ValueError:
+        return _DEFAULT_THRESHOLD
+
+
+class ShmSender:
+    """Decides per output whether shared memory can be used, and keeps the segment pool."""
+
+    def __init__(self, dataflow_id: str, node_id: str, machine: str, descriptor: Dataflow, outputs: tuple[str, ...]) -> None:
+        self.threshold = shm_threshold()
+        self._dataflow_id = dataflow_id
+        self._node_id = node_id
+        self._machine = machine
+        self._pool: SegmentPool | None = None
+        self._subscribers: dict[str, frozenset[str]] = {}
+        self._dynamic: set[str] = set()
+        for out in outputs:
+            nodes = {n for n, _ in descriptor.subscribers(node_id, out)}
+            self._dynamic |= {out for n in nodes if descriptor.node(n).kind is NodeKind.DYNAMIC}
+            self._subscribers[out] = frozenset(nodes)
+        self._local: set[str] = set()  # subscriber nodes on this machine
+        self._gone: set[str] = set()  # subscribers that disconnected or exited
+        self._eligible: dict[str, frozenset[str]] = {}
+
+    def update_peers(self, peers: ctl.Peers) -> None:
+        """Recompute which outputs may use shared memory (called when endpoints change)."""
+        self._local = {n for n, ep in peers.endpoints.items() if ep.machine == self._machine and ep.ipc}
+        self._gone |= set(peers.exited)
+        self._recompute()
+
+    def _recompute(self) -> None:
+        eligible = {}
+        for out, subs in self._subscribers.items():
+            live = subs - self._gone
+            if out not in self._dynamic and live and live <= self._local:
+                eligible[out] = frozenset(live)
+        self._eligible = eligible
+
+    def frames(self, pub: Publisher, output_id: str, topic: bytes, seq: int, value: pa.Array, metadata: Mapping[str, Any] | None) -> list[Any] | None:
+        """Frames carrying ``value`` through shared memory, or None to send it on the socket.
+
+        Called with the node's send lock held (the publisher socket is read here too).
+        """
+        readers = self._eligible.get(output_id)
+        if not readers or value.nbytes < self.threshold:
+            return None
+        self.drain(pub)
+        readers = self._eligible.get(output_id)
+        if not readers:
+            return None
+        if self._pool is None:
+            self._pool = SegmentPool(self._dataflow_id, self._node_id, unlink_at_exit=False)
+        desc = self._pool.write(value, readers)
+        if desc is None:
+            return None
+        return encode_shm_frames(topic, seq, desc.encode(), metadata)
+
+    def drain(self, pub: Publisher) -> None:
+        """Apply the releases and disconnects waiting on the publisher socket."""
+        for message in pub.read_subscriptions():
+            release = parse_release(message)
+            if release is not None:
+                self._release(*release)
+                continue
+            marker = parse_marker(message)
+            if marker is None:
+                continue
+            subscribed, node = marker
+            if subscribed:
+                if node in self._gone:
+                    self._gone.discard(node)
+                    self._recompute()
+            elif node not in self._gone:
+                self._gone.add(node)
+                self._recompute()
+                if self._pool is not None:
+                    self._pool.reader_gone(node)
+
+    def _release(self, reader: str, raw: bytes) -> None:
+        if self._pool is None:
+            return
+        try:
+            desc = ShmDescriptor.decode(raw)
+        except ProtocolError as exc:
+            log.warning("node %s: ignoring a malformed shared-memory release from %s: %s", self._node_id, reader, exc)
+            return
+        if desc.pid == os.getpid():
+            self._pool.release(desc.token, reader)
+
+    def close(self) -> None:
+        """Unlink released segments; leave unreleased ones for the daemon's cleanup."""
+        if self._pool is not None:
+            self._pool.close(keep_in_use=True)
