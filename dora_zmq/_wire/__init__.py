@@ -1,14 +1,16 @@
 """Data plane wire format: bytes <-> objects, nothing else (no sockets here).
 
-A message on the data plane is a ZeroMQ multipart message of three frames::
+A message on the data plane is a ZeroMQ multipart message of four frames::
 
-    [topic, head, body]
+    [topic, head, schema, body]
 
 ``topic``  ``b"<node>/<output>\\0"``: NUL-terminated, because SUB filters are byte prefixes
            (``cam/image`` would otherwise also match ``cam/image2``).
 ``head``   a fixed struct (magic, version, kind, sequence number, send time in ns) followed by
            the message metadata as UTF-8 JSON (empty when there is none).
-``body``   the value as an Arrow IPC stream holding one record batch with one column.
+``schema`` the Arrow schema message of the value's one-column batch (cached on both sides;
+           empty when ``body`` is a whole IPC stream, for dictionary arrays).
+``body``   the Arrow record batch message (DATA), or a shared-memory descriptor (SHM).
 
 End of stream (the sender finished; ``EOS``) and failure (the sender crashed; ``FAILED``) are
 sent in-band on each output's topic, so a receiver sees them after the last data message.
@@ -16,7 +18,7 @@ sent in-band on each output's topic, so a receiver sees them after the last data
 
 from __future__ import annotations
 
-from ._arrow import decode_value, encode_value, to_arrow, value_bytes
+from ._arrow import BatchDecoder, decode_value, encode_batch, encode_value, to_arrow, value_bytes
 from ._frames import (
     HEAD_SIZE,
     MARKER_PREFIX,
@@ -36,6 +38,8 @@ from ._frames import (
 from ._metadata import OTEL_CONTEXT_KEY, decode_metadata, encode_metadata
 
 __all__ = [
+    "BatchDecoder",
+    "encode_batch",
     "HEAD_SIZE",
     "MARKER_PREFIX",
     "OTEL_CONTEXT_KEY",

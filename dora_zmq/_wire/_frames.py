@@ -1,4 +1,4 @@
-"""Frame layout of a data-plane message: topic, head (struct + metadata), Arrow body."""
+"""Frame layout of a data-plane message: topic, head (struct + metadata), schema, body."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any, Mapping, Sequence
 import pyarrow as pa
 
 from .._errors import ProtocolError
-from ._arrow import decode_value, encode_value
+from ._arrow import BatchDecoder, encode_batch
 from ._metadata import decode_metadata, encode_metadata
 
 __all__ = [
@@ -33,7 +33,7 @@ __all__ = [
 ]
 
 _MAGIC = b"DZ"
-WIRE_VERSION = 1
+WIRE_VERSION = 2
 # magic(2) version(1) kind(1) seq(8) sent_ns(8)
 _HEAD = struct.Struct("<2sBBQQ")
 HEAD_SIZE = _HEAD.size
@@ -97,13 +97,14 @@ def encode_data_frames(
 ) -> list[Any]:
     """Frames for one data message (the body is a ``pyarrow.Buffer``, sendable without copy)."""
     head = _HEAD.pack(_MAGIC, WIRE_VERSION, MessageKind.DATA, seq, time.monotonic_ns())
-    return [topic, head + encode_metadata(metadata), encode_value(value)]
+    schema, batch = encode_batch(value)
+    return [topic, head + encode_metadata(metadata), schema, batch]
 
 
 def encode_shm_frames(topic: bytes, seq: int, descriptor: bytes, metadata: Mapping[str, Any] | None) -> list[Any]:
     """Frames for a message whose value lies in shared memory (``descriptor`` locates it)."""
     head = _HEAD.pack(_MAGIC, WIRE_VERSION, MessageKind.SHM, seq, time.monotonic_ns())
-    return [topic, head + encode_metadata(metadata), descriptor]
+    return [topic, head + encode_metadata(metadata), b"", descriptor]
 
 
 def encode_release(reader: str, descriptor: bytes) -> bytes:
@@ -124,18 +125,21 @@ def encode_control_frames(
 ) -> list[bytes]:
     """Frames for an in-band EOS / FAILED message (no body)."""
     head = _HEAD.pack(_MAGIC, WIRE_VERSION, kind, seq, time.monotonic_ns())
-    return [topic, head + encode_metadata(metadata), b""]
+    return [topic, head + encode_metadata(metadata), b"", b""]
 
 
-def decode_frames(frames: Sequence[Any]) -> WireMessage:
-    """Decode ``[topic, head, body]`` (bytes or objects with a ``.buffer``/``.bytes``).
+_DEFAULT_DECODER = BatchDecoder()
+
+
+def decode_frames(frames: Sequence[Any], decoder: BatchDecoder = _DEFAULT_DECODER) -> WireMessage:
+    """Decode ``[topic, head, schema, body]`` (bytes or objects with a ``.buffer``).
 
     Raises:
         ProtocolError: for anything malformed; the caller counts and drops the message.
     """
-    if len(frames) != 3:
-        raise ProtocolError(f"expected 3 frames, got {len(frames)}")
-    topic_raw, head_raw, body = (_view(f) for f in frames)
+    if len(frames) != 4:
+        raise ProtocolError(f"expected 4 frames, got {len(frames)}")
+    topic_raw, head_raw, schema, body = (_view(f) for f in frames)
     topic = decode_topic(bytes(topic_raw))
     if len(head_raw) < HEAD_SIZE:
         raise ProtocolError(f"head frame too short ({len(head_raw)} bytes)")
@@ -149,7 +153,7 @@ def decode_frames(frames: Sequence[Any]) -> WireMessage:
     except ValueError as exc:
         raise ProtocolError(f"unknown message kind {kind}") from exc
     metadata = decode_metadata(head_raw[HEAD_SIZE:])
-    value = decode_value(body) if mkind is MessageKind.DATA else None
+    value = decoder.decode(schema, body) if mkind is MessageKind.DATA else None
     shm = bytes(body) if mkind is MessageKind.SHM else None
     return WireMessage(topic, mkind, seq, sent_ns, metadata, value, shm)
 

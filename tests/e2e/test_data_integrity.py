@@ -32,6 +32,7 @@ SRC = """
         pa.array([{"x": 1, "y": "a"}, {"x": 2, "y": None}]),
         pa.array([b"\\x00\\x01", b""]),
         pa.array([], type=pa.int8()),
+        pa.array(["a", "b", "a"]).dictionary_encode(),
     ]
     for v in values:
         node.send_output("typed", v)
@@ -71,4 +72,5 @@ def test_zero_copy_burst_then_exit_loses_nothing(dora, flow_dir: Path, attempt: 
     assert "typed ('list<item: int64>', [[1, 2], [], None, [3]]" in result.stdout
     assert "typed ('struct<x: int64, y: string>', [{'x': 1, 'y': 'a'}, {'x': 2, 'y': None}]" in result.stdout
     assert "typed ('int8', [], b'')" in result.stdout
+    assert "typed ('dictionary<values=string, indices=int32, ordered=0>', ['a', 'b', 'a']" in result.stdout
     assert "typed ('uint8', [114, 97, 119, 32, 98, 121, 116, 101, 115], b'raw ')" in result.stdout
