@@ -127,7 +127,9 @@ class Node:
 
     def next(self, timeout: float | None = None) -> Event | None:
         """The next event; None when the stream has ended (or ``timeout`` seconds passed)."""
-        event = self._queue.get(timeout)
+        event = self._queue.get(0)
+        if event is None and not self._queue.ended:
+            event = self._receiver.receive_until_event(timeout)
         if self._tracing is not None and event is not None:
             self._tracing.on_event(event)
         return event

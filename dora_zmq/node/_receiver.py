@@ -86,6 +86,12 @@ class Receiver(threading.Thread):
         self._releases: collections.deque[ShmDescriptor] = collections.deque()
         self._wakeup = Wakeup()
         self._closing = threading.Event()
+        # Whoever runs a receive step holds ``_owner``: this thread, or the application thread
+        # borrowing the sockets while it waits in next() (see ``receive_until_event``).
+        self._owner = threading.Lock()
+        self._handoff = threading.Condition()
+        self._borrowers = 0
+        self._poller = Poller([self._sub, self._ctrl, self._wakeup])
         self._parent = os.getppid() if watch_parent else None
         self.malformed = 0
         self.upstream_failed: dict[str, str] = {}
@@ -93,39 +99,90 @@ class Receiver(threading.Thread):
     def close(self, timeout: float = 2.0) -> None:
         """Ask the thread to stop, wait for it, and close its sockets."""
         self._closing.set()
+        with self._handoff:
+            self._handoff.notify_all()
+        self._wakeup.notify()
         if self.is_alive():
             self.join(timeout)
 
-    def run(self) -> None:
-        poller = Poller([self._sub, self._ctrl, self._wakeup])
+    def start(self) -> None:
+        """Start the thread (timers start counting now)."""
         now = time.monotonic()
         for t in self._timers:
             t.next_at = now + t.interval_s
-        try:
+        with self._owner:
             self._drain_data()
             for msg in self._deferred:
                 self._handle_control(msg)
+        super().start()
+
+    def run(self) -> None:
+        try:
             while not self._closing.is_set():
-                ready = poller.wait(self._poll_timeout_ms())
-                # Control first: when a STOP and an upstream's end-of-stream arrive together
-                # (the upstream stopped on the same STOP), the node must see STOP MANUAL, not
-                # ALL_INPUTS_CLOSED. Data order is unaffected: an UpstreamExited drains data first.
-                if self._ctrl in ready:
-                    self._drain_control()
-                if self._sub in ready:
-                    self._drain_data()
-                if self._wakeup in ready or self._releases:
-                    self._send_releases()
-                self._fire_timers()
-                self._check_parent()
-                self._report_drops()
+                with self._handoff:
+                    while self._borrowers and not self._closing.is_set():
+                        self._handoff.wait()
+                with self._owner:
+                    if not self._borrowers and not self._closing.is_set():
+                        self._step(self._poll_timeout_ms())
         finally:
-            if self._shm is not None:
-                self._shm.close()
+            with self._owner:
+                self._shutdown()
+
+    def receive_until_event(self, timeout: float | None) -> Event | None:
+        """Called by ``next()`` when the queue is empty: receive on this (the caller's) thread.
+
+        Handing the sockets to the waiting application thread saves a thread wake-up per
+        message when the node keeps up (a message is decoded and returned by the thread that
+        wants it); when it falls behind, this thread drains in the background, which is what
+        keeps ``queue_size`` meaning "the newest N".
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._handoff:
+            self._borrowers += 1
+        self._wakeup.notify()  # get this thread out of its poll
+        try:
+            with self._owner:
+                while not self._closing.is_set():
+                    event = self._queue.get(0)
+                    if event is not None or self._queue.ended:
+                        return event
+                    wait_ms = self._poll_timeout_ms()
+                    if deadline is not None:
+                        left = deadline - time.monotonic()
+                        if left <= 0:
+                            return None
+                        wait_ms = min(wait_ms, int(left * 1000) + 1)
+                    self._step(wait_ms)
+        finally:
+            with self._handoff:
+                self._borrowers -= 1
+                self._handoff.notify_all()
+        return self._queue.get(0)  # closed: what is left, else None (never block on a dead queue)
+
+    def _step(self, timeout_ms: int) -> None:
+        """Wait up to ``timeout_ms`` and handle what arrived (the caller holds ``_owner``)."""
+        ready = self._poller.wait(timeout_ms)
+        # Control first: when a STOP and an upstream's end-of-stream arrive together
+        # (the upstream stopped on the same STOP), the node must see STOP MANUAL, not
+        # ALL_INPUTS_CLOSED. Data order is unaffected: an UpstreamExited drains data first.
+        if self._ctrl in ready:
+            self._drain_control()
+        if self._sub in ready:
+            self._drain_data()
+        if self._wakeup in ready or self._releases:
             self._send_releases()
-            self._sub.close()
-            self._ctrl.close(200)
-            self._wakeup.close()
+        self._fire_timers()
+        self._check_parent()
+        self._report_drops()
+
+    def _shutdown(self) -> None:
+        if self._shm is not None:
+            self._shm.close()
+        self._send_releases()
+        self._sub.close()
+        self._ctrl.close(200)
+        self._wakeup.close()
 
     def _poll_timeout_ms(self) -> int:
         if not self._timers:
