@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import types
 import typing
 from typing import Any, TypeVar
 
@@ -73,19 +74,43 @@ def _from_plain(cls: type, body: dict[str, Any]) -> Any:
     return cls(**kwargs)
 
 
+_SCALARS = {str: (str,), int: (int,), float: (int, float), bool: (bool,)}
+
+
 def _convert(hint: Any, value: Any) -> Any:
-    if value is None or hint is None:
+    """Rebuild nested records and check every value against its field's type.
+
+    Raises:
+        TypeError: a value of the wrong type (the caller makes it a ProtocolError), so a
+            well-formed JSON message with nonsense in it never reaches a handler.
+    """
+    if hint is None:
         return value
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
-    if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _convert(arg, value)
+            except TypeError as exc:
+                errors.append(str(exc))
+        raise TypeError("; ".join(errors) or f"unexpected {type(value).__name__}")
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise TypeError(f"expected an object for {hint.__name__}, got {type(value).__name__}")
         return _from_plain(hint, value)
-    if origin in (list, tuple) and args:
-        return [_convert(args[0], v) for v in value]
-    if origin is dict and len(args) == 2:
-        return {k: _convert(args[1], v) for k, v in value.items()}
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
-        for arg in args:
-            if dataclasses.is_dataclass(arg) and isinstance(value, dict):
-                return _from_plain(arg, value)
+    if origin in (list, tuple):
+        if not isinstance(value, list):
+            raise TypeError(f"expected a list, got {type(value).__name__}")
+        return [_convert(args[0], v) for v in value] if args else value
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise TypeError(f"expected an object, got {type(value).__name__}")
+        return {k: _convert(args[1], v) for k, v in value.items()} if len(args) == 2 else value
+    accepted = _SCALARS.get(hint)
+    if accepted is not None and (not isinstance(value, accepted) or (hint is not bool and isinstance(value, bool))):
+        raise TypeError(f"expected {hint.__name__}, got {type(value).__name__}")
     return value

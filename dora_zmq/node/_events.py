@@ -37,6 +37,7 @@ class StopReason:
     MANUAL = "MANUAL"
     ALL_INPUTS_CLOSED = "ALL_INPUTS_CLOSED"
     DAEMON_LOST = "DAEMON_LOST"
+    INTERNAL_ERROR = "INTERNAL_ERROR"  # the node's receiver failed (a bug): see the ERROR event
 
 
 class Event(dict):  # type: ignore[type-arg]
@@ -130,16 +131,20 @@ class EventQueue:
         with self._cv:
             if reason == StopReason.MANUAL:
                 self.stopped_by = reason
-            if self._stop_sent and reason != StopReason.DAEMON_LOST:
+            if self._stop_sent and reason not in (StopReason.DAEMON_LOST, StopReason.INTERNAL_ERROR):
                 return
             self._stop_sent = True
             self._priority.append(_stop(reason))
             self._cv.notify()
 
-    def push_error(self, message: str) -> None:
-        """Queue an ERROR event (e.g. the daemon reported something the node should know)."""
+    def push_error(self, message: str, urgent: bool = False) -> None:
+        """Queue an ERROR event; ``urgent`` puts it before anything queued (and before a STOP)."""
         with self._cv:
-            self._push_control(Event(type=EventType.ERROR, id=None, error=message, value=None, metadata={}))
+            event = Event(type=EventType.ERROR, id=None, error=message, value=None, metadata={})
+            if urgent:
+                self._priority.append(event)
+            else:
+                self._push_control(event)
             self._cv.notify()
 
     def end(self) -> None:

@@ -125,6 +125,10 @@ class Receiver(threading.Thread):
                 with self._owner:
                     if not self._borrowers and not self._closing.is_set():
                         self._step(self._poll_timeout_ms())
+        except Exception as exc:  # noqa: BLE001 - a bug here must end the stream, not hang next()
+            log.exception("node %s: receiver failed; ending the event stream", self.node_id)
+            self._queue.push_error(f"dora_zmq receiver failed: {type(exc).__name__}: {exc}", urgent=True)
+            self._queue.stop(StopReason.INTERNAL_ERROR)
         finally:
             with self._owner:
                 self._shutdown()

@@ -1,0 +1,70 @@
+"""The event queue: keep-newest per input, INPUT_CLOSED after the data, STOP ordering."""
+
+from __future__ import annotations
+
+import threading
+
+from dora_zmq.node._events import Event, EventQueue
+
+
+def data(i: int) -> Event:
+    return Event(type="INPUT", id="a", value=None, metadata={"i": i})
+
+
+def test_queue_size_keeps_the_newest_and_counts_drops() -> None:
+    q = EventQueue({"a": 2})
+    for i in range(5):
+        q.push_input("a", data(i))
+    assert [q.get(0)["metadata"]["i"] for _ in range(2)] == [3, 4]
+    assert q.drops == {"a": 3}
+
+
+def test_input_closed_after_data_then_stop_then_end() -> None:
+    q = EventQueue({"a": 10, "b": 10})
+    q.push_input("a", data(1))
+    q.close_input("a")
+    q.push_input("b", Event(type="INPUT", id="b", value=None, metadata={}))
+    q.close_input("b")
+    kinds = [(e["type"], e["id"]) for e in iter(lambda: q.get(0), None)]
+    assert kinds == [("INPUT", "a"), ("INPUT_CLOSED", "a"), ("INPUT", "b"), ("INPUT_CLOSED", "b"), ("STOP", "ALL_INPUTS_CLOSED")]
+    assert q.ended and q.get(0) is None
+
+
+def test_failed_upstream_gives_node_failed_first() -> None:
+    q = EventQueue({"a": 10})
+    q.close_input("a", failed="boom", source="up")
+    first = q.get(0)
+    assert first["type"] == "NODE_FAILED" and first["error"] == "boom" and first["source"] == "up"
+    assert q.get(0)["type"] == "INPUT_CLOSED"
+
+
+def test_manual_stop_jumps_the_queue() -> None:
+    q = EventQueue({"a": 10})
+    q.push_input("a", data(1))
+    q.stop()
+    assert (q.get(0)["type"], q.get(0)) == ("STOP", None)
+
+
+def test_urgent_error_precedes_stop() -> None:
+    q = EventQueue({"a": 10})
+    q.push_error("receiver failed", urgent=True)
+    q.stop("INTERNAL_ERROR")
+    assert [q.get(0)["type"], q.get(0)["id"]] == ["ERROR", "INTERNAL_ERROR"]
+
+
+def test_get_wakes_on_push_from_another_thread() -> None:
+    q = EventQueue({"a": 10})
+    t = threading.Timer(0.05, lambda: q.push_input("a", data(7)))
+    t.start()
+    try:
+        assert q.get(5)["metadata"]["i"] == 7
+    finally:
+        t.join()
+
+
+def test_data_is_lazy_bytes() -> None:
+    import pyarrow as pa
+
+    event = Event(type="INPUT", id="a", value=pa.array([1, 2], type=pa.uint8()), metadata={})
+    assert "data" not in event
+    assert event["data"] == b"\x01\x02"
