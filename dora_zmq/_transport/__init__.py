@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from ._channel import Channel, Poller, context, release_context
 from ._data import Publisher, Subscriber, ipc_endpoint
+from ._relay import Relay
 from ._wakeup import Wakeup
 
-__all__ = ["Channel", "Poller", "Publisher", "Subscriber", "context", "ipc_endpoint", "release_context", "Wakeup"]
+__all__ = ["Channel", "Poller", "Publisher", "Subscriber", "context", "ipc_endpoint", "release_context", "Relay", "Wakeup"]

@@ -37,13 +37,19 @@ class Publisher:
     barrier uses; subscriptions are read with :meth:`read_subscriptions`.
     """
 
-    def __init__(self, ipc: str, tcp_bind: str = "") -> None:
+    def __init__(self, ipc: str, tcp_bind: str = "", relay: str = "") -> None:
         sock = context_socket(zmq.XPUB)
         sock.setsockopt(zmq.XPUB_VERBOSER, 1)
         sock.setsockopt(zmq.SNDHWM, _HWM)
         sock.setsockopt(zmq.LINGER, _PUB_LINGER_MS)
-        secure_server(sock)
         self._sock = sock
+        if relay:
+            # Outbound only: the relay listens, so with CURVE this side is the client.
+            secure_client(sock)
+            self.ipc = self.tcp = ""
+            self.connect_relay(relay)
+            return
+        secure_server(sock)
         try:
             self.ipc = ""
             if ipc:
@@ -61,6 +67,13 @@ class Publisher:
     def socket(self) -> zmq.Socket[Any]:
         """The underlying socket, for polling."""
         return self._sock
+
+    def connect_relay(self, address: str) -> None:
+        """Publish through a relay (outbound connection only; for nodes behind NAT)."""
+        try:
+            self._sock.connect(address)
+        except zmq.ZMQError as exc:
+            raise ControlError(f"invalid relay address {address!r}: {exc}") from exc
 
     def send(self, frames: Sequence[Any]) -> None:
         """Send one multipart message (large buffers go without a copy)."""

@@ -103,6 +103,28 @@ def daemon(machine_id: str, coordinator: str | None, bind_data: str, advertise: 
 
 
 @cli.command()
+@click.option("--publishers", default="tcp://0.0.0.0:53291", show_default=True, help="Where relayed nodes connect their outputs.")
+@click.option("--subscribers", default="tcp://0.0.0.0:53292", show_default=True, help="Where subscribers of relayed nodes connect.")
+def relay(publishers: str, subscribers: str) -> None:
+    """Run a relay for nodes that cannot accept connections (NAT, firewalls).
+
+    Such a node (or every node of a daemon) runs with
+    DORA_ZMQ_RELAY=tcp://RELAY:53291,tcp://RELAY:53292 and only connects out.
+    """
+    from .._transport import Relay
+
+    r = Relay(publishers, subscribers)
+    with StopSignals() as signals:
+        t = threading.Thread(target=r.serve_forever, name="relay", daemon=True)
+        t.start()
+        out.print(f"relay: publishers connect to {r.publishers}, subscribers to {r.subscribers}")
+        while t.is_alive() and not signals.event.wait(0.2):
+            pass
+        r.request_stop()
+        t.join(5)
+
+
+@cli.command()
 @click.argument("directory", type=click.Path(file_okay=False))
 @click.option("--client", "clients", multiple=True, metavar="NAME", help="A client key pair to create (repeatable; default: 'default').")
 def keys(directory: str, clients: tuple[str, ...]) -> None:

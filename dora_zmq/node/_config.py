@@ -15,7 +15,9 @@ __all__ = [
     "ENV_DATAFLOW",
     "ENV_MACHINE",
     "ENV_NODE",
+    "ENV_RELAY",
     "NodeEnvironment",
+    "relay_addresses",
 ]
 
 ENV_DAEMON = "DORA_ZMQ_DAEMON"
@@ -25,6 +27,7 @@ ENV_MACHINE = "DORA_ZMQ_MACHINE"
 ENV_COORDINATOR = "DORA_ZMQ_COORDINATOR"
 ENV_BIND = "DORA_ZMQ_BIND"
 ENV_ADVERTISE = "DORA_ZMQ_ADVERTISE"
+ENV_RELAY = "DORA_ZMQ_RELAY"
 DEFAULT_COORDINATOR = "tcp://127.0.0.1:53290"
 
 _HOW_TO_RUN = (
@@ -33,6 +36,24 @@ _HOW_TO_RUN = (
     "`path: dynamic` in the YAML, start the dataflow, then create the node with "
     "Node(\"<node id>\") (and DORA_ZMQ_COORDINATOR=tcp://<coordinator host>:53290 if it is not local)."
 )
+
+
+def relay_addresses() -> tuple[str, str] | None:
+    """``DORA_ZMQ_RELAY=tcp://host:PUB_PORT,tcp://host:SUB_PORT`` -> (publish to, subscribe at).
+
+    Raises:
+        NodeConfigError: the variable is set but not two comma-separated addresses.
+    """
+    value = os.environ.get(ENV_RELAY, "").strip()
+    if not value:
+        return None
+    parts = [p.strip() for p in value.split(",")]
+    if len(parts) != 2 or not all(p.startswith("tcp://") for p in parts):
+        raise NodeConfigError(
+            f"{ENV_RELAY}={value!r}: expected two tcp addresses, the relay's publisher and "
+            "subscriber sides, e.g. tcp://relay:53291,tcp://relay:53292 (see `dora-zmq relay`)"
+        )
+    return parts[0], parts[1]
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,7 @@ from .._wire import (
 )
 from ..descriptor import Dataflow, NodeSpec, OutputRef, TimerSpec, parse_dataflow
 from ..tracing import NodeTracing, setup_tracing
-from ._config import ENV_ADVERTISE, ENV_BIND, NodeEnvironment
+from ._config import ENV_ADVERTISE, ENV_BIND, NodeEnvironment, relay_addresses
 from ._events import Event, EventQueue
 from ._receiver import Receiver, Route, TimerInput
 from ._shm_sender import ShmSender
@@ -81,14 +81,19 @@ class Node:
         # A node on another host than its daemon (an edge device) cannot use the daemon's ipc
         # folder: it publishes on tcp only, under a machine name of its own.
         self._remote = env.daemon.startswith("tcp://") and not env.spawned
-        self._machine = f"{setup.machine}/{self._id}" if self._remote else setup.machine
+        relayed = relay_addresses() is not None
+        # Its own machine name: peers must reach it over tcp (directly, or via the relay).
+        self._machine = f"{setup.machine}/{self._id}" if self._remote or relayed else setup.machine
         self._descriptor: Dataflow = parse_dataflow(setup.yaml, working_dir=_path(setup.working_dir), check_paths=False)
         self._spec: NodeSpec = self._descriptor.node(self._id)
         self._topics = {out: encode_topic(self._id, out) for out in self._spec.outputs}
         self._seqs = {out: 1 for out in self._spec.outputs}
         self._closed_outputs: set[str] = set()
         self._queue = EventQueue({i.id: i.queue_size for i in self._spec.inputs.values()})
-        if self._remote:
+        self._relay = relay_addresses()
+        if self._relay is not None:
+            self._pub = Publisher("", relay=self._relay[0])
+        elif self._remote:
             self._pub = Publisher("", f"tcp://{os.environ.get(ENV_BIND, '0.0.0.0')}:*")
         else:
             self._pub = Publisher(ipc_endpoint(setup.ipc_dir, self._id), setup.tcp_bind)
@@ -305,6 +310,8 @@ class Node:
         if self._remote:
             advertise = os.environ.get(ENV_ADVERTISE) or _local_address_towards(self._ctrl.address)
         endpoint = ctl.NodeEndpoint(self._machine, self._pub.ipc, _advertise(self._pub.tcp, advertise))
+        if self._relay is not None:
+            endpoint = ctl.NodeEndpoint(self._machine, "", self._relay[1])
         self._ctrl.send(ctl.NodeBound(self._dataflow_id, self._id, endpoint))
         if setup.stopping:
             self._queue.stop()
