@@ -10,9 +10,13 @@ __all__ = ["DaemonAccepted", "Peers", "ShutdownDaemon", "SpawnNodes", "StopNodes
 
 @control_message
 class DaemonAccepted:
-    """Reply to ``RegisterDaemon``; ``error`` set when refused (e.g. a version mismatch)."""
+    """Reply to ``RegisterDaemon``; ``error`` set when refused (e.g. a version mismatch).
+
+    ``register_again`` asks a daemon the coordinator does not know (it restarted) to register.
+    """
 
     error: str = ""
+    register_again: bool = False
 
 
 @control_message

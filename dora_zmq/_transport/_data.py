@@ -42,6 +42,10 @@ class Publisher:
         sock.setsockopt(zmq.XPUB_VERBOSER, 1)
         sock.setsockopt(zmq.SNDHWM, _HWM)
         sock.setsockopt(zmq.LINGER, _PUB_LINGER_MS)
+        # Heartbeats on the data connections too: a subscriber host that vanished is dropped
+        # within seconds (its queue freed, its shared-memory share released), not at TCP timeout.
+        sock.setsockopt(zmq.HEARTBEAT_IVL, 1000)
+        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3000)
         self._sock = sock
         if relay:
             # Outbound only: the relay listens, so with CURVE this side is the client.

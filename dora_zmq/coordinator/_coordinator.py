@@ -112,7 +112,8 @@ class Coordinator:
             case ctl.RegisterDaemon():
                 self._register_daemon(peer, msg)
             case ctl.DaemonHeartbeat():
-                pass
+                if peer not in self._daemons:  # this coordinator restarted, or declared it lost
+                    self.channel.send(ctl.DaemonAccepted(register_again=True), to=peer)
             case ctl.DaemonExiting():
                 self._daemon_lost(peer, "daemon exited", expected=True)
             case ctl.NodeReady():

@@ -170,6 +170,9 @@ class Daemon:
 
     def _on_coordinator(self, msg: Any) -> None:
         match msg:
+            case ctl.DaemonAccepted(register_again=True):
+                log.warning("daemon '%s': the coordinator does not know this daemon (it restarted?); registering again", self.machine_id)
+                self._accepted = False
             case ctl.DaemonAccepted(error=error):
                 if error:
                     log.error("coordinator refused daemon '%s': %s", self.machine_id, error)
