@@ -4,6 +4,7 @@
     python benchmarks/run.py                         # all sizes, same host, medians of 3 runs
     python benchmarks/run.py --quick --sizes 8,4096  # CI smoke (< 60 s)
     python benchmarks/run.py --variant chain5 --sizes 8,4096,409600
+    python benchmarks/run.py --variant tcp-netns     # two network namespaces, tcp (root)
     python benchmarks/run.py --dora-venv /tmp/dora-venv   # + dora-rs 1.1.0
 
 Method (shared/peer-bench): payload a pyarrow UInt8Array; latency = 5 warm-ups + 100 samples
@@ -11,6 +12,9 @@ per size paced max(5 ms, 2 ns/B), one-way, CLOCK_MONOTONIC; throughput = bursts 
 clamp(200 MB / size, 50, 5000) messages, delivered msgs/s and losses. dora_zmq runs as a real
 dataflow (``python -m dora_zmq run``); the baseline is raw PUB/SUB over ipc with the same
 payloads, Arrow IPC framing and protocol. Targets are interleaved run by run.
+``tcp-netns`` puts the sender and the receiver on two network namespaces on a bridge (made
+and always deleted here): dora_zmq as coordinator + daemon on h1 and a daemon on h2, raw
+PUB/SUB over tcp between the same two. Namespaces share CLOCK_MONOTONIC: one clock still.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import SIZES, Params, dump_json, human, median_of_runs, parse_sizes
 from meta import cpu_busy, machine_info, versions
+from netns import NetnsError, TwoHosts, unavailable
 from otlp_sink import OtlpSink
 from report import latency_table, ratios, throughput_table
 from rich.console import Console
@@ -41,13 +46,15 @@ from targets import (
     TargetFailed,
     check_dora_venv,
     dora_rs_targets,
+    dora_zmq_cluster_target,
     dora_zmq_target,
     run_target,
     zmq_target,
 )
 
 HERE = Path(__file__).resolve().parent
-VARIANTS = {"same-host": 1, "chain5": 4, "tracing": 1}  # variant -> links in the chain
+VARIANTS = {"same-host": 1, "chain5": 4, "tracing": 1, "tcp-netns": 1}  # variant -> links in the chain
+NETNS = "tcp-netns"
 PRIMARY = "dora_zmq"
 TRACED = "dora_zmq+otel"
 _BUSY_WARN = 0.25  # CPU share used by others before we start
@@ -62,7 +69,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true", help="fewer samples and smaller bursts, 1 run (CI smoke)")
     ap.add_argument("--runs", type=int, default=None, help="repeat N times and report medians (default 3, quick 1)")
     ap.add_argument("--variant", default="same-host",
-                    help=f"comma-separated: {', '.join(VARIANTS)} (tracing needs dora_zmq.tracing)")
+                    help=f"comma-separated: {', '.join(VARIANTS)} (tracing needs dora_zmq.tracing, tcp-netns root)")
     ap.add_argument("--dora-venv", type=Path, help="a virtualenv with dora-rs and dora-rs-cli 1.1.0: also measure dora-rs")
     ap.add_argument("--dora-configs", default="default,pool256",
                     help="dora-rs configurations: default (8 MB shm pool), pool256 (256 MB pool)")
@@ -84,13 +91,35 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def plan(args: argparse.Namespace, sink: OtlpSink | None) -> dict[str, list[Target]]:
+def open_hosts(stack: ExitStack) -> TwoHosts | None:
+    """The two namespace hosts of ``tcp-netns`` (deleted when ``stack`` closes), or None: skip."""
+    why = unavailable()
+    if why is None:
+        try:
+            net = stack.enter_context(TwoHosts())
+        except NetnsError as exc:
+            why = str(exc)
+        else:
+            if net.stale_removed:
+                console.print(f"[yellow]removed namespaces left by a killed benchmark: {', '.join(net.stale_removed)}[/]")
+            return net
+    console.print(f"[yellow]variant {NETNS} skipped: {escape(why)}[/]")
+    return None
+
+
+def plan(args: argparse.Namespace, sink: OtlpSink | None, net: TwoHosts | None = None) -> dict[str, list[Target]]:
     """The targets of every variant that can run here (skips are printed)."""
     dora = dora_rs_targets(args.dora_venv, args.dora_configs.split(",")) if args.dora_venv else []
     base = [] if args.no_baseline else [zmq_target()]
     out: dict[str, list[Target]] = {}
     for variant in args.variants:
-        if variant == "tracing":
+        if variant == NETNS:
+            if net is None:
+                continue  # the reason was printed by open_hosts
+            if dora:
+                console.print(f"[yellow]{NETNS}: dora-rs is not measured across hosts[/]")
+            out[variant] = [dora_zmq_cluster_target(net.hosts), *([] if args.no_baseline else [zmq_target(net.hosts)])]
+        elif variant == "tracing":
             if sink is None:
                 console.print("[yellow]variant tracing skipped: dora_zmq.tracing does not exist in this checkout[/]")
                 continue
@@ -180,7 +209,10 @@ def main(argv: list[str] | None = None) -> int:
     has_tracing = importlib.util.find_spec("dora_zmq.tracing") is not None
     with ExitStack() as stack:
         sink = stack.enter_context(OtlpSink()) if "tracing" in args.variants and has_tracing else None
-        todo = plan(args, sink)
+        net = open_hosts(stack) if NETNS in args.variants else None
+        if net is not None:
+            doc["netns"] = {"hosts": {h.name: {"ns": h.ns, "ip": h.ip} for h in net.hosts}, "link": "veth pair via a bridge"}
+        todo = plan(args, sink, net)
         if not todo:
             return 2
         console.print(
@@ -207,4 +239,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # processes and namespaces were cleaned up on the way out
+        console.print("[yellow]interrupted[/]")
+        sys.exit(130)

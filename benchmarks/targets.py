@@ -2,6 +2,8 @@
 
 A :class:`Target` knows how to run one sender/receiver job as processes; :func:`run_target`
 runs it in a fresh temporary directory, reaps everything and returns the receiver's result.
+With ``hosts`` (two network namespaces, see ``netns.py``) the sender runs on the first and
+the receiver on the second: dora_zmq as a coordinator + one daemon per host, raw ZeroMQ over tcp.
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ from typing import Any
 import zmq_baseline
 from common import API_ENV, Job, Params
 from flowgen import write_dataflow
-from procs import run_group
+from netns import Host
+from procs import Service, run_group
 
 log = logging.getLogger(__name__)
 
 DORA_RS_VERSION = "1.1.0"
+COORDINATOR_PORT = 53290  # inside the sender's namespace
 
 
 class TargetFailed(Exception):
@@ -35,8 +39,9 @@ class TargetFailed(Exception):
 class Target:
     """One implementation under test.
 
-    ``kind`` is ``"zmq"`` (raw baseline processes) or ``"dataflow"`` (a dataflow run by
-    ``cli`` + the YAML path, with node scripts using ``api``).
+    ``kind`` is ``"zmq"`` (raw baseline processes), ``"dataflow"`` (a dataflow run by
+    ``cli`` + the YAML path, with node scripts using ``api``) or ``"cluster"`` (dora_zmq's
+    coordinator and daemons on ``hosts``, the dataflow started with ``dora-zmq start --attach``).
     """
 
     name: str
@@ -45,15 +50,36 @@ class Target:
     api: str = "dora_zmq"
     env: dict[str, str] = field(default_factory=dict)
     path_prefix: str = ""  # prepended to PATH (dora-rs finds `python` there)
+    hosts: tuple[Host, ...] = ()  # (sender's, receiver's): a run across two namespace hosts
 
-    def commands(self, workdir: Path, hops: int) -> tuple[list[list[str]], list[str]]:
-        """Command lines and log names for one run."""
+    def commands(self, workdir: Path, hops: int) -> tuple[list[list[str]], list[str], list[Service]]:
+        """Command lines, their log names, and the services they need, for one run."""
+        if self.hosts and hops != 1:
+            raise ValueError("a run across hosts is one link (sender -> receiver)")
         if self.kind == "zmq":
+            if self.hosts:
+                sender, receiver = self.hosts
+                cmds = zmq_baseline.commands(sys.executable, workdir, hops, (sender.ip, sender.prefix), receiver.prefix)
+                return cmds, ["receiver", "sender"], []
             cmds = zmq_baseline.commands(sys.executable, workdir, hops)
             names = ["receiver"] + [f"relay{i}" for i in range(1, hops)] + ["sender"]
-            return cmds, names
+            return cmds, names, []
+        if self.kind == "cluster":
+            return self._cluster(workdir, hops)
         yml = write_dataflow(workdir, hops)
-        return [[*self.cli, str(yml)]], ["cli"]
+        return [[*self.cli, str(yml)]], ["cli"], []
+
+    def _cluster(self, workdir: Path, hops: int) -> tuple[list[list[str]], list[str], list[Service]]:
+        """The commands of deploy/README.md: coordinator + daemon on the sender's host, a daemon on the receiver's."""
+        sender, receiver = self.hosts
+        yml = write_dataflow(workdir, hops, {"sender": sender.name, "receiver": receiver.name})
+        coord = f"tcp://{sender.ip}:{COORDINATOR_PORT}"
+        services = [Service([*sender.prefix, *self.cli, "coordinator", "--bind", coord], "coordinator", r"coordinator listening")]
+        for h in self.hosts:
+            cmd = [*h.prefix, *self.cli, "daemon", "--machine-id", h.name, "--coordinator", coord, "--bind-data", h.ip, "--advertise", h.ip]
+            services.append(Service(cmd, f"daemon-{h.name}", r"daemon '.*' connecting"))
+        start = [*sender.prefix, *self.cli, "start", str(yml), "--name", "bench", "--attach", "--coordinator", coord]
+        return [start], ["cli"], services
 
 
 def dora_zmq_target(name: str = "dora_zmq", env: dict[str, str] | None = None) -> Target:
@@ -61,9 +87,16 @@ def dora_zmq_target(name: str = "dora_zmq", env: dict[str, str] | None = None) -
     return Target(name, "dataflow", (sys.executable, "-m", "dora_zmq", "run"), "dora_zmq", dict(env or {}))
 
 
-def zmq_target() -> Target:
-    """The raw pyzmq + pyarrow floor."""
-    return Target("zmq", "zmq")
+def dora_zmq_cluster_target(hosts: tuple[Host, Host], name: str = "dora_zmq") -> Target:
+    """dora_zmq across two hosts: sender on ``hosts[0]``, receiver on ``hosts[1]``, tcp between."""
+    # daemons start right after the coordinator; give them ample time to register
+    env = {"DORA_ZMQ_MACHINE_WAIT": "30"}
+    return Target(name, "cluster", (sys.executable, "-m", "dora_zmq"), "dora_zmq", env, hosts=tuple(hosts))
+
+
+def zmq_target(hosts: tuple[Host, Host] | None = None) -> Target:
+    """The raw pyzmq + pyarrow floor (over tcp from ``hosts[0]`` to ``hosts[1]`` if given)."""
+    return Target("zmq", "zmq", hosts=tuple(hosts or ()))
 
 
 def dora_rs_targets(venv: Path, configs: list[str]) -> list[Target]:
@@ -125,14 +158,15 @@ def run_target(target: Target, sizes: list[int], params: Params, hops: int, keep
         env[API_ENV] = target.api
         if target.path_prefix:
             env["PATH"] = target.path_prefix + os.pathsep + env.get("PATH", "")
-        cmds, names = target.commands(workdir, hops)
+        cmds, names, services = target.commands(workdir, hops)
         timeout = 90 + 3 * params.expected_seconds(sizes) * max(1, hops / 2)
-        res = run_group(cmds, env, workdir, timeout, names)
+        res = run_group(cmds, env, workdir, timeout, names, services)
         result = json.loads(out.read_text()) if out.exists() else None
         if not res.ok or result is None or not result.get("complete"):
             state = "missing" if result is None else "incomplete"
             node_logs = sorted(workdir.glob("out/**/*.txt"))
-            raise TargetFailed(f"{target.name}: exit codes {res.returncodes}, result {state}; logs in {workdir}\n{res.tail(node_logs)}")
+            why = f"{res.problem}; " if res.problem else ""
+            raise TargetFailed(f"{target.name}: {why}exit codes {res.returncodes}, result {state}; logs in {workdir}\n{res.tail(node_logs)}")
         result["wall_s"] = res.seconds
         result["leaked"] = res.leaked
         ok = True

@@ -1,6 +1,6 @@
 """The floor: raw pyzmq + pyarrow with the same payloads and method, no framework.
 
-Processes: a sender (PUB bound on ``ipc://``), optional relays (SUB -> deserialise ->
+Processes: a sender (PUB bound on ``ipc://``, or ``tcp://`` across hosts), optional relays (SUB -> deserialise ->
 re-serialise -> PUB, what a forwarding node does), a receiver (SUB). Each message is the
 multipart ``[topic, header, Arrow IPC stream]`` sent with ``copy=False``; the header is a fixed
 struct (no JSON). The receiver acknowledges brackets over a PUSH -> PULL control socket.
@@ -16,6 +16,7 @@ import logging
 import struct
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ HEADER = struct.Struct("<qqqqq")  # kind, size, seq, t, n
 ACK = struct.Struct("<q")
 _SCHEMA = pa.schema([("value", pa.uint8())])
 _HELLO_EVERY_MS = 10
+TCP_PORT = 47310  # data; +1 control (namespace hosts have port spaces of their own)
 
 
 def serialize(value: pa.Array) -> pa.Buffer:
@@ -131,10 +133,30 @@ def endpoints(workdir: Path, hops: int) -> list[str]:
     return [f"ipc://{workdir}/zmq-data{i}.sock" for i in range(hops)] + [f"ipc://{workdir}/zmq-ctrl.sock"]
 
 
-def commands(python: str, workdir: Path, hops: int) -> list[list[str]]:
-    """Command lines of the receiver, the relays and the sender of a ``hops``-link chain."""
-    eps = endpoints(workdir, hops)
+def tcp_endpoints(sender_ip: str) -> list[str]:
+    """Data and control endpoints of one tcp link, both bound by the sender on its host."""
+    return [f"tcp://{sender_ip}:{TCP_PORT}", f"tcp://{sender_ip}:{TCP_PORT + 1}"]
+
+
+def commands(
+    python: str, workdir: Path, hops: int, sender_host: tuple[str, Sequence[str]] | None = None, receiver_prefix: Sequence[str] = ()
+) -> list[list[str]]:
+    """Command lines of the receiver, the relays and the sender of a ``hops``-link chain.
+
+    ``sender_host`` = ``(ip, command prefix)`` puts the sender on another host (one link
+    over tcp to ``ip``); ``receiver_prefix`` runs the receiver on its own host.
+    """
     me = str(Path(__file__).resolve())
+    if sender_host is not None:
+        if hops != 1:
+            raise ValueError("across hosts the baseline is one link (sender -> receiver)")
+        ip, sender_prefix = sender_host
+        data, ctrl = tcp_endpoints(ip)
+        return [
+            [*receiver_prefix, python, me, "--role", "receiver", "--data", data, "--ctrl", ctrl],
+            [*sender_prefix, python, me, "--role", "sender", "--data", data, "--ctrl", ctrl],
+        ]
+    eps = endpoints(workdir, hops)
     cmds = [[python, me, "--role", "receiver", "--data", eps[hops - 1], "--ctrl", eps[-1]]]
     cmds += [[python, me, "--role", "relay", "--data", eps[i], "--downstream", eps[i + 1]] for i in range(hops - 1)]
     cmds.append([python, me, "--role", "sender", "--data", eps[0], "--ctrl", eps[-1]])
