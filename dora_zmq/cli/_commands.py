@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 import click
 from rich.markup import escape
@@ -73,14 +74,7 @@ def run(dataflow: str, name: str | None, grace: float) -> None:
 def coordinator(bind: str) -> None:
     """Run a coordinator in the foreground."""
     coord = Coordinator(bind)
-    with StopSignals() as signals:
-        t = threading.Thread(target=coord.serve_forever, name="coordinator", daemon=True)
-        t.start()
-        out.print(f"coordinator listening on {coord.address}")
-        while t.is_alive() and not signals.event.wait(0.2):
-            pass
-        coord.request_shutdown()
-        t.join(10)
+    _serve_in_foreground(coord.serve_forever, coord.request_shutdown, f"coordinator listening on {coord.address}", 10)
 
 
 @cli.command()
@@ -92,14 +86,8 @@ def coordinator(bind: str) -> None:
 def daemon(machine_id: str, coordinator: str | None, bind_data: str, advertise: str, run_dir: str | None) -> None:
     """Run a daemon in the foreground: it runs this machine's nodes."""
     d = Daemon(coordinator_address(coordinator), machine_id, run_dir=Path(run_dir) if run_dir else None, tcp_bind=bind_data, advertise=advertise)
-    with StopSignals() as signals:
-        t = threading.Thread(target=d.serve_forever, name="daemon", daemon=True)
-        t.start()
-        out.print(f"daemon '{machine_id or '(default)'}' connecting to {coordinator_address(coordinator)}")
-        while t.is_alive() and not signals.event.wait(0.2):
-            pass
-        d.request_shutdown(10.0)
-        t.join(30)
+    banner = f"daemon '{machine_id or '(default)'}' connecting to {coordinator_address(coordinator)}"
+    _serve_in_foreground(d.serve_forever, lambda: d.request_shutdown(10.0), banner, 30)
 
 
 @cli.command()
@@ -114,14 +102,7 @@ def relay(publishers: str, subscribers: str) -> None:
     from .._transport import Relay
 
     r = Relay(publishers, subscribers)
-    with StopSignals() as signals:
-        t = threading.Thread(target=r.serve_forever, name="relay", daemon=True)
-        t.start()
-        out.print(f"relay: publishers connect to {r.publishers}, subscribers to {r.subscribers}")
-        while t.is_alive() and not signals.event.wait(0.2):
-            pass
-        r.request_stop()
-        t.join(5)
+    _serve_in_foreground(r.serve_forever, r.request_stop, f"relay: publishers connect to {r.publishers}, subscribers to {r.subscribers}", 5)
 
 
 @cli.command()
@@ -276,6 +257,18 @@ def logs(dataflow: str, node: str, follow_: bool, tail: int, coordinator: str | 
                     return
     finally:
         client.close()
+
+
+def _serve_in_foreground(serve: Callable[[], None], stop: Callable[[], None], banner: str, join_s: float) -> None:
+    """Run a service loop on a thread until SIGINT/SIGTERM, then stop it (bounded)."""
+    with StopSignals() as signals:
+        t = threading.Thread(target=serve, name="service", daemon=True)
+        t.start()
+        out.print(banner)
+        while t.is_alive() and not signals.event.wait(0.2):
+            pass
+        stop()
+        t.join(join_s)
 
 
 def _counts(counts: dict[str, int]) -> str:
