@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from pathlib import Path
 
 from .. import _control as ctl
 from .._errors import ControlError, DataflowFailed, NodeFailure

@@ -25,7 +25,7 @@ from .._transport import Channel, Poller, ipc_endpoint
 from .._version import __version__
 from ..descriptor import Dataflow, NodeKind, NodeSpec, parse_dataflow
 from ..tracing import LifecycleTracer
-from ._supervisor import ExitInfo, NodeProcess, Supervisor
+from ._supervisor import ExitInfo, Supervisor
 
 __all__ = ["Daemon", "ENV_DAEMON", "ENV_DATAFLOW", "ENV_MACHINE", "ENV_NODE"]
 

@@ -12,12 +12,10 @@ import traceback
 import weakref
 from typing import Any, Iterator, Mapping
 
-import pyarrow as pa
 
 from .. import _control as ctl
 from .._errors import ControlError, NodeConfigError, OutputError
 from .._transport import Channel, Poller, Publisher, Subscriber, ipc_endpoint, release_context
-from .._version import __version__
 from .._wire import (
     MessageKind,
     encode_control_frames,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import textwrap
 import threading
-from collections import defaultdict
 from pathlib import Path
 
 import pytest
