@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 import threading
 from pathlib import Path
@@ -158,9 +159,11 @@ def test_tracing_off_adds_no_threads(monkeypatch: pytest.MonkeyPatch) -> None:
     for var in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_TRACES_EXPORTER", "OTEL_SDK_DISABLED"):
         monkeypatch.delenv(var, raising=False)
     before = threading.active_count()
+    fds = len(os.listdir("/proc/self/fd"))
     assert tracing_config() is None
     assert setup_tracing("n") is None
     assert threading.active_count() == before
+    assert len(os.listdir("/proc/self/fd")) == fds  # no exporter socket either
     assert tracing_config({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://x:4318", "OTEL_SDK_DISABLED": "true"}) is None
     assert tracing_config({"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://x"}) is None
     assert tracing_config({"OTEL_TRACES_EXPORTER": "console"}).exporter == "console"
@@ -172,3 +175,33 @@ def test_context_codec_reads_both_separators() -> None:
     carrier = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "tracestate": "a=1"}
     assert decode_context(encode_context(carrier)) == carrier
     assert decode_context(";".join(f"{k}:{v}" for k, v in carrier.items())) == carrier
+
+
+THREADS_FLOW = """
+nodes:
+  - id: probe
+    path: probe.py
+"""
+
+PROBE = """
+    import threading
+    from dora_zmq import Node
+    node = Node()
+    print("threads:", sorted(t.name for t in threading.enumerate()), flush=True)
+"""
+
+
+@pytest.mark.timeout(60)
+def test_a_node_without_otel_settings_starts_no_exporter(dora, flow_dir: Path) -> None:
+    (flow_dir / "dataflow.yml").write_text(THREADS_FLOW)
+    (flow_dir / "probe.py").write_text(textwrap.dedent(PROBE))
+    clean = {k: "" for k in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_TRACES_EXPORTER")}
+    off = dora("run", str(flow_dir / "dataflow.yml"), env=clean).wait(40)
+    assert off.returncode == 0, off.output
+    with OtlpReceiver() as receiver:
+        on = dora("run", str(flow_dir / "dataflow.yml"), env={**clean, **receiver.env()}).wait(40)
+    assert on.returncode == 0, on.output
+    line_off = next(line for line in off.stdout.splitlines() if "threads:" in line)
+    line_on = next(line for line in on.stdout.splitlines() if "threads:" in line)
+    assert "otel" not in line_off.lower(), line_off
+    assert "otel" in line_on.lower(), line_on  # the check can tell: with tracing there is one
