@@ -176,7 +176,7 @@ class Node:
             raise OutputError(f"node '{self._id}' is closed; cannot send '{output_id}'")
         value = to_arrow(data)
         if self._tracing is not None:
-            metadata = self._tracing.on_send(output_id, metadata, value.nbytes)
+            metadata = self._tracing.on_send(output_id, metadata, value.get_total_buffer_size())
         with self._lock:
             seq = self._seqs[output_id]
             self._seqs[output_id] = seq + 1

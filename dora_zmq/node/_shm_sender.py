@@ -81,7 +81,8 @@ class ShmSender:
         Called with the node's send lock held (the publisher socket is read here too).
         """
         readers = self._eligible.get(output_id)
-        if not readers or value.nbytes < self.threshold:
+        # get_total_buffer_size is O(1); nbytes walks the array (2 us hot, ~15 us cold).
+        if not readers or value.get_total_buffer_size() < self.threshold:
             return None
         self.drain(pub)
         readers = self._eligible.get(output_id)

@@ -25,8 +25,8 @@ Cost per hop (``on_send`` in the sender + ``on_event`` in the receiver): a node'
 the SDK's, but made without its per-span generality, and turned into ``ReadableSpan`` s for the
 batch processor by a thread, off the message path (see :class:`_LeanSpans`). About 9 µs in a
 hot loop (50 µs with ``tracer.start_span``); with paced messages between two processes, where
-every step runs with cold caches, about 90 µs (360 µs), a third of it ``pyarrow``'s ``nbytes``
-(the message size attribute, on both sides).
+every step runs with cold caches, about 90 µs (360 µs). The message size attribute is the
+array's total buffer size (O(1); ``nbytes`` walks the array and cost a third of that).
 """
 
 

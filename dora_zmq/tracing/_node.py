@@ -136,6 +136,6 @@ class NodeTracing:
 
 def _size(value: Any) -> int:
     try:
-        return int(value.nbytes) if value is not None else 0
+        return int(value.get_total_buffer_size()) if value is not None else 0
     except (AttributeError, TypeError):
         return 0
