@@ -180,7 +180,7 @@ class Coordinator:
         parent = self._tracer.context_of(self._spans.get((run.id, "start")))
         for ident, nodes in by_daemon.items():
             self.channel.send(ctl.SpawnNodes(run.id, run.name, run.yaml, run.working_dir, nodes, multi, parent), to=ident)
-        self._maybe_send_peers(run)
+        self._publish_peers(run)
 
     def _placement(self, run: DataflowRun) -> tuple[dict[str, bytes], dict[str, list[str]]]:
         by_machine = {d.machine_id: ident for ident, d in self._daemons.items()}
@@ -197,12 +197,18 @@ class Coordinator:
                 placement[node.id] = ident
         return placement, missing
 
-    def _maybe_send_peers(self, run: DataflowRun) -> None:
-        if run.status == Status.PENDING or not run.all_started():
+    def _publish_peers(self, run: DataflowRun) -> None:
+        """Broadcast the endpoint table whenever it changes.
+
+        Each node starts as soon as *its* upstream nodes are bound (or gone), not when the
+        whole graph is: a program that never calls Node() delays only the nodes it feeds.
+        """
+        if run.status == Status.PENDING:
             return
-        run.peers_sent = True
-        self._close_span(run, "start")
         self._broadcast(run, ctl.Peers(run.id, dict(run.endpoints), run.exited()))
+        if not run.peers_sent and run.all_started():
+            run.peers_sent = True
+            self._close_span(run, "start")
 
     def _stop_request(self, peer: bytes, ref: str, grace: float | None) -> None:
         run = self._find(ref)
@@ -262,10 +268,7 @@ class Coordinator:
         run.endpoints[msg.node] = msg.endpoint
         if run.nodes.get(msg.node) in (NodeState.SPAWNING, NodeState.WAITING):
             run.nodes[msg.node] = NodeState.READY
-        if run.peers_sent:
-            self._broadcast(run, ctl.Peers(run.id, dict(run.endpoints), run.exited()))
-        else:
-            self._maybe_send_peers(run)
+        self._publish_peers(run)
 
     def _node_exited(self, msg: ctl.NodeExited) -> None:
         run = self._dataflows.get(msg.dataflow_id)
@@ -286,8 +289,8 @@ class Coordinator:
         self._broadcast(run, ctl.UpstreamExited(run.id, msg.node, msg.failed, msg.reason if msg.failed else ""))
         if run.all_ended():
             self._finish(run, Status.FAILED if run.failures else Status.FINISHED)
-        elif not run.peers_sent:
-            self._maybe_send_peers(run)
+        else:
+            self._publish_peers(run)
 
     def _resolve_node(self, peer: bytes, node: str, ref: str) -> None:
         candidates = [
@@ -349,17 +352,17 @@ class Coordinator:
                 self._warn_slow_start(run)
 
     def _warn_slow_start(self, run: DataflowRun) -> None:
-        # Nodes start together once every node has called Node() or exited. A program that
-        # never calls Node() (a plain script, a tool) holds that start until it exits, with
-        # every other node silently blocked in Node(): name it.
+        # A node starts once its upstream nodes have called Node() or exited. A program that
+        # never calls Node() (a plain script, a tool) holds the nodes that read its outputs
+        # until it exits, silently blocked in Node(): name it.
         if time.time() - run.started_at < START_WARN_S:
             return
         run.start_warned = True
         waiting = [n for n in run.static_nodes() if run.nodes.get(n) == NodeState.SPAWNING]
         for node in waiting:
             text = (
-                f"dataflow {run.name}: the other nodes are waiting for node '{node}' to call Node() or exit "
-                f"(started {START_WARN_S:g} s ago); a program that does not use dora_zmq's Node holds the start until it exits"
+                f"dataflow {run.name}: node '{node}' has not called Node() {START_WARN_S:g} s after it started; "
+                "nodes that read its outputs wait for it (a program that is not a dora_zmq node holds them until it exits)"
             )
             log.info("%s", text)  # attached clients get it as a line of that node
             self._notify(run, ctl.LogLine(run.id, node, text, "dora"))

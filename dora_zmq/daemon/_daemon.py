@@ -318,7 +318,7 @@ class Daemon:
         for exited in df.exits:
             if exited.node not in df.peers:  # not a dynamic node that came back since
                 self.nodes.send(exited, to=peer)
-        if df.last_peers is not None and df.descriptor.node(msg.node).kind is NodeKind.DYNAMIC:
+        if df.last_peers is not None:  # the endpoint table so far (updates follow as they come)
             self.nodes.send(df.last_peers, to=peer)
 
     def _find_dynamic(self, node: str) -> _Dataflow | None:

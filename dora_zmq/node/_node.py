@@ -319,14 +319,19 @@ class Node:
         peers = self._await_peers(markers, exited)
         if peers is None:
             return
-        self._connect_peers(peers)
+        self._connect_peers(peers, initial=True)
         for topic in self._routes:
             self._sub.subscribe(topic)
         self._sub.subscribe(marker_topic(self._id))
         self._await_subscribers(markers, exited | set(peers.exited))
 
     def _await_peers(self, markers: set[str], exited: set[str]) -> ctl.Peers | None:
+        """Wait until every upstream node (dynamic ones aside) has bound its publisher or ended."""
+        upstream = {
+            n for n in self._descriptor.upstream_nodes(self._id) if self._descriptor.node(n).kind.value != "dynamic"
+        }
         poller = Poller([self._ctrl, self._pub])
+        latest: ctl.Peers | None = None
         while True:
             for member in poller.wait(1000):
                 if member is self._pub:
@@ -335,14 +340,16 @@ class Node:
                 got = self._ctrl.recv_nowait()
                 msg = got[1] if got else None
                 if isinstance(msg, ctl.Peers):
-                    return msg
-                if isinstance(msg, ctl.StopNode):
+                    latest = msg
+                elif isinstance(msg, ctl.StopNode):
                     self._queue.stop(msg.reason)
                     return None
-                if isinstance(msg, ctl.UpstreamExited):
-                    exited.add(msg.node)
-                if msg is not None:
+                elif msg is not None:
+                    if isinstance(msg, ctl.UpstreamExited):
+                        exited.add(msg.node)
                     self._deferred.append(msg)
+                if latest is not None and upstream <= set(latest.endpoints) | set(latest.exited) | exited:
+                    return latest
 
     def _await_subscribers(self, markers: set[str], exited: set[str]) -> None:
         expected = {
@@ -375,7 +382,7 @@ class Node:
             if parsed is not None and parsed[0]:
                 markers.add(parsed[1])
 
-    def _connect_peers(self, peers: ctl.Peers) -> None:
+    def _connect_peers(self, peers: ctl.Peers, initial: bool = False) -> None:
         self._shm.update_peers(peers)
         with self._peer_lock:
             for route in self._routes.values():
@@ -385,6 +392,8 @@ class Node:
             # An UpstreamExited for the node was received already (the daemon replays them):
             # the receiver closes those inputs with the right NODE_FAILED-or-not; closing
             # them here would call a clean exit (a shell script that only prints) a failure.
+            if not initial:
+                return  # later exits arrive as UpstreamExited, which drains data first
             announced = {m.node for m in self._deferred if isinstance(m, ctl.UpstreamExited)}
             for node in peers.exited:
                 if node not in peers.endpoints and node not in announced:
