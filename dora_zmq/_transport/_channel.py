@@ -78,13 +78,13 @@ class Channel:
         sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # an error, not a silent drop, for a gone peer
         sock.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a restarted peer takes its identity back
         secure_server(sock)
+        channel = cls(sock, True, bind)
         try:
-            sock.bind(bind)
-        except zmq.ZMQError as exc:
+            channel.address = channel.bind(bind)
+        except ControlError as exc:
             sock.close(0)
-            raise ControlError(f"cannot listen on {bind}: {exc} (is another coordinator or daemon running?)") from exc
-        address = sock.getsockopt_string(zmq.LAST_ENDPOINT)
-        return cls(sock, True, address)
+            raise ControlError(f"{exc} (is another coordinator or daemon running?)") from exc
+        return channel
 
     def bind(self, address: str) -> str:
         """Server only: also listen on ``address``; returns the bound address (real port)."""

@@ -297,7 +297,7 @@ def test_curve_peer_without_key_gets_nothing(network, dora, tmp_path: Path) -> N
 
 
 EDGE = """
-    import sys
+    import os
     from dora_zmq import Node
     node = Node("edge")
     seen = 0
@@ -307,7 +307,17 @@ EDGE = """
             node.send_output("ack", event["value"], event["metadata"])
             if seen == 10:
                 break
-    print("edge handled", seen, "machine", node.machine, flush=True)
+    listening = [l for l in open(f"/proc/{os.getpid()}/net/tcp").readlines()[1:] if l.split()[3] == "0A"]
+    inodes = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue  # the listing's own descriptor, gone already
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    mine = [l for l in listening if l.split()[9] in inodes]
+    print("edge handled", seen, "machine", node.machine, "listening sockets", len(mine), flush=True)
 """
 
 ACKS = """
@@ -356,7 +366,7 @@ def test_dynamic_edge_node_joins_leaves_and_joins_again(network, dora, tmp_path:
         edge = dora(python_args=["edge.py"], prefix=edge_host.prefix, cwd=tmp_path, env=cluster.base_env())
         out = edge.wait(40)
         assert out.returncode == 0, out.output
-        assert "edge handled 10 machine h1/edge" in out.stdout
+        assert "edge handled 10 machine h1/edge listening sockets 1" in out.stdout  # its own tcp publisher
         run.wait_for_line(rf"acks {expected_acks}\b", timeout=20)
     assert "acks event INPUT_CLOSED" not in run.output  # leaving did not end the edge's outputs
     assert cluster.cli(h1, "stop", "edgy", "--grace-duration", "2").wait(20).returncode == 0
@@ -424,54 +434,15 @@ def test_shared_memory_only_between_nodes_of_one_host(network, dora, tmp_path: P
     assert "big pool writes 20" in result.stdout
 
 
-RELAY_FLOW = """
-nodes:
-  - id: counter
-    path: counter.py
-    deploy: {machine: h1}
-    inputs: {tick: dora/timer/millis/20}
-    outputs: [n]
-    env: {LIMIT: 1000000}
-  - id: edge
-    path: dynamic
-    deploy: {machine: h1}
-    inputs: {n: counter/n}
-    outputs: [ack]
-  - id: acks
-    path: acks.py
-    deploy: {machine: h1}
-    inputs: {ack: edge/ack}
-"""
+RELAY_FLOW = EDGE_FLOW  # the same graph; only how the edge node publishes differs
 
-EDGE_NO_LISTEN = """
-    import os
-    from dora_zmq import Node
-    node = Node("edge")
-    seen = 0
-    for event in node:
-        if event["type"] == "INPUT":
-            seen += 1
-            node.send_output("ack", event["value"], event["metadata"])
-            if seen == 10:
-                break
-    listening = [l for l in open(f"/proc/{os.getpid()}/net/tcp").readlines()[1:] if l.split()[3] == "0A"]
-    inodes = set()
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:
-            continue  # the listing's own descriptor, gone already
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
-    mine = [l for l in listening if l.split()[9] in inodes]
-    print("edge handled", seen, "listening sockets", len(mine), flush=True)
-"""
+
 
 
 @pytest.mark.timeout(90)
 def test_node_behind_nat_publishes_through_the_relay(network, dora, tmp_path: Path) -> None:
     h1, edge_host = network.add_host("h1"), network.add_host("edge")
-    write_files(tmp_path, {"counter.py": COUNTER, "edge.py": EDGE_NO_LISTEN, "acks.py": ACKS, "dataflow.yml": RELAY_FLOW})
+    write_files(tmp_path, {"counter.py": COUNTER, "edge.py": EDGE, "acks.py": ACKS, "dataflow.yml": RELAY_FLOW})
     cluster = Cluster(network, dora, tmp_path)
     cluster.start_coordinator(h1)
     cluster.start_daemon(h1)
@@ -483,7 +454,7 @@ def test_node_behind_nat_publishes_through_the_relay(network, dora, tmp_path: Pa
     out = dora(python_args=["edge.py"], prefix=edge_host.prefix, cwd=tmp_path, env=env).wait(40)
     assert out.returncode == 0, out.output + run.output
     # it accepted no connection at all: everything went out through the relay
-    assert "edge handled 10 listening sockets 0" in out.stdout
+    assert "edge handled 10 machine h1/edge listening sockets 0" in out.stdout
     run.wait_for_line(r"acks 10\b", timeout=20)
     assert cluster.cli(h1, "stop", "nat", "--grace-duration", "2").wait(20).returncode == 0
     assert run.wait(40).returncode == 0
