@@ -187,8 +187,8 @@ class _LeanSpans:
                                 on_end(span)
                 except IndexError:
                     return
-                except Exception:  # one bad span must not stop the others
-                    log.debug("could not export a span", exc_info=True)
+                except Exception:  # one bad span must not stop the others, but it must show
+                    log.warning("could not export a span", exc_info=True)
 
     def _feed_loop(self) -> None:
         while not self._closed:
