@@ -49,7 +49,7 @@ def encode_value(value: pa.Array) -> pa.Buffer:
     return sink.getvalue()
 
 
-_SCHEMAS: dict[pa.DataType, tuple[pa.Schema, bytes]] = {}
+_SCHEMAS: dict[pa.DataType, tuple[pa.Schema, bytes] | None] = {}
 
 
 def encode_batch(value: pa.Array) -> tuple[bytes, pa.Buffer]:
@@ -61,16 +61,25 @@ def encode_batch(value: pa.Array) -> tuple[bytes, pa.Buffer]:
     arrays need the dictionary batch of a stream: they go as a full stream, schema ``b""``.
     """
     t = value.type
-    if pa.types.is_dictionary(t):
-        return b"", encode_value(value)
-    cached = _SCHEMAS.get(t)
+    try:
+        cached = _SCHEMAS[t]
+    except KeyError:
+        cached = _schema_entry(t)
     if cached is None:
-        schema = pa.schema([(_COLUMN, t)])
-        cached = _SCHEMAS[t] = (schema, schema.serialize().to_pybytes())
-        if len(_SCHEMAS) > 256:  # pathological numbers of distinct types: do not grow for ever
-            _SCHEMAS.clear()
+        return b"", encode_value(value)
     schema, raw = cached
     return raw, pa.RecordBatch.from_arrays([value], schema=schema).serialize()
+
+
+def _schema_entry(t: pa.DataType) -> tuple[pa.Schema, bytes] | None:
+    if len(_SCHEMAS) > 256:  # pathological numbers of distinct types: do not grow for ever
+        _SCHEMAS.clear()
+    entry = None
+    if not pa.types.is_dictionary(t):
+        schema = pa.schema([(_COLUMN, t)])
+        entry = (schema, schema.serialize().to_pybytes())
+    _SCHEMAS[t] = entry
+    return entry
 
 
 class BatchDecoder:

@@ -37,6 +37,9 @@ WIRE_VERSION = 2
 # magic(2) version(1) kind(1) seq(8) sent_ns(8)
 _HEAD = struct.Struct("<2sBBQQ")
 HEAD_SIZE = _HEAD.size
+_pack = _HEAD.pack
+_unpack_from = _HEAD.unpack_from
+_monotonic_ns = time.monotonic_ns
 
 #: Subscription "topics" that start with NUL never match data (data topics start with a node
 #: id); a subscriber sends ``MARKER_PREFIX + node_id`` after its real subscriptions so that a
@@ -53,6 +56,11 @@ class MessageKind(enum.IntEnum):
     EOS = 1  # the sender finished this output; nothing follows
     FAILED = 2  # the sender crashed; metadata carries {"error": text}
     SHM = 3  # the value is in a shared-memory segment; the body is its descriptor
+
+
+# Plain ints and a tuple lookup: calling an IntEnum costs a microsecond per message.
+_DATA = int(MessageKind.DATA)
+_KINDS = tuple(MessageKind)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,9 +104,9 @@ def encode_data_frames(
     topic: bytes, seq: int, value: pa.Array, metadata: Mapping[str, Any] | None
 ) -> list[Any]:
     """Frames for one data message (the body is a ``pyarrow.Buffer``, sendable without copy)."""
-    head = _HEAD.pack(_MAGIC, WIRE_VERSION, MessageKind.DATA, seq, time.monotonic_ns())
+    head = _pack(_MAGIC, WIRE_VERSION, _DATA, seq, _monotonic_ns())
     schema, batch = encode_batch(value)
-    return [topic, head + encode_metadata(metadata), schema, batch]
+    return [topic, head + encode_metadata(metadata) if metadata else head, schema, batch]
 
 
 def encode_shm_frames(topic: bytes, seq: int, descriptor: bytes, metadata: Mapping[str, Any] | None) -> list[Any]:
@@ -132,32 +140,42 @@ _DEFAULT_DECODER = BatchDecoder()
 
 
 def decode_frames(frames: Sequence[Any], decoder: BatchDecoder = _DEFAULT_DECODER) -> WireMessage:
-    """Decode ``[topic, head, schema, body]`` (bytes or objects with a ``.buffer``).
+    """Decode ``[topic, head, schema, body]`` (bytes, or ZeroMQ frames: ``.bytes``/``.buffer``).
+
+    The value aliases the body frame (no copy).
 
     Raises:
         ProtocolError: for anything malformed; the caller counts and drops the message.
     """
     if len(frames) != 4:
         raise ProtocolError(f"expected 4 frames, got {len(frames)}")
-    topic_raw, head_raw, schema, body = (_view(f) for f in frames)
-    topic = decode_topic(bytes(topic_raw))
+    topic_raw, head_raw, schema, body = frames
+    topic_raw, head_raw, schema = _bytes(topic_raw), _bytes(head_raw), _bytes(schema)
+    topic = decode_topic(topic_raw)
     if len(head_raw) < HEAD_SIZE:
         raise ProtocolError(f"head frame too short ({len(head_raw)} bytes)")
-    magic, version, kind, seq, sent_ns = _HEAD.unpack_from(head_raw)
+    magic, version, kind, seq, sent_ns = _unpack_from(head_raw)
     if magic != _MAGIC:
         raise ProtocolError("bad magic in head frame")
     if version != WIRE_VERSION:
         raise ProtocolError(f"wire version {version} not supported (this side speaks {WIRE_VERSION})")
-    try:
-        mkind = MessageKind(kind)
-    except ValueError as exc:
-        raise ProtocolError(f"unknown message kind {kind}") from exc
-    metadata = decode_metadata(head_raw[HEAD_SIZE:])
-    value = decoder.decode(schema, body) if mkind is MessageKind.DATA else None
-    shm = bytes(body) if mkind is MessageKind.SHM else None
-    return WireMessage(topic, mkind, seq, sent_ns, metadata, value, shm)
+    if kind >= len(_KINDS):
+        raise ProtocolError(f"unknown message kind {kind}")
+    mkind = _KINDS[kind]
+    metadata = decode_metadata(head_raw[HEAD_SIZE:]) if len(head_raw) > HEAD_SIZE else {}
+    if kind == _DATA:
+        return WireMessage(topic, mkind, seq, sent_ns, metadata, decoder.decode(schema, _buffer(body)))
+    shm = _bytes(body) if mkind is MessageKind.SHM else None
+    return WireMessage(topic, mkind, seq, sent_ns, metadata, None, shm)
 
 
-def _view(frame: Any) -> Any:
-    buffer = getattr(frame, "buffer", None)
+def _bytes(frame: Any) -> bytes:
+    if type(frame) is bytes:
+        return frame
+    raw = getattr(frame, "bytes", None)  # a ZeroMQ frame
+    return raw if isinstance(raw, bytes) else bytes(frame)
+
+
+def _buffer(frame: Any) -> Any:
+    buffer = getattr(frame, "buffer", None)  # a ZeroMQ frame's memory, without a copy
     return buffer if buffer is not None else frame

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+import json.decoder
+import json.encoder
+from typing import Any, Callable, Mapping
 
 from .._errors import ProtocolError
 
@@ -15,6 +17,26 @@ OTEL_CONTEXT_KEY = "open_telemetry_context"
 _encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
+def _fast_encoder() -> Callable[[Any], str]:
+    """The C encoder of ``json`` called directly: half the cost of ``JSONEncoder.encode``.
+
+    Metadata is encoded once per message, so the Python layers of ``json`` (argument
+    handling, the one-shot iterator) are a measurable part of a small message's cost.
+    """
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # a Python built without the C accelerator
+        return _encoder.encode
+    # markers=None: no circular-reference check; a circular value ends in RecursionError,
+    # which encode_metadata reports like any other unserialisable value.
+    chunks = make(None, _encoder.default, json.encoder.encode_basestring, None, ":", ",", False, False, True)
+    return lambda obj: "".join(chunks(obj, 0))
+
+
+_encode = _fast_encoder()
+# The C scanner alone (what json.loads calls after its Python checks): a third of the cost.
+_scan = json.decoder.JSONDecoder().scan_once
+
+
 def encode_metadata(metadata: Mapping[str, Any] | None) -> bytes:
     """Encode metadata as compact UTF-8 JSON (empty bytes for no metadata).
 
@@ -24,8 +46,8 @@ def encode_metadata(metadata: Mapping[str, Any] | None) -> bytes:
     if not metadata:
         return b""
     try:
-        return _encoder.encode(metadata).encode()
-    except (TypeError, ValueError) as exc:
+        return _encode(metadata if type(metadata) is dict else dict(metadata)).encode()
+    except (TypeError, ValueError, RecursionError) as exc:
         bad = [k for k, v in metadata.items() if not _serialisable(v)]
         raise TypeError(
             f"metadata values must be str, int, float, bool, None or lists/dicts of those; "
@@ -42,9 +64,18 @@ def decode_metadata(raw: bytes | memoryview) -> dict[str, Any]:
     if not raw:
         return {}
     try:
-        value = json.loads(bytes(raw))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ProtocolError(f"metadata is not valid JSON: {exc}") from exc
+        text = raw.decode() if isinstance(raw, bytes) else bytes(raw).decode()
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(f"metadata is not valid UTF-8: {exc}") from exc
+    try:
+        value, end = _scan(text, 0)
+    except (StopIteration, json.JSONDecodeError):
+        end = -1
+    if end != len(text):  # not what our encoder writes: let json.loads judge (and explain)
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ProtocolError(f"metadata is not valid JSON: {exc}") from exc
     if not isinstance(value, dict):
         raise ProtocolError("metadata is not a JSON object")
     return value
@@ -53,6 +84,6 @@ def decode_metadata(raw: bytes | memoryview) -> dict[str, Any]:
 def _serialisable(value: Any) -> bool:
     try:
         _encoder.encode(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         return False
     return True

@@ -33,6 +33,8 @@ _TICK = pa.array([], type=pa.uint8())
 _MAX_POLL_MS = 100
 _BATCH = 256
 _STATS_EVERY_S = 1.0
+# How long the application thread may be away from next() before this thread drains for it.
+_GRACE_S = 0.005
 
 
 @dataclass(slots=True)
@@ -91,6 +93,7 @@ class Receiver(threading.Thread):
         self._owner = threading.Lock()
         self._handoff = threading.Condition()
         self._borrowers = 0
+        self._returned_at = 0.0
         self._poller = Poller([self._sub, self._ctrl, self._wakeup])
         self._parent = os.getppid() if watch_parent else None
         self.malformed = 0
@@ -119,9 +122,8 @@ class Receiver(threading.Thread):
     def run(self) -> None:
         try:
             while not self._closing.is_set():
-                with self._handoff:
-                    while self._borrowers and not self._closing.is_set():
-                        self._handoff.wait()
+                if not self._idle_turn():
+                    continue
                 with self._owner:
                     if not self._borrowers and not self._closing.is_set():
                         self._step(self._poll_timeout_ms())
@@ -132,6 +134,27 @@ class Receiver(threading.Thread):
         finally:
             with self._owner:
                 self._shutdown()
+
+    def _idle_turn(self) -> bool:
+        """Wait while the application thread is receiving; True when this thread should step.
+
+        A node that keeps up comes back to next() within microseconds of handling an event.
+        Taking the sockets back in between would cost two thread switches per message (and
+        the GIL ping-pong that goes with them), so this thread only takes over once the
+        application has been away for ``_GRACE_S`` (it is busy: drain for it, fire timers,
+        and watch control). It is never notified per event; it looks again every grace.
+        """
+        with self._handoff:
+            if self._closing.is_set():
+                return False
+            if self._borrowers:
+                self._handoff.wait(_GRACE_S)
+                return False
+            away = time.monotonic() - self._returned_at
+            if away < _GRACE_S:
+                self._handoff.wait(_GRACE_S - away)
+                return False
+            return True
 
     def receive_until_event(self, timeout: float | None) -> Event | None:
         """Called by ``next()`` when the queue is empty: receive on this (the caller's) thread.
@@ -144,24 +167,26 @@ class Receiver(threading.Thread):
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._handoff:
             self._borrowers += 1
-        self._wakeup.notify()  # get this thread out of its poll
+        if not self._owner.acquire(blocking=False):
+            self._wakeup.notify()  # get this thread out of its poll
+            self._owner.acquire()
         try:
-            with self._owner:
-                while not self._closing.is_set():
-                    event = self._queue.get(0)
-                    if event is not None or self._queue.ended:
-                        return event
-                    wait_ms = self._poll_timeout_ms()
-                    if deadline is not None:
-                        left = deadline - time.monotonic()
-                        if left <= 0:
-                            return None
-                        wait_ms = min(wait_ms, int(left * 1000) + 1)
-                    self._step(wait_ms)
+            while not self._closing.is_set():
+                event = self._queue.get(0)
+                if event is not None or self._queue.ended:
+                    return event
+                wait_ms = self._poll_timeout_ms()
+                if deadline is not None:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return None
+                    wait_ms = min(wait_ms, int(left * 1000) + 1)
+                self._step(wait_ms)
         finally:
+            self._owner.release()
             with self._handoff:
                 self._borrowers -= 1
-                self._handoff.notify_all()
+                self._returned_at = time.monotonic()
         return self._queue.get(0)  # closed: what is left, else None (never block on a dead queue)
 
     def _step(self, timeout_ms: int) -> None:
