@@ -65,6 +65,9 @@ def human(size: int) -> str:
 
 
 #: which dora-style API the node scripts use: ``dora`` (dora-rs) or anything else (dora_zmq)
+#: Set to 1: the dora_zmq sender writes each payload into an output sample (node.allocate_output)
+#: before the clock starts, as a producer that builds its data in place would, and sends that.
+ZERO_COPY_ENV = "BENCH_ZERO_COPY"
 API_ENV = "BENCH_API"
 
 # ---- parameters --------------------------------------------------------------------------
@@ -180,6 +183,10 @@ class LinkClosed(Exception):
 class SenderLink(Protocol):
     def send(self, kind: int, size: int, seq: int, t: int, n: int, value: Any) -> None: ...
 
+    def produce(self, kind: int, value: Any) -> Any:
+        """The payload as the link sends it, made before the clock starts (see ``ZERO_COPY_ENV``)."""
+        ...
+
     def poll_ack(self, timeout_s: float) -> int | None:
         """The size field of the next ack, or None after ``timeout_s``; LinkClosed at the end."""
         ...
@@ -212,7 +219,8 @@ def run_sender(link: SenderLink, job: Job) -> None:
         value = payloads[size]
         pause = p.latency_sleep(size)
         for i in range(p.warmup + p.samples):
-            link.send(Kind.LAT, size, i, clock(), int(i < p.warmup), value)
+            payload = link.produce(Kind.LAT, value)
+            link.send(Kind.LAT, size, i, clock(), int(i < p.warmup), payload)
             time.sleep(pause)
     _bracket(link, p, Kind.LAT_END, -1, 0, 0, mark)
     for size in job.sizes:
@@ -220,7 +228,7 @@ def run_sender(link: SenderLink, job: Job) -> None:
         count = p.burst_count(size)
         t0 = clock()
         for i in range(count):
-            link.send(Kind.THR, size, i, t0, count, value)
+            link.send(Kind.THR, size, i, t0, count, link.produce(Kind.THR, value))
         _bracket(link, p, Kind.THR_END, size, t0, count, mark)
     link.send(Kind.DONE, -2, 0, 0, 0, mark)
 

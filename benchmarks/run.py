@@ -34,7 +34,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import SIZES, Params, dump_json, human, median_of_runs, parse_sizes
+from common import SIZES, ZERO_COPY_ENV, Params, dump_json, human, median_of_runs, parse_sizes
 from meta import cpu_busy, machine_info, versions
 from netns import NetnsError, TwoHosts, unavailable
 from otlp_sink import OtlpSink
@@ -53,10 +53,11 @@ from targets import (
 )
 
 HERE = Path(__file__).resolve().parent
-VARIANTS = {"same-host": 1, "chain5": 4, "tracing": 1, "tcp-netns": 1}  # variant -> links in the chain
+VARIANTS = {"same-host": 1, "zero-copy": 1, "chain5": 4, "tracing": 1, "tcp-netns": 1}  # variant -> links in the chain
 NETNS = "tcp-netns"
 PRIMARY = "dora_zmq"
 TRACED = "dora_zmq+otel"
+ZERO_COPY = "dora_zmq samples"
 _BUSY_WARN = 0.25  # CPU share used by others before we start
 
 console = Console(width=None if sys.stdout.isatty() else 220, highlight=False)
@@ -124,6 +125,8 @@ def plan(args: argparse.Namespace, sink: OtlpSink | None, net: TwoHosts | None =
                 console.print("[yellow]variant tracing skipped: dora_zmq.tracing does not exist in this checkout[/]")
                 continue
             out[variant] = [dora_zmq_target(), dora_zmq_target(TRACED, sink.env()), *base]
+        elif variant == "zero-copy":
+            out[variant] = [dora_zmq_target(ZERO_COPY, {ZERO_COPY_ENV: "1"}), dora_zmq_target(), *base, *dora]
         else:
             out[variant] = [dora_zmq_target(), *base, *dora]
     return out
@@ -154,7 +157,7 @@ def measure(args: argparse.Namespace, params: Params, todo: dict[str, list[Targe
                     + (f"  [red]{r['size_mismatch']} size mismatches[/]" if r["size_mismatch"] else "")
                 )
     for variant in results.values():
-        primary = TRACED if TRACED in variant["targets"] else PRIMARY
+        primary = next((p for p in (TRACED, ZERO_COPY) if p in variant["targets"]), PRIMARY)
         medians = {n: median_of_runs(t["runs"]) for n, t in variant["targets"].items() if t["runs"]}
         for n, m in medians.items():
             variant["targets"][n]["median"] = m

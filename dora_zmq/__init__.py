@@ -13,7 +13,7 @@ from ._errors import (
     ProtocolError,
 )
 from ._version import __version__
-from .node import Event, EventType, Node, StopReason
+from .node import Event, EventType, Node, OutputSample, StopReason
 from .operators import DoraStatus
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "Event",
     "EventType",
     "Node",
+    "OutputSample",
     "StopReason",
     "ControlError",
     "DataflowFailed",

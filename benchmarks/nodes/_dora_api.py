@@ -15,7 +15,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # benchmarks/ for common
 
-from common import API_ENV, Kind, LinkClosed, Msg, marker_value
+from common import API_ENV, ZERO_COPY_ENV, Kind, LinkClosed, Msg, marker_value
 
 #: metadata keys of the protocol (relays forward exactly these; dora-rs may add others)
 KEYS = ("kind", "size", "seq", "t", "n")
@@ -63,6 +63,23 @@ class DoraSender:
 
     def __init__(self, node: Any) -> None:
         self.node = node
+        self.zero_copy = os.environ.get(ZERO_COPY_ENV) == "1" and os.environ.get(API_ENV) != "dora"
+
+    def produce(self, kind: int, value: Any) -> Any:
+        """In zero-copy mode, the payload written into a shared-memory output sample.
+
+        A sample in ordinary memory (below the shared-memory threshold) would only add a
+        copy: the value itself is sent then, as in the default mode.
+        """
+        if not self.zero_copy or len(value) == 0:
+            return value
+        sample = self.node.allocate_output(_OUTPUT[kind], len(value))
+        if not sample.shared:
+            return value
+        import numpy as np
+
+        np.copyto(sample.numpy(), value.to_numpy(zero_copy_only=True))
+        return sample
 
     def send(self, kind: int, size: int, seq: int, t: int, n: int, value: Any) -> None:
         self.node.send_output(_OUTPUT[kind], value, {"kind": kind, "size": size, "seq": seq, "t": t, "n": n})

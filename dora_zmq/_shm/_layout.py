@@ -17,12 +17,17 @@ from __future__ import annotations
 import struct
 from typing import Any
 
+from .._errors import ProtocolError
+
 import pyarrow as pa
 
 __all__ = [
     "COLUMN",
     "HEADER_SIZE",
     "MIB",
+    "SAMPLE_DATA_OFFSET",
+    "sample_capacity",
+    "stream_frame",
     "capacity_for",
     "mark_free",
     "pack_header",
@@ -75,10 +80,11 @@ def capacity_for(needed: int) -> int:
     return -(-needed // MIB) * MIB
 
 
-def _has_dictionary(t: pa.DataType) -> bool:
+def has_dictionary(t: pa.DataType) -> bool:
+    """Whether ``t`` is, or contains, a dictionary type (its stream has dictionary batches)."""
     if pa.types.is_dictionary(t):
         return True
-    return any(_has_dictionary(t.field(i).type) for i in range(t.num_fields))
+    return any(has_dictionary(t.field(i).type) for i in range(t.num_fields))
 
 
 class _SchemaSizes:
@@ -97,7 +103,7 @@ class _SchemaSizes:
         except KeyError:
             pass
         size: int | None = None
-        if not any(_has_dictionary(f.type) for f in schema):
+        if not any(has_dictionary(f.type) for f in schema):
             sink = pa.MockOutputStream()
             with pa.ipc.new_stream(sink, schema):
                 pass
@@ -124,3 +130,45 @@ def stream_size(batch: pa.RecordBatch) -> int:
     with pa.ipc.new_stream(sink, batch.schema) as writer:
         writer.write_batch(batch)
     return sink.size()
+
+
+#: Where the data of an output sample (a value written in place, see ``SegmentPool.reserve``)
+#: starts in its segment: page-aligned, after the header and room for the stream's prefix.
+SAMPLE_DATA_OFFSET = 4096
+#: The end-of-stream marker of an Arrow IPC stream (continuation token, zero length).
+EOS = b"\xff\xff\xff\xff\x00\x00\x00\x00"
+_MESSAGE_HEAD = struct.Struct("<Ii")
+
+
+def sample_capacity(nbytes: int) -> int:
+    """Segment size for an output sample of ``nbytes`` (its stream's padding and end included)."""
+    return capacity_for(SAMPLE_DATA_OFFSET + nbytes + 64 + len(EOS))
+
+
+def stream_frame(batch: pa.RecordBatch) -> tuple[bytes, int]:
+    """``(prefix, body_length)`` of ``batch`` as an IPC stream, without copying its body.
+
+    ``prefix`` is the schema message and the record batch message's header: written right
+    before a body that is already in place (an output sample), it makes the bytes from there
+    on a valid IPC stream once ``EOS`` follows the body (padded to ``body_length``). Only
+    ``batch``'s metadata is serialised: the writer stops at its first body write, which does
+    not fit the window, and the body length comes from ``get_record_batch_size``.
+
+    Raises:
+        ProtocolError: the prefix would not fit before ``SAMPLE_DATA_OFFSET``.
+    """
+    window = bytearray(SAMPLE_DATA_OFFSET - HEADER_SIZE)
+    sink = pa.FixedSizeBufferWriter(pa.py_buffer(window))
+    try:
+        with pa.ipc.new_stream(sink, batch.schema) as writer:
+            writer.write_batch(batch)
+    except (OSError, pa.ArrowInvalid):
+        pass  # the body did not fit the window: expected, the prefix before it did
+    marker, schema_len = _MESSAGE_HEAD.unpack_from(window, 0)
+    batch_at = _MESSAGE_HEAD.size + schema_len
+    marker2, batch_len = _MESSAGE_HEAD.unpack_from(window, batch_at) if batch_at + 8 <= len(window) else (0, 0)
+    prefix_len = batch_at + _MESSAGE_HEAD.size + batch_len
+    if marker != 0xFFFFFFFF or marker2 != 0xFFFFFFFF or prefix_len > len(window) or prefix_len % 8:
+        raise ProtocolError(f"Arrow IPC prefix of {batch.schema.types} does not fit {len(window)} bytes")
+    body_length = pa.ipc.get_record_batch_size(batch) - _MESSAGE_HEAD.size - batch_len
+    return bytes(window[:prefix_len]), body_length

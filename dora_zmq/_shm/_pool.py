@@ -20,6 +20,7 @@ is harmless and a dead reader's share can be found.
 
 from __future__ import annotations
 
+import collections
 import itertools
 import logging
 import mmap
@@ -33,10 +34,22 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from ._descriptor import ShmDescriptor
-from ._layout import COLUMN, HEADER_SIZE, MIB, capacity_for, mark_free, pack_header, stream_size
+from ._layout import (
+    COLUMN,
+    EOS,
+    HEADER_SIZE,
+    MIB,
+    SAMPLE_DATA_OFFSET,
+    capacity_for,
+    mark_free,
+    pack_header,
+    sample_capacity,
+    stream_frame,
+    stream_size,
+)
 from ._naming import segment_name, shm_dir
 
-__all__ = ["PoolStats", "SegmentPool"]
+__all__ = ["PoolStats", "Reservation", "SegmentPool", "WRITER"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +57,36 @@ _MAP_POPULATE = getattr(mmap, "MAP_POPULATE", 0)
 _OPEN_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(
     os, "O_NOFOLLOW", 0
 )
+
+
+#: The holder of a reserved segment while the writing application still has views of it.
+WRITER = "\0writer"
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """A segment reserved for a value written in place (see :meth:`SegmentPool.reserve`).
+
+    ``owner`` exposes the data region through ``__array_interface__`` (writable) and is the
+    ``base`` of ``buffer``: every NumPy or Arrow view derived from either keeps it alive, and
+    its death tells the pool that the application no longer holds the memory.
+    """
+
+    token: int
+    address: int
+    nbytes: int
+    owner: "SampleOwner"
+    buffer: pa.Buffer
+
+
+class SampleOwner:
+    """Base object of an output sample's views: alive exactly while one of them is."""
+
+    __slots__ = ("export", "__array_interface__", "__weakref__")
+
+    def __init__(self, export: pa.Buffer, address: int, nbytes: int) -> None:
+        self.export = export  # pins the mapping while views exist
+        self.__array_interface__ = {"shape": (nbytes,), "typestr": "|u1", "data": (address, False), "version": 3}
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +107,7 @@ class PoolStats:
 class _Segment:
     """One segment file, mapped read-write, and the message it currently holds (if any)."""
 
-    __slots__ = ("name", "path", "size", "mm", "token", "readers", "writing", "last_used")
+    __slots__ = ("name", "path", "size", "mm", "token", "readers", "writing", "last_used", "export")
 
     def __init__(self, name: str, path: str, size: int, mm: mmap.mmap) -> None:
         self.name = name
@@ -75,6 +118,7 @@ class _Segment:
         self.readers: set[Hashable] = set()
         self.writing = False
         self.last_used = 0
+        self.export: pa.Buffer | None = None  # a writable view, made for output samples only
 
 
 def _destroy(seg: _Segment) -> None:
@@ -85,6 +129,7 @@ def _destroy(seg: _Segment) -> None:
         pass
     except OSError as exc:
         log.warning("could not unlink shared-memory segment %s: %s", seg.path, exc)
+    seg.export = None
     try:
         seg.mm.close()
     except BufferError:
@@ -104,6 +149,15 @@ def _write_stream(view: memoryview, batch: pa.RecordBatch, size: int) -> int | N
         return None  # overflowed the window: the size estimate was wrong
     written = sink.tell()
     return written if written == size else None
+
+
+def _byte_width(t: pa.DataType) -> int:
+    """Bytes per value of a fixed-width type whose values are whole bytes, else 0."""
+    try:
+        bits = t.bit_width
+    except ValueError:
+        return 0
+    return bits // 8 if bits % 8 == 0 and not pa.types.is_dictionary(t) else 0
 
 
 def _destroy_all(segments: dict[str, _Segment], pid: int) -> None:
@@ -155,6 +209,10 @@ class SegmentPool:
         self._tokens = itertools.count(secrets.randbits(47) + 1)
         self._tick = itertools.count(1)
         self._closed = False
+        # Samples whose views all died, reported by finalizers that may run inside garbage
+        # collection while this thread holds _lock: applied under the lock later.
+        self._dropped: collections.deque[int] = collections.deque()
+        self._frames: dict[tuple[pa.DataType, int], tuple[bytes, int]] = {}  # see publish
         self._writes = self._reused = self._created = self._evicted = self._fallbacks = 0
         self._finalizer = weakref.finalize(self, _destroy_all, self._segments, self._pid)
         # A node closes its pool itself (keeping unreleased messages for its receivers) in its
@@ -229,6 +287,77 @@ class SegmentPool:
         finally:
             view.release()  # every Arrow object over it is gone once _write_stream returned
 
+    # -- writing in place (output samples) -------------------------------------------------
+
+    def reserve(self, nbytes: int) -> Reservation | None:
+        """A segment for an ``nbytes`` value that the application writes in place.
+
+        The segment is held by :data:`WRITER` until every view of the reservation is gone,
+        and by the readers of :meth:`publish` until they release it, so it is reused only
+        when nobody can see it any more. None when the pool cannot hold it.
+        """
+        if nbytes < 0:
+            raise ValueError(f"nbytes must be >= 0, got {nbytes}")
+        taken = self._acquire(sample_capacity(nbytes), {WRITER})
+        if taken is None:
+            return None
+        seg, token = taken
+        with self._lock:
+            seg.writing = False
+            if seg.export is None:
+                seg.export = pa.py_buffer(seg.mm)
+            export = seg.export
+        address = export.address + SAMPLE_DATA_OFFSET
+        owner = SampleOwner(export, address, nbytes)
+        weakref.finalize(owner, self._dropped.append, token).atexit = False
+        buffer = pa.foreign_buffer(address, nbytes, base=owner)
+        return Reservation(token, address, nbytes, owner, buffer)
+
+    def publish(self, token: int, value: pa.Array, readers: Iterable[Hashable]) -> ShmDescriptor | None:
+        """Send a reservation's value, which lies at its data address: frame it, no copy.
+
+        Writes the IPC stream's prefix before the data and its end after, then hands the
+        segment to ``readers`` as :meth:`write` does. None if ``token`` is not a live
+        reservation or ``value`` does not fit it (the caller sends a copy instead).
+        """
+        holders = set(readers)
+        key = (value.type, len(value))
+        framed = self._frames.get(key)
+        if framed is None:  # a stream of frames has one shape: frame it once
+            if len(self._frames) > 64:
+                self._frames.clear()
+            framed = self._frames[key] = stream_frame(pa.RecordBatch.from_arrays([value], [COLUMN]))
+        prefix, body_length = framed
+        with self._lock:
+            seg = self._by_token.get(token)
+            if seg is None or WRITER not in seg.readers or seg.readers != {WRITER}:
+                return None  # released, or published already
+            end = SAMPLE_DATA_OFFSET + body_length
+            nbytes = len(value) * _byte_width(value.type)
+            if not nbytes or end + len(EOS) > seg.size or body_length < nbytes:
+                return None
+            start = SAMPLE_DATA_OFFSET - len(prefix)
+            mm = seg.mm
+            mm[start:SAMPLE_DATA_OFFSET] = prefix
+            padded = SAMPLE_DATA_OFFSET + nbytes
+            if end > padded:
+                mm[padded:end] = bytes(end - padded)
+            mm[end : end + len(EOS)] = EOS
+            length = end + len(EOS) - start
+            pack_header(mm, token, length, self._pid)
+            seg.readers |= holders
+        return ShmDescriptor(seg.name, start, length, token, self._pid)
+
+    def _apply_dropped(self) -> None:
+        """Lock held. The application dropped these reservations: release its hold."""
+        while self._dropped:
+            token = self._dropped.popleft()
+            seg = self._by_token.get(token)
+            if seg is not None and WRITER in seg.readers:
+                seg.readers.discard(WRITER)
+                if not seg.readers and not seg.writing:
+                    self._free_segment(seg)
+
     # -- reclaiming ------------------------------------------------------------------------
 
     def release(self, token: int, reader: Hashable) -> bool:
@@ -239,6 +368,7 @@ class SegmentPool:
             releases after :meth:`reader_gone`), which is harmless.
         """
         with self._lock:
+            self._apply_dropped()
             seg = self._by_token.get(token)
             if seg is None or reader not in seg.readers:
                 log.debug("ignoring release of token %s by %r", token, reader)
@@ -323,6 +453,7 @@ class SegmentPool:
         with self._lock:
             if self._closed:
                 raise RuntimeError("SegmentPool is closed")
+            self._apply_dropped()
             seg = self._best_fit(needed)
             if seg is not None:
                 self._free.remove(seg)

@@ -18,7 +18,7 @@ sent in-band on each output's topic, so a receiver sees them after the last data
 
 from __future__ import annotations
 
-from ._arrow import BatchDecoder, decode_value, encode_batch, encode_value, to_arrow, value_bytes
+from ._arrow import byte_width, BatchDecoder, decode_value, encode_batch, encode_value, to_arrow, value_bytes
 from ._frames import (
     HEAD_SIZE,
     MARKER_PREFIX,
@@ -38,6 +38,7 @@ from ._frames import (
 from ._metadata import OTEL_CONTEXT_KEY, decode_metadata, encode_metadata
 
 __all__ = [
+    "byte_width",
     "BatchDecoder",
     "encode_batch",
     "HEAD_SIZE",

@@ -8,7 +8,7 @@ import pyarrow as pa
 
 from .._errors import ProtocolError
 
-__all__ = ["BatchDecoder", "decode_value", "encode_batch", "encode_value", "to_arrow", "value_bytes"]
+__all__ = ["BatchDecoder", "byte_width", "decode_value", "encode_batch", "encode_value", "to_arrow", "value_bytes"]
 
 _COLUMN = "value"
 _EMPTY = pa.array([], type=pa.uint8())
@@ -136,7 +136,7 @@ def value_bytes(value: pa.Array) -> bytes:
     if len(value) == 0:
         return b""
     t = value.type
-    width = _byte_width(t)
+    width = byte_width(t)
     if width and value.null_count == 0:
         buf = value.buffers()[1]
         if buf is None:
@@ -146,7 +146,7 @@ def value_bytes(value: pa.Array) -> bytes:
     return encode_value(value).to_pybytes()
 
 
-def _byte_width(t: pa.DataType) -> int:
+def byte_width(t: pa.DataType) -> int:
     """Bytes per value for fixed-width primitive types (0 for others and booleans)."""
     if pa.types.is_boolean(t) or not (
         pa.types.is_integer(t)

@@ -5,5 +5,6 @@ from __future__ import annotations
 from ._config import ENV_DAEMON, ENV_DATAFLOW, ENV_MACHINE, ENV_NODE
 from ._events import Event, EventType, StopReason
 from ._node import Node
+from ._samples import OutputSample
 
-__all__ = ["ENV_DAEMON", "ENV_DATAFLOW", "ENV_MACHINE", "ENV_NODE", "Event", "EventType", "Node", "StopReason"]
+__all__ = ["ENV_DAEMON", "ENV_DATAFLOW", "ENV_MACHINE", "ENV_NODE", "Event", "EventType", "Node", "OutputSample", "StopReason"]

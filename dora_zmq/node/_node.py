@@ -30,6 +30,7 @@ from ..tracing import NodeTracing, setup_tracing
 from ._config import ENV_ADVERTISE, ENV_BIND, NodeEnvironment, relay_addresses
 from ._events import Event, EventQueue
 from ._receiver import Receiver, Route, TimerInput
+from ._samples import OutputSample
 from ._shm_sender import ShmSender
 
 __all__ = ["Node"]
@@ -157,7 +158,10 @@ class Node:
                 yield event["id"], event["data"], event["metadata"]
 
     def send_output(self, output_id: str, data: Any, metadata: Mapping[str, Any] | None = None) -> None:
-        """Send ``data`` (bytes or a ``pyarrow.Array``) on output ``output_id``.
+        """Send ``data`` on output ``output_id``.
+
+        ``data``: a ``pyarrow.Array``, bytes, a NumPy array, or an :class:`OutputSample` from
+        :meth:`allocate_output` (or an array viewing one: sent without a copy when it can be).
 
         Raises:
             OutputError: ``output_id`` is not declared under this node's ``outputs:``.
@@ -174,6 +178,11 @@ class Node:
             )
         if self._closed:
             raise OutputError(f"node '{self._id}' is closed; cannot send '{output_id}'")
+        if type(data) is OutputSample:
+            if data.sent:
+                raise OutputError(f"node '{self._id}': this OutputSample was sent already; allocate a new one per message")
+            data.sent = True
+            data = data.as_array()
         value = to_arrow(data)
         if self._tracing is not None:
             metadata = self._tracing.on_send(output_id, metadata, value.get_total_buffer_size())
@@ -182,6 +191,32 @@ class Node:
             self._seqs[output_id] = seq + 1
             frames = self._shm.frames(self._pub, output_id, topic, seq, value, metadata) if self._shm.threshold else None
             self._pub.send(frames or encode_data_frames(topic, seq, value, metadata))
+            if frames is not None:
+                self._shm.after_send(self._pub)
+
+    def allocate_output(self, output_id: str, nbytes: int) -> OutputSample:
+        """Memory for one message on ``output_id``, to fill in place and pass to ``send_output``.
+
+        When every receiver of the output runs on this machine and ``nbytes`` reaches the
+        shared-memory threshold, the sample lies in shared memory and sending it copies
+        nothing (receivers read it where it is); otherwise it is ordinary memory, sent as a
+        copy. Either way the code is the same::
+
+            sample = node.allocate_output("image", h * w * 3)
+            camera.read_into(sample.numpy(shape=(h, w, 3)))
+            node.send_output("image", sample, {"width": w, "height": h})
+
+        Raises:
+            OutputError: ``output_id`` is not declared under this node's ``outputs:``.
+            ValueError: ``nbytes`` is negative.
+        """
+        if output_id not in self._spec.outputs:
+            declared = ", ".join(self._spec.outputs) or "none"
+            raise OutputError(f"node '{self._id}' has no output '{output_id}' (declared: {declared})")
+        if nbytes < 0:
+            raise ValueError(f"nbytes must be >= 0, got {nbytes}")
+        with self._lock:
+            return self._shm.allocate(self._pub, output_id, nbytes)
 
     def close_output(self, output_id: str) -> None:
         """Send end-of-stream on one output: its subscribers get INPUT_CLOSED (idempotent).

@@ -8,7 +8,6 @@ fires timer inputs, and watches for its parent daemon's death (the orphan guard)
 from __future__ import annotations
 
 import collections
-import dataclasses
 import logging
 import os
 import threading
@@ -245,14 +244,14 @@ class Receiver(threading.Thread):
             route.lost += msg.seq - route.next_seq
             log.warning("node %s: %d message(s) from %s lost in transit", self.node_id, msg.seq - route.next_seq, msg.topic)
         route.next_seq = msg.seq + 1
+        value = msg.value
         if msg.kind is MessageKind.SHM:
             value = self._open_shm(msg.shm or b"", msg.topic)
             if value is None:
                 return
-            msg = dataclasses.replace(msg, value=value)
-        if msg.kind in (MessageKind.DATA, MessageKind.SHM):
+        if value is not None:  # DATA or SHM
             for input_id in route.inputs:
-                self._queue.push_input(input_id, Event(type=EventType.INPUT, id=input_id, value=msg.value, metadata=msg.metadata))
+                self._queue.push_input(input_id, Event(type=EventType.INPUT, id=input_id, value=value, metadata=msg.metadata))
             return
         error = str(msg.metadata.get("error", "")) if msg.kind is MessageKind.FAILED else None
         if error is not None:

@@ -24,8 +24,9 @@ from .. import _control as ctl
 from .._errors import ProtocolError
 from .._shm import SegmentPool, ShmDescriptor
 from .._transport import Publisher
-from .._wire import encode_shm_frames, parse_marker, parse_release
+from .._wire import byte_width, encode_shm_frames, parse_marker, parse_release
 from ..descriptor import Dataflow, NodeKind
+from ._samples import OutputSample
 
 __all__ = ["ShmSender", "shm_threshold"]
 
@@ -60,6 +61,7 @@ class ShmSender:
         self._local: set[str] = set()  # subscriber nodes on this machine
         self._gone: set[str] = set()  # subscribers that disconnected or exited
         self._eligible: dict[str, frozenset[str]] = {}
+        self._samples: dict[int, int] = {}  # data address of a shared-memory sample -> token
 
     def update_peers(self, peers: ctl.Peers) -> None:
         """Recompute which outputs may use shared memory (called when endpoints change)."""
@@ -75,6 +77,19 @@ class ShmSender:
                 eligible[out] = frozenset(live)
         self._eligible = eligible
 
+    def allocate(self, pub: Publisher, output_id: str, nbytes: int) -> OutputSample:
+        """Memory for one message on ``output_id``: shared memory when it can go zero-copy."""
+        if self._pool is not None:
+            self.drain(pub)
+        if self.threshold and nbytes >= self.threshold and self._eligible.get(output_id):
+            reservation = self._ensure_pool().reserve(nbytes)
+            if reservation is not None:
+                if len(self._samples) > 1024:  # addresses of long-gone reservations
+                    self._samples.clear()
+                self._samples[reservation.address] = reservation.token
+                return OutputSample(reservation.owner, reservation.buffer, reservation.token)
+        return OutputSample.on_heap(nbytes)
+
     def frames(self, pub: Publisher, output_id: str, topic: bytes, seq: int, value: pa.Array, metadata: Mapping[str, Any] | None) -> list[Any] | None:
         """Frames carrying ``value`` through shared memory, or None to send it on the socket.
 
@@ -84,16 +99,35 @@ class ShmSender:
         # get_total_buffer_size is O(1); nbytes walks the array (2 us hot, ~15 us cold).
         if not readers or value.get_total_buffer_size() < self.threshold:
             return None
-        self.drain(pub)
-        readers = self._eligible.get(output_id)
-        if not readers:
-            return None
-        if self._pool is None:
-            self._pool = SegmentPool(self._dataflow_id, self._node_id, unlink_at_exit=False)
-        desc = self._pool.write(value, readers)
+        # Releases are applied after the send (``after_send``), off the message's path: a
+        # segment released meanwhile waits one message longer, costing the pool one segment.
+        pool = self._ensure_pool()
+        token = self._sample_token(value)
+        desc = pool.publish(token, value, readers) if token is not None else None
+        if desc is None:
+            desc = pool.write(value, readers)
         if desc is None:
             return None
         return encode_shm_frames(topic, seq, desc.encode(), metadata)
+
+    def _sample_token(self, value: pa.Array) -> int | None:
+        """The reservation ``value`` lies at the start of, if any (then it needs no copy)."""
+        if not self._samples or value.offset or value.null_count or not byte_width(value.type):
+            return None
+        buffers = value.buffers()
+        if len(buffers) != 2 or buffers[0] is not None or buffers[1] is None:
+            return None
+        return self._samples.get(buffers[1].address)
+
+    def _ensure_pool(self) -> SegmentPool:
+        if self._pool is None:
+            self._pool = SegmentPool(self._dataflow_id, self._node_id, unlink_at_exit=False)
+        return self._pool
+
+    def after_send(self, pub: Publisher) -> None:
+        """Apply what receivers reported (releases, departures) once a message has left."""
+        if self._pool is not None:
+            self.drain(pub)
 
     def drain(self, pub: Publisher) -> None:
         """Apply the releases and disconnects waiting on the publisher socket."""
