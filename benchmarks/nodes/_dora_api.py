@@ -20,6 +20,8 @@ from common import API_ENV, ZERO_COPY_ENV, Kind, LinkClosed, Msg, marker_value
 #: metadata keys of the protocol (relays forward exactly these; dora-rs may add others)
 KEYS = ("kind", "size", "seq", "t", "n")
 _OTEL_KEY = "open_telemetry_context"
+# Below it (DORA_ZMQ_SHM_THRESHOLD) a sample would be ordinary memory: send the value as usual.
+_SHM_THRESHOLD = int(os.environ.get("DORA_ZMQ_SHM_THRESHOLD", 512 * 1024)) or 1 << 62
 
 _OUTPUT = {Kind.SYNC: "latency", Kind.LAT: "latency", Kind.LAT_END: "latency", Kind.DONE: "latency", Kind.THR: "throughput", Kind.THR_END: "throughput"}
 
@@ -71,7 +73,7 @@ class DoraSender:
         A sample in ordinary memory (below the shared-memory threshold) would only add a
         copy: the value itself is sent then, as in the default mode.
         """
-        if not self.zero_copy or len(value) == 0:
+        if not self.zero_copy or len(value) < _SHM_THRESHOLD:
             return value
         sample = self.node.allocate_output(_OUTPUT[kind], len(value))
         if not sample.shared:

@@ -107,7 +107,7 @@ class PoolStats:
 class _Segment:
     """One segment file, mapped read-write, and the message it currently holds (if any)."""
 
-    __slots__ = ("name", "path", "size", "mm", "token", "readers", "writing", "last_used", "export")
+    __slots__ = ("name", "path", "size", "mm", "token", "readers", "writing", "last_used", "export", "published")
 
     def __init__(self, name: str, path: str, size: int, mm: mmap.mmap) -> None:
         self.name = name
@@ -119,6 +119,7 @@ class _Segment:
         self.writing = False
         self.last_used = 0
         self.export: pa.Buffer | None = None  # a writable view, made for output samples only
+        self.published = False  # a reservation sent already (it is sent once)
 
 
 def _destroy(seg: _Segment) -> None:
@@ -329,9 +330,10 @@ class SegmentPool:
             framed = self._frames[key] = stream_frame(pa.RecordBatch.from_arrays([value], [COLUMN]))
         prefix, body_length = framed
         with self._lock:
+            self._apply_dropped()
             seg = self._by_token.get(token)
-            if seg is None or WRITER not in seg.readers or seg.readers != {WRITER}:
-                return None  # released, or published already
+            if seg is None or seg.published or seg.readers != {WRITER}:
+                return None  # dropped, or published already
             end = SAMPLE_DATA_OFFSET + body_length
             nbytes = len(value) * _byte_width(value.type)
             if not nbytes or end + len(EOS) > seg.size or body_length < nbytes:
@@ -346,6 +348,7 @@ class SegmentPool:
             length = end + len(EOS) - start
             pack_header(mm, token, length, self._pid)
             seg.readers |= holders
+            seg.published = True
         return ShmDescriptor(seg.name, start, length, token, self._pid)
 
     def _apply_dropped(self) -> None:
@@ -524,6 +527,7 @@ class SegmentPool:
         token = next(self._tokens)
         seg.token = token
         seg.readers = holders
+        seg.published = False
         seg.writing = True
         seg.last_used = next(self._tick)
         self._by_token[token] = seg

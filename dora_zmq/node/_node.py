@@ -358,7 +358,7 @@ class Node:
         for topic in self._routes:
             self._sub.subscribe(topic)
         self._sub.subscribe(marker_topic(self._id))
-        self._await_subscribers(markers, exited | set(peers.exited))
+        self._await_subscribers(markers, exited | set(peers.exited), set(peers.endpoints))
 
     def _await_peers(self, markers: set[str], exited: set[str]) -> ctl.Peers | None:
         """Wait until every upstream node (dynamic ones aside) has bound its publisher or ended."""
@@ -386,15 +386,20 @@ class Node:
                 if latest is not None and upstream <= set(latest.endpoints) | set(latest.exited) | exited:
                     return latest
 
-    def _await_subscribers(self, markers: set[str], exited: set[str]) -> None:
+    def _await_subscribers(self, markers: set[str], exited: set[str], known: set[str]) -> None:
+        """Wait until every subscriber is attached (its marker came) and its endpoint is known.
+
+        The endpoint says which machine it runs on: without it the first large message would
+        not know that shared memory can reach that subscriber.
+        """
         expected = {
             n for n in self._descriptor.downstream_nodes(self._id) if self._descriptor.node(n).kind.value != "dynamic"
         }
         poller = Poller([self._ctrl, self._pub])
         deadline = time.monotonic() + _START_TIMEOUT_S
-        while not expected <= markers | exited:
+        while not (expected <= markers | exited and expected <= known | exited):
             if time.monotonic() > deadline:
-                missing = sorted(expected - markers - exited)
+                missing = sorted(expected - (markers & known) - exited)
                 log.warning("node %s: subscribers %s not attached after %.0f s; starting anyway", self._id, missing, _START_TIMEOUT_S)
                 return
             for member in poller.wait(200):
@@ -409,6 +414,10 @@ class Node:
                         self._queue.stop(msg.reason)
                         return
                     else:
+                        if isinstance(msg, ctl.Peers):
+                            known |= set(msg.endpoints)
+                            exited |= set(msg.exited)
+                            self._shm.update_peers(msg)
                         self._deferred.append(msg)
 
     def _collect_markers(self, markers: set[str]) -> None:

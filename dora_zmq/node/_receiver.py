@@ -141,13 +141,14 @@ class Receiver(threading.Thread):
         Taking the sockets back in between would cost two thread switches per message (and
         the GIL ping-pong that goes with them), so this thread only takes over once the
         application has been away for ``_GRACE_S`` (it is busy: drain for it, fire timers,
-        and watch control). It is never notified per event; it looks again every grace.
+        send releases, watch control). It is never notified per event: it looks again every
+        grace while the application is away, every 100 ms while it waits in next().
         """
         with self._handoff:
             if self._closing.is_set():
                 return False
             if self._borrowers:
-                self._handoff.wait(_GRACE_S)
+                self._handoff.wait(_MAX_POLL_MS / 1000)  # an idle node wakes 10 times a second
                 return False
             away = time.monotonic() - self._returned_at
             if away < _GRACE_S:
@@ -218,12 +219,15 @@ class Receiver(threading.Thread):
         wait = min(t.next_at for t in self._timers) - time.monotonic()
         return max(0, min(_MAX_POLL_MS, int(wait * 1000) + 1)) if wait > 0 else 0
 
-    def _drain_data(self) -> None:
-        for _ in range(_BATCH):
+    def _drain_data(self, limit: int | None = _BATCH) -> None:
+        """Handle what waits on the data socket: at most ``limit`` messages (None: all)."""
+        n = 0
+        while limit is None or n < limit:
             frames = self._sub.recv_nowait()
             if frames is None:
                 return
             self._handle_frames(frames)
+            n += 1
 
     def _handle_frames(self, frames: list[Any]) -> None:
         route = self._routes.get(frames[0].bytes) if frames else None
@@ -303,9 +307,10 @@ class Receiver(threading.Thread):
                 log.debug("node %s: ignoring control message %r", self.node_id, msg)
 
     def _upstream_exited(self, node: str, failed: bool, error: str) -> None:
-        # Data sent before the exit may still sit in the socket: take it first, so that
-        # INPUT_CLOSED stays after the upstream's last message.
-        self._drain_data()
+        # Data sent before the exit may still sit in the socket: take all of it first, so
+        # that INPUT_CLOSED stays after the upstream's last message (the input queues keep
+        # only the newest queue_size of it; nothing arriving later would be kept).
+        self._drain_data(limit=None)
         err = (error or "upstream node failed") if failed else None
         if err is not None and node in self.upstream_failed:
             err = None  # already reported in-band

@@ -29,6 +29,9 @@ class OutputSample:
 
     A sample can be sent once; do not write to it after sending (receivers may be reading
     it). Its memory is reused only when every receiver and every view of yours is gone.
+    Sending an array shorter than the sample uses up to 64 bytes after it for the Arrow
+    stream's padding and end marker. Write through :meth:`numpy`; :attr:`buffer` is a
+    read-only Arrow view (for ``pa.Array.from_buffers``).
     """
 
     __slots__ = ("_owner", "_buffer", "token", "shared", "sent", "__weakref__")

@@ -59,5 +59,7 @@ def test_concurrent_write_open_drop_release(make_pool: Callable[..., SegmentPool
     assert not any(t.is_alive() for t in threads)
     assert pool.outstanding() == {} and reader.live == 0
     stats = pool.stats()
-    assert stats.writes == 400 - fallbacks and stats.reused > 300
+    # Segments are reused; how often depends on how soon the transport thread runs (on a
+    # loaded machine the pool fills and more writes fall back), so no absolute count here.
+    assert stats.writes == 400 - fallbacks and stats.reused > 2 * stats.created
     reader.close()
