@@ -131,6 +131,7 @@ class Node:
 
     def next(self, timeout: float | None = None) -> Event | None:
         """The next event; None when the stream has ended (or ``timeout`` seconds passed)."""
+        self._receiver.nexts += 1
         event = self._queue.get(0)
         if event is None and not self._queue.ended:
             event = self._receiver.receive_until_event(timeout)

@@ -93,6 +93,9 @@ class Receiver(threading.Thread):
         self._handoff = threading.Condition()
         self._borrowers = 0
         self._returned_at = 0.0
+        #: calls of Node.next(), counted by the application thread (see ``_idle_turn``)
+        self.nexts = 0
+        self._nexts_seen = 0
         self._poller = Poller([self._sub, self._ctrl, self._wakeup])
         self._parent = os.getppid() if watch_parent else None
         self.malformed = 0
@@ -140,8 +143,8 @@ class Receiver(threading.Thread):
         A node that keeps up comes back to next() within microseconds of handling an event.
         Taking the sockets back in between would cost two thread switches per message (and
         the GIL ping-pong that goes with them), so this thread only takes over once the
-        application has been away for ``_GRACE_S`` (it is busy: drain for it, fire timers,
-        send releases, watch control). It is never notified per event: it looks again every
+        application has not called next() for ``_GRACE_S`` (it is busy: drain for it, fire
+        timers, send releases, watch control). It is never notified per event: it looks again every
         grace while the application is away, every 100 ms while it waits in next().
         """
         with self._handoff:
@@ -149,6 +152,10 @@ class Receiver(threading.Thread):
                 return False
             if self._borrowers:
                 self._handoff.wait(_MAX_POLL_MS / 1000)  # an idle node wakes 10 times a second
+                return False
+            if self.nexts != self._nexts_seen:  # next() was called: it is taking queued events
+                self._nexts_seen = self.nexts
+                self._handoff.wait(_GRACE_S)
                 return False
             away = time.monotonic() - self._returned_at
             if away < _GRACE_S:
