@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
+from .._errors import ProtocolError
 from ._descriptor import ShmDescriptor
 from ._layout import (
     COLUMN,
@@ -327,7 +328,10 @@ class SegmentPool:
         if framed is None:  # a stream of frames has one shape: frame it once
             if len(self._frames) > 64:
                 self._frames.clear()
-            framed = self._frames[key] = stream_frame(pa.RecordBatch.from_arrays([value], [COLUMN]))
+            try:
+                framed = self._frames[key] = stream_frame(pa.RecordBatch.from_arrays([value], [COLUMN]))
+            except ProtocolError:  # a schema too large to frame in place: send a copy
+                return None
         prefix, body_length = framed
         with self._lock:
             self._apply_dropped()
