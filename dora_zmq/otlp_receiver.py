@@ -143,9 +143,16 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     port, host = int(args[0]), (args[1] if len(args) > 1 else "0.0.0.0")
 
+    printing = threading.Lock()
+
     def show(spans: list[ReceivedSpan]) -> None:
         # Printed before the reply: once an exporter's flush returns, its spans are on stdout.
-        print("\n".join(f"span {s.service} {s.trace_id} {s.name}" for s in spans), flush=True)
+        # Exports are handled on concurrent threads, and print() writes the text and its end
+        # separately: without the lock two exports' lines could merge into one.
+        text = "".join(f"span {s.service} {s.trace_id} {s.name}\n" for s in spans)
+        with printing:
+            sys.stdout.write(text)
+            sys.stdout.flush()
 
     receiver = OtlpReceiver(host, port, on_spans=show)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # `docker compose down` sends SIGTERM

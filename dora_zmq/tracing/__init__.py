@@ -23,10 +23,16 @@ The parent rule for ``send_output``:
 
 Cost per hop (``on_send`` in the sender + ``on_event`` in the receiver): a node's spans are
 the SDK's, but made without its per-span generality, and turned into ``ReadableSpan`` s for the
-batch processor by a thread, off the message path (see :class:`_LeanSpans`). About 9 µs in a
-hot loop (50 µs with ``tracer.start_span``); with paced messages between two processes, where
-every step runs with cold caches, about 90 µs (360 µs). The message size attribute is the
-array's total buffer size (O(1); ``nbytes`` walks the array and cost a third of that).
+batch processor by a thread, off the message path (see :class:`_LeanSpans`). With paced
+messages between two processes every step runs with cold caches and costs about the memory it
+touches, so the message path is written flat, sets the context variable directly, reads a
+child's traceparent from the parent's metadata text, and pops span ids (with their hex text)
+and blank consumer spans that the feeding thread made ahead. Measured on a 2-core VM, messages
+5 ms apart, traced and untraced messages alternating in the same run (median of 12 runs): about
++24 µs per hop (+60 µs before these steps; 360 µs with ``tracer.start_span``); about 6 µs in
+a hot loop. No thread wakes per message: the feeding thread runs every 0.5 s (or at 1024
+waiting spans), the batch processor every second (or at 4096). The message size attribute is
+the array's total buffer size (O(1); ``nbytes`` walks the array and cost a third of that).
 """
 
 

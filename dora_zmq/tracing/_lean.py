@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
+import threading
+import weakref
+from collections import deque
 from time import time_ns
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags
-
+from opentelemetry.trace.propagation import _SPAN_KEY
 
 from ._context import format_context, parse_context
 from ._setup import _EXPORT_TIMEOUT_S
@@ -21,6 +27,9 @@ _SIZE_KEY = "messaging.message.body.size"
 _FEED_INTERVAL_S = 0.5  # how often finished spans go to the span processors
 _FEED_AT = 1024  # ... or as soon as this many are waiting
 _MAX_WAITING = 16384  # beyond this the oldest are dropped (the batch processor drops too when full)
+_SPARES = 256  # span ids and blank consumer spans made ahead by the feeding thread (see _refill)
+
+_live: Any = None  # every _LeanSpans, to forget their spares in a forked child
 
 
 class _LeanSpans:
@@ -40,10 +49,13 @@ class _LeanSpans:
     * a producer span is just the ids and the metadata text while the message waits;
     * finished spans wait in a deque, and a thread turns them into the ``ReadableSpan`` s the
       SDK would have made and hands them to the batch processors, every
-      ``_FEED_INTERVAL_S`` (and on close, and at exit).
+      ``_FEED_INTERVAL_S`` (and on close, and at exit);
+    * that thread also makes, ahead, what the message path would otherwise make per message:
+      span ids with their hex text (formatting an int is one of the dearest steps with cold
+      caches) and blank consumer spans with the ``Context`` holding them.
 
-    That last step needs the span processors to be ``BatchSpanProcessor`` s only (their
-    ``on_start`` does nothing, and they export later anyway); with any other processor added,
+    Handing spans over later needs the span processors to be ``BatchSpanProcessor`` s only
+    (their ``on_start`` does nothing, and they export later anyway); with any other processor added,
     spans are started and ended through the processors the SDK way. :meth:`create` returns
     None (use ``start_span``) for another sampler, a disabled tracer, the SDK's own span
     metrics on, attribute limits that would change dora's attributes, or an SDK whose span has
@@ -52,25 +64,36 @@ class _LeanSpans:
     """
 
     def __init__(self, tracer: Any) -> None:
-        import atexit
-        import threading
-        from collections import deque
+        from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 
+        global _live
         ids = tracer.id_generator
         self._new_trace_id = ids.generate_trace_id
         self._new_span_id = ids.generate_span_id
+        # Ids made ahead (by the feeding thread) only with the SDK's generator: another one may
+        # not be thread-safe, or may want to be asked when the span starts.
+        self._ids_ahead = type(ids) is RandomIdGenerator
+        self._ids: list[tuple[int, str]] = []  # (span id, its 16 hex digits), popped from the end
+        self._spares: list[tuple[Any, Any]] = []  # (blank consumer span, Context holding it)
+        if _live is None:
+            _live = weakref.WeakSet()
+            if hasattr(os, "register_at_fork"):
+                os.register_at_fork(after_in_child=_forget_spares)
+        _live.add(self)
         self._root_flags = TraceFlags(TraceFlags.SAMPLED | (TraceFlags.RANDOM_TRACE_ID if ids.is_trace_id_random() else 0))
         self._multi = tracer.span_processor
         self._seen: Any = None  # the processors last looked at ...
         self._ends: list[Any] | None = None  # ... and their on_end when all are batch processors
         self._batch: Any = ()  # ... and them again in that case
         self.batch_ends()
-        self._format: tuple[Any, Any] = (self, None)  # a parent, and the text parts of its children
+        self._format: tuple[Any, Any] = (self, None)  # a span context, and parent_parts of it
         self._waiting: Any = deque(maxlen=_MAX_WAITING)  # finished spans for the processors
+        self._drop_warned = 0  # when a full deque may be reported again (time_ns)
         self._span, self._readable = _lean_span_type(tracer, self)
         self._feed_lock = threading.Lock()
         self._wake = threading.Event()
         self._closed = False
+        self._refill()
         self._feeder = threading.Thread(target=self._feed_loop, name="dora-otel-spans", daemon=True)
         self._feeder.start()
         atexit.register(self.feed)
@@ -120,49 +143,87 @@ class _LeanSpans:
         context, parent = self.new_context(parent)
         if not context.trace_flags.sampled:
             return trace.NonRecordingSpan(context)
-        span = self._span(name, kind, attrs, context, parent, links)
+        span = self._span.started(name, kind, attrs, context, parent, links)
         if self.batch_ends() is None:
             parent_context = trace.set_span_in_context(trace.NonRecordingSpan(parent)) if parent is not None else otel_context.Context()
             self._multi.on_start(span, parent_context=parent_context)
         return span
 
-    def consume(self, name: str, text: Any, attrs: dict[str, Any]) -> Any:
-        """A started consumer span, child of the context in ``text``."""
-        if self._multi._span_processors is not self._batch and self.batch_ends() is None:
-            return self.start(name, SpanKind.CONSUMER, parse_context(text), attrs)
-        return self._span(name, SpanKind.CONSUMER, attrs, text=text)  # its context is worked out when needed
+    def consume(self, name: str, text: Any, attrs: dict[str, Any], size: int | None = None) -> Any:
+        """A started consumer span, child of the context in ``text``.
 
-    def produce(self, name: str, attrs: dict[str, Any], size: int, parent: SpanContext | None, links: tuple[Link, ...]) -> str:
-        """Start and end a producer span (attributes ``attrs`` + the size); its metadata text."""
+        Its attributes are ``attrs`` plus the message size if ``size`` is given: ``attrs`` is
+        then shared (the per-input ones), and the span's own dict is made only at export.
+        """
+        if self._multi._span_processors is not self._batch and self.batch_ends() is None:
+            if size is not None:
+                attrs = attrs.copy()
+                attrs[_SIZE_KEY] = size
+            return self.start(name, SpanKind.CONSUMER, parse_context(text), attrs)
+        return self._span(name, attrs, size, text)  # its context is worked out when needed
+
+    def produce(self, name: str, attrs: dict[str, Any], size: int, parent: Any, links: tuple[Link, ...]) -> str:
+        """Start and end a producer span (attributes ``attrs`` + the size); its metadata text.
+
+        ``parent``: a span, a span context, or None (a root: a new trace).
+        """
         if links or (self._multi._span_processors is not self._batch and self.batch_ends() is None):
+            if parent is not None and not isinstance(parent, SpanContext):
+                parent = parent.get_span_context()
             attrs = attrs.copy()
             attrs[_SIZE_KEY] = size
             span = self.start(name, SpanKind.PRODUCER, parent, attrs, links)
             span.end()
             return format_context(span.get_span_context())
-        span_id = self._new_span_id()
-        last, parts = self._format
-        if parent is not last:
-            if parent is None or not parent.is_valid:  # a root: a new trace each time
-                trace_id = self._new_trace_id()
-                flags = self._root_flags
-                if flags & TraceFlags.SAMPLED:
-                    now = time_ns()
-                    self.finished((name, attrs, size, trace_id, span_id, flags, None, None, now, time_ns()))
-                return f"traceparent:00-{trace_id:032x}-{span_id:016x}-{flags:02x}"
-            flags = TraceFlags(parent.trace_flags & (TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID))
-            state = parent.trace_state
-            suffix = f"-{flags:02x}" + ("\ntracestate:" + state.to_header() if state else "")
-            parts = (f"traceparent:00-{parent.trace_id:032x}-", suffix, flags & TraceFlags.SAMPLED, parent.trace_id, flags, state)
-            self._format = (parent, parts)
-        prefix, suffix, sampled, trace_id, flags, state = parts
+        ids = self._ids
+        try:
+            span_id, hex_id = ids.pop() if ids else self.new_id()
+        except IndexError:  # another thread took the last one
+            span_id, hex_id = self.new_id()
+        parts = self.parent_parts(parent)
+        if parts is None:  # a root: a new trace each time
+            trace_id = self._new_trace_id()
+            flags = self._root_flags
+            if flags & TraceFlags.SAMPLED:
+                now = time_ns()
+                self.finished((name, attrs, size, span_id, None, now, time_ns(), trace_id, flags))
+            return f"traceparent:00-{trace_id:032x}-{hex_id}-{flags:02x}"
+        source, prefix, suffix, sampled = parts
         if sampled:
             now = time_ns()
-            waiting = self._waiting
-            waiting.append((name, attrs, size, trace_id, span_id, flags, state, parent, now, time_ns()))
-            if len(waiting) == _FEED_AT:
-                self._wake.set()
-        return f"{prefix}{span_id:016x}{suffix}"
+            self.finished((name, attrs, size, span_id, source, now, time_ns(), None, None))
+        return prefix + hex_id + suffix
+
+    def new_id(self) -> tuple[int, str]:
+        """A span id and its 16 hex digits, made now (none made ahead: a burst, or another generator)."""
+        span_id = self._new_span_id()
+        return span_id, f"{span_id:016x}"
+
+    def parent_parts(self, parent: Any) -> tuple[Any, str, str, int] | None:
+        """What the children of ``parent`` need while the message waits, or None for a root.
+
+        ``(parent for the export, text prefix, text suffix, sampled)``: the text of a child
+        is ``prefix + its span id in hex + suffix``. ``parent`` is a span or a span context;
+        for a consumer span of this node, the parts come from the metadata text it was made
+        from (or were made ahead with its context), so its context is worked out at export.
+        """
+        if type(parent) is self._span:
+            parts = parent._dora_parts or _child_text_parts(parent._dora_text)
+            if parts is not None:
+                return (parent, *parts)
+            parent = parent.get_span_context()
+        elif parent is not None and not isinstance(parent, SpanContext):
+            parent = parent.get_span_context()
+        if parent is None or not parent.is_valid:
+            return None
+        last, parts = self._format  # the parts of the last span context asked about
+        if parent is not last:
+            flags = parent.trace_flags & (TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID)
+            state = parent.trace_state
+            suffix = f"-{flags:02x}" + ("\ntracestate:" + state.to_header() if state else "")
+            parts = (parent, f"traceparent:00-{parent.trace_id:032x}-", suffix, flags & TraceFlags.SAMPLED)
+            self._format = (parent, parts)
+        return parts
 
     def finished(self, span: Any) -> None:
         """A finished span (or a producer span's fields) for the processors, soon."""
@@ -175,6 +236,10 @@ class _LeanSpans:
         """Hand every finished span waiting to the span processors, as ``ReadableSpan`` s."""
         with self._feed_lock:
             waiting, readable = self._waiting, self._readable
+            if len(waiting) >= _MAX_WAITING and time_ns() >= self._drop_warned:
+                # The deque dropped its oldest (the message path does not count, to stay cheap).
+                log.warning("tracing: more than %d spans were waiting for export; the oldest were dropped", _MAX_WAITING)
+                self._drop_warned = time_ns() + 30 * 10**9  # at most one warning per 30 s
             while waiting:
                 try:
                     span = readable(waiting.popleft())
@@ -190,11 +255,42 @@ class _LeanSpans:
                 except Exception:  # one bad span must not stop the others, but it must show
                     log.warning("could not export a span", exc_info=True)
 
+    def _refill(self) -> None:
+        """Make span ids and blank consumer spans ahead, up to ``_SPARES`` of each.
+
+        Made here, off the message path, so that a message only pops them. A burst empties
+        the lists; the message path then makes its own (with warm caches, it is cheap).
+        """
+        if self._ids_ahead:
+            ids, new_id = self._ids, self.new_id
+            for _ in range(_SPARES - len(ids)):
+                ids.append(new_id())
+        spares, blank, root = self._spares, self._span.blank, self._root
+        for _ in range(_SPARES - len(spares)):
+            span = blank()
+            span._dora_root = root()
+            spares.append((span, Context({_SPAN_KEY: span})))
+
+    def _root(self) -> tuple[SpanContext, tuple[str, str, int]] | None:
+        """A root span's context (what ``new_context(None)`` makes) and its children's text parts.
+
+        None with another id generator than the SDK's: its ids are asked for when needed.
+        """
+        if not self._ids_ahead:
+            return None
+        context = SpanContext(self._new_trace_id(), self._new_span_id(), False, self._root_flags)
+        flags = self._root_flags & (TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID)
+        return context, (f"traceparent:00-{context.trace_id:032x}-", f"-{flags:02x}", flags & TraceFlags.SAMPLED)
+
     def _feed_loop(self) -> None:
         while not self._closed:
             self._wake.wait(_FEED_INTERVAL_S)
             self._wake.clear()
             self.feed()
+            try:
+                self._refill()
+            except Exception:  # the message path makes its own then
+                log.warning("could not make spans ahead", exc_info=True)
 
     def close(self) -> None:
         """Stop the feeding thread, after handing over what waits."""
@@ -204,10 +300,36 @@ class _LeanSpans:
         self.feed()
 
 
+_HEX = "0123456789abcdef"
+_SUFFIXES = ("-00", "-01", "-02", "-03")
+
+
+def _child_text_parts(text: Any) -> tuple[str, str, int] | None:
+    """The text parts of the children of the consumer span made from metadata ``text``.
+
+    Read from the text itself when it is the plain form (``traceparent:00-<32 hex>-<16 hex>-
+    <2 hex>``, what dora_zmq writes without a trace state); otherwise None, and the parts come
+    from the span's context. The same as parse_context + new_context + the parts of that:
+    same trace id, flags masked to sampled and random, no trace state.
+    """
+    if type(text) is not str or len(text) != 67 or not text.startswith("traceparent:00-") or text[47] != "-" or text[64] != "-":
+        return None
+    trace_id, span_id, flags = text[15:47], text[48:64], text[65:]
+    if trace_id.strip(_HEX) or span_id.strip(_HEX) or flags.strip(_HEX) or not trace_id.strip("0") or not span_id.strip("0"):
+        return None  # not lower-case hex, or an all-zero (invalid) id: parse_context decides
+    flags_value = int(flags, 16) & (TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID)
+    return text[:48], _SUFFIXES[flags_value], flags_value & TraceFlags.SAMPLED
+
+
+def _forget_spares() -> None:
+    """In a forked child: ids made ahead would repeat the parent's (as ``random`` reseeds)."""
+    for spans in list(_live or ()):
+        spans._ids.clear()
+        spans._spares.clear()
+
+
 def _lean_span_type(tracer: Any, spans: _LeanSpans) -> tuple[type, Any]:
     """The span class of :class:`_LeanSpans` for ``tracer``, and its ``ReadableSpan`` maker."""
-    import threading
-
     from opentelemetry.attributes import BoundedAttributes
     from opentelemetry.sdk.trace import ReadableSpan, Span
     from opentelemetry.sdk.util import BoundedList
@@ -235,19 +357,54 @@ def _lean_span_type(tracer: Any, spans: _LeanSpans) -> tuple[type, Any]:
         _status = unset
         _end_time = None
         _record_end_metrics = None
+        _kind = SpanKind.CONSUMER  # what the message path makes; started() sets its own
+        _dora_size = None  # the message size attribute, when not in _dora_attributes yet
+        _dora_touched = False  # True once a lock or attribute/event/link list was made for it
+        _dora_text = None  # the metadata text of its parent (a consumer span's)
+        _dora_parts = None  # its children's text parts, when made ahead (see parent_parts)
+        _dora_root = None  # a root context and its parts, made ahead for a span without parent
 
-        def __init__(self, name, kind, attributes, context=None, parent=None, links=(), text=None) -> None:
+        def __init__(self, name: str, attributes: dict[str, Any], size: int | None, text: Any) -> None:
+            # A consumer span: as little as possible while the message waits (the parent is
+            # read from the metadata text, and the attributes dict made, when needed).
             self._name = name
-            self._kind = kind
             self._dora_attributes = attributes
-            if context is None:
-                self._dora_text = text
-            else:
-                self._context = context
-                self._parent = parent
-            if links:
-                self._links = self._new_links(links)
+            self._dora_size = size
+            self._dora_text = text
             self._start_time = time_ns()
+
+        @classmethod
+        def blank(cls) -> Any:
+            """A consumer span to fill in later (field by field, in ``__init__`` 's order)."""
+            span = cls.__new__(cls)
+            span._name = span._dora_attributes = span._dora_size = span._dora_text = None
+            span._start_time = 0
+            return span
+
+        @classmethod
+        def started(
+            cls, name: str, kind: SpanKind, attributes: dict[str, Any], context: SpanContext, parent: SpanContext | None, links: Any
+        ) -> Any:
+            """A span whose context is known already (``_LeanSpans.start``)."""
+            span = cls.__new__(cls)
+            span._name = name
+            span._kind = kind
+            span._dora_attributes = attributes
+            span._context = context
+            span._parent = parent
+            if links:
+                span._links = span._new_links(links)
+            span._start_time = time_ns()
+            return span
+
+        def _dora_full_attributes(self) -> dict[str, Any]:
+            """The span's attributes as made at the start (without the user's later ones)."""
+            size = self._dora_size
+            if size is None:
+                return self._dora_attributes
+            attributes = self._dora_attributes.copy()
+            attributes[_SIZE_KEY] = size
+            return attributes
 
         def __getattr__(self, name: str) -> Any:  # only for the fields not made yet
             if name == "_context" or name == "_parent":
@@ -260,7 +417,8 @@ def _lean_span_type(tracer: Any, spans: _LeanSpans) -> tuple[type, Any]:
                 return fields[name]
             if name == "_attributes":
                 value: Any = BoundedAttributes(
-                    limits.max_span_attributes, self._dora_attributes, immutable=False, max_value_len=limits.max_span_attribute_length
+                    limits.max_span_attributes, self._dora_full_attributes(), immutable=False,
+                    max_value_len=limits.max_span_attribute_length,
                 )
             elif name == "_events":
                 value = BoundedList(limits.max_events)
@@ -270,7 +428,9 @@ def _lean_span_type(tracer: Any, spans: _LeanSpans) -> tuple[type, Any]:
                 value = threading.Lock()
             else:
                 raise AttributeError(name)
-            self.__dict__[name] = value
+            fields = self.__dict__
+            fields[name] = value
+            fields["_dora_touched"] = True  # its end must go the SDK's way (see end)
             return value
 
         def get_span_context(self) -> SpanContext:
@@ -280,8 +440,8 @@ def _lean_span_type(tracer: Any, spans: _LeanSpans) -> tuple[type, Any]:
             return self._end_time is None and self._context.trace_flags.sampled
 
         def end(self, end_time: int | None = None) -> None:
-            fields = self.__dict__
-            if "_end_time" in fields or "_lock" in fields or "_attributes" in fields or spans._multi._span_processors is not spans._batch:
+            # (NodeTracing.on_event does the same inline for the input span it ends.)
+            if self._end_time is not None or self._dora_touched or spans._multi._span_processors is not spans._batch:
                 self._dora_end(end_time)
                 return
             self._end_time = time_ns() if end_time is None else end_time
@@ -318,7 +478,7 @@ def _lean_span_type(tracer: Any, spans: _LeanSpans) -> tuple[type, Any]:
             attributes = fields.get("_attributes")
             return ReadableSpan(
                 name=self._name, context=context, parent=self._parent, resource=resource,
-                attributes=self._dora_attributes if attributes is None else attributes,
+                attributes=self._dora_full_attributes() if attributes is None else attributes,
                 events=fields.get("_events", ()), links=fields.get("_links", ()), kind=self._kind,
                 instrumentation_info=info, status=self._status, start_time=self._start_time, end_time=self._end_time,
                 instrumentation_scope=scope,
@@ -328,7 +488,14 @@ def _lean_span_type(tracer: Any, spans: _LeanSpans) -> tuple[type, Any]:
         """The ``ReadableSpan`` of a finished span, or of a producer span's fields."""
         if type(finished) is not tuple:
             return finished.dora_readable()
-        name, attrs, size, trace_id, span_id, flags, state, parent, start, end = finished
+        name, attrs, size, span_id, parent, start, end, trace_id, flags = finished
+        if parent is None:  # a root: its trace id and flags were made with it
+            state = None
+        else:  # the parent's context (a consumer span of the node's works it out now)
+            if not isinstance(parent, SpanContext):
+                parent = parent.get_span_context()
+            trace_id, state = parent.trace_id, parent.trace_state
+            flags = TraceFlags(parent.trace_flags & (TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID))
         attrs = attrs.copy()
         attrs[_SIZE_KEY] = size
         return ReadableSpan(

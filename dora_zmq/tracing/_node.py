@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping
+from collections.abc import Mapping
+from contextvars import ContextVar
+from time import time_ns
+from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 from opentelemetry.trace import Link, SpanContext, SpanKind
+from opentelemetry.trace.propagation import _SPAN_KEY
 
 from .._wire import OTEL_CONTEXT_KEY
-
 from ._context import format_context, parse_context
-from ._lean import _SIZE_KEY, _LeanSpans
+from ._lean import _FEED_AT, _SIZE_KEY, _LeanSpans
 from ._setup import shutdown_tracing
 
 log = logging.getLogger(__name__)
@@ -35,49 +40,122 @@ class NodeTracing:
         self._attrs = {"dora.node_id": node_id, "dora.dataflow_id": dataflow_id, "dora.machine": machine}
         self._node = node_id
         self._current: Any = None  # the consumer span of the input being handled
-        self._current_input = ""
+        self._current_input = ""  # the input of the last INPUT event
+        self._last_span: Any = None  # the consumer span of that event (not cleared when it ends)
         self._current_text: str | None = None
+        self._current_parts: Any = None  # _LeanSpans.parent_parts of it, once asked for
         self._token: Any = None
-        self._latest: dict[str, Any] = {}  # input id -> consumer span of its latest message
+        self._latest: dict[str, Any] = {}  # input id -> consumer span of its latest message (but _current_input's)
         self._links: tuple[Link, ...] | None = None  # links of the outputs sent now (cached)
         self._inputs: dict[Any, tuple[str, dict[str, Any], str]] = {}  # id -> span name, attributes, str(id)
         self._outputs: dict[str, tuple[str, dict[str, Any]]] = {}  # id -> span name, attributes
         self._parsed: tuple[Any, Any] = (None, None)  # the last context text read, and its span context
         self._lean = _LeanSpans.create(self._tracer)
+        self._var = _context_var()
 
     def on_event(self, event: dict[str, Any]) -> None:
         """Called when ``next()`` returns: ends the previous input span, starts this one's."""
-        if self._current is not None:
-            self._end_current()
-        if event.get("type") != "INPUT":
+        # The message path. Every step of a paced message runs with cold caches, and costs
+        # about the memory it touches: so this is written flat (no helper calls; the span
+        # ended and the span started as LeanSpan.end/__init__ would, the context variable set
+        # directly), and takes what the feeding thread made ahead (see _LeanSpans._refill).
+        lean = self._lean
+        var = self._var
+        is_input = event.get("type") == "INPUT"
+        now = time_ns()  # the end of the previous input span, and the start of this one
+        span = self._current
+        if span is not None:
+            self._current = None
+            self._current_text = None
+            self._current_parts = None
+            token = self._token
+            if token is not None:
+                self._token = None
+                try:
+                    var.reset(token)  # what otel_context.detach(token) comes to
+                except (AttributeError, ValueError, RuntimeError):  # no variable, or a token of another context
+                    otel_context.detach(token)  # the API's way (it reports a bad token)
+            if (
+                lean is not None and type(span) is lean._span and span._end_time is None and not span._dora_touched
+                and lean._multi._span_processors is lean._batch
+            ):
+                span._end_time = now
+                waiting = lean._waiting
+                waiting.append(span)
+                if len(waiting) == _FEED_AT:
+                    lean._wake.set()
+            else:
+                span.end()
+        if not is_input:
             return
         input_id = event.get("id")
         spec = self._inputs.get(input_id)
         if spec is None:
-            base = dict(self._attrs, **{"dora.input_id": event.get("id", "")})
-            spec = self._inputs[input_id] = (f"{self._node}/{input_id}", base, str(input_id))
+            spec = self._input_spec(input_id, event)
         name, attrs, key = spec
-        metadata = event.get("metadata") or {}
-        text = metadata.get(OTEL_CONTEXT_KEY)
-        attrs = attrs.copy()
-        attrs[_SIZE_KEY] = _size(event.get("value"))
-        if self._lean is not None:
-            span = self._lean.consume(name, text, attrs)
-        else:
+        metadata = event.get("metadata")
+        text = metadata.get(OTEL_CONTEXT_KEY) if metadata else None
+        value = event.get("value")
+        try:
+            size = int(value.get_total_buffer_size()) if value is not None else 0  # O(1), unlike nbytes
+        except (AttributeError, TypeError):
+            size = 0
+        context = None
+        if lean is None:
+            attrs = attrs.copy()
+            attrs[_SIZE_KEY] = size
             span = self._sdk_start(name, SpanKind.CONSUMER, self._parse(text) if text else None, attrs)
+        elif lean._multi._span_processors is lean._batch:
+            spares = lean._spares
+            try:
+                spare = spares.pop() if spares else None  # (no exception raised when there is none)
+            except IndexError:  # another thread took the last one
+                spare = None
+            if spare is None:  # none made ahead (a burst)
+                span = lean._span(name, attrs, size, text)
+            else:  # LeanSpan.__init__, with this event's start time
+                span, context = spare
+                span._name = name
+                span._dora_attributes = attrs
+                span._dora_size = size
+                span._dora_text = text
+                span._start_time = now
+                if not text or not isinstance(text, str):  # no parent (a timer tick): a new trace
+                    root = span._dora_root  # what working its context out would make, made ahead
+                    if root is not None:
+                        span._context, span._dora_parts = root
+                        span._parent = None
+        else:
+            span = lean.consume(name, text, attrs, size)
         self._current = span
-        self._current_input = key
         self._current_text = text
-        self._latest[key] = span
-        self._links = None
-        self._token = otel_context.attach(trace.set_span_in_context(span))
+        if key != self._current_input:  # another input than last time: the fan-in links change
+            if self._last_span is not None:
+                self._latest[self._current_input] = self._last_span
+            self._current_input = key
+            self._links = None
+        self._last_span = span
+        if var is None:
+            self._token = otel_context.attach(trace.set_span_in_context(span))
+            return
+        # What attach(set_span_in_context(span)) does, without its layers.
+        base = var.get()
+        if context is None or base:
+            context = Context({**base, _SPAN_KEY: span})
+        self._token = var.set(context)
+
+    def _input_spec(self, input_id: Any, event: dict[str, Any]) -> tuple[str, dict[str, Any], str]:
+        """An input's span name, attributes (without the size) and key, made once."""
+        base = dict(self._attrs, **{"dora.input_id": event.get("id", "")})
+        spec = self._inputs[input_id] = (f"{self._node}/{input_id}", base, str(input_id))
+        return spec
 
     def on_send(self, output_id: str, metadata: Mapping[str, Any] | None, size: int) -> dict[str, Any]:
         """Open and close the producer span; returns metadata carrying its context."""
         text = metadata.get(OTEL_CONTEXT_KEY) if metadata else None
         current = self._current
         if current is not None and (text is None or text == self._current_text):
-            parent = current.get_span_context()
+            parent = current  # the input being handled
         elif text:
             parent = self._parse(text)
         else:
@@ -91,14 +169,44 @@ class NodeTracing:
             spec = self._outputs[output_id] = (f"{self._node}/{output_id}", dict(self._attrs, **{"dora.output_id": output_id}))
         name, attrs = spec
         out = dict(metadata) if metadata else {}
-        if self._lean is not None:
-            out[OTEL_CONTEXT_KEY] = self._lean.produce(name, attrs, size, parent, links)
-        else:
+        lean = self._lean
+        if lean is None:
+            if parent is current:
+                parent = current.get_span_context()
             attrs = attrs.copy()
             attrs[_SIZE_KEY] = size
             span = self._sdk_start(name, SpanKind.PRODUCER, parent, attrs, links)
             span.end()
             out[OTEL_CONTEXT_KEY] = format_context(span.get_span_context())
+            return out
+        if links or lean._multi._span_processors is not lean._batch:
+            out[OTEL_CONTEXT_KEY] = lean.produce(name, attrs, size, parent, links)
+            return out
+        # _LeanSpans.produce, inline, with the parent's parts kept for the next sends.
+        if parent is current:
+            parts = self._current_parts
+            if parts is None:
+                parts = self._current_parts = lean.parent_parts(current)
+        else:
+            last, parts = lean._format
+            if parent is not last:
+                parts = lean.parent_parts(parent)
+        if parts is None:  # a root: a new trace each time
+            out[OTEL_CONTEXT_KEY] = lean.produce(name, attrs, size, None, links)
+            return out
+        ids = lean._ids
+        try:
+            span_id, hex_id = ids.pop() if ids else lean.new_id()
+        except IndexError:  # another thread took the last one
+            span_id, hex_id = lean.new_id()
+        source, prefix, suffix, sampled = parts
+        if sampled:
+            start = time_ns()
+            waiting = lean._waiting
+            waiting.append((name, attrs, size, span_id, source, start, time_ns(), None, None))
+            if len(waiting) == _FEED_AT:
+                lean._wake.set()
+        out[OTEL_CONTEXT_KEY] = prefix + hex_id + suffix
         return out
 
     def _parse(self, text: str) -> Any:
@@ -117,14 +225,12 @@ class NodeTracing:
     def _end_current(self) -> None:
         if self._current is not None:
             if self._token is not None:
-                try:
-                    otel_context.detach(self._token)
-                except ValueError:  # detached from another context; harmless
-                    pass
+                _detach(self._var, self._token)
                 self._token = None
             self._current.end()
             self._current = None
             self._current_text = None
+            self._current_parts = None
 
     def close(self) -> None:
         """End the open span and flush everything to the exporter (bounded)."""
@@ -134,8 +240,22 @@ class NodeTracing:
         shutdown_tracing(self._provider)
 
 
-def _size(value: Any) -> int:
-    try:
-        return int(value.get_total_buffer_size()) if value is not None else 0
-    except (AttributeError, TypeError):
-        return 0
+def _context_var() -> ContextVar[Any] | None:
+    """The ``ContextVar`` behind OpenTelemetry's runtime context (None: another runtime context)."""
+    runtime = otel_context._RUNTIME_CONTEXT
+    if type(runtime) is ContextVarsRuntimeContext:
+        var = getattr(runtime, "_current_context", None)
+        if isinstance(var, ContextVar):
+            return var
+    return None
+
+
+def _detach(var: ContextVar[Any] | None, token: Any) -> None:
+    """``otel_context.detach(token)``: straight to the context variable when possible."""
+    if var is not None:
+        try:
+            var.reset(token)
+            return
+        except (ValueError, RuntimeError):  # made in another context: let the API report it
+            pass
+    otel_context.detach(token)
