@@ -17,7 +17,7 @@ GRAPH = """
 nodes:
   - id: source
     path: source.py
-    inputs: {tick: dora/timer/millis/30}
+    inputs: {tick: dora/timer/millis/30, ready: fuse/ready}
     outputs: [frame]
   - id: detector
     operator:
@@ -29,7 +29,7 @@ nodes:
     inputs:
       det: detector/det
       frame: source/frame
-    outputs: [fused]
+    outputs: [fused, ready]
   - id: sink
     path: sink.py
     inputs: {fused: fuse/fused}
@@ -40,8 +40,12 @@ FILES = {
         from dora_zmq import Node
         node = Node()
         sent = 0
+        ready = False  # the fan-in node is receiving (else all of its inputs may be waiting
+        # in its socket when it starts, and it may read one input's before the other's)
         for event in node:
-            if event["type"] == "INPUT":
+            if event["type"] == "INPUT" and event["id"] == "ready":
+                ready = True
+            elif event["type"] == "INPUT" and ready:
                 node.send_output("frame", bytes([sent]) * 16)  # no metadata: parent = the tick
                 sent += 1
                 if sent == {N}:
@@ -63,6 +67,7 @@ FILES = {
     "fuse.py": """
         from dora_zmq import Node
         node = Node()
+        node.send_output("ready", b"")
         for event in node:
             if event["type"] == "INPUT" and event["id"] == "det":
                 node.send_output("fused", event["value"], event["metadata"])
