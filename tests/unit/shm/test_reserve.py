@@ -343,23 +343,25 @@ def test_publish_again_after_the_readers_released_returns_none(
     assert pool.publish(res.token, value, {"r"}) is None  # published already
 
 
-def test_publish_after_every_view_is_dropped_returns_none(pool: SegmentPool) -> None:
+def _dropped_reservation(pool: SegmentPool) -> int:
+    """The token of a 4 KiB reservation whose every view is gone already."""
     res = pool.reserve(4096)
     assert res is not None
     token = res.token
     del res
     gc.collect()
+    return token
+
+
+def test_publish_after_every_view_is_dropped_returns_none(pool: SegmentPool) -> None:
+    token = _dropped_reservation(pool)
     # the value does not view the (dropped) reservation: the pool must not frame stale memory
     assert pool.publish(token, pa.array(np.arange(512, dtype=np.int64)), {"r"}) is None
     assert token not in pool.outstanding()
 
 
 def test_publish_after_a_dropped_reservation_was_reclaimed_returns_none(pool: SegmentPool) -> None:
-    res = pool.reserve(4096)
-    assert res is not None
-    token = res.token
-    del res
-    gc.collect()
+    token = _dropped_reservation(pool)
     other = pool.reserve(4096)  # applies the drop, and takes the same segment
     assert other is not None and _stats(pool) == (1, 1, 1)
     assert pool.publish(token, pa.array(np.arange(512, dtype=np.int64)), {"r"}) is None
