@@ -6,6 +6,7 @@ import re
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -352,13 +353,22 @@ nodes:
 """
 
 
-@pytest.mark.timeout(90)
-def test_dynamic_edge_node_joins_leaves_and_joins_again(network, dora, tmp_path: Path) -> None:
+def _edge_setup(network, dora, tmp_path: Path) -> tuple[Any, Any, "Cluster"]:
+    """Hosts h1 (coordinator + daemon) and edge (nothing started), and the edge graph's files.
+
+    The edge and the NAT-relay tests share the graph: only how the edge node publishes differs.
+    """
     h1, edge_host = network.add_host("h1"), network.add_host("edge")
     write_files(tmp_path, {"counter.py": COUNTER, "edge.py": EDGE, "acks.py": ACKS, "dataflow.yml": EDGE_FLOW})
     cluster = Cluster(network, dora, tmp_path)
     cluster.start_coordinator(h1)
     cluster.start_daemon(h1)
+    return h1, edge_host, cluster
+
+
+@pytest.mark.timeout(90)
+def test_dynamic_edge_node_joins_leaves_and_joins_again(network, dora, tmp_path: Path) -> None:
+    h1, edge_host, cluster = _edge_setup(network, dora, tmp_path)
     run = cluster.cli(h1, "start", "dataflow.yml", "--name", "edgy", "--attach")
     run.wait_for_line("started dataflow")
     for attempt, expected_acks in ((1, 10), (2, 20)):
@@ -434,18 +444,13 @@ def test_shared_memory_only_between_nodes_of_one_host(network, dora, tmp_path: P
     assert "big pool writes 20" in result.stdout
 
 
-RELAY_FLOW = EDGE_FLOW  # the same graph; only how the edge node publishes differs
 
 
 
 
 @pytest.mark.timeout(90)
 def test_node_behind_nat_publishes_through_the_relay(network, dora, tmp_path: Path) -> None:
-    h1, edge_host = network.add_host("h1"), network.add_host("edge")
-    write_files(tmp_path, {"counter.py": COUNTER, "edge.py": EDGE, "acks.py": ACKS, "dataflow.yml": RELAY_FLOW})
-    cluster = Cluster(network, dora, tmp_path)
-    cluster.start_coordinator(h1)
-    cluster.start_daemon(h1)
+    h1, edge_host, cluster = _edge_setup(network, dora, tmp_path)
     relay = cluster.cli(h1, "relay", "--publishers", f"tcp://{h1.ip}:53291", "--subscribers", f"tcp://{h1.ip}:53292")
     relay.wait_for_line("relay: publishers connect")
     run = cluster.cli(h1, "start", "dataflow.yml", "--name", "nat", "--attach")
