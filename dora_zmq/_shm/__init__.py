@@ -33,7 +33,7 @@ from ._naming import (
     segment_name,
     shm_dir,
 )
-from ._pool import PoolStats, SegmentPool
+from ._pool import PoolStats, SampleOwner, SegmentPool
 from ._reader import ReaderStats, SegmentReader
 
 __all__ = [
@@ -42,6 +42,7 @@ __all__ = [
     "SEGMENT_PREFIX",
     "PoolStats",
     "ReaderStats",
+    "SampleOwner",
     "SegmentPool",
     "SegmentReader",
     "ShmDescriptor",

@@ -81,7 +81,11 @@ class Reservation:
 
 
 class SampleOwner:
-    """Base object of an output sample's views: alive exactly while one of them is."""
+    """Base object of an output sample's views: alive exactly while one of them is.
+
+    It exposes ``nbytes`` at ``address`` (memory kept alive by ``export``) to NumPy as a
+    writable ``uint8`` array whose ``base`` it is.
+    """
 
     __slots__ = ("export", "__array_interface__", "__weakref__")
 

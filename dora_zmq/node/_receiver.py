@@ -92,7 +92,6 @@ class Receiver(threading.Thread):
         self._owner = threading.Lock()
         self._handoff = threading.Condition()
         self._borrowers = 0
-        self._returned_at = 0.0
         #: calls of Node.next(), counted by the application thread (see ``_idle_turn``)
         self.nexts = 0
         self._nexts_seen = 0
@@ -153,13 +152,9 @@ class Receiver(threading.Thread):
             if self._borrowers:
                 self._handoff.wait(_MAX_POLL_MS / 1000)  # an idle node wakes 10 times a second
                 return False
-            if self.nexts != self._nexts_seen:  # next() was called: it is taking queued events
+            if self.nexts != self._nexts_seen:  # next() was called within the last grace
                 self._nexts_seen = self.nexts
                 self._handoff.wait(_GRACE_S)
-                return False
-            away = time.monotonic() - self._returned_at
-            if away < _GRACE_S:
-                self._handoff.wait(_GRACE_S - away)
                 return False
             return True
 
@@ -193,7 +188,6 @@ class Receiver(threading.Thread):
             self._owner.release()
             with self._handoff:
                 self._borrowers -= 1
-                self._returned_at = time.monotonic()
         return self._queue.get(0)  # closed: what is left, else None (never block on a dead queue)
 
     def _step(self, timeout_ms: int) -> None:

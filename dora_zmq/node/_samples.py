@@ -13,6 +13,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from .._shm import SampleOwner
 from .._wire import byte_width
 
 __all__ = ["OutputSample"]
@@ -49,7 +50,7 @@ class OutputSample:
     def on_heap(cls, nbytes: int) -> "OutputSample":
         """A sample in ordinary memory (sent as a copy)."""
         buffer = pa.allocate_buffer(nbytes, resizable=False)
-        owner = _HeapOwner(buffer)
+        owner = SampleOwner(buffer, buffer.address, nbytes)
         return cls(owner, pa.foreign_buffer(buffer.address, nbytes, base=owner), None)
 
     def __len__(self) -> int:
@@ -96,11 +97,3 @@ class OutputSample:
     def __repr__(self) -> str:
         where = "shared memory" if self.shared else "heap"
         return f"<OutputSample {self.nbytes} B in {where}{', sent' if self.sent else ''}>"
-
-
-class _HeapOwner:
-    __slots__ = ("buffer", "__array_interface__", "__weakref__")
-
-    def __init__(self, buffer: pa.Buffer) -> None:
-        self.buffer = buffer
-        self.__array_interface__ = {"shape": (buffer.size,), "typestr": "|u1", "data": (buffer.address, False), "version": 3}
