@@ -104,3 +104,23 @@ class ShmDescriptor:
         if not is_segment_name(name):
             raise ProtocolError(f"shm descriptor names no segment: {name!r}")
         return cls(name, offset, length, token, pid)
+
+    @classmethod
+    def decode_all(cls, raw: Any) -> list[ShmDescriptor]:
+        """Parse several :meth:`encode` outputs laid end to end (a batch of releases).
+
+        Raises:
+            ProtocolError: when any part is not a well-formed descriptor (none is returned).
+        """
+        data = bytes(raw)
+        out = []
+        at = 0
+        while at < len(data):
+            if len(data) - at < _FIXED.size:
+                raise ProtocolError(f"shm descriptor too short ({len(data) - at} bytes)")
+            end = at + _FIXED.size + data[at + 5]  # the name length byte
+            out.append(cls.decode(data[at:end]))
+            at = end
+        if not out:
+            raise ProtocolError("no shm descriptor")
+        return out

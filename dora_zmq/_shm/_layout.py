@@ -1,15 +1,17 @@
 """What a segment holds, and how big segments are.
 
-A segment is a 64-byte header followed by one Arrow IPC stream (schema + one record batch with
-one column named ``value``: the same bytes as the socket path's body, so a receiver reads both
-the same way)::
+A message is a 64-byte header directly followed by one Arrow IPC stream (schema + one record
+batch with one column named ``value``: the same bytes as the socket path's body, so a receiver
+reads both the same way)::
 
     magic "DZSEG\\0" | version u8 | pad | token u64 | length u64 | writer pid u32 | pad to 64
 
-The header repeats the descriptor's token: a reader checks it before handing out data, so a
-stale or duplicated descriptor (token already released, segment reused, writer restarted with
-the same name) is an error instead of silently wrong data. The writer zeroes the token when a
-segment becomes free. 64 bytes keep the stream, and so Arrow's buffers, 64-byte aligned.
+The header lies right before the stream (at the descriptor's offset minus 64), so one file can
+hold many messages: a large message has a segment file to itself, smaller ones take a slot of a
+slab file (see ``_pool``). The header repeats the descriptor's token: a reader checks it before
+handing out data, so a stale or duplicated descriptor (token already released, slot reused,
+writer restarted with the same name) is an error instead of silently wrong data. The writer
+zeroes the token when a message's memory becomes free.
 """
 
 from __future__ import annotations
@@ -43,24 +45,25 @@ _MAGIC = b"DZSEG\x00"
 _VERSION = 1
 _HEADER = struct.Struct("<6sBxQQI")
 _MIN_CAPACITY = 64 * 1024
-_TOKEN_OFFSET = 8  # where the token lies in the header (for marking a segment free)
+_TOKEN_OFFSET = 8  # where the token lies in the header (for marking a message free)
+_TOKEN = struct.Struct("<Q")
 
 
-def pack_header(buf: Any, token: int, length: int, pid: int) -> None:
-    """Write the header at the start of ``buf`` (a writable buffer such as an mmap)."""
-    _HEADER.pack_into(buf, 0, _MAGIC, _VERSION, token, length, pid)
+def pack_header(buf: Any, at: int, token: int, length: int, pid: int) -> None:
+    """Write a header at ``at`` in ``buf`` (a writable buffer such as an mmap)."""
+    _HEADER.pack_into(buf, at, _MAGIC, _VERSION, token, length, pid)
 
 
-def mark_free(buf: Any) -> None:
-    """Zero the header's token: any descriptor still naming this segment is now stale."""
-    struct.pack_into("<Q", buf, _TOKEN_OFFSET, 0)
+def mark_free(buf: Any, at: int) -> None:
+    """Zero the token of the header at ``at``: a descriptor still naming it is now stale."""
+    _TOKEN.pack_into(buf, at + _TOKEN_OFFSET, 0)
 
 
-def unpack_header(buf: Any) -> tuple[int, int, int] | None:
-    """``(token, length, pid)`` from a segment's header, or ``None`` if it is not ours."""
-    if len(buf) < HEADER_SIZE:
+def unpack_header(buf: Any, at: int = 0) -> tuple[int, int, int] | None:
+    """``(token, length, pid)`` from the header at ``at``, or ``None`` if it is not ours."""
+    if at < 0 or len(buf) < at + HEADER_SIZE:
         return None
-    magic, version, token, length, pid = _HEADER.unpack_from(buf, 0)
+    magic, version, token, length, pid = _HEADER.unpack_from(buf, at)
     if magic != _MAGIC or version != _VERSION:
         return None
     return token, length, pid

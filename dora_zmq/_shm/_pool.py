@@ -2,8 +2,11 @@
 
 Why a pool: a fresh tmpfs segment costs a page fault (and zeroing) per 4 KiB page on first
 touch, about 18 ms for 16 MiB here, while writing into a segment already mapped costs one
-memcpy (about 0.65 ms). Segments are therefore kept and reused once every reader has released
-the message they hold; only when the pool would exceed ``max_bytes`` are free ones unlinked.
+memcpy (about 0.65 ms). Memory is therefore kept and reused once every reader has released
+the message it holds; only when the pool would exceed ``max_bytes`` are free files unlinked.
+A value of more than 1 MiB gets a segment file to itself; a smaller one takes a slot of a
+slab (a file of several equal slots, see ``_segment``), so bursts of small values neither
+create nor zero a file per message.
 
 Reclamation protocol (the caller moves these messages; this module does no I/O but files):
 
@@ -23,7 +26,6 @@ from __future__ import annotations
 import collections
 import itertools
 import logging
-import mmap
 import os
 import secrets
 import threading
@@ -49,16 +51,11 @@ from ._layout import (
     stream_size,
 )
 from ._naming import segment_name, shm_dir
+from ._segment import SLOT_MAX, Region, SampleOwner, Slab, create_file, destroy_file, slab_slots
 
 __all__ = ["PoolStats", "Reservation", "SegmentPool", "WRITER"]
 
 log = logging.getLogger(__name__)
-
-_MAP_POPULATE = getattr(mmap, "MAP_POPULATE", 0)
-_OPEN_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(
-    os, "O_NOFOLLOW", 0
-)
-
 
 #: The holder of a reserved segment while the writing application still has views of it.
 WRITER = "\0writer"
@@ -80,20 +77,6 @@ class Reservation:
     buffer: pa.Buffer
 
 
-class SampleOwner:
-    """Base object of an output sample's views: alive exactly while one of them is.
-
-    It exposes ``nbytes`` at ``address`` (memory kept alive by ``export``) to NumPy as a
-    writable ``uint8`` array whose ``base`` it is.
-    """
-
-    __slots__ = ("export", "__array_interface__", "__weakref__")
-
-    def __init__(self, export: pa.Buffer, address: int, nbytes: int) -> None:
-        self.export = export  # pins the mapping while views exist
-        self.__array_interface__ = {"shape": (nbytes,), "typestr": "|u1", "data": (address, False), "version": 3}
-
-
 @dataclass(frozen=True, slots=True)
 class PoolStats:
     """Counters of a :class:`SegmentPool` (a snapshot)."""
@@ -107,39 +90,6 @@ class PoolStats:
     created: int
     evicted: int
     fallbacks: int
-
-
-class _Segment:
-    """One segment file, mapped read-write, and the message it currently holds (if any)."""
-
-    __slots__ = ("name", "path", "size", "mm", "token", "readers", "writing", "last_used", "export", "published")
-
-    def __init__(self, name: str, path: str, size: int, mm: mmap.mmap) -> None:
-        self.name = name
-        self.path = path
-        self.size = size
-        self.mm = mm
-        self.token: int | None = None
-        self.readers: set[Hashable] = set()
-        self.writing = False
-        self.last_used = 0
-        self.export: pa.Buffer | None = None  # a writable view, made for output samples only
-        self.published = False  # a reservation sent already (it is sent once)
-
-
-def _destroy(seg: _Segment) -> None:
-    """Unlink and unmap (readers that mapped it keep their memory until they unmap)."""
-    try:
-        os.unlink(seg.path)
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        log.warning("could not unlink shared-memory segment %s: %s", seg.path, exc)
-    seg.export = None
-    try:
-        seg.mm.close()
-    except BufferError:
-        pass  # a buffer export is still alive; the mapping goes with it
 
 
 def _write_stream(view: memoryview, batch: pa.RecordBatch, size: int) -> int | None:
@@ -166,12 +116,13 @@ def _byte_width(t: pa.DataType) -> int:
     return bits // 8 if bits % 8 == 0 and not pa.types.is_dictionary(t) else 0
 
 
-def _destroy_all(segments: dict[str, _Segment], pid: int) -> None:
+def _destroy_all(segments: dict[str, Region], slabs: dict[str, Slab], pid: int) -> None:
     if os.getpid() != pid:
         return  # a forked child exiting must not unlink its parent's segments
-    for seg in list(segments.values()):
-        _destroy(seg)
+    for f in [*segments.values(), *slabs.values()]:
+        destroy_file(f)
     segments.clear()
+    slabs.clear()
 
 
 class SegmentPool:
@@ -206,9 +157,11 @@ class SegmentPool:
         self.directory = os.fspath(directory) if directory is not None else shm_dir()
         self._pid = os.getpid()
         self._lock = threading.Lock()
-        self._segments: dict[str, _Segment] = {}
-        self._free: list[_Segment] = []
-        self._by_token: dict[int, _Segment] = {}
+        self._segments: dict[str, Region] = {}  # files holding one (large) message each
+        self._free: list[Region] = []
+        self._slabs: dict[str, Slab] = {}
+        self._free_slots: dict[int, list[Region]] = {}  # by slot size; the last freed at the end
+        self._by_token: dict[int, Region] = {}
         self._reserved = 0  # bytes of segments being created (counted against max_bytes)
         self._names = itertools.count()
         # random start: a restarted writer is unlikely to repeat a token a reader has seen
@@ -218,9 +171,9 @@ class SegmentPool:
         # Samples whose views all died, reported by finalizers that may run inside garbage
         # collection while this thread holds _lock: applied under the lock later.
         self._dropped: collections.deque[int] = collections.deque()
-        self._frames: dict[tuple[pa.DataType, int], tuple[bytes, int]] = {}  # see publish
+        self._frames: dict[tuple[pa.DataType, int], tuple[bytes, int] | None] = {}  # see _framed
         self._writes = self._reused = self._created = self._evicted = self._fallbacks = 0
-        self._finalizer = weakref.finalize(self, _destroy_all, self._segments, self._pid)
+        self._finalizer = weakref.finalize(self, _destroy_all, self._segments, self._slabs, self._pid)
         # A node closes its pool itself (keeping unreleased messages for its receivers) in its
         # own exit hook; weakref's exit hook would run first and unlink them all.
         self._finalizer.atexit = unlink_at_exit
@@ -251,6 +204,9 @@ class SegmentPool:
         holders = set(readers)
         if not holders:
             raise ValueError("a shared-memory message needs at least one reader")
+        flat = self._write_flat(value, holders)
+        if flat is not False:
+            return flat
         batch = pa.RecordBatch.from_arrays([value], [COLUMN])
         size = stream_size(batch)
         taken = self._acquire(HEADER_SIZE + size, holders)
@@ -268,7 +224,7 @@ class SegmentPool:
                 if HEADER_SIZE + size <= seg.size:
                     written = self._serialise(seg, batch, size)
             if written is not None:
-                pack_header(seg.mm, token, written, self._pid)
+                self._seal(seg, seg.base, token, written)
         except BaseException:
             written = None  # the finally clause frees the segment, then this propagates
             raise
@@ -282,12 +238,82 @@ class SegmentPool:
             with self._lock:
                 self._fallbacks += 1
             return None
-        return ShmDescriptor(seg.name, HEADER_SIZE, written, token, self._pid)
+        return ShmDescriptor(seg.name, seg.base + HEADER_SIZE, written, token, self._pid)
+
+    def _write_flat(self, value: pa.Array, holders: set[Hashable]) -> ShmDescriptor | None | bool:
+        """Write a flat array (one data buffer, no nulls) as a cached stream prefix plus one copy.
+
+        Arrow's stream writer costs about 250 µs a message on a cold path here (per-call
+        overhead, not bytes); a flat array's stream is a prefix that depends only on its type
+        and length, then its bytes, then the end marker. The data lands 64-byte aligned.
+        False when ``value`` is not flat (the caller uses the stream writer).
+        """
+        width = _byte_width(value.type)
+        if not width or value.offset or value.null_count:
+            return False
+        buffers = value.buffers()
+        if len(buffers) != 2 or buffers[0] is not None or buffers[1] is None:
+            return False
+        framed = self._framed(value)
+        if framed is None:
+            return False
+        prefix, body_length = framed
+        nbytes = len(value) * width
+        data = buffers[1] if buffers[1].size == nbytes else buffers[1].slice(0, nbytes)
+        at = HEADER_SIZE + -(-len(prefix) // 64) * 64  # where the data goes: 64-byte aligned
+        taken = self._acquire(at + body_length + len(EOS), holders)
+        if taken is None:
+            return None
+        seg, token = taken
+        at += seg.base
+        start = at - len(prefix)
+        end = at + body_length
+        try:
+            mm = seg.mm
+            mm[start:at] = prefix
+            mm[at : at + nbytes] = data
+            if body_length > nbytes:
+                mm[at + nbytes : end] = bytes(body_length - nbytes)
+            mm[end : end + len(EOS)] = EOS
+            self._seal(seg, start - HEADER_SIZE, token, end + len(EOS) - start)
+        except BaseException:
+            with self._lock:
+                seg.readers.clear()
+                self._end_write(seg)
+            raise
+        with self._lock:
+            self._end_write(seg)
+        return ShmDescriptor(seg.name, start, end + len(EOS) - start, token, self._pid)
+
+    def _framed(self, value: pa.Array) -> tuple[bytes, int] | None:
+        """The IPC stream prefix and body length of a flat ``value`` (cached per type and length).
+
+        None when the schema is too large to frame this way.
+        """
+        key = (value.type, len(value))
+        try:
+            return self._frames[key]
+        except KeyError:
+            pass
+        if len(self._frames) > 64:  # a stream of frames has one shape; this is a bound only
+            self._frames.clear()
+        try:
+            framed: tuple[bytes, int] | None = stream_frame(pa.RecordBatch.from_arrays([value], [COLUMN]))
+        except ProtocolError:
+            framed = None
+        self._frames[key] = framed
+        return framed
+
+    def _seal(self, seg: Region, at: int, token: int, length: int) -> None:
+        """Write the header of the message ``token`` (``length`` bytes of stream follow it)."""
+        pack_header(seg.mm, at, token, length, self._pid)
+        seg.header_at = at
 
     @staticmethod
-    def _serialise(seg: _Segment, batch: pa.RecordBatch, size: int) -> int | None:
+    def _serialise(seg: Region, batch: pa.RecordBatch, size: int) -> int | None:
         """Write the IPC stream right after the header; its size, or None if ``size`` was wrong."""
-        view = memoryview(seg.mm)[HEADER_SIZE : HEADER_SIZE + size]
+        at = seg.base + HEADER_SIZE
+        view = memoryview(seg.mm)[at : at + size]
         try:
             return _write_stream(view, batch, size)
         finally:
@@ -313,7 +339,7 @@ class SegmentPool:
             if seg.export is None:
                 seg.export = pa.py_buffer(seg.mm)
             export = seg.export
-        address = export.address + SAMPLE_DATA_OFFSET
+        address = export.address + seg.base + SAMPLE_DATA_OFFSET
         owner = SampleOwner(export, address, nbytes)
         weakref.finalize(owner, self._dropped.append, token).atexit = False
         buffer = pa.foreign_buffer(address, nbytes, base=owner)
@@ -327,34 +353,29 @@ class SegmentPool:
         reservation or ``value`` does not fit it (the caller sends a copy instead).
         """
         holders = set(readers)
-        key = (value.type, len(value))
-        framed = self._frames.get(key)
-        if framed is None:  # a stream of frames has one shape: frame it once
-            if len(self._frames) > 64:
-                self._frames.clear()
-            try:
-                framed = self._frames[key] = stream_frame(pa.RecordBatch.from_arrays([value], [COLUMN]))
-            except ProtocolError:  # a schema too large to frame in place: send a copy
-                return None
+        framed = self._framed(value)
+        if framed is None:  # a schema too large to frame in place: send a copy
+            return None
         prefix, body_length = framed
         with self._lock:
             self._apply_dropped()
             seg = self._by_token.get(token)
             if seg is None or seg.published or seg.readers != {WRITER}:
                 return None  # dropped, or published already
-            end = SAMPLE_DATA_OFFSET + body_length
             nbytes = len(value) * _byte_width(value.type)
-            if not nbytes or end + len(EOS) > seg.size or body_length < nbytes:
+            if not nbytes or SAMPLE_DATA_OFFSET + body_length + len(EOS) > seg.size or body_length < nbytes:
                 return None
-            start = SAMPLE_DATA_OFFSET - len(prefix)
+            at = seg.base + SAMPLE_DATA_OFFSET
+            end = at + body_length
+            start = at - len(prefix)
             mm = seg.mm
-            mm[start:SAMPLE_DATA_OFFSET] = prefix
-            padded = SAMPLE_DATA_OFFSET + nbytes
+            mm[start:at] = prefix
+            padded = at + nbytes
             if end > padded:
                 mm[padded:end] = bytes(end - padded)
             mm[end : end + len(EOS)] = EOS
             length = end + len(EOS) - start
-            pack_header(mm, token, length, self._pid)
+            self._seal(seg, start - HEADER_SIZE, token, length)
             seg.readers |= holders
             seg.published = True
         return ShmDescriptor(seg.name, start, length, token, self._pid)
@@ -415,8 +436,8 @@ class SegmentPool:
         with self._lock:
             used = list(self._by_token.values())
             return PoolStats(
-                segments=len(self._segments),
-                bytes_total=sum(s.size for s in self._segments.values()),
+                segments=len(self._segments) + len(self._slabs),
+                bytes_total=self._files_bytes(),
                 bytes_in_use=sum(s.size for s in used),
                 in_use=len(used),
                 writes=self._writes,
@@ -439,14 +460,18 @@ class SegmentPool:
             if self._closed:
                 return
             self._closed = True
-            kept = list(self._by_token.values()) if keep_in_use else []
-            for seg in kept:
-                self._segments.pop(seg.name, None)
+            kept: dict[str, Region | Slab] = {}
+            if keep_in_use:
+                for seg in self._by_token.values():
+                    f = seg.slab or seg
+                    kept[f.name] = f
+                    (self._slabs if seg.slab is not None else self._segments).pop(f.name, None)
             self._free.clear()
+            self._free_slots.clear()
             self._by_token.clear()
-        for seg in kept:
+        for f in kept.values():
             try:
-                seg.mm.close()
+                f.mm.close()
             except BufferError:
                 pass
         self._finalizer()  # runs _destroy_all once
@@ -459,45 +484,59 @@ class SegmentPool:
 
     # -- internals (the lock is held where noted) ------------------------------------------
 
-    def _acquire(self, needed: int, holders: set[Hashable]) -> tuple[_Segment, int] | None:
-        """Reserve a segment of at least ``needed`` bytes: best fit, else a new one."""
+    def _acquire(self, needed: int, holders: set[Hashable]) -> tuple[Region, int] | None:
+        """Reserve a region of at least ``needed`` bytes: a free one, else a new file."""
+        capacity = capacity_for(needed)
+        slotted = capacity <= SLOT_MAX
         with self._lock:
             if self._closed:
                 raise RuntimeError("SegmentPool is closed")
             self._apply_dropped()
-            seg = self._best_fit(needed)
+            seg = self._reusable(capacity) if slotted else self._best_fit(needed)
             if seg is not None:
-                self._free.remove(seg)
                 self._reused += 1
                 return seg, self._take(seg, holders)
-            capacity = capacity_for(needed)
-            victims = self._make_room(capacity)
+            size = capacity * slab_slots(capacity, self.max_bytes) if slotted else capacity
+            victims = self._make_room(size)
             if victims is None:
                 self._fallbacks += 1
                 log.debug("shared-memory pool full: %d B needed, falling back", needed)
                 return None
-            self._reserved += capacity
-            n = next(self._names)
+            self._reserved += size
         for victim in victims:
-            _destroy(victim)
+            destroy_file(victim)
         try:
-            seg = self._create(capacity, n)
+            name, path, mm = create_file(self.directory, self._next_name, size)
         except BaseException:
             with self._lock:
-                self._reserved -= capacity
+                self._reserved -= size
             raise
+        slab = Slab(name, path, size, mm, capacity) if slotted else None
         with self._lock:
-            self._reserved -= capacity
+            self._reserved -= size
             if self._closed:
-                _destroy(seg)
+                destroy_file(slab or Region(name, path, size, mm))
                 raise RuntimeError("SegmentPool is closed")
-            self._segments[seg.name] = seg
             self._created += 1
+            if slab is None:
+                seg = self._segments[name] = Region(name, path, size, mm)
+            else:
+                self._slabs[name] = slab
+                seg, *rest = slab.slots
+                self._free_slots.setdefault(capacity, [])[:0] = reversed(rest)
             return seg, self._take(seg, holders)
 
-    def _best_fit(self, needed: int) -> _Segment | None:
+    def _next_name(self) -> str:
+        return segment_name(self.dataflow_id, self.node_id, self._pid, next(self._names))
+
+    def _reusable(self, slot_size: int) -> Region | None:
+        """Lock held. A free slot of ``slot_size`` (the one freed last: its memory is warm)."""
+        free = self._free_slots.get(slot_size)
+        return free.pop() if free else None
+
+    def _best_fit(self, needed: int) -> Region | None:
         """Lock held. The smallest free segment that fits (the most recently used on ties)."""
-        best: _Segment | None = None
+        best: Region | None = None
         for seg in self._free:
             if seg.size >= needed and (
                 best is None
@@ -505,32 +544,43 @@ class SegmentPool:
                 or (seg.size == best.size and seg.last_used > best.last_used)
             ):
                 best = seg
+        if best is not None:
+            self._free.remove(best)
         return best
 
-    def _make_room(self, capacity: int) -> list[_Segment] | None:
-        """Lock held. Free segments to evict (least recently used first) so ``capacity`` fits.
+    def _files_bytes(self) -> int:
+        return sum(s.size for s in self._segments.values()) + sum(s.size for s in self._slabs.values())
 
-        Returns None, evicting nothing, when even evicting every free segment is not enough.
+    def _make_room(self, size: int) -> list[Region | Slab] | None:
+        """Lock held. Free files to remove (least recently used first) so ``size`` more fits.
+
+        Free segments and slabs with no message in any slot can go. Returns None, removing
+        nothing, when even removing all of them is not enough.
         """
-        total = sum(s.size for s in self._segments.values()) + self._reserved
-        excess = total + capacity - self.max_bytes
+        excess = self._files_bytes() + self._reserved + size - self.max_bytes
         if excess <= 0:
             return []
-        if excess > sum(s.size for s in self._free):
+        idle: list[Region | Slab] = [*self._free, *(s for s in self._slabs.values() if s.idle())]
+        if excess > sum(f.size for f in idle):
             return None
-        victims = []
-        for seg in sorted(self._free, key=lambda s: s.last_used):
+        victims: list[Region | Slab] = []
+        for f in sorted(idle, key=lambda f: f.last_used):
             if excess <= 0:
                 break
-            victims.append(seg)
-            excess -= seg.size
-        for seg in victims:
-            self._free.remove(seg)
-            del self._segments[seg.name]
+            victims.append(f)
+            excess -= f.size
+        for f in victims:
+            if isinstance(f, Slab):
+                del self._slabs[f.name]
+                free = self._free_slots.get(f.slots[0].size, [])
+                free[:] = [r for r in free if r.slab is not f]
+            else:
+                self._free.remove(f)
+                del self._segments[f.name]
             self._evicted += 1
         return victims
 
-    def _take(self, seg: _Segment, holders: set[Hashable]) -> int:
+    def _take(self, seg: Region, holders: set[Hashable]) -> int:
         """Lock held. Give ``seg`` a fresh token (returned) and its readers; it is being written."""
         token = next(self._tokens)
         seg.token = token
@@ -538,51 +588,36 @@ class SegmentPool:
         seg.published = False
         seg.writing = True
         seg.last_used = next(self._tick)
+        if seg.slab is not None:
+            seg.slab.last_used = seg.last_used
         self._by_token[token] = seg
         self._writes += 1
         return token
 
-    def _end_write(self, seg: _Segment) -> None:
+    def _end_write(self, seg: Region) -> None:
         """Lock held. The write into ``seg`` is over: free it if nobody holds it any more.
 
-        A segment whose readers all released (or went) while it was still being written stays
+        A region whose readers all released (or went) while it was still being written stays
         reserved until the write ends, so no other write can grab it halfway.
         """
         seg.writing = False
         if not seg.readers:
             self._free_segment(seg)
 
-    def _free_segment(self, seg: _Segment) -> None:
+    def _free_segment(self, seg: Region) -> None:
         """Lock held. Nobody holds ``seg``: forget its token and offer it for reuse."""
         if seg.token is not None:
             self._by_token.pop(seg.token, None)
             seg.token = None
-        if self._closed or seg.name not in self._segments:
-            return
-        try:
-            mark_free(seg.mm)
-        except ValueError:  # unmapped by close()
-            return
-        self._free.append(seg)
-
-    def _create(self, capacity: int, n: int) -> _Segment:
-        """Create, size and map a new segment file (no lock: this takes milliseconds)."""
-        while True:
-            name = segment_name(self.dataflow_id, self.node_id, self._pid, n)
-            path = os.path.join(self.directory, name)
+        slab = seg.slab
+        if self._closed or (seg.name not in self._slabs if slab is not None else seg.name not in self._segments):
+            return  # removed while in use
+        if seg.header_at is not None:
             try:
-                fd = os.open(path, _OPEN_FLAGS, 0o600)
-                break
-            except FileExistsError:  # left by an earlier process with our pid: skip the name
-                with self._lock:
-                    n = next(self._names)
-        try:
-            os.ftruncate(fd, capacity)
-            mm = mmap.mmap(fd, capacity, flags=mmap.MAP_SHARED | _MAP_POPULATE)
-        except BaseException:
-            os.unlink(path)
-            raise
-        finally:
-            os.close(fd)
-        log.debug("created shared-memory segment %s (%d B)", name, capacity)
-        return _Segment(name, path, capacity, mm)
+                mark_free(seg.mm, seg.header_at)
+            except ValueError:  # unmapped by close()
+                return
+        if slab is not None:
+            self._free_slots.setdefault(seg.size, []).append(seg)
+        else:
+            self._free.append(seg)

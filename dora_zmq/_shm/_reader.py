@@ -291,7 +291,7 @@ class SegmentReader:
         """Whether the segment's header says it holds ``desc``'s message, within bounds."""
         if desc.offset < HEADER_SIZE or desc.offset + desc.length > mapping.size:
             return False
-        header = unpack_header(mapping.mm)
+        header = unpack_header(mapping.mm, desc.offset - HEADER_SIZE)  # right before the stream
         return header == (desc.token, desc.length, desc.pid)
 
     def _map(self, name: str) -> _Mapping:

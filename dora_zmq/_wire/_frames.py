@@ -115,13 +115,16 @@ def encode_shm_frames(topic: bytes, seq: int, descriptor: bytes, metadata: Mappi
     return [topic, head + encode_metadata(metadata), b"", descriptor]
 
 
-def encode_release(reader: str, descriptor: bytes) -> bytes:
-    """What a receiver sends upstream once it dropped a shared-memory value."""
-    return RELEASE_PREFIX + reader.encode() + b"\0" + descriptor
+def encode_release(reader: str, descriptors: bytes) -> bytes:
+    """What a receiver sends upstream once it dropped shared-memory values.
+
+    ``descriptors``: one or more encoded descriptors, end to end (they are self-delimiting).
+    """
+    return RELEASE_PREFIX + reader.encode() + b"\0" + descriptors
 
 
 def parse_release(message: bytes) -> tuple[str, bytes] | None:
-    """``(reader, descriptor)`` of a release message, None for anything else."""
+    """``(reader, descriptors)`` of a release message, None for anything else."""
     if not message.startswith(RELEASE_PREFIX):
         return None
     reader, sep, descriptor = message[len(RELEASE_PREFIX) :].partition(b"\0")

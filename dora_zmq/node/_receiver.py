@@ -32,6 +32,7 @@ _TICK = pa.array([], type=pa.uint8())
 _MAX_POLL_MS = 100
 _BATCH = 256
 _STATS_EVERY_S = 1.0
+_RELEASES_PER_MESSAGE = 64  # shared-memory releases sent upstream in one message (~6 KB)
 # How long the application thread may be away from next() before this thread drains for it.
 _GRACE_S = 0.005
 
@@ -280,13 +281,17 @@ class Receiver(threading.Thread):
         # May run in any thread, even inside garbage collection: only a deque append and a
         # pipe write here; the receiver thread sends the release upstream.
         self._releases.append(desc)
-        self._wakeup.notify()
+        if len(self._releases) == 1:  # else a wake-up is pending already (saves a syscall)
+            self._wakeup.notify()
 
     def _send_releases(self) -> None:
+        """Send what the application released, many per message (a burst releases many)."""
         self._wakeup.clear()
         while self._releases:
-            desc = self._releases.popleft()
-            self._sub.send_upstream(encode_release(self.node_id, desc.encode()))
+            batch = []
+            while self._releases and len(batch) < _RELEASES_PER_MESSAGE:
+                batch.append(self._releases.popleft().encode())
+            self._sub.send_upstream(encode_release(self.node_id, b"".join(batch)))
 
     def _malformed(self, why: str, topic: bytes) -> None:
         self.malformed += 1

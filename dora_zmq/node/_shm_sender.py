@@ -154,12 +154,14 @@ class ShmSender:
         if self._pool is None:
             return
         try:
-            desc = ShmDescriptor.decode(raw)
+            descs = ShmDescriptor.decode_all(raw)  # a receiver sends what it released at once
         except ProtocolError as exc:
             log.warning("node %s: ignoring a malformed shared-memory release from %s: %s", self._node_id, reader, exc)
             return
-        if desc.pid == os.getpid():
-            self._pool.release(desc.token, reader)
+        pid = os.getpid()
+        for desc in descs:
+            if desc.pid == pid:
+                self._pool.release(desc.token, reader)
 
     def close(self) -> None:
         """Unlink released segments; leave unreleased ones for the daemon's cleanup."""

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 from dora_zmq._errors import ProtocolError
-from dora_zmq._shm import SegmentPool, SegmentReader, shm_dir
+from dora_zmq._shm import HEADER_SIZE, SegmentPool, SegmentReader, ShmDescriptor, shm_dir
 from dora_zmq._shm import _pool as pool_module
 
 from .conftest import Releases, segment_files
@@ -62,7 +62,7 @@ def test_no_reuse_while_a_reader_holds_any_view(
     assert releases.seen == []  # still referenced: not released
     for i in range(5):  # later writes must not land in the held segment
         other = pool.write(pa.array(np.full(5000, -i)), {"r"})
-        assert other is not None and other.segment != desc.segment
+        assert other is not None and _where(other) != _where(desc)
         pool.release(other.token, "r")
     assert pool.outstanding() == {desc.token: frozenset({"r"})}
     expected = np.arange(5000)
@@ -122,25 +122,45 @@ def test_full_pool_falls_back_instead_of_blocking(make_pool: Callable[..., Segme
 def test_free_segments_are_evicted_lru_when_over_budget(
     make_pool: Callable[..., SegmentPool], dataflow_id: str
 ) -> None:
-    pool = make_pool(max_bytes=3 * MIB)
-    small = [pool.write(_bytes(100), {"r"}) for _ in range(3)]  # 3 x 64 KiB, kept
+    pool = make_pool(max_bytes=4 * MIB)
+    small = [pool.write(_bytes(100), {"r"}) for _ in range(3)]  # 3 slots of one 768 KiB slab
+    assert len({d.segment for d in small}) == 1  # type: ignore[union-attr]
+    mid = pool.write(_bytes(MIB + 10), {"r"})  # a 2 MiB segment
+    assert mid is not None
+    pool.release(mid.token, "r")
     for d in small:
         pool.release(d.token, "r")  # type: ignore[union-attr]
-    big = pool.write(_bytes(2 * MIB + 10), {"r"})  # 3 MiB segment: two small must go
+    big = pool.write(_bytes(2 * MIB + 10), {"r"})  # 3 MiB: the LRU idle slab must go first
     assert big is not None
     stats = pool.stats()
-    assert stats.evicted == 3 and stats.segments == 1 and stats.bytes_total == 3 * MIB
+    assert stats.evicted == 2 and stats.segments == 1 and stats.bytes_total == 3 * MIB
     assert [os.path.basename(p) for p in segment_files(dataflow_id)] == [big.segment]
 
 
 def test_best_fit_reuses_the_smallest_free_segment_that_fits(pool: SegmentPool) -> None:
-    big = pool.write(_bytes(3 * MIB), {"r"})
+    big = pool.write(_bytes(5 * MIB), {"r"})
+    mid = pool.write(_bytes(2 * MIB), {"r"})
     small = pool.write(_bytes(100), {"r"})
-    assert big and small
-    pool.release(big.token, "r")
-    pool.release(small.token, "r")
-    assert pool.write(_bytes(200), {"r"}).segment == small.segment  # type: ignore[union-attr]
-    assert pool.write(_bytes(300), {"r"}).segment == big.segment  # type: ignore[union-attr]
+    assert big and mid and small
+    for d in (big, mid, small):
+        pool.release(d.token, "r")
+    assert _where(pool.write(_bytes(200), {"r"})) == _where(small)  # its slot, the last freed
+    assert pool.write(_bytes(MIB + 1), {"r"}).segment == mid.segment  # type: ignore[union-attr]
+    assert pool.write(_bytes(3 * MIB), {"r"}).segment == big.segment  # type: ignore[union-attr]
+
+
+def test_small_values_share_a_slab_and_reuse_its_slots(pool: SegmentPool, reader: SegmentReader) -> None:
+    descs = [pool.write(_bytes(40_000, i), {"r"}) for i in range(10)]
+    assert all(descs) and len({d.segment for d in descs}) == 1  # type: ignore[union-attr]
+    assert len({_where(d) for d in descs}) == 10
+    for i, d in enumerate(descs):
+        assert reader.open(d).equals(_bytes(40_000, i))  # type: ignore[arg-type]
+        pool.release(d.token, "r")  # type: ignore[union-attr]
+    stats = pool.stats()
+    assert stats.created == 1 and stats.in_use == 0
+    again = pool.write(_bytes(40_000), {"r"})
+    assert _where(again) == _where(descs[-1])  # the slot freed last: its memory is warm
+    assert pool.stats().created == 1
 
 
 def test_release_during_the_write_keeps_the_segment_reserved(
@@ -156,12 +176,41 @@ def test_release_during_the_write_keeps_the_segment_reserved(
         return real(*args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(pool_module, "_write_stream", racing)
-    desc = pool.write(pa.array(np.arange(1000)), {"r"})
+    desc = pool.write(_with_a_null(1000), {"r"})  # not flat: the stream writer's path
     assert desc is not None and nested[0] is not None
-    assert nested[0].segment != desc.segment
+    assert _where(nested[0]) != _where(desc)
     assert set(pool.outstanding()) == {nested[0].token}  # ours was freed when the write ended
     again = pool.write(pa.array([1]), {"r"})
-    assert again is not None and again.segment == desc.segment
+    assert again is not None and _where(again) == _where(desc)
+
+
+def test_release_during_a_flat_write_keeps_the_segment_reserved(
+    pool: SegmentPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = pool_module.pack_header
+    nested = []
+
+    def racing(*args: object) -> None:
+        monkeypatch.setattr(pool_module, "pack_header", real)
+        assert pool.reader_gone("r") == 1  # the only reader dies while we copy
+        nested.append(pool.write(pa.array([9]), {"x"}))  # must not be given our segment
+        real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pool_module, "pack_header", racing)
+    desc = pool.write(pa.array(np.arange(1000)), {"r"})
+    assert desc is not None and nested[0] is not None
+    assert _where(nested[0]) != _where(desc)
+    assert set(pool.outstanding()) == {nested[0].token}
+
+
+def _where(desc: ShmDescriptor | None) -> tuple[str, int]:
+    """Which memory a message lies in: its file, and its 64 KiB slot there (0 for a segment)."""
+    assert desc is not None
+    return desc.segment, (desc.offset - HEADER_SIZE) // (64 * 1024)
+
+
+def _with_a_null(n: int) -> pa.Array:
+    return pa.array([None, *range(n - 1)], pa.int64())
 
 
 def test_a_wrong_size_estimate_is_corrected_or_falls_back(
@@ -169,11 +218,11 @@ def test_a_wrong_size_estimate_is_corrected_or_falls_back(
 ) -> None:
     real = pool_module.stream_size
     monkeypatch.setattr(pool_module, "stream_size", lambda batch: real(batch) - 8)
-    value = pa.array(np.arange(1000))
+    value = _with_a_null(1000)  # not flat: sized by stream_size
     desc = pool.write(value, {"r"})  # too small: measured exactly, still fits the segment
     assert desc is not None and reader.open(desc).equals(value)
     monkeypatch.setattr(pool_module, "stream_size", lambda batch: 10)
-    assert pool.write(_bytes(MIB), {"r"}) is None  # does not fit what was reserved: socket
+    assert pool.write(_with_a_null(MIB // 8), {"r"}) is None  # does not fit what was reserved: socket
     stats = pool.stats()
     assert stats.fallbacks == 1 and stats.in_use == 1  # only the first, still held
 
@@ -217,4 +266,33 @@ def test_segments_are_private_files_in_the_shm_dir(pool: SegmentPool) -> None:
     assert desc is not None
     st = os.stat(os.path.join(shm_dir(), desc.segment))
     assert st.st_mode & 0o777 == 0o600
-    assert desc.pid == os.getpid() and desc.offset == 64
+    assert desc.pid == os.getpid() and desc.offset >= 64  # after the header
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pa.array((np.arange(1001) % 256).astype(np.uint8)),
+        pa.array(np.arange(1001, dtype=np.int32)),
+        pa.array(np.linspace(0, 1, 999)),
+        pa.array(np.arange(5).astype("datetime64[ns]")),
+        pa.array([b"abcd", b"efgh"], pa.binary(4)),
+        pa.array([1, 2, 3], pa.decimal128(10, 2)),
+        pa.array(np.arange(100, dtype=np.int16)).slice(3, 50),  # an offset: the stream writer
+        _with_a_null(77),  # a validity buffer: the stream writer
+        pa.array(["text"]),  # variable width: the stream writer
+        pa.array(np.arange(0, dtype=np.float32)),
+    ],
+    ids=["u8", "i32", "f64", "ts", "fsb", "dec", "slice", "null", "str", "empty"],
+)
+def test_every_layout_reads_back_equal_and_aligned(pool: SegmentPool, reader: SegmentReader, value: pa.Array) -> None:
+    for _ in range(2):  # the second write uses the cached stream prefix
+        desc = pool.write(value, {"r"})
+        assert desc is not None
+        got = reader.open(desc)
+        assert got.type == value.type and got.equals(value)
+        data = got.buffers()[1]
+        flat = not pa.types.is_string(value.type) and value.null_count == 0 and not value.offset
+        if flat and len(value):
+            assert data.address % 64 == 0
+        del got
