@@ -11,7 +11,12 @@ The method is the one of the peer benchmark (shared/peer-bench):
   one-way from just before the send call to the receiver holding the Arrow data
   (``time.perf_counter_ns``: CLOCK_MONOTONIC, shared by all processes of one host);
 - throughput: bursts of ``clamp(200 MB / size, 50, 5000)`` messages, back to back; the
-  receiver counts what arrives; rate = delivered / (last arrival - first send).
+  receiver counts what arrives; rate = delivered / (last arrival - first send);
+- alternating tracing (``ALTERNATE_ENV``, dora_zmq with ``OTEL_*`` set): in the latency phase
+  even messages are traced and odd ones are not, ``warmup`` + ``paired_samples`` of each class
+  (a difference of two medians needs more samples than one median); the receiver records the classes apart (``latency`` = traced,
+  ``latency_untraced``). Drift in the run hits both classes alike; :func:`paired_tracing`
+  turns the runs into the cost per hop.
 
 A sender talks to a :class:`SenderLink` and a receiver to a :class:`ReceiverLink`; the links
 are the only per-implementation code (raw ZeroMQ, dora_zmq, dora-rs).
@@ -69,6 +74,14 @@ def human(size: int) -> str:
 #: before the clock starts, as a producer that builds its data in place would, and sends that.
 ZERO_COPY_ENV = "BENCH_ZERO_COPY"
 API_ENV = "BENCH_API"
+#: Set to 1 (with tracing configured): latency messages alternate traced / untraced in one run.
+ALTERNATE_ENV = "BENCH_ALTERNATE_TRACING"
+
+
+def alternating() -> bool:
+    """Whether this process runs with alternating tracing (see ``ALTERNATE_ENV``)."""
+    return os.environ.get(ALTERNATE_ENV) == "1"
+
 
 # ---- parameters --------------------------------------------------------------------------
 
@@ -79,6 +92,7 @@ class Params:
 
     warmup: int = 5
     samples: int = 100
+    paired_samples: int = 300  # per class (traced, untraced) in an alternating run
     pace_min_s: float = 0.005
     pace_s_per_byte: float = 2e-9
     burst_max: int = 5000
@@ -92,7 +106,7 @@ class Params:
 
     @classmethod
     def quick(cls) -> Params:
-        return cls(warmup=2, samples=30, burst_max=1000, burst_min=10, burst_bytes=20 * 10**6, ack_timeout_s=60.0)
+        return cls(warmup=2, samples=30, paired_samples=30, burst_max=1000, burst_min=10, burst_bytes=20 * 10**6, ack_timeout_s=60.0)
 
     def latency_sleep(self, size: int) -> float:
         """Pause after each latency message: big frames are measured unqueued."""
@@ -104,9 +118,13 @@ class Params:
             return self.burst_max
         return max(self.burst_min, min(self.burst_max, self.burst_bytes // size))
 
-    def expected_seconds(self, sizes: list[int]) -> float:
+    def latency_count(self, alternate: bool = False) -> int:
+        """Latency messages per size: ``warmup + samples``; ``warmup + paired_samples`` per class when alternating."""
+        return 2 * (self.warmup + self.paired_samples) if alternate else self.warmup + self.samples
+
+    def expected_seconds(self, sizes: list[int], alternate: bool = False) -> float:
         """A rough upper estimate of one run (latency pacing + bursts at a slow 200 MB/s)."""
-        lat = sum((self.warmup + self.samples) * (self.latency_sleep(s) + 0.001 + s / 1e9) for s in sizes)
+        lat = sum(self.latency_count(alternate) * (self.latency_sleep(s) + 0.001 + s / 1e9) for s in sizes)
         thr = sum(self.burst_count(s) * (100e-6 + s / 200e6) for s in sizes)
         return lat + thr
 
@@ -153,7 +171,7 @@ def marker_value() -> Any:
 
 
 class Kind:
-    """Message kinds; ``n`` is the warm-up flag for LAT and the burst count for THR/THR_END."""
+    """Message kinds; ``n`` holds LAT's flags (``WARMUP``, ``TRACED``), THR/THR_END's burst count."""
 
     HELLO = 0  # raw-ZeroMQ slow-joiner handshake only
     LAT = 1
@@ -162,6 +180,11 @@ class Kind:
     THR_END = 4
     DONE = 5
     SYNC = 6  # sent (and acked) until the whole chain is up, before the latency phase
+
+
+#: flags in a LAT message's ``n``: a warm-up message; a traced one (alternating tracing only)
+WARMUP = 1
+TRACED = 2
 
 
 class Msg(NamedTuple):
@@ -174,6 +197,7 @@ class Msg(NamedTuple):
     n: int
     rows: int  # length of the Arrow array the receiver holds
     now: int  # receiver perf_counter_ns once it holds the data
+    valid: bool = True  # False: received with tracing in the other state than its class (not a sample)
 
 
 class LinkClosed(Exception):
@@ -189,6 +213,10 @@ class SenderLink(Protocol):
 
     def poll_ack(self, timeout_s: float) -> int | None:
         """The size field of the next ack, or None after ``timeout_s``; LinkClosed at the end."""
+        ...
+
+    def trace(self, on: bool) -> None:
+        """Tracing on or off for the next sends (alternating tracing; a no-op without tracing)."""
         ...
 
 
@@ -211,17 +239,26 @@ def run_sender(link: SenderLink, job: Job) -> None:
         LinkClosed: the dataflow ended under us.
     """
     p = job.params
+    alt = alternating()
     payloads = make_payloads(job.sizes)
     mark = marker_value()
     clock = time.perf_counter_ns
     _bracket(link, p, Kind.SYNC, -3, 0, 0, mark)
+    warmup = p.warmup * (2 if alt else 1)
     for size in job.sizes:
         value = payloads[size]
         pause = p.latency_sleep(size)
-        for i in range(p.warmup + p.samples):
+        for i in range(p.latency_count(alt)):
+            flags = WARMUP if i < warmup else 0
+            if alt:  # even messages traced, odd ones not (an even count per size: global parity too)
+                traced = i % 2 == 0
+                link.trace(traced)
+                flags |= TRACED if traced else 0
             payload = link.produce(Kind.LAT, value)
-            link.send(Kind.LAT, size, i, clock(), int(i < p.warmup), payload)
+            link.send(Kind.LAT, size, i, clock(), flags, payload)
             time.sleep(pause)
+    if alt:
+        link.trace(True)
     _bracket(link, p, Kind.LAT_END, -1, 0, 0, mark)
     for size in job.sizes:
         value = payloads[size]
@@ -246,10 +283,17 @@ def _bracket(link: SenderLink, p: Params, kind: int, size: int, t0: int, count: 
 
 
 class Recorder:
-    """Receiver-side bookkeeping: latency samples, burst counts, first-marker results."""
+    """Receiver-side bookkeeping: latency samples, burst counts, first-marker results.
+
+    Latency samples of untraced messages in an alternating run go to ``untraced``; every other
+    one (traced, or any in an ordinary run) to ``latency``.
+    """
 
     def __init__(self) -> None:
         self.latency: dict[int, list[int]] = {}
+        self.untraced: dict[int, list[int]] = {}
+        self.class_mismatch = 0
+        self.alternating = alternating()
         self.burst_n: dict[int, int] = {}
         self.burst_last: dict[int, int] = {}
         self.throughput: dict[str, dict[str, float]] = {}
@@ -259,8 +303,13 @@ class Recorder:
         """Account one message; returns ``(ack_it, done)``."""
         if m.kind == Kind.LAT:
             self.size_mismatch += m.rows != m.size
-            if not m.n:
-                self.latency.setdefault(m.size, []).append(m.now - m.t)
+            if m.n & WARMUP:
+                pass
+            elif not m.valid:
+                self.class_mismatch += 1
+            else:
+                into = self.latency if m.n & TRACED or not self.alternating else self.untraced
+                into.setdefault(m.size, []).append(m.now - m.t)
         elif m.kind == Kind.THR:
             self.size_mismatch += m.rows != m.size
             self.burst_n[m.size] = self.burst_n.get(m.size, 0) + 1
@@ -278,11 +327,15 @@ class Recorder:
         return False, False
 
     def result(self) -> dict[str, Any]:
-        return {
+        out = {
             "latency": {str(s): latency_stats(v) for s, v in sorted(self.latency.items())},
             "throughput": self.throughput,
             "size_mismatch": self.size_mismatch,
         }
+        if self.alternating:
+            out["latency_untraced"] = {str(s): latency_stats(v) for s, v in sorted(self.untraced.items())}
+            out["class_mismatch"] = self.class_mismatch
+        return out
 
 
 def run_receiver(link: ReceiverLink, job: Job) -> dict[str, Any]:
@@ -352,16 +405,52 @@ _THR_KEYS = ("msgs_per_s", "MB_per_s", "seconds")
 def median_of_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Per-size medians of the runs' metrics; losses are the worst run's."""
     out: dict[str, Any] = {"latency": {}, "throughput": {}, "runs": len(runs)}
-    for k in sorted({k for r in runs for k in r["latency"]}, key=int):
-        vals = [r["latency"][k] for r in runs if k in r["latency"]]
-        out["latency"][k] = {m: statistics.median(v[m] for v in vals) for m in _LAT_KEYS}
-        out["latency"][k]["n"] = min(v["n"] for v in vals)
+    for part in ("latency", "latency_untraced"):
+        if any(part in r for r in runs):
+            out[part] = _median_latency([r.get(part, {}) for r in runs])
     for k in sorted({k for r in runs for k in r["throughput"]}, key=int):
         vals = [r["throughput"][k] for r in runs if k in r["throughput"]]
         out["throughput"][k] = {m: statistics.median(v[m] for v in vals) for m in _THR_KEYS}
         out["throughput"][k]["sent"] = min(v["sent"] for v in vals)
         out["throughput"][k]["received"] = min(v["received"] for v in vals)
         out["throughput"][k]["lost"] = max(v["lost"] for v in vals)
+    return out
+
+
+def _median_latency(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-size medians of latency statistics (``{size: latency_stats()}`` per run)."""
+    out: dict[str, Any] = {}
+    for k in sorted({k for r in runs for k in r}, key=int):
+        vals = [r[k] for r in runs if k in r]
+        out[k] = {m: statistics.median(v[m] for v in vals) for m in _LAT_KEYS}
+        out[k]["n"] = min(v["n"] for v in vals)
+    return out
+
+
+def paired_tracing(runs: list[dict[str, Any]], hops: int) -> dict[str, Any]:
+    """The cost of tracing per size from alternating runs, per hop.
+
+    Per run: traced p50 - untraced p50 (and p90) divided by ``hops``; reported: the median over
+    the runs of those differences (paired within each run, so drift between runs cancels), the
+    per-run values, and the medians of both classes' p50/p90/p99.
+    """
+    out: dict[str, Any] = {}
+    paired = [r for r in runs if "latency_untraced" in r]
+    for k in sorted({k for r in paired for k in r["latency_untraced"]}, key=int):
+        both = [(r["latency"][k], r["latency_untraced"][k]) for r in paired if k in r["latency"] and k in r["latency_untraced"]]
+        if not both:
+            continue
+        added = {q: [(on[f"{q}_us"] - off[f"{q}_us"]) / hops for on, off in both] for q in ("p50", "p90")}
+        out[k] = {
+            "traced": {m: statistics.median(on[m] for on, _ in both) for m in ("p50_us", "p90_us", "p99_us")},
+            "untraced": {m: statistics.median(off[m] for _, off in both) for m in ("p50_us", "p90_us", "p99_us")},
+            "n": min(min(on["n"], off["n"]) for on, off in both),
+            "added_p50_us_per_hop": statistics.median(added["p50"]),
+            "added_p90_us_per_hop": statistics.median(added["p90"]),
+            "added_p50_us_per_hop_runs": added["p50"],
+            "hops": hops,
+            "runs": len(both),
+        }
     return out
 
 

@@ -82,6 +82,41 @@ def throughput_table(title: str, medians: Medians, primary: str) -> Table:
     return table
 
 
+def tracing_table(title: str, paired: dict[str, Any], off: dict[str, Any] | None, on: dict[str, Any] | None) -> Table:
+    """The cost of tracing per size: both classes of the alternating runs, and bursts on/off.
+
+    ``paired`` is :func:`common.paired_tracing`; ``off``/``on`` are the medians of the runs with
+    tracing off and of the alternating runs (whose bursts are all traced).
+    """
+    table = Table(title=title, title_justify="left")
+    table.add_column("size", justify="right")
+    table.add_column("untraced\np50 / p90 / p99 µs", justify="right")
+    table.add_column("traced\np50 / p90 / p99 µs", justify="right")
+    table.add_column("added per hop µs\np50 (each run)", justify="right")
+    table.add_column("added per hop µs\np90", justify="right")
+    table.add_column("p50 vs run off\nper hop µs", justify="right")
+    table.add_column("msgs/s\noff", justify="right")
+    table.add_column("msgs/s\non", justify="right")
+    table.add_column("msgs/s\non/off", justify="right")
+    for k, c in sorted(paired.items(), key=lambda kv: int(kv[0])):
+        tr, un = c["traced"], c["untraced"]
+        each = ", ".join(f"{x:+.0f}" for x in c["added_p50_us_per_hop_runs"])
+        separate = (tr["p50_us"] - _get(off or {}, "latency", k, "p50_us")) / c["hops"]
+        thr_off, thr_on = _get(off or {}, "throughput", k, "msgs_per_s"), _get(on or {}, "throughput", k, "msgs_per_s")
+        table.add_row(
+            human(int(k)),
+            f"{_n(un['p50_us'])} / {_n(un['p90_us'])} / {_n(un['p99_us'])}",
+            f"{_n(tr['p50_us'])} / {_n(tr['p90_us'])} / {_n(tr['p99_us'])}",
+            f"[bold]{c['added_p50_us_per_hop']:+.1f}[/] ({each})",
+            f"{c['added_p90_us_per_hop']:+.1f}",
+            "-" if math.isnan(separate) else f"{separate:+.1f}",
+            _n(thr_off),
+            _n(thr_on),
+            _ratio(_div(thr_on, thr_off), lower_is_better=False),
+        )
+    return table
+
+
 def _sizes(results: list[dict[str, Any]]) -> list[int]:
     return sorted({int(k) for r in results for part in ("latency", "throughput") for k in r.get(part, {})})
 

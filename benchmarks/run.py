@@ -4,6 +4,7 @@
     python benchmarks/run.py                         # all sizes, same host, medians of 3 runs
     python benchmarks/run.py --quick --sizes 8,4096  # CI smoke (< 60 s)
     python benchmarks/run.py --variant chain5 --sizes 8,4096,409600
+    python benchmarks/run.py --variant tracing       # cost of tracing per hop (+ tracing-chain5)
     python benchmarks/run.py --variant tcp-netns     # two network namespaces, tcp (root)
     python benchmarks/run.py --dora-venv /tmp/dora-venv   # + dora-rs 1.1.0
 
@@ -15,6 +16,10 @@ payloads, Arrow IPC framing and protocol. Targets are interleaved run by run.
 ``tcp-netns`` puts the sender and the receiver on two network namespaces on a bridge (made
 and always deleted here): dora_zmq as coordinator + daemon on h1 and a daemon on h2, raw
 PUB/SUB over tcp between the same two. Namespaces share CLOCK_MONOTONIC: one clock still.
+``tracing`` (and ``tracing-chain5``) runs dora_zmq with tracing exported to a local OTLP
+collector, its latency messages alternating traced / untraced in each run (drift hits both
+classes alike): added per hop = traced p50 - untraced p50 (/ hops); bursts are all traced and
+compared with runs of dora_zmq with tracing off.
 """
 
 from __future__ import annotations
@@ -22,7 +27,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import logging
-import math
 import os
 import sys
 import time
@@ -34,11 +38,21 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import SIZES, ZERO_COPY_ENV, Params, dump_json, human, median_of_runs, parse_sizes
+from common import (
+    ALTERNATE_ENV,
+    SIZES,
+    ZERO_COPY_ENV,
+    Params,
+    dump_json,
+    human,
+    median_of_runs,
+    paired_tracing,
+    parse_sizes,
+)
 from meta import cpu_busy, machine_info, versions
 from netns import NetnsError, TwoHosts, unavailable
 from otlp_sink import OtlpSink
-from report import latency_table, ratios, throughput_table
+from report import latency_table, ratios, throughput_table, tracing_table
 from rich.console import Console
 from rich.markup import escape
 from targets import (
@@ -53,7 +67,9 @@ from targets import (
 )
 
 HERE = Path(__file__).resolve().parent
-VARIANTS = {"same-host": 1, "zero-copy": 1, "chain5": 4, "tracing": 1, "tcp-netns": 1}  # variant -> links in the chain
+# variant -> links in the chain
+VARIANTS = {"same-host": 1, "zero-copy": 1, "chain5": 4, "tracing": 1, "tracing-chain5": 4, "tcp-netns": 1}
+TRACING = ("tracing", "tracing-chain5")  # dora_zmq with tracing off, and alternating traced / untraced
 NETNS = "tcp-netns"
 PRIMARY = "dora_zmq"
 TRACED = "dora_zmq+otel"
@@ -120,11 +136,11 @@ def plan(args: argparse.Namespace, sink: OtlpSink | None, net: TwoHosts | None =
             if dora:
                 console.print(f"[yellow]{NETNS}: dora-rs is not measured across hosts[/]")
             out[variant] = [dora_zmq_cluster_target(net.hosts), *([] if args.no_baseline else [zmq_target(net.hosts)])]
-        elif variant == "tracing":
+        elif variant in TRACING:
             if sink is None:
-                console.print("[yellow]variant tracing skipped: dora_zmq.tracing does not exist in this checkout[/]")
+                console.print(f"[yellow]variant {variant} skipped: dora_zmq.tracing does not exist in this checkout[/]")
                 continue
-            out[variant] = [dora_zmq_target(), dora_zmq_target(TRACED, sink.env()), *base]
+            out[variant] = [dora_zmq_target(), dora_zmq_target(TRACED, {**sink.env(), ALTERNATE_ENV: "1"}), *base]
         elif variant == "zero-copy":
             out[variant] = [dora_zmq_target(ZERO_COPY, {ZERO_COPY_ENV: "1"}), dora_zmq_target(), *base, *dora]
         else:
@@ -152,12 +168,16 @@ def measure(args: argparse.Namespace, params: Params, todo: dict[str, list[Targe
                 slot["runs"].append(r)
                 lost = sum(t["lost"] for t in r["throughput"].values())
                 console.print(
-                    f"{escape(tag)} {variant:<9} {target.name:<16} ok in {r['wall_s']:5.1f} s"
+                    f"{escape(tag)} {variant:<14} {target.name:<16} ok in {r['wall_s']:5.1f} s"
                     + (f"  [yellow]{lost} lost in bursts[/]" if lost else "")
                     + (f"  [red]{r['size_mismatch']} size mismatches[/]" if r["size_mismatch"] else "")
+                    + (f"  [yellow]{r['class_mismatch']} latency samples dropped (received in the wrong tracing state)[/]"
+                       if r.get("class_mismatch") else "")
                 )
-    for variant in results.values():
+    for name, variant in results.items():
         primary = next((p for p in (TRACED, ZERO_COPY) if p in variant["targets"]), PRIMARY)
+        if name in TRACING and variant["targets"].get(TRACED, {}).get("runs"):
+            variant["tracing"] = paired_tracing(variant["targets"][TRACED]["runs"], VARIANTS[name])
         medians = {n: median_of_runs(t["runs"]) for n, t in variant["targets"].items() if t["runs"]}
         for n, m in medians.items():
             variant["targets"][n]["median"] = m
@@ -176,11 +196,14 @@ def show(results: dict[str, Any], runs: int, doc_sink: dict[str, int] | None = N
         console.print()
         console.print(latency_table(f"One-way latency, paced: {what}", medians, variant["primary"]))
         console.print(throughput_table(f"Throughput, bursts: {what}", medians, variant["primary"]))
-        if name == "tracing" and PRIMARY in medians and TRACED in medians:
-            for k, la in medians[TRACED]["latency"].items():
-                off = medians[PRIMARY]["latency"].get(k, {}).get("p50_us", math.nan)
-                added = (la["p50_us"] - off) / variant["links"]
-                console.print(f"tracing on, {human(int(k))}: {added:+.1f} µs per hop (p50)")
+        if name in TRACING and variant.get("tracing"):
+            title = (
+                f"Tracing cost: {what}; traced and untraced messages alternating in each run, "
+                f"added = traced − untraced p50 / {variant['links']} hop(s), median over runs"
+            )
+            console.print(tracing_table(title, variant["tracing"], medians.get(PRIMARY), medians.get(TRACED)))
+            for k, c in variant["tracing"].items():
+                console.print(f"tracing on, {human(int(k))}: {c['added_p50_us_per_hop']:+.1f} µs per hop (p50)")
             sink = doc_sink or {}
             console.print(f"OTLP sink received {sink.get('requests', 0)} export request(s), {sink.get('bytes', 0):,} bytes")
 
@@ -211,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"[yellow]warning: the machine is {busy:.0%} busy before the benchmark; figures will be noisy[/]")
     has_tracing = importlib.util.find_spec("dora_zmq.tracing") is not None
     with ExitStack() as stack:
-        sink = stack.enter_context(OtlpSink()) if "tracing" in args.variants and has_tracing else None
+        sink = stack.enter_context(OtlpSink()) if set(TRACING) & set(args.variants) and has_tracing else None
         net = open_hosts(stack) if NETNS in args.variants else None
         if net is not None:
             doc["netns"] = {"hosts": {h.name: {"ns": h.ns, "ip": h.ip} for h in net.hosts}, "link": "veth pair via a bridge"}

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import zmq_baseline
-from common import API_ENV, Job, Params
+from common import ALTERNATE_ENV, API_ENV, Job, Params
 from flowgen import write_dataflow
 from netns import Host
 from procs import Service, run_group
@@ -151,15 +151,15 @@ def run_target(target: Target, sizes: list[int], params: Params, hops: int, keep
     try:
         out = workdir / "result.json"
         job = Job(tuple(sizes), params, str(out))
-        # Tracing is on only where a target asks for it (the user's shell may export OTEL_*).
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+        # Tracing (and the BENCH_* modes) only where a target asks for it (the user's shell may export OTEL_*).
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "BENCH_"))}
         env.update(target.env)
         env[Job.ENV] = job.to_env()
         env[API_ENV] = target.api
         if target.path_prefix:
             env["PATH"] = target.path_prefix + os.pathsep + env.get("PATH", "")
         cmds, names, services = target.commands(workdir, hops)
-        timeout = 90 + 3 * params.expected_seconds(sizes) * max(1, hops / 2)
+        timeout = 90 + 3 * params.expected_seconds(sizes, env.get(ALTERNATE_ENV) == "1") * max(1, hops / 2)
         res = run_group(cmds, env, workdir, timeout, names, services)
         result = json.loads(out.read_text()) if out.exists() else None
         if not res.ok or result is None or not result.get("complete"):

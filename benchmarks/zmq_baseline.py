@@ -85,6 +85,9 @@ class ZmqSender:
             return None
         return ACK.unpack(self.pull.recv())[0]
 
+    def trace(self, on: bool) -> None:
+        """No tracing here."""
+
 
 class ZmqReceiver:
     """SUB + PUSH; answers the sender's HELLO once, then yields protocol messages."""

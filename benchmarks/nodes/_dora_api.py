@@ -3,6 +3,11 @@
 The same node scripts serve dora_zmq and dora-rs: ``BENCH_API=dora`` imports ``dora.Node``
 (run under a dora-rs virtualenv), anything else ``dora_zmq.Node``. Both APIs have the same
 shape: ``next(timeout)``, event dicts, ``send_output(output, pyarrow.Array, metadata)``.
+
+Alternating tracing (``ALTERNATE_ENV``) turns a dora_zmq node's tracing off and on per message
+through its private ``_tracing`` attribute (the per-node tracer that ``next`` and ``send_output``
+call; None is what a node without ``OTEL_*`` has): no public API sends one message untraced while
+tracing is configured. See :class:`TracingSwitch`.
 """
 
 from __future__ import annotations
@@ -15,7 +20,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # benchmarks/ for common
 
-from common import API_ENV, ZERO_COPY_ENV, Kind, LinkClosed, Msg, marker_value
+from common import (
+    API_ENV,
+    TRACED,
+    ZERO_COPY_ENV,
+    Kind,
+    LinkClosed,
+    Msg,
+    alternating,
+    marker_value,
+)
 
 #: metadata keys of the protocol (relays forward exactly these; dora-rs may add others)
 KEYS = ("kind", "size", "seq", "t", "n")
@@ -43,6 +57,51 @@ def protocol_metadata(md: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+class TracingSwitch:
+    """Tracing of a dora_zmq node on or off per message, for alternating tracing.
+
+    The sender sets the class of each latency message before sending it. A receiver (or relay)
+    must choose before ``next()`` returns the message, so it guesses: the latency phase
+    alternates, so the next message is of the other class than the last one, and the first one
+    (and everything outside the latency phase) is traced. A wrong guess (a lost message) is
+    reported by :meth:`matched` and the guess follows the messages again from there.
+    """
+
+    def __init__(self, node: Any) -> None:
+        tracing = getattr(node, "_tracing", None)
+        if tracing is None:
+            raise RuntimeError(
+                "alternating tracing needs a dora_zmq node with tracing configured (OTEL_* set): "
+                "the node has no tracer (_tracing)"
+            )
+        self._node = node
+        self._tracing = tracing
+        self.expect = True  # the class of the next message (True: traced)
+        self.on = True
+
+    def set(self, on: bool) -> None:
+        """Tracing on (the node's tracer) or off (None, as a node without OTEL_* has)."""
+        self._node._tracing = self._tracing if on else None
+        self.on = on
+
+    def before_next(self) -> None:
+        """Tracing as the class of the message ``next()`` is expected to return."""
+        if self.on != self.expect:
+            self.set(self.expect)
+
+    def matched(self, metadata: dict[str, Any]) -> bool:
+        """Whether a message came as its class says (trace context or none) and was received so.
+
+        Also guesses the class of the next one.
+        """
+        if metadata.get("kind") != Kind.LAT:
+            self.expect = True
+            return True
+        traced = bool(metadata["n"] & TRACED)
+        self.expect = not traced
+        return traced == self.on == (_OTEL_KEY in metadata)
+
+
 def _next(node: Any, timeout_s: float | None) -> dict[str, Any] | None:
     """The next event; None on timeout. LinkClosed when the stream ended or STOP came.
 
@@ -66,6 +125,11 @@ class DoraSender:
     def __init__(self, node: Any) -> None:
         self.node = node
         self.zero_copy = os.environ.get(ZERO_COPY_ENV) == "1" and os.environ.get(API_ENV) != "dora"
+        self.switch = TracingSwitch(node) if alternating() else None
+
+    def trace(self, on: bool) -> None:
+        if self.switch is not None:
+            self.switch.set(on)
 
     def produce(self, kind: int, value: Any) -> Any:
         """In zero-copy mode, the payload written into a shared-memory output sample.
@@ -99,9 +163,13 @@ class DoraReceiver:
     def __init__(self, node: Any) -> None:
         self.node = node
         self.mark = marker_value()
+        self.switch = TracingSwitch(node) if alternating() else None
 
     def recv(self) -> Msg | None:
+        switch = self.switch
         while True:
+            if switch is not None:
+                switch.before_next()
             try:
                 ev = _next(self.node, None)
             except LinkClosed:
@@ -110,7 +178,8 @@ class DoraReceiver:
                 rows = len(ev["value"])
                 now = time.perf_counter_ns()
                 md = ev["metadata"]
-                return Msg(md["kind"], md["size"], md["seq"], md["t"], md["n"], rows, now)
+                valid = switch.matched(md) if switch is not None else True
+                return Msg(md["kind"], md["size"], md["seq"], md["t"], md["n"], rows, now, valid)
 
     def ack(self, size: int) -> None:
         self.node.send_output("ack", self.mark, {"size": size})
