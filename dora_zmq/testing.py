@@ -86,6 +86,7 @@ class DataflowProcess:
         full_env[TAG_ENV] = self.tag
         full_env.setdefault("PYTHONUNBUFFERED", "1")
         full_env["COLUMNS"] = "200"
+        self._tmpdir = full_env.get("TMPDIR") or None  # where a daemon it runs makes its run folder
         tail = [sys.executable, *python_args] if python_args is not None else [sys.executable, "-m", "dora_zmq", *args]
         self.args = [*prefix, *tail]
         self.started = time.monotonic()
@@ -175,6 +176,11 @@ class DataflowProcess:
         kill_tagged(self.tag)
         for t in self._readers:
             t.join(2)
+        # A daemon killed here (or by the test) could not remove its run folder; the next
+        # daemon would, but the last test of a run has no next daemon.
+        from .daemon import sweep_stale_run_dirs  # here, not at the top: importing testing stays light
+
+        sweep_stale_run_dirs(Path(self._tmpdir) if self._tmpdir else None)
 
 
 def run_cli(args: Sequence[str], *, cwd: str | Path | None = None, env: dict[str, str] | None = None, timeout: float = 60.0) -> RunResult:

@@ -10,12 +10,19 @@ __all__ = ["NodeBound", "NodeClosing", "RegisterNode"]
 
 @control_message
 class RegisterNode:
-    """Hello from a node process."""
+    """Hello from a node process, on the control socket it registers (its replies go there).
+
+    ``sender_identity``: the ZeroMQ routing id of the node's second control socket, the one
+    ``close()`` and ``request_dataflow_stop()`` send on from the user's thread. The daemon
+    accepts a node's reports only from these two sockets; "" (older nodes) leaves the second
+    one unverified.
+    """
 
     dataflow_id: str
     node: str
     pid: int
     protocol: int
+    sender_identity: str = ""
 
 
 @control_message

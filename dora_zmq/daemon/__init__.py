@@ -3,5 +3,6 @@
 from __future__ import annotations
 
 from ._daemon import Daemon
+from ._rundir import sweep_stale_run_dirs
 
-__all__ = ["Daemon"]
+__all__ = ["Daemon", "sweep_stale_run_dirs"]

@@ -11,9 +11,9 @@ import os
 import shutil
 import socket
 import sys
-import tempfile
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from .._transport import Channel, Poller, ipc_endpoint
 from .._version import __version__
 from ..descriptor import Dataflow, NodeKind, NodeSpec, parse_dataflow
 from ..tracing import LifecycleTracer
+from ._rundir import create_run_dir, sweep_stale_run_dirs
 from ._supervisor import ExitInfo, Supervisor
 
 __all__ = ["Daemon", "ENV_DAEMON", "ENV_DATAFLOW", "ENV_MACHINE", "ENV_NODE"]
@@ -39,6 +40,36 @@ ENV_MACHINE = "DORA_ZMQ_MACHINE"
 
 _HEARTBEAT_S = 0.5
 _REGISTER_RETRY_S = 1.0
+# Dataflows whose nodes all exited: their senders are kept a while, because a node's last
+# reports (final NodeStats) may be read after its exit was, and must still be verified.
+_RETIRED_KEPT = 32
+
+
+@dataclass(slots=True)
+class _Senders:
+    """Which control connections may speak for which node of one dataflow.
+
+    A node's messages are accepted only from the connection it registered on and the second
+    socket it announced in ``RegisterNode.sender_identity``: the node id written inside a
+    message is a claim, the ZeroMQ routing id is who sent it.
+    """
+
+    nodes: frozenset[str] = frozenset()  # the dataflow's nodes this daemon runs
+    by_identity: dict[bytes, str] = field(default_factory=dict)
+    # Nodes that registered without announcing their second socket (older nodes): what it
+    # sends (close-time NodeStats, NodeClosing, RequestStop) cannot be told from a forgery.
+    unverified: set[str] = field(default_factory=set)
+
+    def bind(self, node: str, identities: list[bytes], announced: bool) -> None:
+        """``identities`` are now ``node``'s, and only they (a node registering again)."""
+        for ident in [i for i, n in self.by_identity.items() if n == node]:
+            del self.by_identity[ident]
+        for ident in identities:
+            self.by_identity[ident] = node
+        if announced:
+            self.unverified.discard(node)
+        else:
+            self.unverified.add(node)
 
 
 @dataclass(slots=True)
@@ -53,7 +84,8 @@ class _Dataflow:
     ipc_dir: Path
     nodes: list[str]
     multi_machine: bool
-    peers: dict[str, bytes] = field(default_factory=dict)  # node -> control identity
+    peers: dict[str, bytes] = field(default_factory=dict)  # node -> control identity (replies)
+    senders: _Senders = field(default_factory=_Senders)
     last_peers: ctl.Peers | None = None
     stopping: str = ""
     grace_s: float = 10.0
@@ -66,6 +98,9 @@ class _Dataflow:
 
 class Daemon:
     """Runs the nodes of one machine for the coordinator at ``coordinator``.
+
+    Its run folder goes when it closes (``serve_forever`` ending, or ``close()``); starting,
+    it removes the run folders of daemons that were killed (see ``sweep_stale_run_dirs``).
 
     Args:
         coordinator: the coordinator's control address (``tcp://host:port``).
@@ -86,21 +121,35 @@ class Daemon:
     ) -> None:
         self.machine_id = machine_id
         self._own_run_dir = run_dir is None
-        self.run_dir = Path(run_dir or tempfile.mkdtemp(prefix="dora-zmq-"))
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        # Run folders of daemons that were killed (they could not remove their own).
+        sweep_stale_run_dirs()
+        self.run_dir = Path(run_dir) if run_dir is not None else create_run_dir()
         self.tcp_bind = tcp_bind
         self.advertise = advertise
-        self.nodes = Channel.serve(ipc_endpoint(str(self.run_dir), "daemon"))
+        self._serving = False
+        self._closed = False
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self.nodes = Channel.serve(ipc_endpoint(str(self.run_dir), "daemon"))
+        except BaseException:
+            self._remove_run_dir()
+            raise
         self.node_addresses = [self.nodes.address]
-        if tcp_bind:
-            # Dynamic nodes on other hosts (edge devices) register over tcp.
-            bound = self.nodes.bind(f"tcp://{tcp_bind}:*")
-            port = bound.rsplit(":", 1)[1]
-            self.node_addresses.append(f"tcp://{advertise or tcp_bind}:{port}")
-        self.coordinator = Channel.connect(coordinator, identity=f"daemon/{machine_id}/{socket.gethostname()}/{os.getpid()}")
+        try:
+            if tcp_bind:
+                # Dynamic nodes on other hosts (edge devices) register over tcp.
+                bound = self.nodes.bind(f"tcp://{tcp_bind}:*")
+                port = bound.rsplit(":", 1)[1]
+                self.node_addresses.append(f"tcp://{advertise or tcp_bind}:{port}")
+            self.coordinator = Channel.connect(coordinator, identity=f"daemon/{machine_id}/{socket.gethostname()}/{os.getpid()}")
+        except BaseException:
+            self.nodes.close()
+            self._remove_run_dir()
+            raise
         self.supervisor = Supervisor()
         cleanup_stale()  # segments left by writers that died with an earlier daemon
         self._dataflows: dict[str, _Dataflow] = {}
+        self._retired: OrderedDict[str, _Senders] = OrderedDict()
         self._stop = threading.Event()
         self._shutdown_deadline: float | None = None
         self._accepted = False
@@ -118,8 +167,28 @@ class Daemon:
 
     _pending_grace = 10.0
 
+    def close(self) -> None:
+        """Release a daemon whose ``serve_forever`` never ran (sockets, run folder; idempotent).
+
+        ``serve_forever`` closes on its own when it ends; while it runs (on another thread),
+        this only asks it to shut down, and the caller joins that thread.
+        """
+        if self._serving:
+            self.request_shutdown(0.0)
+            return
+        self._close()
+
+    def __enter__(self) -> "Daemon":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def serve_forever(self) -> None:
         """Run the event loop until shut down; always stops and reaps every node."""
+        if self._closed:
+            raise RuntimeError("this daemon was closed")
+        self._serving = True
         poller = Poller([self.coordinator, self.nodes])
         next_beat = next_register = 0.0
         try:
@@ -142,6 +211,7 @@ class Daemon:
                 ):
                     break
         finally:
+            self._serving = False
             self._close()
 
     # ---- coordinator side --------------------------------------------------------------
@@ -211,7 +281,10 @@ class Daemon:
             return
         ipc_dir = self.run_dir / msg.dataflow_id[:12]
         ipc_dir.mkdir(parents=True, exist_ok=True)
-        df = _Dataflow(msg.dataflow_id, msg.name, msg.yaml, descriptor, working_dir, ipc_dir, list(msg.nodes), msg.multi_machine)
+        df = _Dataflow(
+            msg.dataflow_id, msg.name, msg.yaml, descriptor, working_dir, ipc_dir, list(msg.nodes), msg.multi_machine,
+            senders=_Senders(frozenset(msg.nodes)),
+        )
         self._dataflows[df.id] = df
         for node_id in msg.nodes:
             spec = descriptor.node(node_id)
@@ -283,10 +356,15 @@ class Daemon:
             case ctl.RegisterNode():
                 self._register_node(peer, msg)
             case ctl.NodeBound(dataflow_id=df_id, node=node, endpoint=endpoint):
-                self.coordinator.send(ctl.NodeReady(df_id, node, endpoint))
-            case ctl.NodeStats() | ctl.RequestStop():
-                self.coordinator.send(msg)
+                # Always sent on the registered socket: an unverified sender is never enough.
+                if self._from_node(peer, msg, df_id, node, unverified_ok=False):
+                    self.coordinator.send(ctl.NodeReady(df_id, node, endpoint))
+            case ctl.NodeStats(dataflow_id=df_id, node=node) | ctl.RequestStop(dataflow_id=df_id, node=node):
+                if self._from_node(peer, msg, df_id, node, unverified_ok=True):
+                    self.coordinator.send(msg)
             case ctl.NodeClosing(dataflow_id=df_id, node=node, error=error):
+                if not self._from_node(peer, msg, df_id, node, unverified_ok=True):
+                    return
                 df = self._dataflows.get(df_id)
                 if df is not None and df.descriptor.node(node).kind is NodeKind.DYNAMIC:
                     df.peers.pop(node, None)
@@ -304,7 +382,14 @@ class Daemon:
             where = f"dataflow '{msg.dataflow_id}'" if msg.dataflow_id else "any running dataflow on this machine"
             self.nodes.send(ctl.RegisterRefused(f"node '{msg.node}' is not part of {where}"), to=peer)
             return
+        sender = msg.sender_identity.encode()
+        refused = self._check_identities(df, msg.node, peer, sender)
+        if refused:
+            log.warning("daemon refused node '%s' of dataflow %s from connection %r: %s", msg.node, df.id, peer, refused)
+            self.nodes.send(ctl.RegisterRefused(refused), to=peer)
+            return
         df.peers[msg.node] = peer
+        df.senders.bind(msg.node, [peer, sender] if sender else [peer], announced=bool(sender))
         has_dynamic = any(n.kind is NodeKind.DYNAMIC for n in df.descriptor.nodes)
         # Peers on other hosts (other daemons' nodes, dynamic nodes) need tcp endpoints.
         tcp_bind = f"tcp://{self.tcp_bind}:*" if (df.multi_machine or has_dynamic) and self.tcp_bind else ""
@@ -320,6 +405,46 @@ class Daemon:
                 self.nodes.send(exited, to=peer)
         if df.last_peers is not None:  # the endpoint table so far (updates follow as they come)
             self.nodes.send(df.last_peers, to=peer)
+
+    @staticmethod
+    def _check_identities(df: _Dataflow, node: str, peer: bytes, sender: bytes) -> str:
+        """Why a registration's connections cannot be ``node``'s ("" if they can)."""
+        for ident, what in ((peer, "this connection"), (sender, "the announced sender identity")):
+            owner = df.senders.by_identity.get(ident) if ident else None
+            if owner is not None and owner != node:
+                return f"{what} is node '{owner}' of this dataflow already"
+        if sender and (sender == peer or len(sender) > 255 or sender.startswith(b"\0")):
+            # ZeroMQ reserves routing ids starting with a zero byte for the ones it assigns.
+            return f"invalid sender identity {sender!r} (1 to 255 bytes, not starting with a zero byte, not the registering connection's)"
+        return ""
+
+    def _from_node(self, peer: bytes, msg: Any, df_id: str, node: str, *, unverified_ok: bool) -> bool:
+        """True if ``peer`` may send ``msg`` as ``node`` of ``df_id``; logs and says False if not.
+
+        Args:
+            unverified_ok: accept a connection that is no node's from a node that did not
+                announce its second socket (older nodes send their last reports from there).
+        """
+        df = self._dataflows.get(df_id)
+        senders = df.senders if df is not None else self._retired.get(df_id)
+        if senders is None:
+            log.warning("daemon dropped %s for node '%s': this daemon runs no dataflow %s (sent by connection %r)", type(msg).__name__, node, df_id, peer)
+            return False
+        owner = senders.by_identity.get(peer)
+        if owner == node or (owner is None and unverified_ok and node in senders.unverified):
+            return True
+        actual = f"node '{owner}'" if owner is not None else "no node of that dataflow"
+        if node not in senders.nodes:
+            log.warning(
+                "daemon dropped %s: this daemon runs no node '%s' in dataflow %s (sent by connection %r, which is %s)",
+                type(msg).__name__, node, df_id, peer, actual,
+            )
+        else:
+            log.warning(
+                "daemon dropped %s claiming to come from node '%s' of dataflow %s: it was sent by connection %r, which is %s",
+                type(msg).__name__, node, df_id, peer, actual,
+            )
+        return False
 
     def _find_dynamic(self, node: str) -> _Dataflow | None:
         for df in self._dataflows.values():
@@ -337,6 +462,9 @@ class Daemon:
     def _reap(self) -> None:
         exited = self.supervisor.tick()
         if exited:
+            # A node sends its last reports (final NodeStats, NodeClosing) before it exits:
+            # handle what has arrived while its dataflow is still known, and before its exit.
+            self._drain(self.nodes)
             # tick() drained the pipes of what exited: send those last lines before the exit
             # reports, or the dataflow may end (and `run` stop printing) without them.
             self._flush_logs()
@@ -353,6 +481,9 @@ class Daemon:
         if any(df.descriptor.node(n).kind is NodeKind.DYNAMIC for n in df.peers):
             return
         self._dataflows.pop(df.id, None)
+        self._retired[df.id] = df.senders
+        while len(self._retired) > _RETIRED_KEPT:
+            self._retired.popitem(last=False)
         shutil.rmtree(df.ipc_dir, ignore_errors=True)
         # Shared-memory messages nobody released (a crashed node, or an exit before a
         # receiver mapped them) are only safe to remove once every local node is gone.
@@ -377,17 +508,25 @@ class Daemon:
             self.coordinator.send(ctl.NodeLogs(df_id, node, lines, stream))
 
     def _close(self) -> None:
-        exited = self.supervisor.tick() + self.supervisor.close()
-        self._flush_logs()  # last lines first, as in _reap
-        for proc, info in exited:
-            self._report_exit(proc.dataflow_id, proc.node, info)
+        if self._closed:
+            return
+        self._closed = True
         try:
-            self.coordinator.send(ctl.DaemonExiting(self.machine_id))
-        except ControlError:
-            pass
-        self._tracer.close()
-        self.coordinator.close(500)
-        self.nodes.close()
+            exited = self.supervisor.tick() + self.supervisor.close()
+            self._flush_logs()  # last lines first, as in _reap
+            for proc, info in exited:
+                self._report_exit(proc.dataflow_id, proc.node, info)
+            try:
+                self.coordinator.send(ctl.DaemonExiting(self.machine_id))
+            except ControlError:
+                pass
+            self._tracer.close()
+            self.coordinator.close(500)
+            self.nodes.close()
+        finally:
+            self._remove_run_dir()
+        log.info("daemon '%s' stopped", self.machine_id)
+
+    def _remove_run_dir(self) -> None:
         if self._own_run_dir:
             shutil.rmtree(self.run_dir, ignore_errors=True)
-        log.info("daemon '%s' stopped", self.machine_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import secrets
 import sys
 import threading
 import time
@@ -74,6 +75,9 @@ class Node:
         self._closed = False
         self._lock = threading.Lock()
         self._ctrl = Channel.connect(env.daemon)
+        # The daemon takes this node's reports only from its own sockets: this one, and the one
+        # close() and request_dataflow_stop() send on from the user's thread, announced here.
+        self._tx_identity = f"node-tx/{secrets.token_hex(16)}"
         setup = self._register(env)
         self._dataflow_id = setup.dataflow_id
         self._dynamic = not env.spawned
@@ -102,7 +106,7 @@ class Node:
         self._peer_lock = threading.Lock()
         self._deferred: list[Any] = []  # control messages that arrived during start-up
         self._start(setup)
-        self._ctrl_tx = Channel.connect(env.daemon)
+        self._ctrl_tx = Channel.connect(env.daemon, identity=self._tx_identity)
         self._receiver = Receiver(
             self._id, self._sub, self._ctrl, self._routes, self._timers(), self._queue, self._connect_peers, env.spawned,
             self._deferred, self._dataflow_id,
@@ -314,7 +318,8 @@ class Node:
     def _register(self, env: NodeEnvironment) -> ctl.NodeSetup:
         try:
             reply = self._ctrl.request(
-                ctl.RegisterNode(env.dataflow_id, env.node_id, os.getpid(), ctl.PROTOCOL_VERSION), _REGISTER_TIMEOUT_S
+                ctl.RegisterNode(env.dataflow_id, env.node_id, os.getpid(), ctl.PROTOCOL_VERSION, self._tx_identity),
+                _REGISTER_TIMEOUT_S,
             )
         except ControlError as exc:
             self._ctrl.close()
