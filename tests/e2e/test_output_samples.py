@@ -190,7 +190,7 @@ def test_a_float32_view_of_a_sample_arrives_equal(dora, flow_dir: Path, mode: st
 
 @pytest.mark.timeout(60)
 def test_small_samples_are_heap_copies_and_the_threshold_is_inclusive(dora, flow_dir: Path) -> None:
-    sizes = [1, 1000, 512 * 1024 - 1, 512 * 1024]  # the default threshold is 512 KiB
+    sizes = [1, 1000, 64 * 1024 - 1, 64 * 1024]  # the default threshold is 64 KiB
     result = dora("run", str(_flow(flow_dir, COUNT=8, SIZES=",".join(map(str, sizes))))).wait(45)
     assert result.returncode == 0, result.output
     shared, pool, writes, fallbacks, _ = _sender_report(result.stdout)
@@ -202,7 +202,7 @@ def test_small_samples_are_heap_copies_and_the_threshold_is_inclusive(dora, flow
 
 @pytest.mark.timeout(60)
 def test_only_small_samples_never_create_a_pool(dora, flow_dir: Path) -> None:
-    result = dora("run", str(_flow(flow_dir, COUNT=10, SIZES="13,4096,100000"))).wait(45)
+    result = dora("run", str(_flow(flow_dir, COUNT=10, SIZES="13,4096,60000"))).wait(45)
     assert result.returncode == 0, result.output
     shared, pool, _, _, files = _sender_report(result.stdout)
     assert shared == [False] * 10 and not pool and files == 0, result.output
@@ -218,7 +218,7 @@ def test_sending_a_sample_twice_fails_the_node(dora, flow_dir: Path, nbytes: int
     assert "node 'src' failed (exit code 1)" in result.output, result.output
     assert "OutputError" in result.stderr and "sent already" in result.stderr, result.output
     # the first send arrived intact; the receiver saw the failure and ended cleanly
-    shared = "true" if nbytes >= 512 * 1024 else "false"
+    shared = "true" if nbytes >= 64 * 1024 else "false"
     assert f"dst verified 1 held 1 shared [{shared}]" in result.stdout, result.output
     assert 'events ["INPUT_CLOSED", "STOP"]' in result.stdout, result.output
     assert _segment_files(_dataflow_id(result.stdout)) == [], "segments left in shared memory"
