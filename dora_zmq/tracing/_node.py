@@ -121,7 +121,11 @@ class NodeTracing:
                 span._dora_text = text
                 span._start_time = now
                 if not text or not isinstance(text, str):  # no parent (a timer tick): a new trace
-                    root = span._dora_root  # what working its context out would make, made ahead
+                    roots = lean._roots  # what working its context out would make, made ahead
+                    try:
+                        root = roots.pop() if roots else None
+                    except IndexError:  # another thread took the last one
+                        root = None
                     if root is not None:
                         span._context, span._dora_parts = root
                         span._parent = None

@@ -81,6 +81,7 @@ def test_relay_spans_export_what_start_span_does(monkeypatch: pytest.MonkeyPatch
             if nt._lean is not None:
                 nt._lean._refill = lambda: None  # the feeding thread makes no more
                 nt._lean._ids.clear()
+                nt._lean._roots.clear()
                 nt._lean._spares.clear()
             return inner(nt, user)
 
@@ -166,13 +167,13 @@ def test_a_forked_child_does_not_reuse_the_ids_made_ahead() -> None:
     nt, _ = _tracing()
     try:
         lean = nt._lean
-        assert lean._ids and lean._spares
+        assert lean._ids and lean._roots and lean._spares
         pid = os.fork()
         if pid == 0:  # the child: nothing made ahead survives
-            os._exit(0 if not lean._ids and not lean._spares else 1)
+            os._exit(0 if not lean._ids and not lean._roots and not lean._spares else 1)
         _, status = os.waitpid(pid, 0)
         assert os.WEXITSTATUS(status) == 0
-        assert lean._ids and lean._spares
+        assert lean._ids and lean._roots and lean._spares
     finally:
         nt.close()
 
