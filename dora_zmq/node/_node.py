@@ -135,10 +135,13 @@ class Node:
 
     def next(self, timeout: float | None = None) -> Event | None:
         """The next event; None when the stream has ended (or ``timeout`` seconds passed)."""
-        self._receiver.nexts += 1
+        receiver = self._receiver
+        receiver.nexts += 1
         event = self._queue.get(0)
         if event is None and not self._queue.ended:
-            event = self._receiver.receive_until_event(timeout)
+            event = receiver.receive_until_event(timeout)
+        elif not receiver.nexts & 31:
+            receiver.top_up()  # a node busy with queued events still drains the socket
         if self._tracing is not None and event is not None:
             self._tracing.on_event(event)
         return event

@@ -191,6 +191,23 @@ class Receiver(threading.Thread):
                 self._borrowers -= 1
         return self._queue.get(0)  # closed: what is left, else None (never block on a dead queue)
 
+    def top_up(self) -> None:
+        """Called by ``next()`` now and then when it took an event from the queue.
+
+        While the queue has events, ``next()`` returns them without looking at the socket,
+        and this thread stays off (``next()`` is being called): a node that falls behind in a
+        long burst would leave the backlog in ZeroMQ's queues, which drop the *newest* when
+        full, and keep its shared-memory releases, so the sender could reuse nothing. Moving
+        what waits into the input queues keeps ``queue_size`` meaning "the newest N".
+        """
+        if self._owner.acquire(blocking=False):
+            try:
+                self._drain_data()
+                if self._releases:
+                    self._send_releases()
+            finally:
+                self._owner.release()
+
     def _step(self, timeout_ms: int) -> None:
         """Wait up to ``timeout_ms`` and handle what arrived (the caller holds ``_owner``)."""
         ready = self._poller.wait(timeout_ms)
