@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from types import FrameType, TracebackType
 from typing import Any
 
+from dora_zmq._shm import pid_alive
+
 PREFIX = "dzbench"
 SUBNET = "10.233.0"
 _STALE = re.compile(rf"^{PREFIX}(\d+)-")
@@ -72,20 +74,10 @@ def remove_stale() -> list[str]:
     gone = []
     for ns in list_namespaces():
         m = _STALE.match(ns)
-        if m and not _alive(int(m.group(1))):
+        if m and not pid_alive(int(m.group(1))):
             _delete(ns)
             gone.append(ns)
     return gone
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,8 @@ import stat
 import tempfile
 from pathlib import Path
 
+from .._shm import pid_alive
+
 __all__ = ["PID_FILE", "RUN_DIR_PREFIX", "create_run_dir", "sweep_stale_run_dirs"]
 
 log = logging.getLogger(__name__)
@@ -134,16 +136,11 @@ def _start_time(pid: int) -> int | None:
 
 
 def _alive(pid: int, start: int | None) -> bool:
-    if os.path.isdir("/proc/self"):
-        now = _start_time(pid)
-        return now is not None and (start is None or now == start)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    """Whether the daemon that wrote the pid file still runs (a reused pid has another start)."""
+    if not pid_alive(pid):
         return False
-    except PermissionError:
-        return True
-    return True
+    now = _start_time(pid) if start is not None else None
+    return now is None or now == start
 
 
 def _listening(path: Path) -> bool:
