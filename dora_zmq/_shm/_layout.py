@@ -35,6 +35,8 @@ __all__ = [
     "pack_header",
     "stream_size",
     "unpack_header",
+    "byte_width",
+    "write_stream",
 ]
 
 MIB = 1 << 20
@@ -175,3 +177,27 @@ def stream_frame(batch: pa.RecordBatch) -> tuple[bytes, int]:
         raise ProtocolError(f"Arrow IPC prefix of {batch.schema.types} does not fit {len(window)} bytes")
     body_length = pa.ipc.get_record_batch_size(batch) - _MESSAGE_HEAD.size - batch_len
     return bytes(window[:prefix_len]), body_length
+
+
+def write_stream(view: memoryview, batch: pa.RecordBatch, size: int) -> int | None:
+    """Write ``batch`` as an IPC stream into ``view`` (exactly ``size`` bytes, else None)."""
+    target = pa.py_buffer(view)
+    if not target.is_mutable:  # FixedSizeBufferWriter aborts the process on a read-only buffer
+        raise RuntimeError("shared-memory segment is not writable")
+    sink = pa.FixedSizeBufferWriter(target)
+    try:
+        with pa.ipc.new_stream(sink, batch.schema) as writer:
+            writer.write_batch(batch)
+    except (pa.ArrowInvalid, pa.ArrowIOError, OSError):
+        return None  # overflowed the window: the size estimate was wrong
+    written = sink.tell()
+    return written if written == size else None
+
+
+def byte_width(t: pa.DataType) -> int:
+    """Bytes per value of a fixed-width type whose values are whole bytes, else 0."""
+    try:
+        bits = t.bit_width
+    except ValueError:
+        return 0
+    return bits // 8 if bits % 8 == 0 and not pa.types.is_dictionary(t) else 0

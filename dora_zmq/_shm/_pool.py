@@ -43,6 +43,7 @@ from ._layout import (
     HEADER_SIZE,
     MIB,
     SAMPLE_DATA_OFFSET,
+    byte_width,
     capacity_for,
     mark_free,
     pack_header,
@@ -50,6 +51,7 @@ from ._layout import (
     stream_frame,
     stream_size,
 )
+from ._layout import write_stream as _write_stream  # a module global: tests replace it
 from ._naming import segment_name, shm_dir
 from ._segment import SLOT_MAX, Region, SampleOwner, Slab, create_file, destroy_file, slab_slots
 
@@ -90,30 +92,6 @@ class PoolStats:
     created: int
     evicted: int
     fallbacks: int
-
-
-def _write_stream(view: memoryview, batch: pa.RecordBatch, size: int) -> int | None:
-    """Write ``batch`` as an IPC stream into ``view`` (exactly ``size`` bytes, else None)."""
-    target = pa.py_buffer(view)
-    if not target.is_mutable:  # FixedSizeBufferWriter aborts the process on a read-only buffer
-        raise RuntimeError("shared-memory segment is not writable")
-    sink = pa.FixedSizeBufferWriter(target)
-    try:
-        with pa.ipc.new_stream(sink, batch.schema) as writer:
-            writer.write_batch(batch)
-    except (pa.ArrowInvalid, pa.ArrowIOError, OSError):
-        return None  # overflowed the window: the size estimate was wrong
-    written = sink.tell()
-    return written if written == size else None
-
-
-def _byte_width(t: pa.DataType) -> int:
-    """Bytes per value of a fixed-width type whose values are whole bytes, else 0."""
-    try:
-        bits = t.bit_width
-    except ValueError:
-        return 0
-    return bits // 8 if bits % 8 == 0 and not pa.types.is_dictionary(t) else 0
 
 
 def _destroy_all(segments: dict[str, Region], slabs: dict[str, Slab], pid: int) -> None:
@@ -248,7 +226,7 @@ class SegmentPool:
         and length, then its bytes, then the end marker. The data lands 64-byte aligned.
         False when ``value`` is not flat (the caller uses the stream writer).
         """
-        width = _byte_width(value.type)
+        width = byte_width(value.type)
         if not width or value.offset or value.null_count:
             return False
         buffers = value.buffers()
@@ -362,7 +340,7 @@ class SegmentPool:
             seg = self._by_token.get(token)
             if seg is None or seg.published or seg.readers != {WRITER}:
                 return None  # dropped, or published already
-            nbytes = len(value) * _byte_width(value.type)
+            nbytes = len(value) * byte_width(value.type)
             if not nbytes or SAMPLE_DATA_OFFSET + body_length + len(EOS) > seg.size or body_length < nbytes:
                 return None
             at = seg.base + SAMPLE_DATA_OFFSET
@@ -492,7 +470,11 @@ class SegmentPool:
             if self._closed:
                 raise RuntimeError("SegmentPool is closed")
             self._apply_dropped()
-            seg = self._reusable(capacity) if slotted else self._best_fit(needed)
+            if slotted:  # the slot freed last: its memory is warm
+                free = self._free_slots.get(capacity)
+                seg = free.pop() if free else None
+            else:
+                seg = self._best_fit(needed)
             if seg is not None:
                 self._reused += 1
                 return seg, self._take(seg, holders)
@@ -528,11 +510,6 @@ class SegmentPool:
 
     def _next_name(self) -> str:
         return segment_name(self.dataflow_id, self.node_id, self._pid, next(self._names))
-
-    def _reusable(self, slot_size: int) -> Region | None:
-        """Lock held. A free slot of ``slot_size`` (the one freed last: its memory is warm)."""
-        free = self._free_slots.get(slot_size)
-        return free.pop() if free else None
 
     def _best_fit(self, needed: int) -> Region | None:
         """Lock held. The smallest free segment that fits (the most recently used on ties)."""
