@@ -296,3 +296,32 @@ def test_every_layout_reads_back_equal_and_aligned(pool: SegmentPool, reader: Se
         if flat and len(value):
             assert data.address % 64 == 0
         del got
+
+
+def test_a_small_budget_gets_small_slabs_and_falls_back_when_full(
+    make_pool: Callable[..., SegmentPool], reader: SegmentReader, dataflow_id: str
+) -> None:
+    pool = make_pool(max_bytes=MIB)  # slabs of a quarter of the budget: 4 slots of 64 KiB
+    held = [pool.write(_bytes(40_000, i), {"r"}) for i in range(16)]
+    assert all(held)
+    stats = pool.stats()
+    assert stats.segments == 4 and stats.bytes_total == MIB and stats.fallbacks == 0
+    assert pool.write(_bytes(40_000), {"r"}) is None  # full of unreleased messages: the socket
+    assert pool.stats().fallbacks == 1
+    for i, d in enumerate(held):
+        assert reader.open(d).equals(_bytes(40_000, i))  # type: ignore[arg-type]
+        pool.release(d.token, "r")  # type: ignore[union-attr]
+    assert pool.write(_bytes(40_000), {"r"}) is not None  # released slots serve again
+    assert pool.stats().created == 4 and len(segment_files(dataflow_id)) == 4
+
+
+def test_idle_slabs_make_room_for_a_large_value(make_pool: Callable[..., SegmentPool], dataflow_id: str) -> None:
+    pool = make_pool(max_bytes=2 * MIB)
+    small = [pool.write(_bytes(40_000), {"r"}) for _ in range(16)]  # 2 slabs of 512 KiB
+    big = pool.write(_bytes(MIB + 10), {"r"})  # a 2 MiB segment: no room while slots are held
+    assert big is None
+    for d in small:
+        pool.release(d.token, "r")  # type: ignore[union-attr]
+    big = pool.write(_bytes(MIB + 10), {"r"})
+    assert big is not None
+    assert [os.path.basename(p) for p in segment_files(dataflow_id)] == [big.segment]
