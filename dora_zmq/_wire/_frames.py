@@ -11,7 +11,7 @@ from typing import Any, Mapping, Sequence
 import pyarrow as pa
 
 from .._errors import ProtocolError
-from ._arrow import BatchDecoder, encode_batch
+from ._arrow import BatchDecoder, encode_batch, flat_data, schema_bytes
 from ._metadata import decode_metadata, encode_metadata
 
 __all__ = [
@@ -56,10 +56,12 @@ class MessageKind(enum.IntEnum):
     EOS = 1  # the sender finished this output; nothing follows
     FAILED = 2  # the sender crashed; metadata carries {"error": text}
     SHM = 3  # the value is in a shared-memory segment; the body is its descriptor
+    FLAT = 4  # a flat array (fixed width, no nulls): the body is its values, nothing else
 
 
 # Plain ints and a tuple lookup: calling an IntEnum costs a microsecond per message.
 _DATA = int(MessageKind.DATA)
+_FLAT = int(MessageKind.FLAT)
 _KINDS = tuple(MessageKind)
 
 
@@ -104,6 +106,10 @@ def encode_data_frames(
     topic: bytes, seq: int, value: pa.Array, metadata: Mapping[str, Any] | None
 ) -> list[Any]:
     """Frames for one data message (the body is a ``pyarrow.Buffer``, sendable without copy)."""
+    data = flat_data(value)
+    if data is not None:
+        head = _pack(_MAGIC, WIRE_VERSION, _FLAT, seq, _monotonic_ns())
+        return [topic, head + encode_metadata(metadata) if metadata else head, schema_bytes(value.type), data]
     head = _pack(_MAGIC, WIRE_VERSION, _DATA, seq, _monotonic_ns())
     schema, batch = encode_batch(value)
     return [topic, head + encode_metadata(metadata) if metadata else head, schema, batch]
@@ -166,6 +172,8 @@ def decode_frames(frames: Sequence[Any], decoder: BatchDecoder = _DEFAULT_DECODE
         raise ProtocolError(f"unknown message kind {kind}")
     mkind = _KINDS[kind]
     metadata = decode_metadata(head_raw[HEAD_SIZE:]) if len(head_raw) > HEAD_SIZE else {}
+    if kind == _FLAT:
+        return WireMessage(topic, mkind, seq, sent_ns, metadata, decoder.decode_flat(schema, _buffer(body)))
     if kind == _DATA:
         return WireMessage(topic, mkind, seq, sent_ns, metadata, decoder.decode(schema, _buffer(body)))
     shm = _bytes(body) if mkind is MessageKind.SHM else None

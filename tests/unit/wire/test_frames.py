@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
@@ -40,7 +41,9 @@ TOPIC = encode_topic("cam", "image")
 def test_data_round_trip(value: pa.Array) -> None:
     frames = encode_data_frames(TOPIC, 7, value, {"k": [1, "x"]})
     msg = decode_frames([bytes(f) if not isinstance(f, pa.Buffer) else f.to_pybytes() for f in frames])
-    assert msg.kind is MessageKind.DATA and msg.seq == 7 and msg.topic == "cam/image"
+    flat = pa.types.is_integer(value.type) or pa.types.is_floating(value.type) and not value.null_count
+    assert msg.kind is (MessageKind.FLAT if flat else MessageKind.DATA)
+    assert msg.seq == 7 and msg.topic == "cam/image"
     assert msg.metadata == {"k": [1, "x"]}
     assert msg.value.equals(value)
 
@@ -84,3 +87,41 @@ def test_value_bytes() -> None:
     assert value_bytes(pa.array([], type=pa.int8())) == b""
     with pytest.raises(TypeError):
         to_arrow([1, 2])
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pa.array(np.arange(10, dtype=np.int64)).slice(3, 4),  # an offset into a larger buffer
+        pa.array([1, None, 3]).slice(2),  # a validity buffer, no null in the slice
+        pa.array(np.arange(5).astype("datetime64[us]")),
+        pa.array([b"abcd", b"efgh"], pa.binary(4)),
+        pa.array([1, 2], pa.decimal128(10, 2)),
+        pa.array(np.linspace(0, 1, 1001, dtype=np.float32)),
+    ],
+    ids=["slice", "validity", "timestamp", "fixed-binary", "decimal", "float32"],
+)
+def test_flat_values_travel_as_their_bytes(value: pa.Array) -> None:
+    frames = encode_data_frames(TOPIC, 1, value, None)
+    width = value.type.bit_width // 8
+    assert bytes(frames[3]) == value.buffers()[1].to_pybytes()[value.offset * width : (value.offset + len(value)) * width]
+    msg = decode_frames([bytes(f) for f in frames])
+    assert msg.kind is MessageKind.FLAT and msg.value.equals(value) and msg.value.type == value.type
+
+
+def test_a_misaligned_flat_body_is_realigned() -> None:
+    value = pa.array([1, 2, 3], pa.int64())
+    topic, head, schema, _ = encode_data_frames(TOPIC, 1, value, None)
+    raw = bytearray(b"x" + value.buffers()[1].to_pybytes())
+    body = memoryview(raw)[1:]  # one byte off the allocation's alignment
+    got = decode_frames([topic, head, schema, body]).value
+    assert got.equals(value) and got.buffers()[1].address % 8 == 0
+
+
+def test_a_flat_body_that_is_not_whole_values_is_refused() -> None:
+    topic, head, schema, body = encode_data_frames(TOPIC, 1, pa.array([1, 2], pa.int32()), None)
+    with pytest.raises(ProtocolError, match="cannot hold values"):
+        decode_frames([topic, head, schema, bytes(body)[:-1]])
+    _, _, text_schema, _ = encode_data_frames(TOPIC, 1, pa.array(["a"]), None)
+    with pytest.raises(ProtocolError, match="cannot hold values"):
+        decode_frames([topic, head, text_schema, bytes(body)])  # a flat body, a non-flat type
