@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: run test venv bench check clean lint
+.PHONY: run test venv bench check clean lint compat compat-venv
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,22 @@ test: $(STAMP)
 	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
+## The reference implementations (dora-rs 1.1.0, degirum_tools) in their own venv, for tests/compat.
+COMPAT_VENV ?= .venv-compat
+COMPAT_STAMP := $(COMPAT_VENV)/.installed
+
+$(COMPAT_STAMP): tests/compat/requirements.txt
+	$(PYTHON) -m venv $(COMPAT_VENV)
+	$(COMPAT_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(COMPAT_VENV)/bin/python -m pip install --quiet -r tests/compat/requirements.txt
+	touch $(COMPAT_STAMP)
+
+compat-venv: $(COMPAT_STAMP)
+
+## Differential tests: the same programs on the references and on dora_zmq.
+compat: $(STAMP) $(COMPAT_STAMP)
+	DORA_ZMQ_COMPAT_VENV=$(COMPAT_VENV) $(PY) -m pytest -q tests/compat $(PYTEST_ARGS)
+
 ## Validate every example dataflow.
 check: $(STAMP)
 	for f in dataflows/*.yml; do $(VENV)/bin/dora-zmq check $$f || exit 1; done
@@ -34,4 +50,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/run.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) $(COMPAT_VENV) build *.egg-info .pytest_cache
