@@ -23,6 +23,7 @@ from . import cli
 from ._client import StopSignals, coordinator_address, follow, request
 from ._console import err, out, print_counters, print_failure_result, print_log_line
 from ._local import check_reachable, run_local
+from ._recording import apply_recording, print_recording, record_options
 
 _COORD_OPT = click.option(
     "--coordinator", "coordinator", default=None, metavar="ADDR",
@@ -61,12 +62,18 @@ def graph(dataflow: str) -> None:
 @click.argument("dataflow", type=click.Path(dir_okay=False))
 @click.option("--name", default=None, help="A name to refer to the dataflow by.")
 @_GRACE_OPT
-def run(dataflow: str, name: str | None, grace: float) -> None:
+@record_options
+def run(dataflow: str, name: str | None, grace: float, record_dir: str | None, record_only: tuple[str, ...], record_machine: str | None) -> None:
     """Run a dataflow on this machine (coordinator and daemon embedded) until it ends.
 
     Ctrl-C sends STOP to every node; a second Ctrl-C kills them. Exits 1 if a node failed.
     """
-    run_local(_load(dataflow), name, grace)
+    flow = apply_recording(_load(dataflow), record_dir, record_only, name, record_machine)
+    try:
+        run_local(flow, name, grace)
+    finally:
+        if record_dir is not None:
+            print_recording(record_dir)
 
 
 @cli.command()
@@ -186,16 +193,24 @@ def destroy(coordinator: str | None) -> None:
 @click.option("--attach/--detach", default=False, help="Stream logs until the dataflow ends (default: detach).")
 @_GRACE_OPT
 @_COORD_OPT
-def start(dataflow: str, name: str | None, attach: bool, grace: float, coordinator: str | None) -> None:
+@record_options
+def start(
+    dataflow: str, name: str | None, attach: bool, grace: float, coordinator: str | None,
+    record_dir: str | None, record_only: tuple[str, ...], record_machine: str | None,
+) -> None:
     """Start a dataflow on a running coordinator (see `up`)."""
-    df = _load(dataflow)
+    df = apply_recording(_load(dataflow), record_dir, record_only, name, record_machine)
     address = coordinator_address(coordinator)
     started = request(address, ctl.StartDataflow(df.text, str(df.path), str(df.working_dir), name))
     out.print(f"started dataflow '{started.name}' ({started.dataflow_id})")
     if attach:
         with StopSignals() as signals:
             result = follow(address, started.dataflow_id, grace, signals)
-        _report(result)
+        try:
+            _report(result)
+        finally:
+            if record_dir is not None and Path(record_dir).is_dir():  # else it is on another machine
+                print_recording(record_dir)
 
 
 @cli.command()

@@ -23,7 +23,7 @@ from .._errors import ControlError, DescriptorError
 from .._shm import cleanup_segments, cleanup_stale
 from .._transport import Channel, Poller, ipc_endpoint
 from .._version import __version__
-from ..descriptor import Dataflow, NodeKind, NodeSpec, parse_dataflow
+from ..descriptor import Dataflow, NodeKind, NodeSpec, find_program, parse_dataflow
 from ..tracing import LifecycleTracer
 from ._rundir import create_run_dir, sweep_stale_run_dirs
 from ._supervisor import ExitInfo, Supervisor
@@ -322,7 +322,7 @@ class Daemon:
         path = spec.executable
         if path is None and spec.path:
             candidate = Path(spec.path) if os.path.isabs(spec.path) else df.working_dir / spec.path
-            path = candidate if candidate.exists() else (Path(w) if (w := shutil.which(spec.path)) else None)
+            path = candidate if candidate.exists() else (Path(w) if (w := find_program(spec.path)) else None)
         if path is None or not path.exists():
             return f"node '{spec.id}': path '{spec.path}' not found (looked in {df.working_dir} and on PATH)"
         if path.suffix == ".py":

@@ -18,10 +18,12 @@ from .models import (
     TimerSpec,
 )
 from .parse import load_dataflow, parse_dataflow
+from .validate import find_program
 
 __all__ = [
     "load_dataflow",
     "parse_dataflow",
+    "find_program",
     "Dataflow",
     "NodeSpec",
     "NodeKind",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -22,6 +23,7 @@ from .models import InputSpec, NodeKind, NodeSpec, OperatorSpec, OutputRef, Time
 
 __all__ = [
     "NodeDraft",
+    "find_program",
     "resolve_executable",
     "resolve_python",
     "drop_duplicate_ids",
@@ -59,6 +61,16 @@ def _looks_like_file(text: str) -> bool:
     return "/" in text or os.sep in text or text.endswith(".py") or text.startswith("~")
 
 
+def find_program(name: str) -> str | None:
+    """A program on ``PATH``, else beside the running Python (a virtualenv's ``bin``).
+
+    The second place is where dora_zmq's own node programs (``dora-zmq-record``,
+    ``dora-zmq-replay``) are installed: a daemon started as ``.venv/bin/dora-zmq daemon``
+    without activating the virtualenv still finds them.
+    """
+    return shutil.which(name) or shutil.which(name, path=os.path.dirname(sys.executable))
+
+
 def resolve_executable(
     text: str, line: int | None, where: Where, p: Problems, working_dir: Path, check: bool
 ) -> Path | None:
@@ -88,7 +100,7 @@ def resolve_executable(
         if check:
             _check_program(text, candidate, line, where, p)
         return candidate
-    found = shutil.which(text)
+    found = find_program(text)
     if found is not None:
         return _absolute(Path(found))
     if check:

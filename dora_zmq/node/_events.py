@@ -45,7 +45,19 @@ class Event(dict):  # type: ignore[type-arg]
 
     ``event["data"]`` (the value as bytes) is computed on first access, so nodes that only use
     the zero-copy ``value`` never pay for a copy.
+
+    INPUT events from another node also carry, as attributes (not keys, so the dict stays
+    exactly dora's), what the wire says of the message; 0 for timer ticks and other events.
+
+    Attributes:
+        sent_ns: the sender's wall clock when it sent the message, ns since the epoch.
+        received_ns: this node's wall clock when its receiver thread took the message.
+        seq: the message's sequence number on its output (1, 2, ...).
     """
+
+    sent_ns: int = 0
+    received_ns: int = 0
+    seq: int = 0
 
     def __missing__(self, key: str) -> Any:
         if key == "data":

@@ -273,8 +273,11 @@ class Receiver(threading.Thread):
             if value is None:
                 return
         if value is not None:  # DATA or SHM
+            received_ns = time.time_ns()
             for input_id in route.inputs:
-                self._queue.push_input(input_id, Event(type=EventType.INPUT, id=input_id, value=value, metadata=msg.metadata))
+                event = Event(type=EventType.INPUT, id=input_id, value=value, metadata=msg.metadata)
+                event.sent_ns, event.received_ns, event.seq = msg.sent_ns, received_ns, msg.seq
+                self._queue.push_input(input_id, event)
             return
         error = str(msg.metadata.get("error", "")) if msg.kind is MessageKind.FAILED else None
         if error is not None:

@@ -16,6 +16,7 @@ def test_public_names() -> None:
         [
             "load_dataflow",
             "parse_dataflow",
+            "find_program",
             "Dataflow",
             "NodeSpec",
             "NodeKind",

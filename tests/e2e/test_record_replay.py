@@ -1,0 +1,186 @@
+"""Record a dataflow's outputs with real processes, replay them into a sink, compare.
+
+The source sends messages of several Arrow types (one output changes type part-way) with
+metadata, at uneven gaps; the recording must hold them exactly, and a replay must send the
+same values, metadata and order, with the recorded timing (or none, as fast as possible).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dora_zmq.recording import Recording
+from dora_zmq.testing import node_events, write_dataflow
+
+pytestmark = pytest.mark.timeout(120)
+
+# Gaps between sends, in ms: uneven, so a replay that ignores or distorts timing is caught.
+GAPS_MS = [0, 30, 120, 10, 80, 200, 20, 60, 150, 40, 5, 100]
+
+FLOW = """
+nodes:
+  - id: camera
+    path: camera.py
+    outputs: [frame, info]
+  - id: sink
+    path: sink.py
+    inputs:
+      frame: {source: camera/frame, queue_size: 100}
+      info: {source: camera/info, queue_size: 100}
+"""
+
+CAMERA = f"""
+    import time
+    import numpy as np, pyarrow as pa
+    from dora_zmq import Node
+    node = Node()
+    for i, gap in enumerate({GAPS_MS}):
+        time.sleep(gap / 1000)
+        node.send_output("frame", pa.array(np.arange(i, i + 6, dtype=np.uint16)), {{"i": i, "w": 3, "tag": "f" + str(i)}})
+        if i % 3 == 0:
+            # the info output changes type half-way: the recording starts a new segment
+            info = pa.array([{{"x": i, "name": "n" + str(i)}}]) if i < 6 else pa.array(["s" + str(i), None])
+            node.send_output("info", info, {{"i": i, "nested": {{"a": [1, 2.5, "z"]}}}})
+"""
+
+SINK = """
+    import json
+    from dora_zmq import Node
+    node = Node()
+    for event in node:
+        if event["type"] == "INPUT":
+            row = {"id": event["id"], "value": event["value"].to_pylist(), "type": str(event["value"].type),
+                   "metadata": event["metadata"], "sent_ns": event.sent_ns}
+            print("EVENT " + json.dumps(row), flush=True)
+"""
+
+
+def _expected() -> dict[str, list[tuple[list, dict]]]:
+    frames = [(list(range(i, i + 6)), {"i": i, "w": 3, "tag": f"f{i}"}) for i in range(len(GAPS_MS))]
+    infos = [
+        ([{"x": i, "name": f"n{i}"}] if i < 6 else [f"s{i}", None], {"i": i, "nested": {"a": [1, 2.5, "z"]}})
+        for i in range(0, len(GAPS_MS), 3)
+    ]
+    return {"camera/frame": frames, "camera/info": infos}
+
+
+def _strip_trace(meta: dict) -> dict:
+    return {k: v for k, v in meta.items() if k != "open_telemetry_context"}
+
+
+def _offsets_s(sent_ns: list[int]) -> list[float]:
+    return [(t - sent_ns[0]) / 1e9 for t in sent_ns]
+
+
+def _sink_rows(output: str) -> dict[str, list[dict]]:
+    rows: dict[str, list[dict]] = {"camera/frame": [], "camera/info": []}
+    for e in node_events(output, "sink"):
+        rows["camera/" + e["id"]].append(e)
+    return rows
+
+
+def test_record_then_replay_sends_the_same_messages_with_their_timing(dora, flow_dir: Path) -> None:
+    yml = write_dataflow(flow_dir, FLOW, files={"camera.py": CAMERA, "sink.py": SINK})
+    rec1, rec2 = flow_dir / "rec1", flow_dir / "rec2"
+
+    recorded = dora("run", str(yml), "--record", str(rec1), cwd=flow_dir).wait(60)
+    assert recorded.returncode == 0, recorded.output
+    assert "camera/frame" in recorded.stdout and "not written" in recorded.stdout  # the summary table
+
+    # The recording holds exactly what was sent, in order, with increasing send times.
+    rec = Recording.open(rec1)
+    assert rec.manifest.complete and rec.manifest.dataflow_name == "dataflow"
+    assert "dora-zmq-recorder" not in rec.manifest.descriptor and "camera.py" in rec.manifest.descriptor
+    for topic, want in _expected().items():
+        got = rec.read_output(topic)
+        assert [(m.value.to_pylist(), m.metadata) for m in got] == want, topic
+        assert [m.seq for m in got] == list(range(1, len(want) + 1))
+        assert all(m.received_ns >= m.sent_ns - 5_000_000 for m in got)  # same host, same clock
+        out = rec.manifest.output(topic)
+        assert out.messages == len(want) and out.not_written == out.dropped == out.lost == 0
+    assert [s.value_type for s in rec.manifest.output("camera/info").segments] == ["struct<x: int64, name: string>", "string"]
+    frames1 = rec.read_output("camera/frame")
+    recorded_offsets = _offsets_s([m.sent_ns for m in frames1])
+    assert recorded_offsets[-1] >= 0.7  # the gaps add up to 0.815 s
+
+    # Replay: the camera is swapped for its recording, the sink runs for real; record it again.
+    replayed = dora("replay", str(rec1), "--record", str(rec2), cwd=flow_dir).wait(60)
+    assert replayed.returncode == 0, replayed.output
+    assert "replaying camera" in replayed.output
+    rows = _sink_rows(replayed.stdout)
+    for topic, want in _expected().items():
+        assert [(r["value"], _strip_trace(r["metadata"])) for r in rows[topic]] == want, topic
+    again = Recording.open(rec2)
+    frames2 = again.read_output("camera/frame")
+    assert [m.value.to_pylist() for m in frames2] == [m.value.to_pylist() for m in frames1]
+    assert [str(m.value.type) for m in frames2] == ["uint16"] * len(GAPS_MS)
+    # Timing: each message at its recorded offset from the first (a loaded 2-core VM: 60 ms).
+    replay_offsets = _offsets_s([m.sent_ns for m in frames2])
+    worst = max(abs(a - b) for a, b in zip(replay_offsets, recorded_offsets))
+    assert worst < 0.06, (recorded_offsets, replay_offsets)
+    # The order across outputs is kept too (info i=3 after frame i=3, before frame i=4).
+    merged = [(m.topic, m.metadata["i"]) for m in again.messages()]
+    assert merged.index(("camera/info", 3)) == merged.index(("camera/frame", 3)) + 1
+
+
+def test_replay_node_in_yaml_as_fast_as_possible(dora, flow_dir: Path) -> None:
+    """The dora-rs way: a node's `path` becomes the replay program; its outputs stay."""
+    yml = write_dataflow(flow_dir, FLOW, files={"camera.py": CAMERA, "sink.py": SINK})
+    recorded = dora("run", str(yml), "--record", str(flow_dir / "rec"), "--record-only", "camera/frame", cwd=flow_dir).wait(60)
+    assert recorded.returncode == 0, recorded.output
+    assert [o.topic for o in Recording.open(flow_dir / "rec").outputs] == ["camera/frame"]
+
+    replay_dir = flow_dir / "replay"
+    replay_yml = write_dataflow(replay_dir, """
+        nodes:
+          - id: cam
+            path: dora-zmq-replay
+            args: ../rec --node camera --as-fast-as-possible
+            outputs: [frame]
+          - id: sink
+            path: sink.py
+            inputs:
+              frame: {source: cam/frame, queue_size: 100}
+        """, files={"sink.py": SINK})
+    result = dora("run", str(replay_yml), cwd=replay_dir).wait(60)
+    assert result.returncode == 0, result.output
+    rows = [e for e in node_events(result.stdout, "sink")]
+    assert [(r["value"], _strip_trace(r["metadata"])) for r in rows] == _expected()["camera/frame"]
+    sent = [r["sent_ns"] for r in rows]
+    assert (sent[-1] - sent[0]) / 1e9 < 0.4  # recorded over 0.815 s; no pacing now
+
+
+def test_damaged_recordings_give_a_clear_error(dora, flow_dir: Path) -> None:
+    yml = write_dataflow(flow_dir, FLOW, files={"camera.py": CAMERA, "sink.py": SINK})
+    rec = flow_dir / "rec"
+    assert dora("run", str(yml), "--record", str(rec), cwd=flow_dir).wait(60).returncode == 0
+    again = dora("run", str(yml), "--record", str(rec), cwd=flow_dir).wait(30)
+    assert again.returncode == 1 and "holds a recording already" in again.stderr, again.output
+
+    stream = rec / "camera%2Fframe.0.arrow"
+    whole = stream.read_bytes()
+
+    def replay_fails(*extra: str) -> str:
+        result = dora("replay", str(rec), *extra, cwd=flow_dir).wait(30)
+        assert result.returncode == 1, result.output
+        assert "Traceback" not in result.output, result.output
+        return result.stderr
+
+    stream.write_bytes(whole[: len(whole) - 100])  # cut inside the last batch
+    assert "cut short or corrupt" in replay_fails() and "--allow-truncated" in replay_fails()
+    stream.write_bytes(whole[:200] + b"\xff" * 64 + whole[264:])  # garbage inside
+    assert "camera%2Fframe.0.arrow" in replay_fails()
+    stream.unlink()
+    assert "is missing" in replay_fails()
+    stream.write_bytes(whole)
+    manifest = (rec / "manifest.json").read_text()
+    (rec / "manifest.json").write_text(manifest[: len(manifest) // 2])
+    assert "manifest.json is unreadable or cut short" in replay_fails()
+    (rec / "manifest.json").write_text(json.dumps({**json.loads(manifest), "format_version": 99}))
+    assert "format version 99" in replay_fails()
+    (rec / "manifest.json").unlink()
+    assert "has no manifest.json" in replay_fails()
+    assert "does not exist" in dora("replay", str(flow_dir / "nowhere")).wait(30).stderr
