@@ -22,6 +22,7 @@ from ..descriptor import load_dataflow
 from . import cli
 from ._client import StopSignals, coordinator_address, follow, request
 from ._console import err, out, print_counters, print_failure_result, print_log_line
+from ._graph import graph  # noqa: F401 - registers the command
 from ._local import check_reachable, run_local
 from ._recording import apply_recording, print_recording, record_options
 
@@ -49,13 +50,6 @@ def check(dataflow: str) -> None:
     """Validate a dataflow YAML; print every problem found."""
     df = _load(dataflow)
     out.print(f"[green]ok[/green] {escape(dataflow)}: {len(df.nodes)} nodes, machines: {', '.join(m or '(default)' for m in df.machines())}")
-
-
-@cli.command()
-@click.argument("dataflow", type=click.Path(dir_okay=False))
-def graph(dataflow: str) -> None:
-    """Print the dataflow as a Mermaid flowchart."""
-    out.print(_load(dataflow).mermaid(), markup=False)
 
 
 @cli.command()
