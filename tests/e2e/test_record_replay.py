@@ -184,3 +184,67 @@ def test_damaged_recordings_give_a_clear_error(dora, flow_dir: Path) -> None:
     (rec / "manifest.json").unlink()
     assert "has no manifest.json" in replay_fails()
     assert "does not exist" in dora("replay", str(flow_dir / "nowhere")).wait(30).stderr
+
+
+FOREVER = """
+    import pyarrow as pa
+    from dora_zmq import Node
+    node = Node()
+    i = 0
+    for event in node:
+        if event["type"] == "INPUT":
+            i += 1
+            node.send_output("n", pa.array([i]), {"i": i})
+            if i == 20:
+                print("sent 20", flush=True)
+"""
+
+
+def test_ctrl_c_leaves_a_complete_recording(dora, flow_dir: Path) -> None:
+    yml = write_dataflow(flow_dir, """
+        nodes:
+          - id: src
+            path: src.py
+            inputs: {tick: dora/timer/millis/10}
+            outputs: [n]
+        """, files={"src.py": FOREVER})
+    run = dora("run", str(yml), "--record", str(flow_dir / "rec"), cwd=flow_dir)
+    run.wait_for_line("sent 20")
+    run.interrupt_group()
+    result = run.wait(30)
+    assert result.returncode == 0, result.output
+    rec = Recording.open(flow_dir / "rec")
+    assert rec.manifest.complete
+    got = rec.read_output("src/n")
+    assert len(got) >= 20 and [m.value[0].as_py() for m in got] == list(range(1, len(got) + 1))
+
+
+def test_start_records_on_another_machine_over_tcp(dora, flow_dir: Path) -> None:
+    """`start --record` on a coordinator with two daemons; the recorder runs on the second."""
+    from dora_zmq.testing import free_tcp_address
+
+    yml = write_dataflow(flow_dir, """
+        nodes:
+          - id: camera
+            path: camera.py
+            deploy: {machine: robot}
+            outputs: [frame, info]
+          - id: sink
+            path: sink.py
+            deploy: {machine: robot}
+            inputs:
+              frame: {source: camera/frame, queue_size: 100}
+              info: {source: camera/info, queue_size: 100}
+        """, files={"camera.py": CAMERA, "sink.py": SINK})
+    address = free_tcp_address()
+    env = {"DORA_ZMQ_COORDINATOR": address}
+    dora("coordinator", "--bind", address, env=env).wait_for_line("coordinator listening")
+    for machine in ("robot", "base"):
+        dora("daemon", "--machine-id", machine, "--bind-data", "127.0.0.1", env=env, cwd=flow_dir)
+    started = dora("start", str(yml), "--attach", "--record", str(flow_dir / "rec"), "--record-machine", "base", env=env, cwd=flow_dir).wait(60)
+    assert started.returncode == 0, started.output
+    rec = Recording.open(flow_dir / "rec")
+    assert rec.manifest.complete and rec.manifest.machine == "base"
+    for topic, want in _expected().items():
+        assert [(m.value.to_pylist(), m.metadata) for m in rec.read_output(topic)] == want, topic
+    assert dora("destroy", env=env).wait(30).returncode == 0
