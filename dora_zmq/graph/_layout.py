@@ -245,16 +245,20 @@ def _place(result: Layout, machines: list[str]) -> None:
         rows = max(b.slot for b in boxes.values() if b.machine == machine) + 1
         height = _LANE_HEAD + rows * row_h - _ROW_GAP + 2 * _LANE_PAD
         result.lanes.append(Lane(machine, y, height))
-        for b in boxes.values():
-            if b.machine == machine and b.kind == "waypoint":
+        mine = [b for b in boxes.values() if b.machine == machine]
+        # A column with fewer rows than its lane is centred in it (a fan-in sits mid-fan).
+        used = {r: 1 + max(b.slot for b in mine if b.rank == r) for r in {b.rank for b in mine}}
+        for b in mine:
+            top = y + _LANE_HEAD + _LANE_PAD + (rows - used[b.rank]) * row_h / 2 + b.slot * row_h
+            if b.kind == "waypoint":
                 # A row across the whole column: the link runs straight through it.
                 b.x, b.w = col_x[b.rank], col_w[b.rank]
-                b.y = y + _LANE_HEAD + _LANE_PAD + b.slot * row_h + (row_h - _ROW_GAP) / 2
-            elif b.machine == machine:
+                b.y = top + (row_h - _ROW_GAP) / 2
+            else:
                 b.x = col_x[b.rank] + (col_w[b.rank] - b.w) / 2
-                b.y = y + _LANE_HEAD + _LANE_PAD + b.slot * row_h + (row_h - _ROW_GAP - b.h) / 2
+                b.y = top + (row_h - _ROW_GAP - b.h) / 2
         y += height + _ROW_GAP
     result.width = col_x[-1] + col_w[-1] + _LANE_PAD + _MARGIN if boxes else 2 * _MARGIN
     # Links that close a cycle are drawn below the lanes: leave them room.
-    below = 50.0 if any(lk.back for lk in result.links) else 0.0
+    below = 50.0 if any(lk.back and lk.source != lk.target for lk in result.links) else 0.0
     result.height = y - _ROW_GAP + _MARGIN + below
