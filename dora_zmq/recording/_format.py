@@ -96,7 +96,7 @@ class OutputRecord:
         output: the output id inside that node.
         segments: its stream files, in order.
         messages: messages written.
-        bytes: Arrow bytes of the values written.
+        bytes: Arrow buffer bytes of the values written.
         first_sent_ns / last_sent_ns: send times of the first and last message written.
         not_written: messages received that could not be written (disk full, I/O error).
         dropped: messages the recorder's input queue dropped (it fell behind).

@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 _BATCH_MESSAGES = 64
 _BATCH_BYTES = 8 << 20
+# One encoder for every message (json.dumps builds one per call); odd values become text.
+_encode_json = json.JSONEncoder(default=str).encode
 
 
 @dataclass(slots=True)
@@ -41,7 +43,7 @@ class _Stream:
     value_type: pa.DataType | None = None
     file: BinaryIO | None = None
     writer: pa.ipc.RecordBatchStreamWriter | None = None
-    rows: list[tuple[int, int, int, str, pa.Array]] = field(default_factory=list)
+    rows: list[tuple[int, int, int, str, pa.Array, int]] = field(default_factory=list)
     pending_bytes: int = 0
     oldest: float = 0.0
 
@@ -72,16 +74,18 @@ class RecordingWriter:
     def write(self, topic: str, value: pa.Array, metadata: Mapping[str, Any], seq: int, sent_ns: int, received_ns: int) -> None:
         """Buffer one message of ``topic`` (an output announced in the manifest)."""
         stream = self._streams[topic]
-        if stream.value_type is not None and value.type != stream.value_type:
+        value_type = value.type
+        if stream.value_type is not None and value_type != stream.value_type:
             self._flush(stream)
             self._end_segment(stream)
         if stream.value_type is None:
-            stream.value_type = value.type
+            stream.value_type = value_type
         if not stream.rows:
             stream.oldest = time.monotonic()
-        meta = json.dumps(dict(metadata), default=str)
-        stream.rows.append((seq, sent_ns, received_ns, meta, value))
-        stream.pending_bytes += value.nbytes
+        meta = _encode_json(metadata) if metadata else "{}"
+        size = value.get_total_buffer_size()  # nbytes costs ~6 µs (it walks slices); this ~0.1
+        stream.rows.append((seq, sent_ns, received_ns, meta, value, size))
+        stream.pending_bytes += size
         if len(stream.rows) >= _BATCH_MESSAGES or stream.pending_bytes >= _BATCH_BYTES:
             self._flush(stream)
 
@@ -144,7 +148,7 @@ class RecordingWriter:
             record.first_sent_ns = rows[0][1]
         record.messages += len(rows)
         record.last_sent_ns = rows[-1][1]
-        record.bytes += sum(r[4].nbytes for r in rows)
+        record.bytes += sum(r[5] for r in rows)
 
     def _open_segment(self, stream: _Stream) -> None:
         record = stream.record
@@ -174,7 +178,7 @@ class RecordingWriter:
                     log.warning("recording %s: closing %s: %s", self.folder, stream.record.topic, exc)
 
 
-def _batch(schema: pa.Schema | None, rows: list[tuple[int, int, int, str, pa.Array]]) -> pa.RecordBatch:
+def _batch(schema: pa.Schema | None, rows: list[tuple[int, int, int, str, pa.Array, int]]) -> pa.RecordBatch:
     assert schema is not None
     offsets = [0]
     for row in rows:
