@@ -109,12 +109,13 @@ def record(dataflow: str, out_dir: str | None, only: tuple[str, ...], name: str 
 @click.option("--speed", type=float, default=1.0, show_default=True, help="Playback speed (2.0: twice as fast).")
 @click.option("--as-fast-as-possible", "fast", is_flag=True, help="Send back to back, ignoring the recorded timing.")
 @click.option("--allow-truncated", is_flag=True, help="Replay the readable part of files that were cut short.")
+@click.option("--loop", is_flag=True, help="Start again after the last message, until stopped (Ctrl-C).")
 @click.option("--record", "record_dir", default=None, type=click.Path(file_okay=False), metavar="DIR", help="Record this run too.")
 @click.option("--name", default=None, help="A name to refer to the dataflow by.")
 @click.option("--grace-duration", "grace", type=float, default=10.0, show_default=True, help="Seconds nodes get to exit after STOP.")
 def replay(
     recording: str, dataflow: str | None, nodes: tuple[str, ...], speed: float, fast: bool,
-    allow_truncated: bool, record_dir: str | None, name: str | None, grace: float,
+    allow_truncated: bool, loop: bool, record_dir: str | None, name: str | None, grace: float,
 ) -> None:
     """Run the recorded dataflow (or DATAFLOW) with recorded nodes replaced by their replay.
 
@@ -136,6 +137,8 @@ def replay(
     args = ["--as-fast-as-possible"] if fast else ["--speed", repr(speed)]
     if allow_truncated:
         args.append("--allow-truncated")
+    if loop:
+        args.append("--loop")
     flow = with_replays(flow, Path(recording), rec.manifest, replaced, args)
     err.print(f"replaying {', '.join(replaced)} from {escape(recording)}")
     try:
@@ -156,3 +159,14 @@ def export_mcap_(recording: str, output: str, allow_truncated: bool) -> None:
     count = export_mcap(Recording.open(recording), Path(output), allow_truncated)
     out.print(f"wrote {count} messages to {output}")
 
+
+
+@cli.command(name="recording-info")
+@click.argument("recording", type=click.Path(file_okay=False))
+@click.option("--check", is_flag=True, help="Also read every file through (reports damage).")
+def recording_info(recording: str, check: bool) -> None:
+    """What a recording holds: dataflow, outputs, types, counts (as `ros2 bag info`)."""
+    rec = Recording.open(recording)
+    if check:
+        rec.verify()
+    out.print(_summary(recording, rec.manifest))

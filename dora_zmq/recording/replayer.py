@@ -45,12 +45,14 @@ class ReplayOptions:
         speed: 1.0 is the recorded pace, 2.0 twice as fast.
         as_fast_as_possible: ignore the recorded timing.
         allow_truncated: replay the readable part of a file that was cut short.
+        loop: start again after the last message, until the dataflow is stopped.
     """
 
     source_node: str | None = None
     speed: float = 1.0
     as_fast_as_possible: bool = False
     allow_truncated: bool = False
+    loop: bool = False
 
 
 def replay(node: Node, recording: Recording, options: ReplayOptions) -> int:
@@ -74,6 +76,16 @@ def replay(node: Node, recording: Recording, options: ReplayOptions) -> int:
             topics[o.topic] = o.output
         else:
             log.warning("replay %s: recorded output '%s' is not declared by this node; not sent", node.id, o.output)
+    sent = 0
+    while True:
+        count, stopped = _one_pass(node, recording, topics, options)
+        sent += count
+        if stopped or not options.loop or count == 0:
+            return sent
+
+
+def _one_pass(node: Node, recording: Recording, topics: dict[str, str], options: ReplayOptions) -> tuple[int, bool]:
+    """Send the recording once; ``(messages sent, stopped by STOP)``."""
     origin = recording.manifest.first_sent_ns
     start: float | None = None
     sent = 0
@@ -82,13 +94,13 @@ def replay(node: Node, recording: Recording, options: ReplayOptions) -> int:
             start = time.monotonic()  # once the first message is read: opening files takes a while
         if options.as_fast_as_possible:
             if sent % _POLL_EVERY == 0 and _stopped(node, 0.0):
-                break
+                return sent, True
         elif _stopped_before(node, start + (message.sent_ns - origin) / 1e9 / options.speed):
-            break
+            return sent, True
         metadata = {k: v for k, v in message.metadata.items() if k != OTEL_CONTEXT_KEY}
         node.send_output(topics[message.topic], message.value, metadata)
         sent += 1
-    return sent
+    return sent, False
 
 
 def _stopped_before(node: Node, deadline: float) -> bool:
@@ -107,19 +119,20 @@ def _stopped(node: Node, timeout: float) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``dora-zmq-replay DIR [--node N] [--speed F | --as-fast-as-possible]``, run as a node."""
+    """``dora-zmq-replay DIR [--node N] [--speed F | --as-fast-as-possible] [--loop]``, run as a node."""
     parser = argparse.ArgumentParser(prog="dora-zmq-replay", description="Send a node's recorded outputs again.")
     parser.add_argument("recording", help="recording folder (relative to the dataflow's folder)")
     parser.add_argument("--node", default=None, help="replay this node's outputs (default: this node's id)")
     parser.add_argument("--speed", type=float, default=1.0, help="playback speed (2.0: twice as fast)")
     parser.add_argument("--as-fast-as-possible", action="store_true", help="ignore the recorded timing")
     parser.add_argument("--allow-truncated", action="store_true", help="replay the readable part of damaged files")
+    parser.add_argument("--loop", action="store_true", help="start again after the last message, until stopped")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     if args.speed <= 0:
         parser.error("--speed must be positive (use --as-fast-as-possible for no pacing)")
     node = Node()
-    options = ReplayOptions(args.node, args.speed, args.as_fast_as_possible, args.allow_truncated)
+    options = ReplayOptions(args.node, args.speed, args.as_fast_as_possible, args.allow_truncated, args.loop)
     try:
         sent = replay(node, Recording.open(Path(args.recording)), options)
     except DoraZmqError as exc:

@@ -248,3 +248,32 @@ def test_start_records_on_another_machine_over_tcp(dora, flow_dir: Path) -> None
     for topic, want in _expected().items():
         assert [(m.value.to_pylist(), m.metadata) for m in rec.read_output(topic)] == want, topic
     assert dora("destroy", env=env).wait(30).returncode == 0
+
+
+def test_loop_replays_again_until_stopped(dora, flow_dir: Path) -> None:
+    yml = write_dataflow(flow_dir, FLOW, files={"camera.py": CAMERA, "sink.py": SINK})
+    assert dora("run", str(yml), "--record", str(flow_dir / "rec"), "--record-only", "camera/info", cwd=flow_dir).wait(60).returncode == 0
+    replay_yml = write_dataflow(flow_dir / "loop", """
+        nodes:
+          - id: camera
+            path: dora-zmq-replay
+            args: ../rec --loop --speed 20
+            outputs: [info]
+          - id: counter
+            path: counter.py
+            inputs:
+              info: {source: camera/info, queue_size: 100}
+        """, files={"counter.py": """
+            from dora_zmq import Node
+            node = Node()
+            seen = []
+            for event in node:
+                if event["type"] == "INPUT":
+                    seen.append(event["metadata"]["i"])
+                    if len(seen) == 10:
+                        print("SEEN", seen, flush=True)
+                        node.request_dataflow_stop()
+        """})
+    result = dora("run", str(replay_yml), cwd=flow_dir / "loop").wait(60)
+    assert result.returncode == 0, result.output
+    assert "SEEN [0, 3, 6, 9, 0, 3, 6, 9, 0, 3]" in result.stdout, result.output
