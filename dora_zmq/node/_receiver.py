@@ -22,7 +22,7 @@ from .._errors import ProtocolError
 from .._shm import SegmentReader, ShmDescriptor
 from .._transport import Channel, Poller, Subscriber, Wakeup
 from .._wire import MessageKind, decode_frames, encode_release
-from ._events import Event, EventQueue, EventType, StopReason
+from ._events import Event, EventQueue, EventType, ReceivedEvent, StopReason
 
 __all__ = ["Receiver", "Route", "TimerInput"]
 
@@ -275,7 +275,7 @@ class Receiver(threading.Thread):
         if value is not None:  # DATA or SHM
             received_ns = time.time_ns()
             for input_id in route.inputs:
-                event = Event(type=EventType.INPUT, id=input_id, value=value, metadata=msg.metadata)
+                event = ReceivedEvent(type=EventType.INPUT, id=input_id, value=value, metadata=msg.metadata)
                 event.sent_ns, event.received_ns, event.seq = msg.sent_ns, received_ns, msg.seq
                 self._queue.push_input(input_id, event)
             return
