@@ -41,6 +41,7 @@ class Box:
         detail: the second line (program, operators), may be empty.
         kind: ``custom``, ``dynamic``, ``runtime``, ``timer``, or ``waypoint`` (not drawn).
         machine: its machine (``""``: the default one).
+        note: the node's ``name`` and ``description`` (shown on hover).
         rank / slot: column and row inside its lane.
         x, y, w, h: its rectangle.
     """
@@ -50,6 +51,7 @@ class Box:
     detail: str
     kind: str
     machine: str
+    note: str = ""
     rank: int = 0
     slot: int = 0
     x: float = 0.0
@@ -118,7 +120,8 @@ def _graph(flow: Dataflow) -> tuple[dict[str, Box], list[Link]]:
             detail = "dynamic"
         else:
             detail = n.path or ""
-        boxes[n.id] = Box(n.id, n.id, detail, n.kind.value, flow.machine_of(n.id))
+        note = " - ".join(t for t in (n.name, n.description) if t)
+        boxes[n.id] = Box(n.id, n.id, detail, n.kind.value, flow.machine_of(n.id), note)
     labels: dict[tuple[str, str], list[str]] = defaultdict(list)
     for n in flow.nodes:
         machine = flow.machine_of(n.id)
@@ -126,7 +129,7 @@ def _graph(flow: Dataflow) -> tuple[dict[str, Box], list[Link]]:
             src = inp.source
             if isinstance(src, TimerSpec):
                 key = f"timer:{machine}:{src.text}"
-                boxes.setdefault(key, Box(key, src.text, "timer", "timer", machine))
+                boxes.setdefault(key, Box(key, src.text, "timer", "timer", machine))  # one per machine
                 labels[(key, n.id)].append(inp.id)
             else:
                 text = src.output if src.output == inp.id else f"{src.output} as {inp.id}"
@@ -189,7 +192,7 @@ def _add_waypoints(boxes: dict[str, Box], links: list[Link]) -> None:
         first, last = boxes[lk.source].rank, boxes[lk.target].rank
         for rank in range(first + 1, last):
             key = f"~{k}:{rank}"
-            boxes[key] = Box(key, "", "", "waypoint", boxes[lk.target].machine, rank)
+            boxes[key] = Box(key, "", "", "waypoint", boxes[lk.target].machine, rank=rank)
             lk.via.append(key)
 
 

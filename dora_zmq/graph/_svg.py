@@ -62,7 +62,8 @@ def _box(b: Box) -> str:
     data_id = b.title if b.kind != "timer" else b.key
     return (
         f'<g class="node" data-id="{_esc(data_id)}" data-kind="{b.kind}" data-machine="{_esc(b.machine)}">'
-        f"<title>{_esc(b.title)} ({_esc(b.kind)}{', machine ' + _esc(b.machine) if b.machine else ''})</title>"
+        f"<title>{_esc(b.title)} ({_esc(b.kind)}{', machine ' + _esc(b.machine) if b.machine else ''})"
+        f"{chr(10) + _esc(b.note) if b.note else ''}</title>"
         f'<rect x="{b.x:.1f}" y="{b.y:.1f}" width="{b.w:.1f}" height="{b.h:.1f}" rx="6" '
         f'fill="{_FILL[b.kind]}" stroke="{_STROKE[b.kind]}" stroke-width="1.5"{dash}/>' + "".join(lines) + "</g>"
     )
