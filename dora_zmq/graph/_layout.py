@@ -151,15 +151,15 @@ def _mark_back_links(boxes: dict[str, Box], links: list[Link]) -> None:
         state[root] = 1
         while stack:
             key, it = stack[-1]
-            link = next(it, None)
-            if link is None:
+            step = next(it, None)
+            if step is None:
                 state[key] = 2
                 stack.pop()
-            elif state.get(link.target) == 1:
-                link.back = True
-            elif link.target not in state:
-                state[link.target] = 1
-                stack.append((link.target, iter(out[link.target])))
+            elif state.get(step.target) == 1:
+                step.back = True
+            elif step.target not in state:
+                state[step.target] = 1
+                stack.append((step.target, iter(out[step.target])))
 
 
 def _assign_ranks(boxes: dict[str, Box], links: list[Link]) -> None:

@@ -84,8 +84,8 @@ def _link(lay: Layout, lk: Link) -> str:
     else:  # left to right: curves in the gaps between columns, straight across waypoint rows
         points = [(s.x + s.w, s.y + s.h / 2)]
         for v in lk.via:
-            w = lay.boxes[v]
-            points += [(w.x, w.y), (w.x + w.w, w.y)]
+            wp = lay.boxes[v]
+            points += [(wp.x, wp.y), (wp.x + wp.w, wp.y)]
         points.append((t.x, t.y + t.h / 2))
         d = f"M{points[0][0]:.1f},{points[0][1]:.1f}"
         for k in range(0, len(points) - 1, 2):

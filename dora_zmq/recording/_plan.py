@@ -77,7 +77,7 @@ def without_node(flow: Dataflow, node_id: str) -> str:
     """The dataflow's YAML text without one node (the recorder keeps the dataflow as it was)."""
     raw = _plain(flow)
     raw["nodes"] = [n for n in raw["nodes"] if not (isinstance(n, dict) and n.get("id") == node_id)]
-    return yaml.safe_dump(raw, sort_keys=False)
+    return str(yaml.safe_dump(raw, sort_keys=False))
 
 
 def source_nodes(flow: Dataflow, manifest: Manifest) -> list[str]:

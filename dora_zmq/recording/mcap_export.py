@@ -62,7 +62,7 @@ def export_mcap(recording: Recording, out: Path, allow_truncated: bool = False) 
                 "name": manifest.dataflow_name, "id": manifest.dataflow_id,
                 "descriptor": manifest.descriptor, "started_at": manifest.started_at,
             })
-            writer.finish()
+            writer.finish()  # type: ignore[no-untyped-call]
     except OSError as exc:
         raise RecordingError(f"cannot write '{out}': {exc}") from exc
     return count

@@ -114,7 +114,7 @@ def _stopped_before(node: Node, deadline: float) -> bool:
 def _stopped(node: Node, timeout: float) -> bool:
     event = node.next(timeout=timeout)
     if event is not None:
-        return event["type"] == "STOP"
+        return bool(event["type"] == "STOP")
     return node.finished
 
 
