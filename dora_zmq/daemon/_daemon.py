@@ -270,6 +270,12 @@ class Daemon:
                 log.debug("daemon ignores %r", msg)
 
     def _spawn_dataflow(self, msg: ctl.SpawnNodes) -> None:
+        if not ctl.is_safe_dataflow_id(msg.dataflow_id):
+            # it names this dataflow's folders, removed with it: never a path
+            log.warning("daemon '%s': refused to spawn dataflow %r: not a valid dataflow id", self.machine_id, msg.dataflow_id)
+            for node in msg.nodes:
+                self._report_exit(msg.dataflow_id, node, ExitInfo(None, None, True, "refused: not a valid dataflow id", ""))
+            return
         working_dir = Path(msg.working_dir)
         if not working_dir.is_dir():
             working_dir = Path.cwd()
@@ -307,10 +313,12 @@ class Daemon:
             ENV_MACHINE: self.machine_id,
             "PYTHONUNBUFFERED": "1",
         })
-        log_path = self._log_path(df, spec.id)
         try:
-            self.supervisor.spawn(df.id, spec.id, argv, env, df.working_dir, log_path)
-        except OSError as exc:
+            self.supervisor.spawn(df.id, spec.id, argv, env, df.working_dir, self._log_path(df, spec.id))
+        except Exception as exc:  # noqa: BLE001 - whatever stops a spawn (OSError, a NUL byte's
+            # ValueError, SubprocessError...) is this node's failure: unreported, the dataflow
+            # would wait in "spawning" for ever.
+            log.warning("dataflow %s: could not start node %s: %s: %s", df.id, spec.id, type(exc).__name__, exc)
             self._report_exit(df.id, spec.id, ExitInfo(None, None, True, f"could not start {argv[0]}: {exc}", ""))
             return
         df.live.add(spec.id)
