@@ -4,8 +4,8 @@ A receiver validates every value it rebuilt from a peer's IPC description (``dor
 ``validate(full=True)`` walks offsets, dictionary indices and null counts, so it grows with the
 value; a flat value (fixed width, no nulls: the benchmark's UInt8 payload) is rebuilt from the
 frame's size and is not validated at all. This measures, for the same message, the whole
-``decode_frames`` (validation included) and the validation alone: median of ``repeat`` timings
-in µs. Run by ``run.py`` after the dataflow tables (``--no-validation`` skips it), or alone:
+``decode_frames`` (validation included) and the checks alone (the refusal of compressed bodies,
+a walk of the IPC metadata, plus ``validate(full=True)``): median of ``repeat`` timings in µs. Run by ``run.py`` after the dataflow tables (``--no-validation`` skips it), or alone:
 
     python benchmarks/validation.py --sizes 64,4096,409600
 """
@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 from rich.table import Table
 
+from dora_zmq._arrow_guard import reject_compressed
 from dora_zmq._wire import decode_frames, encode_data_frames, encode_topic
 
 _TOPIC = encode_topic("bench", "out")
@@ -53,7 +54,7 @@ def _median_us(fn: Callable[[], Any], repeat: int) -> float:
 
 
 def measure(sizes: list[int], repeat: int = 50) -> list[dict[str, Any]]:
-    """One row per (type, size): decode µs (validation included), validation µs, its share."""
+    """One row per (type, size): decode µs (checks included), checks µs, their share."""
     rows = []
     for size in sizes:
         for name, value in _payloads(size).items():
@@ -63,7 +64,13 @@ def measure(sizes: list[int], repeat: int = 50) -> list[dict[str, Any]]:
             flat = frames[1][3] == 4  # MessageKind.FLAT: rebuilt from the frame, not validated
             n = max(5, min(repeat, int(2e6 // max(size, 1))))  # fewer repeats for large values
             decode = _median_us(lambda: decode_frames(frames), n)
-            check = 0.0 if flat else _median_us(lambda: got.validate(full=True), n)
+            body = frames[3]
+
+            def checks() -> None:  # what decode_frames adds for untrusted input
+                reject_compressed(body)
+                got.validate(full=True)
+
+            check = 0.0 if flat else _median_us(checks, n)
             rows.append({
                 "type": name, "size": size, "nbytes": value.nbytes, "flat": flat,
                 "decode_us": decode, "validate_us": check, "share": check / decode if decode else 0.0,
@@ -74,7 +81,7 @@ def measure(sizes: list[int], repeat: int = 50) -> list[dict[str, Any]]:
 def validation_table(rows: list[dict[str, Any]], human: Callable[[int], str]) -> Table:
     """The rows as a table: per size and type, decode and validation µs per message."""
     table = Table(title="Validation on receive, per message (in-process, median µs)", title_justify="left")
-    for col in ("size", "type", "decode µs (incl. validation)", "validation µs", "share"):
+    for col in ("size", "type", "decode µs (checks included)", "checks µs", "share"):
         table.add_column(col, justify="left" if col == "type" else "right")
     for r in rows:
         check = "none (flat)" if r["flat"] else f"{r['validate_us']:.1f}"

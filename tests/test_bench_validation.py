@@ -20,4 +20,4 @@ def test_validation_table_prints_every_layout() -> None:
     assert "Validation on receive" in out
     for layout in ("uint8 (flat)", "int64 with nulls", "string", "list<int64>", "dictionary<string>"):
         assert out.count(f"│ {layout} ") == 2, out  # one row per size
-    assert out.count("none (flat)") == 2, out  # flat values are not validated
+    assert out.count("none (flat)") == 2, out  # flat values are not checked

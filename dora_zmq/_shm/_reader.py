@@ -34,7 +34,7 @@ from collections.abc import Callable
 
 import pyarrow as pa
 
-from .._arrow_guard import DECODE_ERRORS, checked
+from .._arrow_guard import DECODE_ERRORS, checked, reject_compressed
 from .._errors import ProtocolError
 from ._descriptor import ShmDescriptor
 from ._layout import HEADER_SIZE, MIB, byte_width, has_dictionary, unpack_header
@@ -193,6 +193,7 @@ class SegmentReader:
         A stream reader per message re-parses the schema; reading the batch message against
         a cached schema does a third of the work.
         """
+        reject_compressed(stream)
         marker, schema_len = _MESSAGE_HEAD.unpack_from(stream, 0) if stream.size >= 8 else (0, 0)
         at = _MESSAGE_HEAD.size + schema_len
         if marker != 0xFFFFFFFF or schema_len <= 0 or at > stream.size:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from .._arrow_guard import DECODE_ERRORS, checked
+from .._arrow_guard import DECODE_ERRORS, checked, reject_compressed
 from .._errors import ProtocolError
 
 __all__ = [
@@ -137,6 +137,7 @@ class BatchDecoder:
         if not len(schema_raw):
             return decode_value(body)
         schema = self._schema(schema_raw)
+        reject_compressed(body)
         try:
             value = pa.ipc.read_record_batch(pa.py_buffer(body), schema).column(0)
         except DECODE_ERRORS as exc:
@@ -184,6 +185,7 @@ def decode_value(body: Any) -> pa.Array:
         ProtocolError: when the body is not an Arrow IPC stream with one one-column batch
             whose layout fits its buffers.
     """
+    reject_compressed(body)
     try:
         reader = pa.ipc.open_stream(pa.py_buffer(body))
         batch = reader.read_next_batch()

@@ -13,6 +13,7 @@ import os
 import uuid
 from collections.abc import Iterator
 
+import numpy as np
 import pyarrow as pa
 import pytest
 from hostile_arrays import invalid_arrays, list_child_longer_than_its_buffer
@@ -135,3 +136,56 @@ def _type_tag_offset(schema: bytes) -> int:
     diffs = [i for i, (a, b) in enumerate(zip(schema, other)) if a != b]
     assert diffs, "the two schemas do not differ"
     return diffs[0]
+
+
+# -- compressed bodies: a few KiB of zstd that would inflate into megabytes ------------------
+
+
+def _compressed_stream(value: pa.Array) -> bytes:
+    sink = pa.BufferOutputStream()
+    batch = pa.RecordBatch.from_arrays([value], ["value"])
+    with pa.ipc.new_stream(sink, batch.schema, options=pa.ipc.IpcWriteOptions(compression="zstd")) as w:
+        w.write_batch(batch)
+    return sink.getvalue().to_pybytes()
+
+
+_BOMB = pa.array(np.zeros(4 * 1024 * 1024, dtype=np.int64))  # 32 MiB of zeros
+
+
+def test_a_compressed_record_batch_is_refused_before_it_is_inflated() -> None:
+    stream = _compressed_stream(_BOMB)
+    assert len(stream) < 64 * 1024
+    frames = _wire(encode_data_frames(TOPIC, 1, pa.array(["x"]), None))
+    reader = pa.ipc.open_stream(stream)
+    reader.read_next_batch()
+    # the bare record batch message, as a DATA body: the stream minus its schema message
+    schema_len = len(pa.ipc.read_message(stream).serialize())
+    frames[2] = pa.schema([("value", pa.int64())]).serialize().to_pybytes()
+    frames[3] = stream[schema_len:]
+    with pytest.raises(ProtocolError, match="compressed"):
+        decode_frames(frames)
+    with pytest.raises(ProtocolError, match="compressed"):
+        decode_value(stream)  # a whole stream (the dictionary path)
+
+
+def test_a_compressed_stream_in_shared_memory_is_refused(
+    pool_and_reader: tuple[SegmentPool, SegmentReader, list[ShmDescriptor]],
+) -> None:
+    pool, reader, released = pool_and_reader
+    desc = pool.write(pa.array(np.arange(64 * 1024, dtype=np.int64)), {"r"})
+    assert desc is not None
+    stream = _compressed_stream(_BOMB)
+    assert len(stream) <= desc.length
+    with open(os.path.join(shm_dir(), desc.segment), "r+b") as f:
+        f.seek(desc.offset)
+        f.write(stream + bytes(desc.length - len(stream)))  # the header still matches
+    with pytest.raises(ProtocolError, match="compressed"):
+        reader.open(desc)
+    gc.collect()
+    assert released == [desc] and reader.live == 0
+
+
+def test_uncompressed_dictionary_streams_still_decode() -> None:
+    value = pa.array(["a", "b", "a"]).dictionary_encode()
+    frames = _wire(encode_data_frames(TOPIC, 1, value, None))
+    assert decode_frames(frames).value == value
