@@ -31,6 +31,7 @@ __all__ = [
     "RELEASE_PREFIX",
     "marker_topic",
     "parse_marker",
+    "UnreadableValue",
 ]
 
 _MAGIC = b"DZ"
@@ -64,6 +65,18 @@ class MessageKind(enum.IntEnum):
 _DATA = int(MessageKind.DATA)
 _FLAT = int(MessageKind.FLAT)
 _KINDS = tuple(MessageKind)
+
+
+class UnreadableValue(ProtocolError):
+    """The head of a message was valid but its metadata or value was not.
+
+    ``seq`` is the sender's sequence number from the head, so that a receiver counts the
+    message as dropped (malformed) and not also as lost in transit.
+    """
+
+    def __init__(self, message: str, seq: int) -> None:
+        super().__init__(message)
+        self.seq = seq
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +188,9 @@ def decode_frames(frames: Sequence[Any], decoder: BatchDecoder = _DEFAULT_DECODE
         if kind >= len(_KINDS):
             raise ProtocolError(f"unknown message kind {kind}")
         mkind = _KINDS[kind]
+    except DECODE_ERRORS as exc:  # a net under the decoders above: nothing else escapes
+        raise ProtocolError(f"undecodable message: {type(exc).__name__}: {exc}") from exc
+    try:
         metadata = decode_metadata(head_raw[HEAD_SIZE:]) if len(head_raw) > HEAD_SIZE else {}
         if kind == _FLAT:
             return WireMessage(topic, mkind, seq, sent_ns, metadata, decoder.decode_flat(schema, _buffer(body)))
@@ -182,8 +198,8 @@ def decode_frames(frames: Sequence[Any], decoder: BatchDecoder = _DEFAULT_DECODE
             return WireMessage(topic, mkind, seq, sent_ns, metadata, decoder.decode(schema, _buffer(body)))
         shm = _bytes(body) if mkind is MessageKind.SHM else None
         return WireMessage(topic, mkind, seq, sent_ns, metadata, None, shm)
-    except DECODE_ERRORS as exc:  # a net under the decoders above: nothing else escapes
-        raise ProtocolError(f"undecodable message: {type(exc).__name__}: {exc}") from exc
+    except (ProtocolError, *DECODE_ERRORS) as exc:
+        raise UnreadableValue(str(exc) or type(exc).__name__, seq) from exc
 
 
 def _bytes(frame: Any) -> bytes:

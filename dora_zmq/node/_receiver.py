@@ -21,7 +21,7 @@ from .. import _control as ctl
 from .._errors import ProtocolError
 from .._shm import SegmentReader, ShmDescriptor
 from .._transport import Channel, Poller, Subscriber, Wakeup
-from .._wire import MessageKind, decode_frames, encode_release
+from .._wire import MessageKind, UnreadableValue, decode_frames, encode_release
 from ._events import Event, EventQueue, EventType, StopReason
 
 __all__ = ["Receiver", "Route", "TimerInput"]
@@ -255,6 +255,10 @@ class Receiver(threading.Thread):
             return
         try:
             msg = decode_frames(frames)
+        except UnreadableValue as exc:
+            self._advance(route, exc.seq, frames[0].bytes)  # dropped here, not lost in transit
+            self._malformed(str(exc), frames[0].bytes, route.inputs)
+            return
         except ProtocolError as exc:
             self._malformed(str(exc), frames[0].bytes, route.inputs)
             return
@@ -263,10 +267,7 @@ class Receiver(threading.Thread):
             # for events that can no longer arrive.
             self._malformed(f"undecodable: {type(exc).__name__}: {exc}", frames[0].bytes, route.inputs)
             return
-        if msg.seq > route.next_seq and route.next_seq:
-            route.lost += msg.seq - route.next_seq
-            log.warning("node %s: %d message(s) from %s lost in transit", self.node_id, msg.seq - route.next_seq, msg.topic)
-        route.next_seq = msg.seq + 1
+        self._advance(route, msg.seq, frames[0].bytes)
         value = msg.value
         if msg.kind is MessageKind.SHM:
             value = self._open_shm(msg.shm or b"", msg.topic, route.inputs)
@@ -282,6 +283,13 @@ class Receiver(threading.Thread):
         stop = msg.metadata.get("stop") if msg.kind is MessageKind.EOS else None
         for input_id in route.inputs:
             self._queue.close_input(input_id, failed=error, source=route.node, stop=stop if isinstance(stop, str) else None)
+
+    def _advance(self, route: Route, seq: int, topic: bytes) -> None:
+        """Account for message ``seq`` of ``route``: a gap before it was lost in transit."""
+        if seq > route.next_seq and route.next_seq:
+            route.lost += seq - route.next_seq
+            log.warning("node %s: %d message(s) from %s lost in transit", self.node_id, seq - route.next_seq, topic.rstrip(b"\0").decode(errors="replace"))
+        route.next_seq = seq + 1
 
     def _open_shm(self, raw: bytes, topic: str, inputs: list[str]) -> Any:
         """Map a shared-memory value (zero-copy); released upstream once the node drops it."""

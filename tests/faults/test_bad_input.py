@@ -178,6 +178,8 @@ def test_malformed_data_frames_are_counted_and_dropped(dora, tmp_path: Path) -> 
     assert sum("on input x (" in line for line in warnings) == forged - 1, "\n".join(warnings)
     assert f"{forged} so far" in warnings[-1]
     assert sum("invalid Arrow" in line for line in warnings) >= 8, "\n".join(warnings)
+    # dropped as malformed, so not counted again as lost in transit (their seq was read)
+    assert "lost in transit" not in result.output, result.output[-3000:]
     assert "Traceback" not in result.output
 
 

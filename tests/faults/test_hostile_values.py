@@ -20,7 +20,14 @@ from hostile_arrays import invalid_arrays, list_child_longer_than_its_buffer
 
 from dora_zmq._errors import ProtocolError
 from dora_zmq._shm import SegmentPool, SegmentReader, ShmDescriptor, cleanup_segments, shm_dir
-from dora_zmq._wire import decode_frames, decode_metadata, decode_value, encode_data_frames, encode_topic
+from dora_zmq._wire import (
+    UnreadableValue,
+    decode_frames,
+    decode_metadata,
+    decode_value,
+    encode_data_frames,
+    encode_topic,
+)
 
 TOPIC = encode_topic("forger", "data")
 HOSTILE = invalid_arrays()
@@ -189,3 +196,11 @@ def test_uncompressed_dictionary_streams_still_decode() -> None:
     value = pa.array(["a", "b", "a"]).dictionary_encode()
     frames = _wire(encode_data_frames(TOPIC, 1, value, None))
     assert decode_frames(frames).value == value
+
+
+def test_an_unreadable_value_carries_its_sequence_number() -> None:
+    """So the receiver counts it as dropped, not also as lost in transit."""
+    frames = _wire(encode_data_frames(TOPIC, 41, HOSTILE["string_offsets"], None))
+    with pytest.raises(UnreadableValue) as info:
+        decode_frames(frames)
+    assert info.value.seq == 41 and isinstance(info.value, ProtocolError)
