@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dora_zmq import _control as ctl
+from dora_zmq._arrow_guard import reject_compressed
 from dora_zmq._errors import DescriptorErrors, ProtocolError
 from dora_zmq._shm import SegmentPool, SegmentReader, ShmDescriptor, cleanup_segments, shm_dir
 from dora_zmq._wire import (
@@ -144,6 +145,20 @@ def _decode_and_read(frames: list[bytes]) -> None:
         return
     if msg.value is not None:
         _read_fully(msg.value)
+
+
+_STREAMS = [bytes(f[3]) for f in SEEDS if f[2] == b""] + [f[2] + f[3] for f in SEEDS if f[2]]
+
+
+@FUZZ
+@given(st.one_of(st.binary(max_size=400), st.sampled_from(_STREAMS).flatmap(lambda d: st.composite(lambda draw: _mutate(d, draw))())))
+def test_the_compression_walk_raises_only_protocol_error(raw: bytes) -> None:
+    """The hand-written flatbuffer walk before pyarrow: bounds on every offset."""
+    for data in (raw, memoryview(raw), pa.py_buffer(raw)):
+        try:
+            reject_compressed(data)
+        except ProtocolError:
+            pass
 
 
 _CONTROL = [
