@@ -37,10 +37,9 @@ __all__ = ["ExitInfo", "NodeProcess", "Supervisor"]
 log = logging.getLogger(__name__)
 
 KILL_AFTER_TERM_S = 2.0
-#: Exit status of the shim when the program cannot be executed (as a shell's 127 / 126).
-EXEC_FAILED = 127
 # argv: the daemon's pid, then the node's argv. PR_SET_PDEATHSIG is 1; a parent that died
-# before prctl would never signal: the getppid check covers that window.
+# before prctl would never signal: the getppid check covers that window (exit 137, as if
+# killed). A program that cannot be executed exits 127, as in a shell.
 _PDEATHSIG_SHIM = """\
 import ctypes, os, signal, sys
 if ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0) != 0:
