@@ -108,3 +108,11 @@ def test_dataflow_id_rule() -> None:
     assert ctl.is_safe_dataflow_id("df-1234_abc.v2")
     for bad in ("..", "a/../b", "a/b", "/abs", ".x", "", "a\0b", "a b", "é"):
         assert not ctl.is_safe_dataflow_id(bad), bad
+
+
+def test_a_node_missing_from_the_descriptor_is_reported_and_the_others_spawn(rig: _Rig, tmp_path: Path) -> None:
+    (tmp_path / "node.py").write_text("print('ran')\n")
+    exits = rig.spawn("df-ghost", "nodes:\n  - id: a\n    path: node.py\n", tmp_path, ["ghost", "a"])
+    by_node = {e.node: e for e in exits}
+    assert by_node["ghost"].failed and "not in the dataflow" in by_node["ghost"].reason
+    assert not by_node["a"].failed, by_node["a"]  # ran and exited 0 (it registers with no one)
