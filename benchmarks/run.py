@@ -65,6 +65,8 @@ from targets import (
     run_target,
     zmq_target,
 )
+from validation import measure as measure_validation
+from validation import validation_table
 
 HERE = Path(__file__).resolve().parent
 # variant -> links in the chain
@@ -75,6 +77,7 @@ PRIMARY = "dora_zmq"
 TRACED = "dora_zmq+otel"
 ZERO_COPY = "dora_zmq samples"
 _BUSY_WARN = 0.25  # CPU share used by others before we start
+_VALIDATION_MAX = 4_096_000  # larger payloads add seconds of array building to the validation table
 
 console = Console(width=None if sys.stdout.isatty() else 220, highlight=False)
 
@@ -93,6 +96,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--no-baseline", action="store_true", help="skip raw pyzmq (no ratios to it)")
     ap.add_argument("--out", type=Path, default=HERE / "results", help="directory for the JSON result")
     ap.add_argument("--keep", action="store_true", help="keep each run's working directory (YAML, logs)")
+    ap.add_argument("--no-validation", action="store_true",
+                    help="skip the in-process table of what validating received values costs per message")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
     args.variants = [v.strip() for v in args.variant.split(",") if v.strip()]
@@ -253,6 +258,10 @@ def main(argv: list[str] | None = None) -> int:
     doc["cpu_busy_after"] = cpu_busy()
     doc["loadavg_at_end"] = os.getloadavg()
     show(doc["variants"], args.runs, doc.get("otlp_sink"))
+    if not args.no_validation:
+        # in-process and after the dataflows: it costs a few seconds and disturbs no run
+        doc["validation"] = measure_validation([s for s in args.sizes if 0 < s <= _VALIDATION_MAX])
+        console.print(validation_table(doc["validation"], human))
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"{datetime.now().strftime('%Y%m%d-%H%M%S')}.json"
     dump_json(str(path), doc)

@@ -7,19 +7,33 @@ dora_zmq.otlp_receiver PORT`` runs one in the foreground and prints a line per s
     span <service.name> <trace id> <span name>
 
 Point ``OTEL_EXPORTER_OTLP_ENDPOINT`` at it. It is not a trace store: use Jaeger for that.
+
+It listens on loopback unless told otherwise (``HOST`` argument, e.g. ``0.0.0.0`` in a
+container), reads at most ``MAX_BODY_BYTES`` per request, after gzip too (a few-KiB gzip
+body can expand to gigabytes), and gives a client ``REQUEST_TIMEOUT_S`` to send it.
 """
 
 from __future__ import annotations
 
-import gzip
 import signal
 import sys
 import threading
+import zlib
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
-__all__ = ["OtlpReceiver", "ReceivedSpan", "decode_export", "main"]
+__all__ = ["MAX_BODY_BYTES", "BodyTooLarge", "OtlpReceiver", "ReceivedSpan", "decode_export", "main"]
+
+#: The largest request body accepted, compressed or not (an SDK batch of 512 spans is well
+#: under 1 MiB).
+MAX_BODY_BYTES = 16 * 1024 * 1024
+#: How long a client may take to send its request (a stalled one holds a thread).
+REQUEST_TIMEOUT_S = 10.0
+
+
+class BodyTooLarge(ValueError):
+    """A request body, or what it decompresses to, exceeds ``MAX_BODY_BYTES``."""
 
 
 @dataclass
@@ -36,12 +50,26 @@ class ReceivedSpan:
     links: list[tuple[str, str]] = field(default_factory=list)
 
 
-def decode_export(body: bytes, gzipped: bool = False) -> list[ReceivedSpan]:
-    """The spans of one ``ExportTraceServiceRequest`` body."""
+def _gunzip(body: bytes, limit: int) -> bytes:
+    """``body`` decompressed, refusing to produce more than ``limit`` bytes."""
+    inflater = zlib.decompressobj(wbits=31)  # gzip framing
+    out = inflater.decompress(body, limit)
+    if inflater.unconsumed_tail or len(out) > limit:
+        raise BodyTooLarge(f"gzip body expands beyond {limit} bytes")
+    return out
+
+
+def decode_export(body: bytes, gzipped: bool = False, limit: int = MAX_BODY_BYTES) -> list[ReceivedSpan]:
+    """The spans of one ``ExportTraceServiceRequest`` body.
+
+    Raises:
+        BodyTooLarge: the gzip body expands beyond ``limit`` bytes.
+        zlib.error, google.protobuf.message.DecodeError: the body is not a valid export.
+    """
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
     request = ExportTraceServiceRequest()
-    request.ParseFromString(gzip.decompress(body) if gzipped else body)
+    request.ParseFromString(_gunzip(body, limit) if gzipped else body)
     spans = []
     for rs in request.resource_spans:
         service = next((a.value.string_value for a in rs.resource.attributes if a.key == "service.name"), "")
@@ -78,13 +106,36 @@ class OtlpReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            timeout = REQUEST_TIMEOUT_S  # on the connection's socket: a stalled client is dropped
+
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                spans = decode_export(body, self.headers.get("Content-Encoding") == "gzip") if receiver._decode else []
+                try:
+                    length = int(self.headers.get("Content-Length") or 0)
+                except ValueError:
+                    length = -1
+                if not 0 <= length <= MAX_BODY_BYTES:
+                    self._reply(413 if length > 0 else 400)
+                    return
+                body = self.rfile.read(length)
+                try:
+                    gzipped = self.headers.get("Content-Encoding") == "gzip"
+                    spans = decode_export(body, gzipped) if receiver._decode else []
+                except BodyTooLarge:
+                    self._reply(413)
+                    return
+                except Exception:  # noqa: BLE001 - protobuf's and zlib's errors: a bad request, not a crash
+                    self._reply(400)
+                    return
                 receiver._add(spans, len(body))
-                self.send_response(200)  # an empty body is a valid, empty ExportTraceServiceResponse
+                self._reply(200)  # an empty body is a valid, empty ExportTraceServiceResponse
+
+            def _reply(self, status: int) -> None:
+                self.send_response(status)
                 self.send_header("Content-Type", "application/x-protobuf")
                 self.send_header("Content-Length", "0")
+                if status != 200:
+                    self.send_header("Connection", "close")
+                    self.close_connection = True
                 self.end_headers()
 
             def log_message(self, *args: Any) -> None:
@@ -139,9 +190,13 @@ def _value(v: Any) -> Any:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m dora_zmq.otlp_receiver PORT [HOST]``: print ``span <service> <trace> <name>``."""
+    """``python -m dora_zmq.otlp_receiver PORT [HOST]``: print ``span <service> <trace> <name>``.
+
+    ``HOST`` defaults to 127.0.0.1; pass ``0.0.0.0`` to accept exports from other machines
+    (anyone who reaches the port can then send spans).
+    """
     args = sys.argv[1:] if argv is None else argv
-    port, host = int(args[0]), (args[1] if len(args) > 1 else "0.0.0.0")
+    port, host = int(args[0]), (args[1] if len(args) > 1 else "127.0.0.1")
 
     printing = threading.Lock()
 

@@ -42,18 +42,20 @@ def decode(raw: bytes) -> Any:
     """Decode bytes made by :func:`encode`.
 
     Raises:
-        ProtocolError: unknown type, missing fields or invalid JSON.
+        ProtocolError: unknown type, missing fields or invalid JSON; nothing else, whatever
+            the bytes (a peer may send anything: 4,300-digit integers raise ValueError in
+            json, nesting deeper than the stack RecursionError).
     """
     try:
         body = json.loads(raw)
         name = body.pop("t")
         cls = _REGISTRY[name]
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise ProtocolError(f"malformed control message: {exc!r}") from exc
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+        raise ProtocolError(f"malformed control message: {exc!r}"[:500]) from exc
     try:
         return _from_plain(cls, body)
-    except (TypeError, ValueError) as exc:
-        raise ProtocolError(f"malformed {name} message: {exc}") from exc
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise ProtocolError(f"malformed {name} message: {exc}"[:500]) from exc
 
 
 def _to_plain(value: Any) -> Any:

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import re
+
 from ._codec import control_message
 
-__all__ = ["DataflowInfo", "FailureRecord", "NodeEndpoint"]
+__all__ = ["DataflowInfo", "FailureRecord", "NodeEndpoint", "is_safe_dataflow_id"]
+
+# What a coordinator makes (a UUID) and more, but never a path: no separator, no leading dot.
+_SAFE_DATAFLOW_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+
+
+def is_safe_dataflow_id(text: str) -> bool:
+    """Whether ``text`` may be a dataflow id: daemons use it in file and folder names (its
+    logs, its run folder, which they later remove), so one from a forged message must not
+    name ``../..`` or an absolute path."""
+    return isinstance(text, str) and _SAFE_DATAFLOW_ID.fullmatch(text) is not None and ".." not in text
 
 
 @control_message

@@ -34,9 +34,10 @@ from collections.abc import Callable
 
 import pyarrow as pa
 
+from .._arrow_guard import DECODE_ERRORS, checked, reject_compressed
 from .._errors import ProtocolError
 from ._descriptor import ShmDescriptor
-from ._layout import HEADER_SIZE, MIB, has_dictionary, unpack_header
+from ._layout import HEADER_SIZE, MIB, byte_width, has_dictionary, unpack_header
 from ._naming import shm_dir
 
 __all__ = ["ReaderStats", "SegmentReader"]
@@ -153,10 +154,14 @@ class SegmentReader:
     def open(self, desc: ShmDescriptor) -> pa.Array:
         """The array ``desc`` points at, aliasing the shared memory (no copy).
 
+        The array is validated against its buffers before it is returned (the writer is a
+        peer: see ``dora_zmq._arrow_guard``); a flat one (fixed width, no nulls) only for
+        buffer sizes, in constant time.
+
         Raises:
             ProtocolError: the segment is missing, not ours, too small, or holds another
-                message than ``desc`` (a stale or forged descriptor). ``on_release`` has
-                already been called for ``desc`` then.
+                message than ``desc`` (a stale or forged descriptor), or its Arrow data is not
+                valid; nothing else. ``on_release`` has already been called for ``desc`` then.
             RuntimeError: the reader is closed.
         """
         try:
@@ -173,10 +178,10 @@ class SegmentReader:
         try:
             batch = self._read_batch(buf)
             if batch.num_columns == 1:
-                return batch.column(0)
+                return _checked_column(batch)
             error = f"{batch.num_columns} columns, expected 1"
             del batch
-        except (pa.ArrowInvalid, StopIteration, OSError, ValueError, ProtocolError) as exc:
+        except (ProtocolError, *DECODE_ERRORS) as exc:
             error = str(exc) or type(exc).__name__
         del buf
         # raised outside the except block, so no traceback keeps the buffer (and the segment)
@@ -188,6 +193,7 @@ class SegmentReader:
         A stream reader per message re-parses the schema; reading the batch message against
         a cached schema does a third of the work.
         """
+        reject_compressed(stream)
         marker, schema_len = _MESSAGE_HEAD.unpack_from(stream, 0) if stream.size >= 8 else (0, 0)
         at = _MESSAGE_HEAD.size + schema_len
         if marker != 0xFFFFFFFF or schema_len <= 0 or at > stream.size:
@@ -365,3 +371,9 @@ class SegmentReader:
             self._on_release(desc)
         except Exception:  # a finalizer must not raise; a lost release is logged, not fatal
             log.exception("on_release callback failed for shared-memory token %s", desc.token)
+
+
+def _checked_column(batch: pa.RecordBatch) -> pa.Array:
+    """The one column, validated: the segment's writer is a peer like any other."""
+    value = batch.column(0)
+    return checked(value, flat=value.null_count == 0 and byte_width(value.type) > 0)

@@ -25,6 +25,8 @@ _SNDMORE = int(zmq.SNDMORE)
 _DONTWAIT = int(zmq.DONTWAIT)
 _EVENTS = int(zmq.EVENTS)
 _POLLIN = int(zmq.POLLIN)
+# What publishers bind (``Publisher``) or relays listen on: no other ZeroMQ transport is ours.
+_DATA_TRANSPORTS = ("ipc://", "tcp://")
 
 
 def ipc_endpoint(directory: str, name: str) -> str:
@@ -135,9 +137,20 @@ class Subscriber:
         return self._sock
 
     def connect(self, address: str) -> None:
-        """Connect to a publisher once (repeated calls are no-ops)."""
+        """Connect to a publisher once (repeated calls are no-ops).
+
+        Raises:
+            ControlError: ``address`` is not an ``ipc://`` or ``tcp://`` endpoint ZeroMQ can
+                connect to. Endpoints come from the peer list, which a forged or broken
+                message can fill: the caller logs and skips the one address.
+        """
         if address and address not in self.connected:
-            self._sock.connect(address)
+            if not address.startswith(_DATA_TRANSPORTS):
+                raise ControlError(f"not a data endpoint (ipc:// or tcp://): {address[:200]!r}")
+            try:
+                self._sock.connect(address)
+            except zmq.ZMQError as exc:
+                raise ControlError(f"cannot connect to {address[:200]!r}: {exc}") from exc
             self.connected.add(address)
 
     def subscribe(self, topic: bytes) -> None:

@@ -6,6 +6,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from .._arrow_guard import DECODE_ERRORS, checked, reject_compressed
 from .._errors import ProtocolError
 
 __all__ = [
@@ -127,18 +128,21 @@ class BatchDecoder:
         self._schemas: dict[bytes, pa.Schema] = {}
 
     def decode(self, schema_raw: Any, body: Any) -> pa.Array:
-        """The array (aliasing ``body``, no copy).
+        """The array (aliasing ``body``, no copy), validated (see ``_arrow_guard``).
 
         Raises:
-            ProtocolError: the schema or batch message is not valid Arrow IPC.
+            ProtocolError: the schema or batch message is not valid Arrow IPC, or the array's
+                layout does not fit its buffers.
         """
         if not len(schema_raw):
             return decode_value(body)
         schema = self._schema(schema_raw)
+        reject_compressed(body)
         try:
-            return pa.ipc.read_record_batch(pa.py_buffer(body), schema).column(0)
-        except (pa.ArrowInvalid, OSError, ValueError, IndexError) as exc:
+            value = pa.ipc.read_record_batch(pa.py_buffer(body), schema).column(0)
+        except DECODE_ERRORS as exc:
             raise ProtocolError(f"body is not a valid Arrow record batch: {exc}") from exc
+        return checked(value)
 
     def decode_flat(self, schema_raw: Any, body: Any) -> pa.Array:
         """The flat array whose values are ``body`` (see :func:`flat_data`), aliasing it.
@@ -162,7 +166,7 @@ class BatchDecoder:
             return schema
         try:
             schema = pa.ipc.read_schema(pa.py_buffer(key))
-        except (pa.ArrowInvalid, OSError, ValueError) as exc:
+        except DECODE_ERRORS as exc:
             raise ProtocolError(f"schema frame is not a valid Arrow schema: {exc}") from exc
         if len(schema) != 1:
             raise ProtocolError(f"Arrow schema has {len(schema)} fields, expected 1")
@@ -175,17 +179,21 @@ class BatchDecoder:
 def decode_value(body: Any) -> pa.Array:
     """Read the array back from an IPC body without copying (the array aliases ``body``).
 
+    The array is validated (see ``_arrow_guard``): the body may come from anyone.
+
     Raises:
-        ProtocolError: when the body is not an Arrow IPC stream with one one-column batch.
+        ProtocolError: when the body is not an Arrow IPC stream with one one-column batch
+            whose layout fits its buffers.
     """
+    reject_compressed(body)
     try:
         reader = pa.ipc.open_stream(pa.py_buffer(body))
         batch = reader.read_next_batch()
-    except (pa.ArrowInvalid, StopIteration, OSError, ValueError) as exc:
-        raise ProtocolError(f"body is not a valid Arrow IPC stream: {exc}") from exc
+    except DECODE_ERRORS as exc:
+        raise ProtocolError(f"body is not a valid Arrow IPC stream: {exc or type(exc).__name__}") from exc
     if batch.num_columns != 1:
         raise ProtocolError(f"Arrow body has {batch.num_columns} columns, expected 1")
-    return batch.column(0)
+    return checked(batch.column(0))
 
 
 def value_bytes(value: pa.Array) -> bytes:

@@ -10,6 +10,7 @@ from typing import Any, Mapping, Sequence
 
 import pyarrow as pa
 
+from .._arrow_guard import DECODE_ERRORS
 from .._errors import ProtocolError
 from ._arrow import BatchDecoder, encode_batch, flat_data, schema_bytes
 from ._metadata import decode_metadata, encode_metadata
@@ -30,6 +31,7 @@ __all__ = [
     "RELEASE_PREFIX",
     "marker_topic",
     "parse_marker",
+    "UnreadableValue",
 ]
 
 _MAGIC = b"DZ"
@@ -66,6 +68,18 @@ class MessageKind(enum.IntEnum):
 _DATA = int(MessageKind.DATA)
 _FLAT = int(MessageKind.FLAT)
 _KINDS = tuple(MessageKind)
+
+
+class UnreadableValue(ProtocolError):
+    """The head of a message was valid but its metadata or value was not.
+
+    ``seq`` is the sender's sequence number from the head, so that a receiver counts the
+    message as dropped (malformed) and not also as lost in transit.
+    """
+
+    def __init__(self, message: str, seq: int) -> None:
+        super().__init__(message)
+        self.seq = seq
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,33 +168,41 @@ _DEFAULT_DECODER = BatchDecoder()
 def decode_frames(frames: Sequence[Any], decoder: BatchDecoder = _DEFAULT_DECODER) -> WireMessage:
     """Decode ``[topic, head, schema, body]`` (bytes, or ZeroMQ frames: ``.bytes``/``.buffer``).
 
-    The value aliases the body frame (no copy).
+    The value aliases the body frame (no copy). A value read from an Arrow IPC message is
+    validated against its buffers first (a flat one is rebuilt from the body's size).
 
     Raises:
-        ProtocolError: for anything malformed; the caller counts and drops the message.
+        ProtocolError: for anything malformed, and nothing else; the caller counts and drops
+            the message.
     """
-    if len(frames) != 4:
-        raise ProtocolError(f"expected 4 frames, got {len(frames)}")
-    topic_raw, head_raw, schema, body = frames
-    topic_raw, head_raw, schema = _bytes(topic_raw), _bytes(head_raw), _bytes(schema)
-    topic = decode_topic(topic_raw)
-    if len(head_raw) < HEAD_SIZE:
-        raise ProtocolError(f"head frame too short ({len(head_raw)} bytes)")
-    magic, version, kind, seq, sent_ns = _unpack_from(head_raw)
-    if magic != _MAGIC:
-        raise ProtocolError("bad magic in head frame")
-    if version != WIRE_VERSION:
-        raise ProtocolError(f"wire version {version} not supported (this side speaks {WIRE_VERSION})")
-    if kind >= len(_KINDS):
-        raise ProtocolError(f"unknown message kind {kind}")
-    mkind = _KINDS[kind]
-    metadata = decode_metadata(head_raw[HEAD_SIZE:]) if len(head_raw) > HEAD_SIZE else {}
-    if kind == _FLAT:
-        return WireMessage(topic, mkind, seq, sent_ns, metadata, decoder.decode_flat(schema, _buffer(body)))
-    if kind == _DATA:
-        return WireMessage(topic, mkind, seq, sent_ns, metadata, decoder.decode(schema, _buffer(body)))
-    shm = _bytes(body) if mkind is MessageKind.SHM else None
-    return WireMessage(topic, mkind, seq, sent_ns, metadata, None, shm)
+    try:
+        if len(frames) != 4:
+            raise ProtocolError(f"expected 4 frames, got {len(frames)}")
+        topic_raw, head_raw, schema, body = frames
+        topic_raw, head_raw, schema = _bytes(topic_raw), _bytes(head_raw), _bytes(schema)
+        topic = decode_topic(topic_raw)
+        if len(head_raw) < HEAD_SIZE:
+            raise ProtocolError(f"head frame too short ({len(head_raw)} bytes)")
+        magic, version, kind, seq, sent_ns = _unpack_from(head_raw)
+        if magic != _MAGIC:
+            raise ProtocolError("bad magic in head frame")
+        if version != WIRE_VERSION:
+            raise ProtocolError(f"wire version {version} not supported (this side speaks {WIRE_VERSION})")
+        if kind >= len(_KINDS):
+            raise ProtocolError(f"unknown message kind {kind}")
+        mkind = _KINDS[kind]
+    except DECODE_ERRORS as exc:  # a net under the decoders above: nothing else escapes
+        raise ProtocolError(f"undecodable message: {type(exc).__name__}: {exc}") from exc
+    try:
+        metadata = decode_metadata(head_raw[HEAD_SIZE:]) if len(head_raw) > HEAD_SIZE else {}
+        if kind == _FLAT:
+            return WireMessage(topic, mkind, seq, sent_ns, metadata, decoder.decode_flat(schema, _buffer(body)))
+        if kind == _DATA:
+            return WireMessage(topic, mkind, seq, sent_ns, metadata, decoder.decode(schema, _buffer(body)))
+        shm = _bytes(body) if mkind is MessageKind.SHM else None
+        return WireMessage(topic, mkind, seq, sent_ns, metadata, None, shm)
+    except (ProtocolError, *DECODE_ERRORS) as exc:
+        raise UnreadableValue(str(exc) or type(exc).__name__, seq) from exc
 
 
 def _bytes(frame: Any) -> bytes:

@@ -71,10 +71,12 @@ def decode_metadata(raw: bytes | memoryview) -> dict[str, Any]:
         value, end = _scan(text, 0)
     except (StopIteration, json.JSONDecodeError):
         end = -1
+    except (ValueError, RecursionError) as exc:  # 4,300-digit integers; nesting past the stack
+        raise ProtocolError(f"metadata is not acceptable JSON: {exc}") from exc
     if end != len(text):  # not what our encoder writes: let json.loads judge (and explain)
         try:
             value = json.loads(text)
-        except json.JSONDecodeError as exc:
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
             raise ProtocolError(f"metadata is not valid JSON: {exc}") from exc
     if not isinstance(value, dict):
         raise ProtocolError("metadata is not a JSON object")

@@ -270,28 +270,46 @@ class Daemon:
                 log.debug("daemon ignores %r", msg)
 
     def _spawn_dataflow(self, msg: ctl.SpawnNodes) -> None:
+        # Every node named here ends in a spawn or a reported failure: one left unreported
+        # would keep the dataflow in "spawning" for ever.
+        if not ctl.is_safe_dataflow_id(msg.dataflow_id):
+            # it names this dataflow's folders, removed with it: never a path
+            log.warning("daemon '%s': refused to spawn dataflow %r: not a valid dataflow id", self.machine_id, msg.dataflow_id)
+            self._fail_nodes(msg, "refused: not a valid dataflow id")
+            return
         working_dir = Path(msg.working_dir)
         if not working_dir.is_dir():
             working_dir = Path.cwd()
         try:
             descriptor = parse_dataflow(msg.yaml, working_dir=working_dir, check_paths=False)
         except DescriptorError as exc:
-            for node in msg.nodes:
-                self._report_exit(msg.dataflow_id, node, ExitInfo(None, None, True, f"invalid dataflow: {exc}", ""))
+            self._fail_nodes(msg, f"invalid dataflow: {exc}")
             return
         ipc_dir = self.run_dir / msg.dataflow_id[:12]
-        ipc_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            ipc_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            self._fail_nodes(msg, f"cannot create the dataflow's run folder {ipc_dir}: {exc}")
+            return
         df = _Dataflow(
             msg.dataflow_id, msg.name, msg.yaml, descriptor, working_dir, ipc_dir, list(msg.nodes), msg.multi_machine,
             senders=_Senders(frozenset(msg.nodes)),
         )
         self._dataflows[df.id] = df
         for node_id in msg.nodes:
-            spec = descriptor.node(node_id)
+            try:
+                spec = descriptor.node(node_id)
+            except KeyError as exc:
+                self._report_exit(df.id, node_id, ExitInfo(None, None, True, f"not in the dataflow: {exc}", ""))
+                continue
             if spec.kind is NodeKind.DYNAMIC:
                 continue
             self._spawn_node(df, spec)
             self._tracer.instant(f"spawn node {node_id}", msg.trace_context, dataflow_id=df.id, node_id=node_id, machine=self.machine_id)
+
+    def _fail_nodes(self, msg: ctl.SpawnNodes, reason: str) -> None:
+        for node in msg.nodes:
+            self._report_exit(msg.dataflow_id, node, ExitInfo(None, None, True, reason, ""))
 
     def _spawn_node(self, df: _Dataflow, spec: NodeSpec) -> None:
         argv = self._argv(df, spec)
@@ -307,10 +325,12 @@ class Daemon:
             ENV_MACHINE: self.machine_id,
             "PYTHONUNBUFFERED": "1",
         })
-        log_path = self._log_path(df, spec.id)
         try:
-            self.supervisor.spawn(df.id, spec.id, argv, env, df.working_dir, log_path)
-        except OSError as exc:
+            self.supervisor.spawn(df.id, spec.id, argv, env, df.working_dir, self._log_path(df, spec.id))
+        except Exception as exc:  # noqa: BLE001 - whatever stops a spawn (OSError, a NUL byte's
+            # ValueError, SubprocessError...) is this node's failure: unreported, the dataflow
+            # would wait in "spawning" for ever.
+            log.warning("dataflow %s: could not start node %s: %s: %s", df.id, spec.id, type(exc).__name__, exc)
             self._report_exit(df.id, spec.id, ExitInfo(None, None, True, f"could not start {argv[0]}: {exc}", ""))
             return
         df.live.add(spec.id)

@@ -5,14 +5,24 @@ process group -> 2 s -> SIGKILL -> reap. Every node leads its own process group
 (``start_new_session``) so that a terminal's Ctrl-C reaches only the CLI, which turns it into
 a clean STOP, and so that signalling the group also reaches the node's own children. Each node
 also gets ``PR_SET_PDEATHSIG``: if the daemon dies without cleaning up, the kernel kills it.
+
+Why an exec shim sets it, not ``preexec_fn``: the daemon is multi-threaded, and a
+``preexec_fn`` runs Python between ``fork`` and ``exec``, where a lock another thread held at
+fork time (the import lock, a logging handler's, the allocator's) is never released: the child
+can hang before it ever becomes the node (CPython's documentation warns of exactly this).
+Instead the child execs a tiny isolated Python (``-I -S``: 10 ms per spawn on a quiet machine,
+40-60 ms on a loaded one; a Python node's own imports cost more) that calls ``prctl``
+through ctypes, checks that its parent is still the daemon (it might have died before the
+call), and execs the node; the setting survives ``execve``.
 """
 
 from __future__ import annotations
 
-import ctypes
+import errno
 import logging
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import sys
@@ -27,14 +37,28 @@ __all__ = ["ExitInfo", "NodeProcess", "Supervisor"]
 log = logging.getLogger(__name__)
 
 KILL_AFTER_TERM_S = 2.0
-_PR_SET_PDEATHSIG = 1
+# argv: the daemon's pid, then the node's argv. PR_SET_PDEATHSIG is 1; a parent that died
+# before prctl would never signal: the getppid check covers that window (exit 137, as if
+# killed). A program that cannot be executed exits 127, as in a shell.
+_PDEATHSIG_SHIM = """\
+import ctypes, os, signal, sys
+if ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0) != 0:
+    sys.stderr.write("dora-zmq: prctl(PR_SET_PDEATHSIG) failed: " + os.strerror(ctypes.get_errno()) + "\\n")
+if os.getppid() != int(sys.argv[1]):
+    os._exit(137)
+try:
+    os.execvp(sys.argv[2], sys.argv[2:])
+except OSError as exc:
+    sys.stderr.write("could not start " + sys.argv[2] + ": " + str(exc) + "\\n")
+    os._exit(127)
+"""
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except OSError:
-        pass
+def with_parent_death_signal(argv: list[str]) -> list[str]:
+    """``argv`` wrapped so that the process gets SIGKILL when this process dies (Linux)."""
+    if not sys.platform.startswith("linux"):
+        return argv
+    return [sys.executable, "-I", "-S", "-c", _PDEATHSIG_SHIM, str(os.getpid()), *argv]
 
 
 @dataclass(slots=True)
@@ -90,19 +114,23 @@ class Supervisor:
             OSError: the executable cannot be started (the caller reports the node failed).
         """
         log_path.parent.mkdir(parents=True, exist_ok=True)
+        if shutil.which(argv[0]) is None:
+            # the shim would report it only once started: say it here, as Popen would have
+            if os.path.exists(argv[0]):
+                raise PermissionError(errno.EACCES, "not an executable file", argv[0])
+            raise FileNotFoundError(errno.ENOENT, "no such program", argv[0])
         logs = LogCapture(dataflow_id, node, log_path, self.log_lines)
         try:
             popen = subprocess.Popen(  # noqa: S603 - argv comes from the user's own dataflow
-                argv,
+                with_parent_death_signal(argv),
                 env=env,
                 cwd=str(cwd),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                start_new_session=True,
-                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,  # noqa: PLW1509
+                start_new_session=True,  # no preexec_fn: see the module docstring
             )
-        except OSError:
+        except BaseException:
             logs.join(0)
             raise
         assert popen.stdout is not None and popen.stderr is not None

@@ -54,23 +54,41 @@ def check_keys(m: YMap, valid: Collection[str], where: Where, what: str, p: Prob
             p.unknown_key(where.key(text), entry.key_line, text, valid, what)
 
 
+def _control_chars(text: str) -> str:
+    """The control characters (C0, DEL, C1) in ``text``, escaped, e.g. ``'\\x00', '\\n'``."""
+    found = sorted({c for c in text if ord(c) < 32 or 127 <= ord(c) < 160})
+    return ", ".join(repr(c) for c in found)
+
+
+def _has_nul(text: str, line: int, where: Where, p: Problems) -> bool:
+    """Report a NUL byte: no program can receive one in its arguments or environment."""
+    if "\0" not in text:
+        return False
+    p.add(where, line, f"{text!r} contains a NUL byte", "the operating system cannot pass it to a program; remove it")
+    return True
+
+
 def read_text(node: YNode | None, where: Where, p: Problems) -> str | None:
-    """A scalar field as its written text; None when absent or null."""
+    """A scalar field as its written text; None when absent or null (or holding a NUL byte)."""
     if node is None or (isinstance(node, YScalar) and node.is_null):
         return None
     if isinstance(node, YScalar):
-        return node.text
+        return None if _has_nul(node.text, node.line, where, p) else node.text
     p.add(where, node.line, f"expected a string, got {_kind(node)}", "write a single value")
     return None
 
 
 def read_id(node: YNode | None, where: Where, p: Problems, what: str) -> str | None:
-    """A non-empty id without ``/`` (``/`` separates node, operator and output in sources)."""
+    """A non-empty id without ``/`` (``/`` separates node, operator and output in sources)
+    and without control characters (ids become topics, file names and log prefixes)."""
     text = read_text(node, where, p)
     if node is None or text is None:
         return None
     if not text.strip():
         p.add(where, node.line, f"{what} id is empty", f"give the {what} a name")
+        return None
+    if bad := _control_chars(text):
+        p.add(where, node.line, f"{what} id {text!r} contains control characters ({bad})", "use letters, digits, '_' and '-'")
         return None
     if "/" in text:
         p.add(
@@ -88,6 +106,8 @@ def read_args(node: YNode | None, where: Where, p: Problems) -> tuple[str, ...]:
     if node is None or (isinstance(node, YScalar) and node.is_null):
         return ()
     if isinstance(node, YScalar):
+        if _has_nul(node.text, node.line, where, p):
+            return ()
         try:
             return tuple(shlex.split(node.text))
         except ValueError as exc:
@@ -97,7 +117,8 @@ def read_args(node: YNode | None, where: Where, p: Problems) -> tuple[str, ...]:
         args: list[str] = []
         for i, item in enumerate(node.items):
             if isinstance(item, YScalar) and not item.is_null:
-                args.append(item.text)
+                if not _has_nul(item.text, item.line, where.index(i), p):
+                    args.append(item.text)
             else:
                 p.add(
                     where.index(i),
@@ -125,15 +146,16 @@ def read_env(node: YNode | None, where: Where, p: Problems) -> dict[str, str]:
     env: dict[str, str] = {}
     for name, entry in node.entries.items():
         here, value = where.key(name), entry.value
-        if not name or "=" in name or "\0" in name:
+        if not name or "=" in name or _control_chars(name):
             p.add(
                 here,
                 entry.key_line,
-                f"invalid environment variable name '{name}'",
+                f"invalid environment variable name {name!r}",
                 "use letters, digits and '_'",
             )
         elif isinstance(value, YScalar) and not value.is_null:
-            env[name] = value.text
+            if not _has_nul(value.text, value.line, here, p):
+                env[name] = value.text
         else:
             p.add(
                 here,

@@ -83,6 +83,11 @@ def load_tree(text: str, problems: Problems) -> YNode | None:
         The tree, or None when the text is not valid YAML or holds no document.
     """
     try:
+        over = _over_budget(text)
+        if over is not None:
+            line, message, hint = over
+            problems.add(Where(), line, message, hint)
+            return None
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -97,6 +102,58 @@ def load_tree(text: str, problems: Problems) -> YNode | None:
         problems.add(Where(), None, "the descriptor is empty", "add a `nodes:` list")
         return None
     return _Walker(problems).walk(root, Where(), frozenset())
+
+
+#: Values the document may expand to, aliases counted as many times as they are used. A large
+#: real dataflow (a thousand nodes of twenty fields) is about 50,000; a "billion laughs" file
+#: of 400 bytes expands to hundreds of millions, which would take hours and all the memory.
+MAX_EXPANDED_VALUES = 500_000
+#: Mappings and lists inside one another. dora's descriptors need about 6; PyYAML's composer
+#: recurses per level and would hit Python's recursion limit near 1,000.
+MAX_DEPTH = 64
+
+
+def _over_budget(text: str) -> tuple[int, str, str] | None:
+    """``(line, message, hint)`` when ``text`` nests or expands beyond the budget, else None.
+
+    One pass over PyYAML's event stream (no node graph is built, nothing is expanded): the
+    expanded size of each anchored value is known when it ends, and each alias adds it.
+
+    Raises:
+        yaml.YAMLError: the text is not valid YAML (reported by the caller).
+    """
+    sizes: dict[str, int] = {}  # anchor -> how many values it expands to
+    stack: list[tuple[str | None, int]] = []  # open collections: (anchor, values so far)
+    total = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        line = int(event.start_mark.line) + 1 if event.start_mark else 0
+        if isinstance(event, yaml.CollectionStartEvent):
+            if len(stack) >= MAX_DEPTH:
+                return line, f"the YAML nests more than {MAX_DEPTH} levels deep", "flatten the document"
+            stack.append((event.anchor, 1))
+            continue
+        if isinstance(event, yaml.CollectionEndEvent):
+            anchor, size = stack.pop()
+        elif isinstance(event, yaml.AliasEvent):
+            anchor, size = None, sizes.get(str(event.anchor), 1)
+        elif isinstance(event, yaml.ScalarEvent):
+            anchor, size = event.anchor, 1
+        else:
+            continue
+        if anchor is not None:
+            sizes[anchor] = size
+        if stack:
+            stack[-1] = (stack[-1][0], stack[-1][1] + size)
+        else:
+            total += size
+        if total + sum(n for _, n in stack) > MAX_EXPANDED_VALUES:
+            return (
+                line,
+                f"the YAML expands to more than {MAX_EXPANDED_VALUES:,} values through its aliases "
+                "(a 'billion laughs' document?)",
+                "use fewer nested aliases (*name)",
+            )
+    return None
 
 
 def to_plain(node: YNode) -> Any:

@@ -441,7 +441,10 @@ class Node:
             for route in self._routes.values():
                 ep = peers.endpoints.get(route.node)
                 if ep is not None:
-                    self._sub.connect(ep.for_peer(self._machine))
+                    try:
+                        self._sub.connect(ep.for_peer(self._machine))
+                    except ControlError as exc:  # a forged or broken peer list costs that entry only
+                        log.warning("node %s: ignoring the endpoint of upstream node %s: %s", self._id, route.node, exc)
             # An UpstreamExited for the node was received already (the daemon replays them):
             # the receiver closes those inputs with the right NODE_FAILED-or-not; closing
             # them here would call a clean exit (a shell script that only prints) a failure.

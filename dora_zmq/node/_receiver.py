@@ -13,7 +13,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import pyarrow as pa
 
@@ -21,7 +21,7 @@ from .. import _control as ctl
 from .._errors import ProtocolError
 from .._shm import SegmentReader, ShmDescriptor
 from .._transport import Channel, Poller, Subscriber, Wakeup
-from .._wire import MessageKind, decode_frames, encode_release
+from .._wire import MessageKind, UnreadableValue, decode_frames, encode_release
 from ._events import Event, EventQueue, EventType, ReceivedEvent, StopReason
 
 __all__ = ["Receiver", "Route", "TimerInput"]
@@ -255,21 +255,22 @@ class Receiver(threading.Thread):
             return
         try:
             msg = decode_frames(frames)
+        except UnreadableValue as exc:
+            self._advance(route, exc.seq, frames[0].bytes)  # dropped here, not lost in transit
+            self._malformed(str(exc), frames[0].bytes, route.inputs)
+            return
         except ProtocolError as exc:
-            self._malformed(str(exc), frames[0].bytes)
+            self._malformed(str(exc), frames[0].bytes, route.inputs)
             return
-        except Exception as exc:  # noqa: BLE001 - a frame crafted to break a decoder (e.g.
-            # metadata nested deeper than json's recursion limit) must not kill this thread:
-            # the node would then wait forever for events that can no longer arrive.
-            self._malformed(f"undecodable: {type(exc).__name__}: {exc}", frames[0].bytes)
+        except Exception as exc:  # noqa: BLE001 - decode_frames raises only ProtocolError; a
+            # bug there must still not kill this thread: the node would then wait forever
+            # for events that can no longer arrive.
+            self._malformed(f"undecodable: {type(exc).__name__}: {exc}", frames[0].bytes, route.inputs)
             return
-        if msg.seq > route.next_seq and route.next_seq:
-            route.lost += msg.seq - route.next_seq
-            log.warning("node %s: %d message(s) from %s lost in transit", self.node_id, msg.seq - route.next_seq, msg.topic)
-        route.next_seq = msg.seq + 1
+        self._advance(route, msg.seq, frames[0].bytes)
         value = msg.value
         if msg.kind is MessageKind.SHM:
-            value = self._open_shm(msg.shm or b"", msg.topic)
+            value = self._open_shm(msg.shm or b"", msg.topic, route.inputs)
             if value is None:
                 return
         if value is not None:  # DATA or SHM
@@ -286,7 +287,14 @@ class Receiver(threading.Thread):
         for input_id in route.inputs:
             self._queue.close_input(input_id, failed=error, source=route.node, stop=stop if isinstance(stop, str) else None)
 
-    def _open_shm(self, raw: bytes, topic: str) -> Any:
+    def _advance(self, route: Route, seq: int, topic: bytes) -> None:
+        """Account for message ``seq`` of ``route``: a gap before it was lost in transit."""
+        if seq > route.next_seq and route.next_seq:
+            route.lost += seq - route.next_seq
+            log.warning("node %s: %d message(s) from %s lost in transit", self.node_id, seq - route.next_seq, topic.rstrip(b"\0").decode(errors="replace"))
+        route.next_seq = seq + 1
+
+    def _open_shm(self, raw: bytes, topic: str, inputs: list[str]) -> Any:
         """Map a shared-memory value (zero-copy); released upstream once the node drops it."""
         try:
             desc = ShmDescriptor.decode(raw)
@@ -294,7 +302,7 @@ class Receiver(threading.Thread):
                 self._shm = SegmentReader(on_release=self._on_release)
             return self._shm.open(desc)
         except (ProtocolError, OSError, ValueError) as exc:
-            self._malformed(f"shared-memory value not readable: {exc}", topic.encode())
+            self._malformed(f"shared-memory value not readable: {exc}", topic.encode(), inputs)
             return None
 
     def _on_release(self, desc: ShmDescriptor) -> None:
@@ -313,9 +321,10 @@ class Receiver(threading.Thread):
                 batch.append(self._releases.popleft().encode())
             self._sub.send_upstream(encode_release(self.node_id, b"".join(batch)))
 
-    def _malformed(self, why: str, topic: bytes) -> None:
+    def _malformed(self, why: str, topic: bytes, inputs: Sequence[str] = ()) -> None:
         self.malformed += 1
-        log.warning("node %s: dropped malformed data message (%s; topic %r); %d so far", self.node_id, why, topic, self.malformed)
+        where = f"input {', '.join(inputs)}" if inputs else f"topic {topic[:64]!r}"
+        log.warning("node %s: dropped malformed data message on %s (%s); %d so far", self.node_id, where, why[:300], self.malformed)
 
     def _drain_control(self) -> None:
         while (got := self._ctrl.recv_nowait()) is not None:

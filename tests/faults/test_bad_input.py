@@ -12,7 +12,8 @@ from pathlib import Path
 
 from dora_zmq.testing import node_events, write_dataflow
 
-FLOWS = Path(__file__).resolve().parent.parent / "e2e" / "flows"
+HERE = Path(__file__).resolve().parent
+FLOWS = HERE.parent / "e2e" / "flows"
 
 
 def test_node_started_by_hand_says_how_to_run_it(dora, tmp_path: Path) -> None:
@@ -65,64 +66,88 @@ def test_send_output_to_an_undeclared_output(dora, tmp_path: Path) -> None:
     assert expected in events[1]["error"]
 
 
-_FORGER = r'''
+_FORGER = r"""
+import json
 import struct
-import time
 
 import pyarrow as pa
 
 from dora_zmq import Node
+from dora_zmq._shm import ShmDescriptor
+from dora_zmq._wire import encode_control_frames, encode_data_frames, encode_shm_frames, MessageKind
+from hostile_arrays import invalid_arrays, list_child_longer_than_its_buffer
 
 node = Node()
-sock = node._pub.socket  # the node's own XPUB: malformed messages go where real ones go
-topic = b"forger/data\0"
-HEAD = struct.Struct("<2sBBQQ")
+sock = node._pub.socket  # the node's own XPUB: forged messages go where real ones go
+TOPIC = b"forger/data\0"
 
 
-def head(kind=0, version=1, magic=b"DZ", seq=0):
-    return HEAD.pack(magic, version, kind, seq, time.monotonic_ns())
+def wire(frames):
+    return [f.to_pybytes() if isinstance(f, pa.Buffer) else bytes(f) for f in frames]
 
 
-def ipc(*columns):
-    batch = pa.RecordBatch.from_arrays([pa.array(c) for c in columns], [f"c{i}" for i in range(len(columns))])
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, batch.schema) as writer:
-        writer.write_batch(batch)
-    return sink.getvalue().to_pybytes()
+# Valid messages of the current encoder, one per kind, whose fields are then broken one by one.
+data = wire(encode_data_frames(TOPIC, 0, pa.array(["a", None, "ccc"]), {"k": 1}))  # DATA
+flat = wire(encode_data_frames(TOPIC, 0, pa.array([1, 2, 3], pa.int64()), None))  # FLAT
+nested = wire(encode_data_frames(TOPIC, 0, pa.array([[1, 2, 3]], pa.list_(pa.int64())), None))
+shm = wire(encode_shm_frames(TOPIC, 0, ShmDescriptor("dora-zmq-x_000000-forger-1-0", 64, 100, 1, 1).encode(), None))
+assert data[1][3] == MessageKind.DATA and flat[1][3] == MessageKind.FLAT
 
 
-def schema_only():
-    sink = pa.BufferOutputStream()
-    pa.ipc.new_stream(sink, pa.schema([("value", pa.int64())])).close()
-    return sink.getvalue().to_pybytes()
+def with_head(frames, **fields):
+    magic, version, kind, seq, sent = struct.unpack_from("<2sBBQQ", frames[1])
+    head = dict(magic=magic, version=version, kind=kind, seq=seq, sent=sent) | fields
+    packed = struct.pack("<2sBBQQ", head["magic"], head["version"], head["kind"], head["seq"], head["sent"])
+    return [frames[0], packed + fields.get("meta", frames[1][20:]), *frames[2:]]
 
 
-good_body = ipc([1, 2, 3])
-malformed = [
-    [topic],                                          # one frame
-    [topic, b"a", b"b", b"c"],                        # four frames
-    [topic, b"short", b""],                           # head too short
-    [topic, head(magic=b"XX"), good_body],            # bad magic
-    [topic, head(version=99), good_body],             # unknown wire version
-    [topic, head(kind=7), good_body],                 # unknown kind
-    [topic, head() + b"{not json", good_body],        # metadata not JSON
-    [topic, head() + b"[1, 2]", good_body],           # metadata not an object
-    [topic, head() + b"\xff\xfe", good_body],         # metadata not UTF-8
-    [topic, head() + b'{"a":' * 100000, good_body],   # metadata nested too deep for json
-    [topic, head(), b"not an arrow stream at all"],   # body not Arrow
-    [topic, head(), good_body[: len(good_body) // 2]],  # truncated Arrow
-    [topic, head(), schema_only()],                   # Arrow stream without a batch
-    [topic, head(), ipc([1], [2])],                   # two columns
-]
-for frames in malformed:
+def with_frame(frames, i, raw):
+    return [*frames[:i], raw, *frames[i + 1:]]
+
+
+two_columns = pa.schema([("a", pa.int64()), ("b", pa.int64())]).serialize().to_pybytes()
+malformed = {
+    "one frame": data[:1],
+    "three frames (the old layout)": data[:3],
+    "five frames": data + [b""],
+    "topic with a suffix": with_frame(data, 0, TOPIC + b"junk"),
+    "head too short": with_frame(data, 1, data[1][:10]),
+    "bad magic": with_head(data, magic=b"XX"),
+    "wire version 1": with_head(data, version=1),
+    "wire version 99": with_head(data, version=99),
+    "unknown kind": with_head(data, kind=7),
+    "metadata not JSON": with_head(data, meta=b"{not json"),
+    "metadata not an object": with_head(data, meta=b"[1, 2]"),
+    "metadata not UTF-8": with_head(data, meta=b"\xff\xfe"),
+    "metadata nested too deep": with_head(data, meta=b'{"a":' * 100_000),
+    "metadata with a 5000-digit integer": with_head(data, meta=b'{"n":' + b"7" * 5000 + b"}"),
+    "schema not Arrow": with_frame(data, 2, b"not a schema"),
+    "schema of two columns": with_frame(data, 2, two_columns),
+    "body not Arrow": with_frame(data, 3, b"not an arrow record batch"),
+    "body truncated": with_frame(data, 3, data[3][: len(data[3]) // 2]),
+    "list child longer than its buffer": with_frame(nested, 3, list_child_longer_than_its_buffer(nested[3])),
+    "flat body not whole values": with_frame(flat, 3, flat[3][:-3]),
+    "flat body of a variable-size type": with_frame(flat, 2, data[2]),
+    "shared-memory descriptor garbage": with_frame(shm, 3, b"DZSM" + b"\xff" * 40),
+    "shared-memory segment that does not exist": shm,
+}
+for frames in malformed.values():
     sock.send_multipart(frames)
-print(f"FORGED {len(malformed)}", flush=True)
+# Arrays that lie about their buffers, made with pyarrow's public API and sent as any value:
+# small ones on the socket, large ones (over the 64 KiB threshold) through shared memory.
+hostile = [*invalid_arrays().values(), *invalid_arrays(data_size=256 * 1024).values()]
+for value in hostile:
+    node.send_output("data", value)
+print(f"FORGED {len(malformed) + len(hostile)}", flush=True)
 for i in range(5):
     node.send_output("data", pa.array([i]))
-'''
+    node.send_output("data", pa.array([f"{i}" * 200_000]))  # valid, through shared memory
+"""
 
 
 def test_malformed_data_frames_are_counted_and_dropped(dora, tmp_path: Path) -> None:
+    """Each forged message breaks one field of a message the current encoder made; each
+    invalid array was built with ``pa.Array.from_buffers``. All are dropped, counted, named."""
     yml = write_dataflow(
         tmp_path,
         """
@@ -134,7 +159,7 @@ def test_malformed_data_frames_are_counted_and_dropped(dora, tmp_path: Path) -> 
             path: recorder.py
             inputs: {x: forger/data}
         """,
-        copy=[FLOWS / "recorder.py"],
+        copy=[FLOWS / "recorder.py", HERE / "hostile_arrays.py"],
         files={"forger.py": _FORGER},
     )
     result = dora("run", str(yml)).wait(30)
@@ -142,13 +167,19 @@ def test_malformed_data_frames_are_counted_and_dropped(dora, tmp_path: Path) -> 
     forged = int(result.stdout.split("forger FORGED ", 1)[1].split()[0])
     # Every valid message arrives, in order, then the stream ends normally.
     events = node_events(result.stdout, "sink")
-    assert [e["value"] for e in events if e["type"] == "INPUT"] == [[i] for i in range(5)], result.output
+    expected = [v for i in range(5) for v in ([i], [f"{i}" * 200_000])]
+    assert [e["value"] for e in events if e["type"] == "INPUT"] == expected, result.output[-3000:]
     assert [e["type"] for e in events][-2:] == ["INPUT_CLOSED", "STOP"]
-    # Each malformed one was dropped with a warning that counts them.
+    # Each malformed one was dropped with a warning that names the input and counts them.
     warnings = [line for line in result.output.splitlines() if "dropped malformed data message" in line]
     assert len(warnings) == forged, "\n".join(warnings)
     assert all(line.startswith("sink ") for line in warnings)
+    # the topic with a suffix is on no input (no route); every other one names the input
+    assert sum("on input x (" in line for line in warnings) == forged - 1, "\n".join(warnings)
     assert f"{forged} so far" in warnings[-1]
+    assert sum("invalid Arrow" in line for line in warnings) >= 8, "\n".join(warnings)
+    # dropped as malformed, so not counted again as lost in transit (their seq was read)
+    assert "lost in transit" not in result.output, result.output[-3000:]
     assert "Traceback" not in result.output
 
 
