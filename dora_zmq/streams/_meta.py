@@ -53,8 +53,9 @@ def _normalize_tags(tags: Tags) -> tuple[str, ...]:
 class StreamMeta:
     """A chronological list of metainfo objects, each labelled with zero or more tags.
 
-    Internally it keeps the appended ``(meta, tags)`` entries and an index from each tag
-    to the positions of its entries, so lookups by tag do not scan the list.
+    Internally it keeps the appended objects and an index from each tag to the positions
+    of its objects, so lookups by tag do not scan the list. ``remove_last(tag)`` takes the
+    object out of that one tag's index only, as DeGirum's toolkit does.
 
     Args:
         meta: initial metainfo object; ``None`` (the default) starts empty.
@@ -114,12 +115,26 @@ class StreamMeta:
         positions = self._index.get(tag)
         return self._entries[positions[-1]][0] if positions else None
 
-    def remove_last(self, tag: str) -> None:
-        """Remove the most recently appended metainfo object labelled with a tag.
+    def get(self, idx: int) -> Any:
+        """Get a metainfo object by its position in the chronological list.
 
-        The whole entry goes, with every tag it had, so it no longer shows up in
-        ``find`` under its other tags, in ``len`` or in iteration. Nothing happens
-        if no object has this tag.
+        Args:
+            idx: the position (negative counts from the end, like a list).
+
+        Returns:
+            The object at that position.
+
+        Raises:
+            IndexError: there is no such position.
+        """
+        return self._entries[idx][0]
+
+    def remove_last(self, tag: str) -> None:
+        """Forget the most recently appended metainfo object labelled with a tag.
+
+        Only the label goes: the object is no longer found under ``tag`` (the previous
+        object with that tag, if any, becomes the last), but it keeps its place in the
+        list and every other tag it has. Nothing happens if no object has this tag.
 
         Args:
             tag: the tag whose last object is removed.
@@ -127,8 +142,11 @@ class StreamMeta:
         positions = self._index.get(tag)
         if not positions:
             return
-        del self._entries[positions[-1]]
-        self._rebuild_index()
+        position = positions.pop()
+        if not positions:
+            del self._index[tag]
+        meta, tags = self._entries[position]
+        self._entries[position] = (meta, tuple(t for t in tags if t != tag))  # a new tuple: clones share the old
 
     def clone(self) -> StreamMeta:
         """Shallow-clone this StreamMeta.
@@ -154,13 +172,13 @@ class StreamMeta:
             One record per kept entry, in order.
         """
         records: list[dict[str, Any]] = []
-        for meta, tags in self._entries:
+        for meta, tags in self:
             try:
                 json.dumps(meta)
             except (TypeError, ValueError) as exc:
                 log.debug("StreamMeta entry with tags %s skipped, not JSON-serialisable: %s", tags, exc)
                 continue
-            records.append({"tags": list(tags), "meta": meta})
+            records.append({"tags": tags, "meta": meta})
         return records
 
     @classmethod
@@ -187,23 +205,16 @@ class StreamMeta:
             result.append(record["meta"], tags)
         return result
 
-    def _rebuild_index(self) -> None:
-        """Recompute the tag index from the entry list (after an entry was deleted)."""
-        self._index = {}
-        for position, (_, tags) in enumerate(self._entries):
-            for tag in tags:
-                self._index.setdefault(tag, []).append(position)
-
     def __len__(self) -> int:
         """Number of metainfo objects held."""
         return len(self._entries)
 
     def __iter__(self) -> Iterator[tuple[Any, list[str]]]:
         """Iterate over ``(meta, tags)`` pairs in the order they were appended."""
-        return ((meta, list(tags)) for meta, tags in self._entries)
+        return ((meta, list(tags)) for meta, tags in list(self._entries))
 
     def __repr__(self) -> str:
-        inner = ", ".join(f"{list(tags)!r}: {meta!r}" for meta, tags in self._entries)
+        inner = ", ".join(f"{tags!r}: {meta!r}" for meta, tags in self)
         return f"StreamMeta([{inner}])"
 
 

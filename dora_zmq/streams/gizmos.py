@@ -1,7 +1,7 @@
 """Generic gizmos that need no domain knowledge: a source, a sink, a map, and a fan-in.
 
 * ``IteratorSourceGizmo`` sends each item of an iterable.
-* ``SinkGizmo`` ends a pipeline: iterate it from another thread, or collect into ``results``.
+* ``SinkGizmo`` ends a pipeline: read ``sink()`` (or iterate the sink), or collect into ``results``.
 * ``FunctionGizmo`` maps each payload through a function (``None`` skips the item).
 * ``FanInGizmo`` synchronises several inputs into one list per step.
 
@@ -52,30 +52,41 @@ class IteratorSourceGizmo(Gizmo):
 
 
 class SinkGizmo(Gizmo):
-    """The end of a pipeline: hands every item it receives to the user.
+    """The end of a pipeline: keeps what it receives for the user to read.
 
-    Read the items from another thread with ``for item in sink`` (it yields ``StreamData``
-    until the input ends, then stops; a later loop ends at once), and/or collect them in
-    ``results`` with ``collect=True``. Items also pass on to any gizmo connected after
-    the sink. Items nobody iterates over stay queued in the sink, like in any stream.
+    ``sink()`` returns the stream to read, as in DeGirum's toolkit: ``for item in sink():``
+    yields each item until the pipeline ends. Iterating the sink itself (``for item in
+    sink``) does the same, but puts the end back, so a later loop ends at once instead
+    of waiting. With ``collect=True`` every item is also appended to ``results``.
+
+    By default (no ``collect``, nothing connected after it) the sink's ``run()`` returns at
+    once and items wait in its input stream, so a bounded ``stream_depth`` holds back (or,
+    with ``allow_drop``, drops) what nobody reads, exactly as in DeGirum's toolkit. With
+    ``collect=True``, or gizmos connected after it, the sink's thread drains its input into
+    an unbounded stream (and passes each item on to those gizmos).
 
     Args:
         maxsize: depth of the input stream; 0 (the default) for unlimited.
         allow_drop: drop the oldest input item instead of blocking the producer when full.
+        stream_depth: DeGirum's name for ``maxsize``; wins when given.
         collect: append every item to ``results``. Defaults to False.
 
     Attributes:
-        results: the items received, in order, when ``collect`` is True.
+        results: the items received in the last run, in order, when ``collect`` is True.
     """
 
-    def __init__(self, maxsize: int = 0, allow_drop: bool = False, *, collect: bool = False) -> None:
-        super().__init__([(maxsize, allow_drop)])
+    def __init__(
+        self, maxsize: int = 0, allow_drop: bool = False, *, stream_depth: int | None = None, collect: bool = False
+    ) -> None:
+        super().__init__([(maxsize if stream_depth is None else stream_depth, allow_drop)])
         self.results: list[StreamData] = []
         self._collect = collect
         self._received = Stream()
 
     def run(self) -> None:
-        """Receive items until the input ends or the gizmo is aborted; each run starts afresh."""
+        """Drain the input when collecting or forwarding (see the class docstring); else return."""
+        if not self._drains():
+            return
         self.results.clear()
         self._received.clear()  # drop what a previous run left, its end-of-stream pill included
         try:
@@ -90,10 +101,23 @@ class SinkGizmo(Gizmo):
         finally:
             self._received.close()
 
+    def __call__(self) -> Stream:
+        """The stream to read the received items from, until its end-of-stream pill.
+
+        Returns:
+            The sink's input stream, or the stream its thread fills when it drains the input.
+        """
+        return self._received if self._drains() else self.get_input(0)
+
     def __iter__(self) -> Iterator[StreamData]:
-        """Yield each received item, from any thread, until the sink's input ends."""
-        yield from self._received
-        self._received.close()  # put the end back, so another loop over the sink also ends
+        """Yield each received item, from any thread, until the pipeline ends."""
+        stream = self()
+        yield from stream
+        stream.close()  # put the end back, so another loop over the sink also ends
+
+    def _drains(self) -> bool:
+        """True when the sink's thread must read its input (to collect, or to pass items on)."""
+        return self._collect or bool(self._output_refs)
 
 
 class FunctionGizmo(Gizmo):

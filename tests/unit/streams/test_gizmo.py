@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from dora_zmq import DoraZmqError
-from dora_zmq.streams import Gizmo, GizmoInputError, Stream, StreamConfigError, StreamData
+from dora_zmq.streams import Composition, Gizmo, GizmoInputError, SinkGizmo, Stream, StreamConfigError, StreamData
 
 pytestmark = pytest.mark.timeout(5)
 
@@ -30,9 +30,19 @@ class Plain(Gizmo):
 
 
 class TestConstruction:
-    def test_gizmo_is_abstract(self) -> None:
-        with pytest.raises(TypeError):
-            Gizmo()  # type: ignore[abstract]
+    def test_gizmo_with_default_run_gets_no_thread(self) -> None:
+        idle = Gizmo()
+        sink = SinkGizmo(collect=True)
+        idle >> sink
+        comp = Composition(idle)
+        comp.start(wait=False)
+        try:
+            assert sorted(t.name for t in threading.enumerate() if t.name.startswith("gizmo-")) in (["gizmo-SinkGizmo"], [])
+            idle.send_result(StreamData(1))  # driven from outside, like DeGirum's empty-run gizmos
+            idle.send_result(None)
+        finally:
+            comp.wait()
+        assert [item.data for item in sink.results] == [1]
 
     def test_no_inputs_by_default(self) -> None:
         assert Plain().get_inputs() == []

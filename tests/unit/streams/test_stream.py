@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-import pickle
 import queue
 import threading
 
@@ -115,11 +113,9 @@ class TestPut:
 
 
 class TestPoisonAndIteration:
-    def test_poison_is_a_unique_sentinel(self) -> None:
-        assert Stream._poison is not None
-        assert Stream._poison is Stream()._poison
-        assert copy.copy(Stream._poison) is Stream._poison
-        assert pickle.loads(pickle.dumps(Stream._poison)) is Stream._poison
+    def test_poison_is_none_as_in_degirum(self) -> None:
+        assert Stream._poison is None
+        assert Stream()._poison is None
 
     def test_iteration_stops_at_poison_and_consumes_it(self) -> None:
         stream = Stream()
@@ -130,11 +126,12 @@ class TestPoisonAndIteration:
         assert list(stream) == [0, 1, 2]
         assert stream.get_nowait() == "after"
 
-    def test_none_is_an_ordinary_item(self) -> None:
+    def test_none_ends_iteration(self) -> None:
         stream = Stream()
+        stream.put(1)
         stream.put(None)
-        stream.close()
-        assert list(stream) == [None]
+        stream.put(2)
+        assert list(stream) == [1]
 
     def test_iteration_compares_by_identity(self) -> None:
         class NoEquality:
