@@ -25,7 +25,18 @@ from ._gizmo import PUT_POLL_INTERVAL_S, Gizmo, empty_run
 from ._meta import StreamData, StreamMeta, Tags
 from ._stream import Stream
 from ._timing import get_timing_info, tag_timing
-from .gizmos import FanInGizmo, FunctionGizmo, IteratorSourceGizmo, SinkGizmo
+from .gizmos import (
+    FanInGizmo,
+    FunctionGizmo,
+    IteratorSourceGizmo,
+    SinkGizmo,
+    tag_analyzer,
+    tag_crop,
+    tag_inference,
+    tag_preprocess,
+    tag_resize,
+    tag_video,
+)
 
 __all__ = [
     "PUT_POLL_INTERVAL_S",
@@ -46,5 +57,11 @@ __all__ = [
     "Tags",
     "empty_run",
     "get_timing_info",
+    "tag_analyzer",
+    "tag_crop",
+    "tag_inference",
+    "tag_preprocess",
+    "tag_resize",
     "tag_timing",
+    "tag_video",
 ]

@@ -11,17 +11,38 @@ Each of them stops at the end of its input(s) or when aborted, as ``Gizmo.run()`
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, Final
 
 from ._errors import StreamConfigError
 from ._gizmo import Gizmo, InputSpec
 from ._meta import StreamData, StreamMeta
 from ._stream import Stream
 
-__all__ = ["FanInGizmo", "FunctionGizmo", "IteratorSourceGizmo", "SinkGizmo"]
+__all__ = [
+    "FanInGizmo",
+    "FunctionGizmo",
+    "IteratorSourceGizmo",
+    "SinkGizmo",
+    "tag_analyzer",
+    "tag_crop",
+    "tag_inference",
+    "tag_preprocess",
+    "tag_resize",
+    "tag_video",
+]
 
 log = logging.getLogger(__name__)
+
+# DeGirum's standard meta tags, for gizmos written against its toolkit. Only tag_video is
+# appended here (by IteratorSourceGizmo); the others are for the user's own gizmos.
+tag_video: Final = "dgt_video"
+tag_resize: Final = "dgt_resize"
+tag_inference: Final = "dgt_inference"
+tag_preprocess: Final = "dgt_preprocess"
+tag_crop: Final = "dgt_crop"
+tag_analyzer: Final = "dgt_analyzer"
 
 
 def _as_stream_data(item: Any) -> StreamData:
@@ -32,23 +53,60 @@ def _as_stream_data(item: Any) -> StreamData:
 class IteratorSourceGizmo(Gizmo):
     """A source that sends every item of an iterable, then ends its outputs.
 
-    Items that are not ``StreamData`` already are wrapped in one, with empty meta
-    (so a ``None`` item is sent as ``StreamData(None)``, not taken as end-of-stream).
+    A ``StreamData`` item is sent as it is. An image (anything with a ``shape`` of two or
+    more dimensions, such as a NumPy array) is sent the way DeGirum's ``IteratorSourceGizmo``
+    sends it: a grey image becomes three identical channels, a fourth (alpha) channel is
+    cut off, and the meta gets a video record (``frame_width``, ``frame_height``, ``fps``,
+    ``frame_count`` -1, ``frame_id``, ``timestamp``, ``file_path`` "") under ``get_tags()``,
+    that is the gizmo's name and ``tag_video``. Any other item is wrapped in a
+    ``StreamData`` with empty meta (a ``None`` item too: it is not taken as end-of-stream).
 
     Args:
         iterable: the items to send; iterated once, in the gizmo's thread.
+        fps: the frame rate written in the video record (0.0: not applicable).
     """
 
-    def __init__(self, iterable: Iterable[Any]) -> None:
+    def __init__(self, iterable: Iterable[Any], *, fps: float = 0.0) -> None:
         super().__init__()
         self._iterable = iterable
+        self._fps = fps
+
+    def get_tags(self) -> list[str]:
+        """The gizmo's name and ``tag_video``: the tags of the video record of each image."""
+        return [self.name, tag_video]
 
     def run(self) -> None:
         """Send each item until the iterable is exhausted or the gizmo is aborted."""
         for item in self._iterable:
             if self._abort:
                 break
-            self.send_result(_as_stream_data(item))
+            shape = getattr(item, "shape", None)
+            if isinstance(item, StreamData) or not isinstance(shape, tuple) or len(shape) < 2:
+                self.send_result(_as_stream_data(item))
+                continue
+            image = _as_three_channels(item)
+            record = {
+                "frame_width": shape[1],
+                "frame_height": shape[0],
+                "fps": self._fps,
+                "frame_count": -1,
+                "frame_id": self.result_cnt,
+                "timestamp": time.time(),
+                "file_path": "",
+            }
+            self.send_result(StreamData(image, StreamMeta(record, self.get_tags())))
+
+
+def _as_three_channels(image: Any) -> Any:
+    """A grey image as three identical channels, a four-channel one without its alpha (NumPy-style)."""
+    shape = image.shape
+    if len(shape) == 2 and type(image).__module__ == "numpy":
+        import numpy as np  # only reached with a NumPy array in hand: the core needs no NumPy
+
+        return np.repeat(np.asarray(image)[:, :, None], 3, axis=2)
+    if len(shape) == 3 and shape[2] == 4:
+        return image[:, :, :3]
+    return image
 
 
 class SinkGizmo(Gizmo):
