@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence, Set
 from typing import Any
 
 from .._errors import ProtocolError
@@ -25,26 +25,25 @@ __all__ = ["StreamData", "StreamMeta", "Tags"]
 
 log = logging.getLogger(__name__)
 
-Tags = str | Sequence[str]
-"""One tag, or a sequence (usually a list) of tags."""
+Tags = Hashable | Sequence[Hashable]
+"""One tag, or a list (any non-string sequence) of tags. A tag is usually a str; as in
+DeGirum's toolkit any hashable object works (an int, an enum member...)."""
 
 
-def _normalize_tags(tags: Tags) -> tuple[str, ...]:
+def _normalize_tags(tags: Tags) -> tuple[Hashable, ...]:
     """Turn a tag or a sequence of tags into a tuple of unique tags, in order.
 
     Raises:
-        TypeError: a tag is not a string.
+        TypeError: a tag is not hashable.
     """
-    if isinstance(tags, str):
+    if isinstance(tags, (str, bytes)) or not isinstance(tags, (Sequence, Set)):
         items: Iterable[object] = (tags,)
-    elif isinstance(tags, Iterable):
-        items = tags
     else:
-        raise TypeError(f"StreamMeta tags must be a str or a list of str, not {type(tags).__name__}")
-    out: list[str] = []
+        items = tags
+    out: list[Hashable] = []
     for tag in items:
-        if not isinstance(tag, str):
-            raise TypeError(f"a StreamMeta tag must be a str, not {type(tag).__name__}: {tag!r}")
+        if not isinstance(tag, Hashable):
+            raise TypeError(f"a StreamMeta tag must be hashable (usually a str), not {type(tag).__name__}: {tag!r}")
         if tag not in out:  # a tag listed twice must not make find() return the object twice
             out.append(tag)
     return tuple(out)
@@ -71,8 +70,8 @@ class StreamMeta:
     __slots__ = ("_entries", "_index")
 
     def __init__(self, meta: Any = None, tags: Tags = ()) -> None:
-        self._entries: list[tuple[Any, tuple[str, ...]]] = []
-        self._index: dict[str, list[int]] = {}
+        self._entries: list[tuple[Any, tuple[Hashable, ...]]] = []
+        self._index: dict[Hashable, list[int]] = {}
         if meta is not None:
             self.append(meta, tags)
 
@@ -84,7 +83,7 @@ class StreamMeta:
             tags: tag or list of tags to associate with it.
 
         Raises:
-            TypeError: a tag is not a string.
+            TypeError: a tag is not hashable.
         """
         normalized = _normalize_tags(tags)
         position = len(self._entries)
@@ -92,7 +91,7 @@ class StreamMeta:
         for tag in normalized:
             self._index.setdefault(tag, []).append(position)
 
-    def find(self, tag: str) -> list[Any]:
+    def find(self, tag: Hashable) -> list[Any]:
         """Find every metainfo object labelled with a tag.
 
         Args:
@@ -103,7 +102,7 @@ class StreamMeta:
         """
         return [self._entries[i][0] for i in self._index.get(tag, ())]
 
-    def find_last(self, tag: str) -> Any | None:
+    def find_last(self, tag: Hashable) -> Any | None:
         """Find the most recently appended metainfo object labelled with a tag.
 
         Args:
@@ -129,7 +128,7 @@ class StreamMeta:
         """
         return self._entries[idx][0]
 
-    def remove_last(self, tag: str) -> None:
+    def remove_last(self, tag: Hashable) -> None:
         """Forget the most recently appended metainfo object labelled with a tag.
 
         Only the label goes: the object is no longer found under ``tag`` (the previous
@@ -167,6 +166,7 @@ class StreamMeta:
 
         Objects that ``json.dumps`` rejects are skipped (logged at DEBUG), since they could
         not cross a process boundary anyway; the others are kept as they are, not copied.
+        Only string tags are kept.
 
         Returns:
             One record per kept entry, in order.
@@ -178,7 +178,7 @@ class StreamMeta:
             except (TypeError, ValueError) as exc:
                 log.debug("StreamMeta entry with tags %s skipped, not JSON-serialisable: %s", tags, exc)
                 continue
-            records.append({"tags": tags, "meta": meta})
+            records.append({"tags": [t for t in tags if isinstance(t, str)], "meta": meta})
         return records
 
     @classmethod
@@ -209,7 +209,7 @@ class StreamMeta:
         """Number of metainfo objects held."""
         return len(self._entries)
 
-    def __iter__(self) -> Iterator[tuple[Any, list[str]]]:
+    def __iter__(self) -> Iterator[tuple[Any, list[Hashable]]]:
         """Iterate over ``(meta, tags)`` pairs in the order they were appended."""
         return ((meta, list(tags)) for meta, tags in list(self._entries))
 

@@ -155,7 +155,10 @@ class SinkGizmo(Gizmo):
                 if self._collect:
                     self.results.append(data)
                 self._received.put(data)
-                self.send_result(data)
+                if self._output_refs:
+                    self.send_result(data)
+                else:
+                    self.result_cnt += 1  # counted all the same, but the meta gets no timing stamp
         finally:
             self._received.close()
 

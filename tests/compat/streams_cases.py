@@ -851,3 +851,106 @@ def gizmo_error_type(s: Any) -> Any:
     except Exception:
         pass
     return {"type": type(bad.error).__name__, "text": str(bad.error)}
+
+
+@case
+def add_while_running(s: Any) -> Any:
+    Source, _, Collect, _, Gate = gizmos(s)
+    src, gate = Source([1]), Gate()
+    src >> gate >> Collect()
+    comp = s.Composition(src)
+    comp.start(wait=False)
+    try:
+        comp.add(Collect(name="Late"))
+        added: Any = "added"
+    except Exception as exc:
+        added = error_summary(exc, "running")
+    gate.opened.set()
+    comp.wait()
+    return added
+
+
+@case
+def send_plain_value(s: Any) -> Any:
+    _, _, Collect, _, _ = gizmos(s)
+
+    class Plain(s.Gizmo):
+        def run(self) -> None:
+            self.send_result(42)
+
+    plain, sink = Plain(), Collect()
+    plain >> sink
+    try:
+        s.Composition(plain).start()
+        return {"got": sink.got}
+    except Exception as exc:
+        return error_summary(exc, "meta")
+
+
+@case
+def tuple_of_tags(s: Any) -> Any:
+    meta = s.StreamMeta()
+    meta.append("a", ("x", "y"))
+    return [meta.find("x"), meta.find("y")]
+
+
+@case
+def non_string_tags(s: Any) -> Any:
+    meta = s.StreamMeta("a", 5)
+    meta.append("b", [5, "five"])
+    return [meta.find(5), meta.find("five"), meta.find_last(5)]
+
+
+@case
+def empty_composition(s: Any) -> Any:
+    comp = s.Composition()
+    comp.start()
+    return {"queues": comp.get_current_queue_sizes(), "bottlenecks": comp.get_bottlenecks(), "stop": comp.stop()}
+
+
+@case
+def run_again_after_stop(s: Any) -> Any:
+    Source, _, Collect, _, _ = gizmos(s)
+    src, sink = Source([1, 2]), Collect()
+    src >> sink
+    comp = s.Composition(src)
+    comp.start()
+    comp.stop()
+    comp.start()
+    return data(sink.got)
+
+
+@case
+def drop_oldest_after_close(s: Any) -> Any:
+    import queue
+
+    stream = s.Stream(3, allow_drop=True)
+    stream.put(1)
+    stream.close()
+    for i in (2, 3, 4):
+        stream.put(i)
+    items = []
+    while True:
+        try:
+            items.append(stream.get_nowait())
+        except queue.Empty:
+            break
+    return {"items": items, "dropped": stream.dropped_cnt}
+
+
+@case
+def close_a_full_stream(s: Any) -> Any:
+    stream = s.Stream(3)
+    for i in range(3):
+        stream.put(i)
+    closer = threading.Thread(target=stream.close, daemon=True)
+    closer.start()
+    closer.join(1.0)
+    if closer.is_alive():
+        return {"close": "blocks until a reader makes room"}
+    return {"close": "returned", "items": list(stream), "dropped": stream.dropped_cnt}
+
+
+@case
+def library_sink_default_depth(s: Any) -> Any:
+    return s.SinkGizmo().get_input(0).maxsize

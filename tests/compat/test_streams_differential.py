@@ -34,6 +34,16 @@ DELIBERATE: dict[str, str] = {
     "so degirum's slack of 3 is not needed",
     "with_body_error_and_gizmo_error": "when the body of a with-block raises, that exception propagates (gizmo "
     "errors are added as a note); degirum replaces it with the gizmo errors",
+    "add_while_running": "adding a gizmo to a running composition raises; degirum adds it without starting it",
+    "send_plain_value": "send_result() passes on any object; degirum needs a StreamData (it stamps its meta) and "
+    "fails the gizmo otherwise",
+    "tuple_of_tags": "a tuple of tags is several tags, like a list; degirum takes a tuple as one tag",
+    "drop_oldest_after_close": "a dropping stream never drops its end-of-stream pill (it drops the oldest data "
+    "item); degirum can drop the pill, and a reader then waits for ever",
+    "close_a_full_stream": "close() never blocks: on a full stream it drops the oldest item for its pill; "
+    "degirum's close() waits until a reader makes room",
+    "library_sink_default_depth": "SinkGizmo()'s input is unbounded by default (stream_depth=N bounds it); "
+    "degirum's depth of 10 blocks a pipeline whose results are read after start() returns",
 }
 """Case -> why dora_zmq differs from every degirum_tools release on purpose."""
 
@@ -47,6 +57,8 @@ OLDER_ONLY: dict[tuple[str, str], str] = {
     "the gizmo error again",
     ("stream_close_force", "0.25.1"): "close(force=True) came after 0.25.1",
     ("library_iterator_source_images", "0.25.1"): "IteratorSourceGizmo(fps=...) came after 0.25.1",
+    ("empty_composition", "0.25.1"): "0.25.1's stop() raises when no thread runs; later releases return",
+    ("run_again_after_stop", "0.25.1"): "0.25.1's stop() raises when no thread runs; later releases return",
 }
 """(case, older release) -> how that release differs from the newest one, which dora_zmq follows."""
 
