@@ -130,7 +130,8 @@ class Composition:
 
         Args:
             wait: wait until every gizmo has finished and raise their errors, as ``wait()``
-                does (the default); False returns at once: call ``wait()`` or ``stop()`` later.
+                does (the default; interrupted by Ctrl-C, it stops the gizmos first); False
+                returns at once: call ``wait()`` or ``stop()`` later.
             detect_bottlenecks: switch every input stream to drop-oldest for this run, so a
                 slow gizmo shows up as drops in ``get_bottlenecks()`` instead of stalling
                 its producers. Only bounded streams (maxsize > 0) can drop. ``wait()``
@@ -164,10 +165,27 @@ class Composition:
             if not has_empty_run(g)
         ]
         self._running = True
-        self._launch_threads()
-        log.debug("composition started: %d gizmo(s)", len(self._threads))
-        if wait:
-            self.wait()
+        try:
+            self._launch_threads()
+            log.debug("composition started: %d gizmo(s)", len(self._threads))
+            if wait:
+                self.wait()
+        except CompositionError:
+            raise
+        except BaseException:  # KeyboardInterrupt & co: leave no gizmo thread running behind
+            self._stop_interrupted()
+            raise
+
+    def _stop_interrupted(self) -> None:
+        """Stop and join the gizmos after ``start()`` was interrupted (Ctrl-C), even mid-launch."""
+        log.info("composition interrupted: stopping its gizmos")
+        self.request_stop()
+        for thread in self._threads:
+            if thread.ident is not None:  # started: an interrupted launch leaves some unstarted
+                thread.join()
+        self._threads = []
+        self._running = False
+        self._restore_allow_drop()
 
     def request_stop(self) -> None:
         """Ask every gizmo to stop, without waiting; call ``wait()`` to join the threads.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import _thread
 import threading
 from collections.abc import Callable
 
@@ -176,6 +177,17 @@ class TestLifecycle:
         src, sink = IteratorSourceGizmo(range(5)), SinkGizmo()
         Composition(src >> sink).start()
         assert [item.data for item in sink()] == list(range(5))
+        assert not any(t.name.startswith("gizmo-") for t in threading.enumerate())
+
+    def test_ctrl_c_while_start_waits_stops_the_gizmos(self) -> None:
+        class Interrupter(Gizmo):
+            def run(self) -> None:
+                _thread.interrupt_main()  # as if Ctrl-C was pressed while start() waits
+
+        holder = HoldingSource()  # runs until stopped
+        with pytest.raises(KeyboardInterrupt):
+            Composition(holder, Interrupter()).start()
+        assert holder._abort
         assert not any(t.name.startswith("gizmo-") for t in threading.enumerate())
 
     def test_start_raises_gizmo_errors_and_wait_raises_them_again(self) -> None:
