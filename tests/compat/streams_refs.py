@@ -54,12 +54,13 @@ def ours() -> Implementation:
 
 def reference(label: str) -> Implementation | None:
     """degirum_tools.streams at ``label`` (``LATEST`` or an older version), or None if not installed."""
-    python = compat_venv() / "bin" / "python"
+    venv = compat_venv().absolute()  # the programs run in the repository root, whatever the tests' cwd
+    python = venv / "bin" / "python"
     if not python.exists():
         return None
     if label == LATEST:
         return Implementation(f"degirum_tools {label}", python, "degirum_tools.streams")
-    folder = compat_venv() / f"degirum_tools-{label}"
+    folder = venv / f"degirum_tools-{label}"
     if not folder.is_dir():
         return None
     return Implementation(f"degirum_tools {label}", python, "degirum_tools.streams", {"PYTHONPATH": str(folder)})
