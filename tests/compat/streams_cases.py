@@ -954,3 +954,71 @@ def close_a_full_stream(s: Any) -> Any:
 @case
 def library_sink_default_depth(s: Any) -> Any:
     return s.SinkGizmo().get_input(0).maxsize
+
+
+@case
+def abort_one_gizmo(s: Any) -> Any:
+    Source, Double, Collect, _, _ = gizmos(s)
+    src, sink = Source(None), Collect()  # counts forever until aborted
+    src >> Double() >> sink
+    comp = s.Composition(src)
+    comp.start(wait=False)
+    reached = wait_until(lambda: len(sink.got) >= 3)
+    src.abort()  # only the source: the end of its output ripples down the chain
+    comp.wait()
+    got = data(sink.got)
+    return {"reached": reached, "doubled_in_order": got == [2 * i for i in range(len(got))], "sink_aborted": sink._abort}
+
+
+@case
+def watchdog_ticks(s: Any) -> Any:
+    Source, _, Collect, _, _ = gizmos(s)
+
+    class Ticks:
+        def __init__(self) -> None:
+            self.count = 0
+
+        def tick(self) -> None:
+            self.count += 1
+
+    src = Source([1, 2, 3, 4])
+    src.watchdog = Ticks()
+    src >> Collect()
+    s.Composition(src).start()
+    return src.watchdog.count
+
+
+@case
+def fan_out_with_one_dropping_branch(s: Any) -> Any:
+    Source, _, Collect, _, Gate = gizmos(s)
+    src, gate, fast, slow = Source(list(range(10))), Gate(depth=3, allow_drop=True), Collect(name="Fast"), Collect()
+    src >> fast
+    src >> gate >> slow
+    comp = s.Composition(src)
+    comp.start(wait=False)
+    settled = wait_until(lambda: gate.get_input(0).dropped_cnt == 8)
+    gate.opened.set()
+    comp.wait()
+    return {"settled": settled, "fast": data(fast.got), "slow": data(slow.got), "bottlenecks": comp.get_bottlenecks()}
+
+
+@case
+def connected_gizmo_not_added(s: Any) -> Any:
+    Source, _, Collect, _, _ = gizmos(s)
+    comp = s.Composition()
+    src = comp.add(Source([1, 2]))
+    sink = Collect()
+    src >> sink  # connected, but never added
+    comp.start()
+    return data(sink.got)
+
+
+@case
+def library_iterator_source_other_items(s: Any) -> Any:
+    src, sink = s.IteratorSourceGizmo(iter([1, 2])), s.SinkGizmo()
+    src >> sink
+    try:
+        s.Composition(src).start()
+        return {"got": [item.data for item in sink()]}
+    except Exception as exc:
+        return error_summary(exc, "Unsupported image input type")

@@ -44,6 +44,10 @@ DELIBERATE: dict[str, str] = {
     "degirum's close() waits until a reader makes room",
     "library_sink_default_depth": "SinkGizmo()'s input is unbounded by default (stream_depth=N bounds it); "
     "degirum's depth of 10 blocks a pipeline whose results are read after start() returns",
+    "connected_gizmo_not_added": "a gizmo connected to a member joins the composition at start(); degirum "
+    "runs only the gizmos added, and the others' items are never read",
+    "library_iterator_source_other_items": "IteratorSourceGizmo sends any item (only NumPy images get degirum's "
+    "conversion and video meta); degirum raises for anything but an image, a file path or a PIL image",
 }
 """Case -> why dora_zmq differs from every degirum_tools release on purpose."""
 
