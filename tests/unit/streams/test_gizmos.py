@@ -17,6 +17,7 @@ from dora_zmq.streams import (
     StreamMeta,
     get_timing_info,
     tag_timing,
+    tag_video,
 )
 
 pytestmark = pytest.mark.timeout(5)
@@ -50,7 +51,36 @@ class TestIteratorSource:
         assert source.result_cnt == 0
 
 
+class TestIteratorSourceImages:
+    def test_images_get_degirum_video_meta(self) -> None:
+        np = pytest.importorskip("numpy")
+        frames = [np.zeros((4, 6, 3), np.uint8), np.ones((2, 3), np.uint8), np.full((5, 5, 4), 7, np.uint8)]
+        src, sink = IteratorSourceGizmo(frames, fps=25.0), SinkGizmo()
+        Composition(src >> sink).start()
+        items = list(sink())
+        assert [i.data.shape for i in items] == [(4, 6, 3), (2, 3, 3), (5, 5, 3)]
+        video = [i.meta.find_last(tag_video) for i in items]
+        assert [(v["frame_width"], v["frame_height"], v["frame_id"]) for v in video] == [(6, 4, 0), (3, 2, 1), (5, 5, 2)]
+        assert all(v["fps"] == 25.0 and v["frame_count"] == -1 and v["file_path"] == "" for v in video)
+        assert items[0].meta.find_last("IteratorSourceGizmo") is video[0]
+        assert src.get_tags() == ["IteratorSourceGizmo", tag_video]
+
+
 class TestSink:
+    def test_call_returns_the_input_stream_as_in_degirum(self) -> None:
+        src, sink = IteratorSourceGizmo(range(10)), SinkGizmo(stream_depth=3, allow_drop=True)
+        comp = Composition(src >> sink)
+        comp.start()  # the sink's run() returns at once: items wait (or drop) in its input
+        assert sink() is sink.get_input(0)
+        assert [item.data for item in sink()] == [8, 9]
+        assert comp.get_bottlenecks() == [{"SinkGizmo": 8}]
+
+    def test_collecting_sink_is_read_the_same_way(self) -> None:
+        sink = SinkGizmo(collect=True)
+        Composition(IteratorSourceGizmo([1, 2]) >> sink).start()
+        assert [item.data for item in sink()] == [1, 2]
+        assert [item.data for item in sink.results] == [1, 2]
+
     def test_iterate_from_another_thread_while_running(self) -> None:
         src = IteratorSourceGizmo(range(50))
         sink = SinkGizmo(3)

@@ -193,6 +193,36 @@ class TestClose:
         assert got == [[]]
 
 
+class TestForceClose:
+    def test_force_close_empties_and_ignores_later_puts(self) -> None:
+        stream = Stream(3)
+        for item in "abc":
+            stream.put(item)
+        stream.close(force=True)
+        stream.put("late")
+        assert stream.qsize() == 1 and list(stream) == []
+        assert stream.dropped_cnt == 0
+
+    def test_force_close_wakes_blocked_producer_without_its_item(self) -> None:
+        stream = Stream(1)
+        stream.put("a")
+        producer = threading.Thread(target=stream.put, args=("blocked",))
+        producer.start()
+        stream.close(force=True)
+        producer.join(timeout=2)
+        assert not producer.is_alive()
+        assert list(stream) == []
+
+    def test_taking_back_into_use_reopens(self) -> None:
+        stream = Stream()
+        stream.close(force=True)
+        stream.abandon(False)
+        stream.get_nowait()
+        stream.put(1)
+        stream.close()
+        assert list(stream) == [1]
+
+
 class TestAbandon:
     def test_abandoned_stream_discards_without_counting(self) -> None:
         stream = Stream(1)
