@@ -6,7 +6,8 @@ observe: outputs, their order, return values, and whether (and with what text) a
 was raised. ``streams_driver.py`` runs them under each implementation; the differential
 test compares the summaries.
 
-This file is run by the reference venv's Python too: it imports only the standard library.
+This file is run by the reference venv's Python too: it imports only the standard library
+(and NumPy inside the cases that send images).
 Items always get an explicit ``StreamMeta()``: degirum shares one default meta between
 all ``StreamData`` built without one (see ``shared_default_meta``), which would make
 every other case depend on that quirk.
