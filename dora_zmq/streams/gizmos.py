@@ -114,8 +114,7 @@ class SinkGizmo(Gizmo):
 
     ``sink()`` returns the stream to read, as in DeGirum's toolkit: ``for item in sink():``
     yields each item until the pipeline ends. Iterating the sink itself (``for item in
-    sink``) does the same, but puts the end back, so a later loop ends at once instead
-    of waiting. With ``collect=True`` every item is also appended to ``results``.
+    sink``) does the same, and a later loop over the sink ends at once instead of waiting. With ``collect=True`` every item is also appended to ``results``.
 
     By default (no ``collect``, nothing connected after it) the sink's ``run()`` returns at
     once and items wait in its input stream, so a bounded ``stream_depth`` holds back (or,
@@ -140,9 +139,11 @@ class SinkGizmo(Gizmo):
         self.results: list[StreamData] = []
         self._collect = collect
         self._received = Stream()
+        self._ended = False  # a loop over the sink saw the end of this run
 
     def run(self) -> None:
         """Drain the input when collecting or forwarding (see the class docstring); else return."""
+        self._ended = False
         if not self._drains():
             return
         self.results.clear()
@@ -171,10 +172,14 @@ class SinkGizmo(Gizmo):
         return self._received if self._drains() else self.get_input(0)
 
     def __iter__(self) -> Iterator[StreamData]:
-        """Yield each received item, from any thread, until the pipeline ends."""
-        stream = self()
-        yield from stream
-        stream.close()  # put the end back, so another loop over the sink also ends
+        """Yield each received item, from any thread, until the pipeline ends.
+
+        A loop that starts after another one saw the end ends at once (until the next run).
+        """
+        if self._ended:
+            return
+        yield from self()
+        self._ended = True
 
     def _drains(self) -> bool:
         """True when the sink's thread must read its input (to collect, or to pass items on)."""

@@ -75,6 +75,14 @@ class TestSink:
         assert [item.data for item in sink()] == [8, 9]
         assert comp.get_bottlenecks() == [{"SinkGizmo": 8}]
 
+    def test_iterating_the_sink_leaves_no_stale_end_for_the_next_run(self) -> None:
+        src, sink = IteratorSourceGizmo([1, 2]), SinkGizmo()
+        comp = Composition(src >> sink)
+        for _ in range(2):
+            comp.start()
+            assert [item.data for item in sink] == [1, 2]
+            assert list(sink) == []
+
     def test_collecting_sink_is_read_the_same_way(self) -> None:
         sink = SinkGizmo(collect=True)
         Composition(IteratorSourceGizmo([1, 2]) >> sink).start()
