@@ -66,6 +66,12 @@ OLDER_ONLY: dict[tuple[str, str], str] = {
 }
 """(case, older release) -> how that release differs from the newest one, which dora_zmq follows."""
 
+OLDER_RACY: dict[tuple[str, str], str] = {
+    ("gizmo_stops_its_own_composition", "0.25.1"): "0.25.1 raises 'Composition not started' from the owner's "
+    "wait() or not, depending on which thread clears its thread list first",
+}
+"""(case, older release) -> why that release gives no stable answer to compare with."""
+
 LABELS = [LATEST, *OLDER]
 
 
@@ -87,6 +93,8 @@ def test_same_as_degirum(summaries: dict[str, dict[str, Any]], name: str, label:
     ref = reference(label)
     if ref is None:
         pytest.skip(f"degirum_tools {label} is not installed: run `make compat-venv`")
+    if (name, label) in OLDER_RACY:
+        pytest.skip(OLDER_RACY[(name, label)])
     theirs = _summary(summaries, ref, name)
     mine = _summary(summaries, ours(), name)
     assert mine != {"hung": True}, f"{name} hung on dora_zmq"
@@ -102,3 +110,4 @@ def test_every_listed_difference_is_a_case() -> None:
     assert set(DELIBERATE) <= set(CASES)
     assert {name for name, _ in OLDER_ONLY} <= set(CASES)
     assert {label for _, label in OLDER_ONLY} <= set(OLDER)
+    assert {name for name, _ in OLDER_RACY} <= set(CASES)
