@@ -26,13 +26,19 @@ test: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 ## The reference implementations (dora-rs 1.1.0, degirum_tools) in their own venv, for tests/compat.
+## Older degirum_tools releases go beside it, each in degirum_tools-VERSION/ (their
+## dependencies are the venv's); tests/compat/streams_refs.py lists the same versions.
 COMPAT_VENV ?= .venv-compat
 COMPAT_STAMP := $(COMPAT_VENV)/.installed
+DEGIRUM_OLDER ?= 0.25.1
 
-$(COMPAT_STAMP): tests/compat/requirements.txt
+$(COMPAT_STAMP): tests/compat/requirements.txt Makefile
 	$(PYTHON) -m venv $(COMPAT_VENV)
 	$(COMPAT_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(COMPAT_VENV)/bin/python -m pip install --quiet -r tests/compat/requirements.txt
+	for v in $(DEGIRUM_OLDER); do \
+	  $(COMPAT_VENV)/bin/python -m pip install --quiet --no-deps --upgrade --target $(COMPAT_VENV)/degirum_tools-$$v degirum_tools==$$v || exit 1; \
+	done
 	touch $(COMPAT_STAMP)
 
 compat-venv: $(COMPAT_STAMP)

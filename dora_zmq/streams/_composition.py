@@ -2,33 +2,40 @@
 
 Lifecycle::
 
-    start() ──► running ──► wait() / stop() / __exit__ ──► joined (errors raised)
+    start() ─────────────────────────────────────► joined (errors raised)
+    start(wait=False) / with ──► running ──► wait() / stop() / __exit__ ──► joined (errors raised)
 
-* ``start()`` launches one non-daemon thread per gizmo. Gizmos connected to a member
-  after it was added are picked up at ``start()``: a connected gizmo left out would never
-  drain its input and would block its producer forever.
+* ``start()`` launches one non-daemon thread per gizmo (none for a gizmo whose ``run()``
+  is the empty default) and, like DeGirum's toolkit, waits for the end by default:
+  ``start(wait=False)`` returns at once. Gizmos connected to a member after it was added
+  are picked up at ``start()``: a connected gizmo left out would never drain its input and
+  would block its producer forever.
 * When a gizmo's ``run()`` returns, normally or by raising, its outputs are closed, so the
   end of a stream ripples down a chain gizmo by gizmo.
 * When a gizmo raises, the whole composition is stopped (``request_stop()``), and
-  ``wait()`` raises one ``CompositionError`` listing every failed gizmo with its traceback.
+  ``wait()`` raises one ``CompositionError`` listing every failed gizmo with its traceback;
+  it raises it again on every later ``wait()`` or ``stop()`` until the next ``start()``.
 * ``request_stop()`` never blocks: it aborts every gizmo, empties every input stream and
   closes it. A gizmo blocked on ``get()`` gets the pill; one blocked on a put into a full
   stream sees its abort flag within ``PUT_POLL_INTERVAL_S`` (see ``_gizmo``).
-* The owner joins: ``wait()``, ``stop()`` and leaving a ``with`` block join every thread,
-  so a composition never leaves a thread behind once one of them has returned.
+* The owner joins: ``start()``, ``wait()``, ``stop()`` and leaving a ``with`` block join
+  every thread, so a composition never leaves a thread behind once one of them has
+  returned. A gizmo may call ``wait()`` or ``stop()`` of its own composition: that joins
+  the other gizmos (not itself, nor other gizmos waiting the same way).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 import traceback
 from collections.abc import Iterable
 from types import TracebackType
 from typing import TypeVar
 
 from ._errors import CompositionError, GizmoFailure
-from ._gizmo import Gizmo, connected_gizmos
+from ._gizmo import Gizmo, connected_gizmos, has_empty_run
 from ._stream import Stream
 
 __all__ = ["Composition"]
@@ -37,20 +44,23 @@ log = logging.getLogger(__name__)
 
 AnyGizmo = TypeVar("AnyGizmo", bound=Gizmo)
 
+_GIZMO_JOIN_POLL_S = 0.05
+"""How often a gizmo waiting for its own composition re-checks who else is waiting."""
+
 
 class Composition:
     """Orchestrates and runs a set of connected gizmos.
 
     Usage: add gizmos (``add()``, calling the composition, or the constructor), connect
-    them with ``connect_to()`` or ``>>``, then ``start()`` and ``wait()`` — or use the
-    composition as a context manager, which starts it and waits on exit.
+    them with ``connect_to()`` or ``>>``, then ``start()``, which runs them to the end —
+    or ``start(wait=False)`` and later ``wait()`` or ``stop()``, or use the composition as a
+    context manager, which starts it and waits on exit.
 
     Example:
         >>> src = IteratorSourceGizmo(range(3))
-        >>> sink = SinkGizmo(collect=True)
-        >>> with Composition(src >> sink):
-        ...     pass
-        >>> [item.data for item in sink.results]
+        >>> sink = SinkGizmo()
+        >>> Composition(src >> sink).start()
+        >>> [item.data for item in sink()]
         [0, 1, 2]
 
     Args:
@@ -59,6 +69,8 @@ class Composition:
 
     Raises:
         TypeError: an argument is neither a Gizmo nor an iterable of Gizmos.
+        CompositionError: a gizmo given requires meta tags (``require_tags()``) that no
+            gizmo connected to it provides (``get_tags()``).
     """
 
     def __init__(self, *gizmos: Gizmo | Iterable[Gizmo]) -> None:
@@ -67,10 +79,14 @@ class Composition:
         self._running = False
         self._failures: dict[Gizmo, GizmoFailure] = {}
         self._saved_allow_drop: list[tuple[Stream, bool]] = []
+        self._join_lock = threading.Lock()
+        self._waiting_gizmos: set[threading.Thread] = set()  # gizmo threads inside wait()
         for item in gizmos:
             group = [item] if isinstance(item, Gizmo) else _as_gizmo_list(item)
             for gizmo in group:
-                for member in connected_gizmos(gizmo):
+                connected = connected_gizmos(gizmo)
+                _check_required_tags(gizmo, connected)
+                for member in connected:
                     self._include(member)
 
     @property
@@ -109,17 +125,21 @@ class Composition:
         """
         return self.add(gizmo)
 
-    def start(self, detect_bottlenecks: bool = False) -> None:
-        """Start every gizmo's ``run()`` in a thread of its own; returns at once.
+    def start(self, *, wait: bool = True, detect_bottlenecks: bool = False) -> None:
+        """Start every gizmo's ``run()`` in a thread of its own, and wait for the end by default.
 
         Args:
+            wait: wait until every gizmo has finished and raise their errors, as ``wait()``
+                does (the default; interrupted by Ctrl-C, it stops the gizmos first); False
+                returns at once: call ``wait()`` or ``stop()`` later.
             detect_bottlenecks: switch every input stream to drop-oldest for this run, so a
                 slow gizmo shows up as drops in ``get_bottlenecks()`` instead of stalling
                 its producers. Only bounded streams (maxsize > 0) can drop. ``wait()``
                 restores each stream's own setting.
 
         Raises:
-            CompositionError: the composition is already running, or a thread could not start.
+            CompositionError: the composition is already running, a thread could not start,
+                or (with ``wait``) gizmos raised.
         """
         if self._running:
             raise CompositionError("composition already started")
@@ -142,10 +162,30 @@ class Composition:
         self._threads = [
             threading.Thread(target=self._run_gizmo, args=(g,), name=f"gizmo-{g.name}", daemon=False)
             for g in self._gizmos
+            if not has_empty_run(g)
         ]
         self._running = True
-        self._launch_threads()
-        log.debug("composition started: %d gizmo(s)", len(self._threads))
+        try:
+            self._launch_threads()
+            log.debug("composition started: %d gizmo(s)", len(self._threads))
+            if wait:
+                self.wait()
+        except CompositionError:
+            raise
+        except BaseException:  # KeyboardInterrupt & co: leave no gizmo thread running behind
+            self._stop_interrupted()
+            raise
+
+    def _stop_interrupted(self) -> None:
+        """Stop and join the gizmos after ``start()`` was interrupted (Ctrl-C), even mid-launch."""
+        log.info("composition interrupted: stopping its gizmos")
+        self.request_stop()
+        for thread in self._threads:
+            if thread.ident is not None:  # started: an interrupted launch leaves some unstarted
+                thread.join()
+        self._threads = []
+        self._running = False
+        self._restore_allow_drop()
 
     def request_stop(self) -> None:
         """Ask every gizmo to stop, without waiting; call ``wait()`` to join the threads.
@@ -164,37 +204,40 @@ class Composition:
             stream.close()
 
     def wait(self) -> None:
-        """Wait until every gizmo thread has finished, and join them all.
+        """Wait until every gizmo thread has finished, join them all, and raise their errors.
+
+        Returns at once if the composition is not running (never started, or waited for
+        already); the errors of the last run are raised all the same. Called from one of
+        the composition's own gizmos, it joins the other gizmos only (see the module
+        docstring) and leaves the final join to the owner.
 
         Raises:
-            CompositionError: the composition was not started (or was already waited for),
-                ``wait()`` was called from one of its own gizmos, or gizmos raised — then the
-                message names each failed gizmo with its traceback, and ``failures`` holds them.
+            CompositionError: gizmos raised in the last run: the message names each failed
+                gizmo with its traceback, and ``failures`` holds them.
         """
-        if not self._running:
-            raise CompositionError("composition not started")
         current = threading.current_thread()
-        if any(t is current for t in self._threads):
-            raise CompositionError("a composition cannot be waited for from one of its own gizmos")
-        for thread in self._threads:
-            thread.join()
-        self._threads = []
-        self._running = False
-        self._restore_allow_drop()
+        threads = list(self._threads)
+        if any(t is current for t in threads):
+            self._join_from_gizmo(current, threads)
+        elif self._running:
+            for thread in threads:
+                thread.join()
+            self._threads = []
+            self._running = False
+            self._restore_allow_drop()
         failures = [self._failures[g] for g in self._gizmos if g in self._failures]
         if failures:
             names = ", ".join(f"'{f.gizmo}'" for f in failures)
             raise CompositionError(f"{len(failures)} gizmo(s) failed: {names}", failures)
 
     def stop(self) -> None:
-        """Stop the composition: ``request_stop()``, then ``wait()`` if it is running.
+        """Stop the composition: ``request_stop()``, then ``wait()``.
 
         Raises:
-            CompositionError: gizmos raised while running (see ``wait()``).
+            CompositionError: gizmos raised in the last run (see ``wait()``).
         """
         self.request_stop()
-        if self._running:
-            self.wait()
+        self.wait()
 
     def get_bottlenecks(self) -> list[dict[str, int]]:
         """List the gizmos whose input streams dropped items in the last run.
@@ -222,7 +265,7 @@ class Composition:
     def __enter__(self) -> Composition:
         """Start the composition (unless it is running already) and return it."""
         if not self._running:
-            self.start()
+            self.start(wait=False)
         return self
 
     def __exit__(
@@ -239,10 +282,10 @@ class Composition:
         Raises:
             CompositionError: gizmos raised (and the body did not).
         """
-        if not self._running:
-            return
         if exc_val is None:
             self.wait()
+            return
+        if not self._running:
             return
         self.request_stop()
         try:
@@ -280,11 +323,29 @@ class Composition:
             stream.allow_drop = allow_drop
         self._saved_allow_drop = []
 
+    def _join_from_gizmo(self, current: threading.Thread, threads: list[threading.Thread]) -> None:
+        """Join every gizmo thread but ``current`` and those waiting too (they would wait for us)."""
+        with self._join_lock:
+            self._waiting_gizmos.add(current)
+        try:
+            for thread in threads:
+                while thread is not current and thread.is_alive():
+                    with self._join_lock:
+                        if thread in self._waiting_gizmos:
+                            break
+                    thread.join(_GIZMO_JOIN_POLL_S)
+        finally:
+            with self._join_lock:
+                self._waiting_gizmos.discard(current)
+
     def _run_gizmo(self, gizmo: Gizmo) -> None:
         """Thread body: run the gizmo, record a failure and stop all, close its outputs."""
         try:
             try:
+                gizmo.start_time_s = time.time()
                 gizmo.run()
+                gizmo.elapsed_s = time.time() - gizmo.start_time_s
+                gizmo.fps = gizmo.result_cnt / gizmo.elapsed_s if gizmo.elapsed_s > 0 else 0.0
             except Exception as exc:  # any error is reported by wait(), with its traceback
                 self._failures[gizmo] = GizmoFailure(gizmo.name, exc, traceback.format_exc())
                 gizmo.error = exc
@@ -303,3 +364,17 @@ def _as_gizmo_list(item: object) -> list[Gizmo]:
         if not isinstance(gizmo, Gizmo):
             raise TypeError(f"a composition takes gizmos or iterables of gizmos, not {gizmo!r}")
     return group
+
+
+def _check_required_tags(gizmo: Gizmo, connected: list[Gizmo]) -> None:
+    """Refuse a gizmo whose ``require_tags()`` no other connected gizmo's ``get_tags()`` covers."""
+    required = {tag for inp in range(len(gizmo.get_inputs())) for tag in gizmo.require_tags(inp)}
+    if not required:
+        return
+    provided = {tag for other in connected if other is not gizmo for tag in other.get_tags()}
+    missing = required - provided
+    if missing:
+        raise CompositionError(
+            f"gizmo '{gizmo.name}' requires meta tags {sorted(missing)} that no connected gizmo provides "
+            f"(they provide {sorted(provided)})"
+        )

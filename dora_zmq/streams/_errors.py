@@ -54,9 +54,13 @@ class GizmoFailure:
     traceback: str
 
     def describe(self) -> str:
-        """One paragraph: the gizmo, the error, and the traceback indented below."""
+        """One paragraph: the gizmo, the error, and the traceback indented below.
+
+        It opens with DeGirum's wording (``Error detected during execution of NAME:``), so
+        code that searches a composition error's text for it ports unchanged.
+        """
         tb = "\n".join("    " + line for line in self.traceback.rstrip().splitlines())
-        return f"gizmo '{self.gizmo}' failed: {type(self.error).__name__}: {self.error}\n{tb}"
+        return f"Error detected during execution of {self.gizmo}:\n  {type(self.error).__name__}: {self.error}\n{tb}"
 
 
 class CompositionError(StreamsError):

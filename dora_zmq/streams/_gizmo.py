@@ -15,17 +15,19 @@ from __future__ import annotations
 
 import logging
 import queue
-from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Final
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Protocol, TypeVar
 
 from ._errors import GizmoInputError, StreamConfigError
+from ._meta import StreamMeta
 from ._stream import Stream
+from ._timing import KEY_GIZMO, KEY_TIMESTAMP, tag_timing
 
 if TYPE_CHECKING:
     from ._composition import Composition
 
-__all__ = ["PUT_POLL_INTERVAL_S", "Gizmo", "InputSpec", "connected_gizmos"]
+__all__ = ["PUT_POLL_INTERVAL_S", "Gizmo", "InputSpec", "connected_gizmos", "empty_run", "has_empty_run"]
 
 log = logging.getLogger(__name__)
 
@@ -35,18 +37,54 @@ PUT_POLL_INTERVAL_S: Final = 0.05
 InputSpec = tuple[int] | tuple[int, bool]
 """One input stream's ``(maxsize, allow_drop)``; ``(maxsize,)`` means no dropping."""
 
+_Run = TypeVar("_Run", bound=Callable[..., Any])
 
-class Gizmo(ABC):
+
+def empty_run(fn: _Run) -> _Run:
+    """Mark a ``run()`` that does nothing: a composition starts no thread for its gizmo.
+
+    Such a gizmo's outputs are not closed by the composition either (nothing ends).
+
+    Args:
+        fn: the ``run`` method to mark.
+
+    Returns:
+        The same function, marked.
+    """
+    fn.__empty_run__ = True  # type: ignore[attr-defined]
+    return fn
+
+
+def has_empty_run(gizmo: Gizmo) -> bool:
+    """True if the gizmo's ``run()`` is marked with ``empty_run`` (it gets no thread)."""
+    return bool(getattr(gizmo.run, "__empty_run__", False))
+
+
+class Watchdog(Protocol):
+    """What ``Gizmo.watchdog`` must offer: ``tick()`` is called once per result sent."""
+
+    def tick(self) -> None:
+        """Record one unit of activity."""
+
+
+class Gizmo:
     """Base class for all gizmos: streaming pipeline processing blocks.
 
-    Subclasses implement ``run()``, which a ``Composition`` calls in a thread of its own.
-    Data elements are usually ``StreamData`` objects.
+    Subclasses implement ``run()``, which a ``Composition`` calls in a thread of its own
+    (a gizmo that keeps the default, empty ``run()`` gets no thread). Data elements are
+    usually ``StreamData`` objects.
 
     Attributes:
         name: the gizmo's name in logs and errors; defaults to the class name, settable.
         result_cnt: how many results ``send_result()`` sent since the composition started.
         composition: the composition this gizmo was added to, if any.
         error: the exception the last ``run()`` raised, if any.
+        start_time_s: when the last ``run()`` started (``time.time()``).
+        elapsed_s: how long the last ``run()`` took, once it returned normally.
+        fps: results per second of the last ``run()``, once it returned normally.
+        watchdog: an object whose ``tick()`` is called for every result sent, or None.
+        key_gizmo: key of the gizmo name in a timing entry (class attribute).
+        key_timestamp: key of the send time in a timing entry (class attribute).
 
     Args:
         input_stream_sizes: one ``(maxsize, allow_drop)`` tuple per input stream; a maxsize of
@@ -55,6 +93,9 @@ class Gizmo(ABC):
     Raises:
         StreamConfigError: an input spec is not a ``(maxsize, allow_drop)`` tuple or has a bad depth.
     """
+
+    key_gizmo: ClassVar[str] = KEY_GIZMO
+    key_timestamp: ClassVar[str] = KEY_TIMESTAMP
 
     def __init__(self, input_stream_sizes: Sequence[InputSpec] = ()) -> None:
         self._inputs: list[Stream] = [_make_input(spec) for spec in input_stream_sizes]
@@ -66,8 +107,12 @@ class Gizmo(ABC):
         self.result_cnt = 0
         self.composition: Composition | None = None
         self.error: Exception | None = None
+        self.start_time_s = time.time()
+        self.elapsed_s = 0.0
+        self.fps = 0.0
+        self.watchdog: Watchdog | None = None
 
-    @abstractmethod
+    @empty_run
     def run(self) -> None:
         """Run the processing loop: read inputs (if any), process, ``send_result()``.
 
@@ -78,7 +123,32 @@ class Gizmo(ABC):
         ends, or ``abandon()`` it when you stop reading early, or its producer may block
         on a full stream for ever. There is no need to close the outputs: the
         composition does it when ``run()`` returns.
+
+        The default does nothing, and the composition starts no thread for it.
         """
+
+    def get_tags(self) -> list[str]:
+        """The meta tags this gizmo appends under; by default just its ``name``.
+
+        ``Composition`` matches them against other gizmos' ``require_tags()``.
+
+        Returns:
+            The tags (a new list).
+        """
+        return [self.name]
+
+    def require_tags(self, inp: int) -> list[str]:
+        """The meta tags this gizmo needs from upstream gizmos on one input; none by default.
+
+        ``Composition(...)`` refuses a gizmo whose required tags no connected gizmo provides.
+
+        Args:
+            inp: the input index.
+
+        Returns:
+            The required tags (a new list).
+        """
+        return []
 
     def abort(self, abort: bool = True) -> None:
         """Set or clear the abort flag that asks ``run()`` to stop.
@@ -147,19 +217,27 @@ class Gizmo(ABC):
     def send_result(self, data: Any) -> None:
         """Send a result to every connected output stream (each gets the same object).
 
-        A put into a full, non-dropping stream blocks until there is room, or until this
-        gizmo is aborted: then the item is discarded (see the module docstring).
+        The result's ``StreamMeta`` (if it has one) is stamped in place with this gizmo's
+        name and the time, under ``tag_timing`` (see ``get_timing_info``), and the
+        ``watchdog``, if any, ticks. A put into a full, non-dropping stream blocks until
+        there is room, or until this gizmo is aborted: then the item is discarded (see the
+        module docstring).
 
         Args:
-            data: the result, usually a ``StreamData``. ``None`` or ``Stream._poison``
+            data: the result, usually a ``StreamData``. ``None`` (``Stream._poison``)
                 closes all outputs instead (and is not counted in ``result_cnt``).
         """
-        if data is None or data is Stream._poison:
+        if data is Stream._poison:
             for out in self._output_refs:
                 if not self._deliver(out, Stream._poison):
                     out.close()  # aborted while the stream was full: force the pill in
             return
         self.result_cnt += 1
+        if self.watchdog is not None:
+            self.watchdog.tick()
+        meta = getattr(data, "meta", None)
+        if isinstance(meta, StreamMeta):
+            meta.append({self.key_gizmo: self.name, self.key_timestamp: time.time()}, tag_timing)
         for out in self._output_refs:
             if not self._deliver(out, data):
                 log.debug("gizmo '%s' aborted: result dropped at a full stream", self.name)
@@ -178,20 +256,23 @@ class Gizmo(ABC):
         """
         return (self, self.get_input(index))
 
-    def __rshift__(self, other_gizmo: Gizmo | tuple[Gizmo, int | Stream]) -> Gizmo:
+    def __rshift__(self, other_gizmo: Gizmo | tuple[Gizmo, int | Stream] | None) -> Gizmo:
         """Connect this gizmo's output to another gizmo: ``source >> target``.
 
         Args:
             other_gizmo: a Gizmo (its input 0 is used), or a ``(gizmo, inp)`` tuple where
-                ``inp`` is an input index or input Stream of that gizmo.
+                ``inp`` is an input index or input Stream of that gizmo, or None (nothing is
+                connected, so optional stages can be left out of a chain).
 
         Returns:
-            The target gizmo, so ``a >> b >> c`` chains.
+            The target gizmo, so ``a >> b >> c`` chains; this gizmo for None.
 
         Raises:
             TypeError: ``other_gizmo`` is neither a Gizmo nor a ``(gizmo, inp)`` tuple.
             GizmoInputError: the target gizmo has no such input.
         """
+        if other_gizmo is None:
+            return self
         if isinstance(other_gizmo, tuple):
             if len(other_gizmo) != 2:
                 raise TypeError(f"expected a (gizmo, input) tuple, got {other_gizmo!r}")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence, Set
 from typing import Any
 
 from .._errors import ProtocolError
@@ -25,26 +25,25 @@ __all__ = ["StreamData", "StreamMeta", "Tags"]
 
 log = logging.getLogger(__name__)
 
-Tags = str | Sequence[str]
-"""One tag, or a sequence (usually a list) of tags."""
+Tags = Hashable | Sequence[Hashable]
+"""One tag, or a list (any non-string sequence) of tags. A tag is usually a str; as in
+DeGirum's toolkit any hashable object works (an int, an enum member...)."""
 
 
-def _normalize_tags(tags: Tags) -> tuple[str, ...]:
+def _normalize_tags(tags: Tags) -> tuple[Hashable, ...]:
     """Turn a tag or a sequence of tags into a tuple of unique tags, in order.
 
     Raises:
-        TypeError: a tag is not a string.
+        TypeError: a tag is not hashable.
     """
-    if isinstance(tags, str):
+    if isinstance(tags, (str, bytes)) or not isinstance(tags, (Sequence, Set)):
         items: Iterable[object] = (tags,)
-    elif isinstance(tags, Iterable):
-        items = tags
     else:
-        raise TypeError(f"StreamMeta tags must be a str or a list of str, not {type(tags).__name__}")
-    out: list[str] = []
+        items = tags
+    out: list[Hashable] = []
     for tag in items:
-        if not isinstance(tag, str):
-            raise TypeError(f"a StreamMeta tag must be a str, not {type(tag).__name__}: {tag!r}")
+        if not isinstance(tag, Hashable):
+            raise TypeError(f"a StreamMeta tag must be hashable (usually a str), not {type(tag).__name__}: {tag!r}")
         if tag not in out:  # a tag listed twice must not make find() return the object twice
             out.append(tag)
     return tuple(out)
@@ -53,8 +52,9 @@ def _normalize_tags(tags: Tags) -> tuple[str, ...]:
 class StreamMeta:
     """A chronological list of metainfo objects, each labelled with zero or more tags.
 
-    Internally it keeps the appended ``(meta, tags)`` entries and an index from each tag
-    to the positions of its entries, so lookups by tag do not scan the list.
+    Internally it keeps the appended objects and an index from each tag to the positions
+    of its objects, so lookups by tag do not scan the list. ``remove_last(tag)`` takes the
+    object out of that one tag's index only, as DeGirum's toolkit does.
 
     Args:
         meta: initial metainfo object; ``None`` (the default) starts empty.
@@ -70,8 +70,8 @@ class StreamMeta:
     __slots__ = ("_entries", "_index")
 
     def __init__(self, meta: Any = None, tags: Tags = ()) -> None:
-        self._entries: list[tuple[Any, tuple[str, ...]]] = []
-        self._index: dict[str, list[int]] = {}
+        self._entries: list[tuple[Any, tuple[Hashable, ...]]] = []
+        self._index: dict[Hashable, list[int]] = {}
         if meta is not None:
             self.append(meta, tags)
 
@@ -83,7 +83,7 @@ class StreamMeta:
             tags: tag or list of tags to associate with it.
 
         Raises:
-            TypeError: a tag is not a string.
+            TypeError: a tag is not hashable.
         """
         normalized = _normalize_tags(tags)
         position = len(self._entries)
@@ -91,7 +91,7 @@ class StreamMeta:
         for tag in normalized:
             self._index.setdefault(tag, []).append(position)
 
-    def find(self, tag: str) -> list[Any]:
+    def find(self, tag: Hashable) -> list[Any]:
         """Find every metainfo object labelled with a tag.
 
         Args:
@@ -102,7 +102,7 @@ class StreamMeta:
         """
         return [self._entries[i][0] for i in self._index.get(tag, ())]
 
-    def find_last(self, tag: str) -> Any | None:
+    def find_last(self, tag: Hashable) -> Any | None:
         """Find the most recently appended metainfo object labelled with a tag.
 
         Args:
@@ -114,12 +114,26 @@ class StreamMeta:
         positions = self._index.get(tag)
         return self._entries[positions[-1]][0] if positions else None
 
-    def remove_last(self, tag: str) -> None:
-        """Remove the most recently appended metainfo object labelled with a tag.
+    def get(self, idx: int) -> Any:
+        """Get a metainfo object by its position in the chronological list.
 
-        The whole entry goes, with every tag it had, so it no longer shows up in
-        ``find`` under its other tags, in ``len`` or in iteration. Nothing happens
-        if no object has this tag.
+        Args:
+            idx: the position (negative counts from the end, like a list).
+
+        Returns:
+            The object at that position.
+
+        Raises:
+            IndexError: there is no such position.
+        """
+        return self._entries[idx][0]
+
+    def remove_last(self, tag: Hashable) -> None:
+        """Forget the most recently appended metainfo object labelled with a tag.
+
+        Only the label goes: the object is no longer found under ``tag`` (the previous
+        object with that tag, if any, becomes the last), but it keeps its place in the
+        list and every other tag it has. Nothing happens if no object has this tag.
 
         Args:
             tag: the tag whose last object is removed.
@@ -127,8 +141,11 @@ class StreamMeta:
         positions = self._index.get(tag)
         if not positions:
             return
-        del self._entries[positions[-1]]
-        self._rebuild_index()
+        position = positions.pop()
+        if not positions:
+            del self._index[tag]
+        meta, tags = self._entries[position]
+        self._entries[position] = (meta, tuple(t for t in tags if t != tag))  # a new tuple: clones share the old
 
     def clone(self) -> StreamMeta:
         """Shallow-clone this StreamMeta.
@@ -149,18 +166,19 @@ class StreamMeta:
 
         Objects that ``json.dumps`` rejects are skipped (logged at DEBUG), since they could
         not cross a process boundary anyway; the others are kept as they are, not copied.
+        Only string tags are kept.
 
         Returns:
             One record per kept entry, in order.
         """
         records: list[dict[str, Any]] = []
-        for meta, tags in self._entries:
+        for meta, tags in self:
             try:
                 json.dumps(meta)
             except (TypeError, ValueError) as exc:
                 log.debug("StreamMeta entry with tags %s skipped, not JSON-serialisable: %s", tags, exc)
                 continue
-            records.append({"tags": list(tags), "meta": meta})
+            records.append({"tags": [t for t in tags if isinstance(t, str)], "meta": meta})
         return records
 
     @classmethod
@@ -187,23 +205,16 @@ class StreamMeta:
             result.append(record["meta"], tags)
         return result
 
-    def _rebuild_index(self) -> None:
-        """Recompute the tag index from the entry list (after an entry was deleted)."""
-        self._index = {}
-        for position, (_, tags) in enumerate(self._entries):
-            for tag in tags:
-                self._index.setdefault(tag, []).append(position)
-
     def __len__(self) -> int:
         """Number of metainfo objects held."""
         return len(self._entries)
 
-    def __iter__(self) -> Iterator[tuple[Any, list[str]]]:
+    def __iter__(self) -> Iterator[tuple[Any, list[Hashable]]]:
         """Iterate over ``(meta, tags)`` pairs in the order they were appended."""
-        return ((meta, list(tags)) for meta, tags in self._entries)
+        return ((meta, list(tags)) for meta, tags in list(self._entries))
 
     def __repr__(self) -> str:
-        inner = ", ".join(f"{list(tags)!r}: {meta!r}" for meta, tags in self._entries)
+        inner = ", ".join(f"{tags!r}: {meta!r}" for meta, tags in self)
         return f"StreamMeta([{inner}])"
 
 

@@ -4,8 +4,8 @@ A stream is a ``queue.Queue`` that:
 
 * with ``allow_drop``, never blocks a producer: when full, it discards the **oldest** item
   (a live pipeline wants the newest frame, not a backlog) and counts it in ``dropped_cnt``;
-* is ended by a poison pill, ``Stream._poison``, put there by ``close()``; iterating a
-  stream yields items until the pill, consumes it, and stops;
+* is ended by a poison pill, ``Stream._poison`` (``None``, as in DeGirum's toolkit), put
+  there by ``close()``; iterating a stream yields items until the pill, consumes it, and stops;
 * never loses that pill: ``close()`` does not block even on a full stream (it drops the
   oldest item to make room, counting it), so a consumer always learns the stream ended.
 
@@ -32,19 +32,9 @@ __all__ = ["Stream"]
 log = logging.getLogger(__name__)
 
 
-class _PoisonPill:
-    """Type of the single end-of-stream sentinel; compared by identity, never by ``==``."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "<Stream poison pill>"
-
-    def __reduce__(self) -> str:
-        return "_POISON"  # pickling/copying yields the same sentinel, so `is` checks still hold
-
-
-_POISON: Final = _PoisonPill()
+_POISON: Final = None
+"""The end-of-stream pill. It is ``None``, as in DeGirum's toolkit, so code that tests
+``item is None`` after ``get()`` ports unchanged; compare with ``is``, never ``==``."""
 
 
 class Stream(queue.Queue[Any]):
@@ -67,7 +57,7 @@ class Stream(queue.Queue[Any]):
 
     min_queue_size: ClassVar[int] = 1
     _poison: ClassVar[Any] = _POISON
-    """The poison pill: the unique object that marks the end of a stream (test it with ``is``)."""
+    """The poison pill that marks the end of a stream: ``None`` (test it with ``is``)."""
 
     def __init__(self, maxsize: int = 0, allow_drop: bool = False) -> None:
         if maxsize < 0 or 0 < maxsize < self.min_queue_size:
@@ -78,6 +68,7 @@ class Stream(queue.Queue[Any]):
         self.allow_drop = allow_drop
         self.dropped_cnt = 0
         self._abandoned = False
+        self._force_closed = False
 
     def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
         """Put an item into the stream, dropping the oldest one if full and ``allow_drop``.
@@ -93,6 +84,8 @@ class Stream(queue.Queue[Any]):
             queue.Full: the stream is full, dropping is off, and ``block`` is False or
                 ``timeout`` expired.
         """
+        if self._force_closed:
+            return
         if self.allow_drop:
             self._put_dropping(item)
             return
@@ -100,12 +93,26 @@ class Stream(queue.Queue[Any]):
             if self._wait_for_room(block, timeout):
                 self._append(item)
 
-    def close(self) -> None:
+    def close(self, force: bool = False) -> None:
         """Close the stream by putting the poison pill.
 
         Never blocks: on a full stream the oldest data item is dropped (and counted in
         ``dropped_cnt``) to make room, so the pill is never lost.
+
+        Args:
+            force: also empty a bounded stream first (uncounted) and ignore every later
+                ``put()``, so that only the pill is left to read. ``Composition.start()``
+                opens the stream again.
         """
+        if force:
+            with self.mutex:
+                self._force_closed = True
+                if self.maxsize > 0:
+                    self._forget_tasks(len(self.queue))
+                    self.queue.clear()
+                    self.not_full.notify_all()
+                self._append(_POISON)
+            return
         self._put_dropping(_POISON)
 
     @property
@@ -119,13 +126,16 @@ class Stream(queue.Queue[Any]):
         While abandoned, the stream discards every item put into it, pills included, without
         counting them as drops, so producers never block on it. Abandoning also empties it
         and wakes producers blocked on it. A gizmo that stops reading an input before its
-        end (as ``FanInGizmo`` does) abandons it; ``Composition.start()`` clears the mark.
+        end (as ``FanInGizmo`` does) abandons it; ``Composition.start()`` clears the mark
+        (``abandon(False)``, which also reopens a stream closed with ``close(force=True)``).
 
         Args:
             abandon: True to abandon the stream, False to take it back into use.
         """
         with self.mutex:
             self._abandoned = abandon
+            if not abandon:
+                self._force_closed = False
         if abandon:
             self.clear()  # also wakes blocked producers, which then see the mark and return
 
@@ -153,7 +163,7 @@ class Stream(queue.Queue[Any]):
     def _put_dropping(self, item: Any) -> None:
         """Put without blocking, evicting the oldest data item when full; atomic under the lock."""
         with self.mutex:
-            if self._abandoned:
+            if self._abandoned or (self._force_closed and item is not _POISON):
                 return
             if 0 < self.maxsize <= self._qsize() and not self._evict_oldest_data():
                 # Only pills are queued: the stream is closed already, so a newcomer is moot.
@@ -164,19 +174,19 @@ class Stream(queue.Queue[Any]):
             self._append(item)
 
     def _wait_for_room(self, block: bool, timeout: float | None) -> bool:
-        """Wait until the stream has room (caller holds ``not_full``); False if abandoned.
+        """Wait until the stream has room (caller holds ``not_full``); False if abandoned or force-closed.
 
         ``queue.Queue.put`` waits the same way, but would not notice an ``abandon()``.
         """
         if timeout is not None and timeout < 0:
             raise ValueError("'timeout' must be a non-negative number")
         deadline = None if timeout is None else time.monotonic() + timeout
-        while not self._abandoned and 0 < self.maxsize <= self._qsize():
+        while not self._abandoned and not self._force_closed and 0 < self.maxsize <= self._qsize():
             remaining = None if deadline is None else deadline - time.monotonic()
             if not block or (remaining is not None and remaining <= 0):
                 raise queue.Full
             self.not_full.wait(remaining)
-        return not self._abandoned
+        return not self._abandoned and not self._force_closed
 
     def _append(self, item: Any) -> None:
         """Queue an item and wake one reader (caller holds the lock)."""

@@ -1,7 +1,7 @@
 """Generic gizmos that need no domain knowledge: a source, a sink, a map, and a fan-in.
 
 * ``IteratorSourceGizmo`` sends each item of an iterable.
-* ``SinkGizmo`` ends a pipeline: iterate it from another thread, or collect into ``results``.
+* ``SinkGizmo`` ends a pipeline: read ``sink()`` (or iterate the sink), or collect into ``results``.
 * ``FunctionGizmo`` maps each payload through a function (``None`` skips the item).
 * ``FanInGizmo`` synchronises several inputs into one list per step.
 
@@ -11,17 +11,38 @@ Each of them stops at the end of its input(s) or when aborted, as ``Gizmo.run()`
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, Final
 
 from ._errors import StreamConfigError
 from ._gizmo import Gizmo, InputSpec
 from ._meta import StreamData, StreamMeta
 from ._stream import Stream
 
-__all__ = ["FanInGizmo", "FunctionGizmo", "IteratorSourceGizmo", "SinkGizmo"]
+__all__ = [
+    "FanInGizmo",
+    "FunctionGizmo",
+    "IteratorSourceGizmo",
+    "SinkGizmo",
+    "tag_analyzer",
+    "tag_crop",
+    "tag_inference",
+    "tag_preprocess",
+    "tag_resize",
+    "tag_video",
+]
 
 log = logging.getLogger(__name__)
+
+# DeGirum's standard meta tags, for gizmos written against its toolkit. Only tag_video is
+# appended here (by IteratorSourceGizmo); the others are for the user's own gizmos.
+tag_video: Final = "dgt_video"
+tag_resize: Final = "dgt_resize"
+tag_inference: Final = "dgt_inference"
+tag_preprocess: Final = "dgt_preprocess"
+tag_crop: Final = "dgt_crop"
+tag_analyzer: Final = "dgt_analyzer"
 
 
 def _as_stream_data(item: Any) -> StreamData:
@@ -32,50 +53,99 @@ def _as_stream_data(item: Any) -> StreamData:
 class IteratorSourceGizmo(Gizmo):
     """A source that sends every item of an iterable, then ends its outputs.
 
-    Items that are not ``StreamData`` already are wrapped in one, with empty meta
-    (so a ``None`` item is sent as ``StreamData(None)``, not taken as end-of-stream).
+    A ``StreamData`` item is sent as it is. An image (anything with a ``shape`` of two or
+    more dimensions, such as a NumPy array) is sent the way DeGirum's ``IteratorSourceGizmo``
+    sends it: a grey image becomes three identical channels, a fourth (alpha) channel is
+    cut off, and the meta gets a video record (``frame_width``, ``frame_height``, ``fps``,
+    ``frame_count`` -1, ``frame_id``, ``timestamp``, ``file_path`` "") under ``get_tags()``,
+    that is the gizmo's name and ``tag_video``. Any other item is wrapped in a
+    ``StreamData`` with empty meta (a ``None`` item too: it is not taken as end-of-stream).
 
     Args:
         iterable: the items to send; iterated once, in the gizmo's thread.
+        fps: the frame rate written in the video record (0.0: not applicable).
     """
 
-    def __init__(self, iterable: Iterable[Any]) -> None:
+    def __init__(self, iterable: Iterable[Any], *, fps: float = 0.0) -> None:
         super().__init__()
         self._iterable = iterable
+        self._fps = fps
+
+    def get_tags(self) -> list[str]:
+        """The gizmo's name and ``tag_video``: the tags of the video record of each image."""
+        return [self.name, tag_video]
 
     def run(self) -> None:
         """Send each item until the iterable is exhausted or the gizmo is aborted."""
         for item in self._iterable:
             if self._abort:
                 break
-            self.send_result(_as_stream_data(item))
+            shape = getattr(item, "shape", None)
+            if isinstance(item, StreamData) or not isinstance(shape, tuple) or len(shape) < 2:
+                self.send_result(_as_stream_data(item))
+                continue
+            image = _as_three_channels(item)
+            record = {
+                "frame_width": shape[1],
+                "frame_height": shape[0],
+                "fps": self._fps,
+                "frame_count": -1,
+                "frame_id": self.result_cnt,
+                "timestamp": time.time(),
+                "file_path": "",
+            }
+            self.send_result(StreamData(image, StreamMeta(record, self.get_tags())))
+
+
+def _as_three_channels(image: Any) -> Any:
+    """A grey image as three identical channels, a four-channel one without its alpha (NumPy-style)."""
+    shape = image.shape
+    if len(shape) == 2 and type(image).__module__ == "numpy":
+        import numpy as np  # only reached with a NumPy array in hand: the core needs no NumPy
+
+        return np.repeat(np.asarray(image)[:, :, None], 3, axis=2)
+    if len(shape) == 3 and shape[2] == 4:
+        return image[:, :, :3]
+    return image
 
 
 class SinkGizmo(Gizmo):
-    """The end of a pipeline: hands every item it receives to the user.
+    """The end of a pipeline: keeps what it receives for the user to read.
 
-    Read the items from another thread with ``for item in sink`` (it yields ``StreamData``
-    until the input ends, then stops; a later loop ends at once), and/or collect them in
-    ``results`` with ``collect=True``. Items also pass on to any gizmo connected after
-    the sink. Items nobody iterates over stay queued in the sink, like in any stream.
+    ``sink()`` returns the stream to read, as in DeGirum's toolkit: ``for item in sink():``
+    yields each item until the pipeline ends. Iterating the sink itself (``for item in
+    sink``) does the same, and a later loop over the sink ends at once instead of waiting. With ``collect=True`` every item is also appended to ``results``.
+
+    By default (no ``collect``, nothing connected after it) the sink's ``run()`` returns at
+    once and items wait in its input stream, so a bounded ``stream_depth`` holds back (or,
+    with ``allow_drop``, drops) what nobody reads, exactly as in DeGirum's toolkit. With
+    ``collect=True``, or gizmos connected after it, the sink's thread drains its input into
+    an unbounded stream (and passes each item on to those gizmos).
 
     Args:
         maxsize: depth of the input stream; 0 (the default) for unlimited.
         allow_drop: drop the oldest input item instead of blocking the producer when full.
+        stream_depth: DeGirum's name for ``maxsize``; wins when given.
         collect: append every item to ``results``. Defaults to False.
 
     Attributes:
-        results: the items received, in order, when ``collect`` is True.
+        results: the items received in the last run, in order, when ``collect`` is True.
     """
 
-    def __init__(self, maxsize: int = 0, allow_drop: bool = False, *, collect: bool = False) -> None:
-        super().__init__([(maxsize, allow_drop)])
+    def __init__(
+        self, maxsize: int = 0, allow_drop: bool = False, *, stream_depth: int | None = None, collect: bool = False
+    ) -> None:
+        super().__init__([(maxsize if stream_depth is None else stream_depth, allow_drop)])
         self.results: list[StreamData] = []
         self._collect = collect
         self._received = Stream()
+        self._ended = False  # a loop over the sink saw the end of this run
 
     def run(self) -> None:
-        """Receive items until the input ends or the gizmo is aborted; each run starts afresh."""
+        """Drain the input when collecting or forwarding (see the class docstring); else return."""
+        self._ended = False
+        if not self._drains():
+            return
         self.results.clear()
         self._received.clear()  # drop what a previous run left, its end-of-stream pill included
         try:
@@ -86,14 +156,34 @@ class SinkGizmo(Gizmo):
                 if self._collect:
                     self.results.append(data)
                 self._received.put(data)
-                self.send_result(data)
+                if self._output_refs:
+                    self.send_result(data)
+                else:
+                    self.result_cnt += 1  # counted all the same, but the meta gets no timing stamp
         finally:
             self._received.close()
 
+    def __call__(self) -> Stream:
+        """The stream to read the received items from, until its end-of-stream pill.
+
+        Returns:
+            The sink's input stream, or the stream its thread fills when it drains the input.
+        """
+        return self._received if self._drains() else self.get_input(0)
+
     def __iter__(self) -> Iterator[StreamData]:
-        """Yield each received item, from any thread, until the sink's input ends."""
-        yield from self._received
-        self._received.close()  # put the end back, so another loop over the sink also ends
+        """Yield each received item, from any thread, until the pipeline ends.
+
+        A loop that starts after another one saw the end ends at once (until the next run).
+        """
+        if self._ended:
+            return
+        yield from self()
+        self._ended = True
+
+    def _drains(self) -> bool:
+        """True when the sink's thread must read its input (to collect, or to pass items on)."""
+        return self._collect or bool(self._output_refs)
 
 
 class FunctionGizmo(Gizmo):

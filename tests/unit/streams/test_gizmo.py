@@ -7,7 +7,19 @@ import threading
 import pytest
 
 from dora_zmq import DoraZmqError
-from dora_zmq.streams import Gizmo, GizmoInputError, Stream, StreamConfigError, StreamData
+from dora_zmq.streams import (
+    Composition,
+    CompositionError,
+    Gizmo,
+    GizmoInputError,
+    SinkGizmo,
+    Stream,
+    StreamConfigError,
+    StreamData,
+    empty_run,
+    get_timing_info,
+    tag_timing,
+)
 
 pytestmark = pytest.mark.timeout(5)
 
@@ -30,9 +42,19 @@ class Plain(Gizmo):
 
 
 class TestConstruction:
-    def test_gizmo_is_abstract(self) -> None:
-        with pytest.raises(TypeError):
-            Gizmo()  # type: ignore[abstract]
+    def test_gizmo_with_default_run_gets_no_thread(self) -> None:
+        idle = Gizmo()
+        sink = SinkGizmo(collect=True)
+        idle >> sink
+        comp = Composition(idle)
+        comp.start(wait=False)
+        try:
+            assert sorted(t.name for t in threading.enumerate() if t.name.startswith("gizmo-")) in (["gizmo-SinkGizmo"], [])
+            idle.send_result(StreamData(1))  # driven from outside, like DeGirum's empty-run gizmos
+            idle.send_result(None)
+        finally:
+            comp.wait()
+        assert [item.data for item in sink.results] == [1]
 
     def test_no_inputs_by_default(self) -> None:
         assert Plain().get_inputs() == []
@@ -181,6 +203,60 @@ class TestConnections:
     def test_get_connected_of_isolated_gizmo(self) -> None:
         gizmo = Block()
         assert gizmo.get_connected() == {gizmo}
+
+
+class TestDegirumHooks:
+    def test_tags_default_to_name_and_nothing_required(self) -> None:
+        block = Block()
+        block.name = "Mine"
+        assert block.get_tags() == ["Mine"] and block.require_tags(0) == []
+
+    def test_unmet_required_tags_rejected_by_composition(self) -> None:
+        class NeedsVideo(Block):
+            def require_tags(self, inp: int) -> list[str]:
+                return ["video"]
+
+        class Video(Block):
+            def get_tags(self) -> list[str]:
+                return [self.name, "video"]
+
+        needy = NeedsVideo()
+        needy.connect_to(Block(0))
+        with pytest.raises(CompositionError, match="video"):
+            Composition(needy)
+        fed = NeedsVideo()
+        fed.connect_to(Video(0))
+        Composition(fed)  # accepted
+
+    def test_rshift_none_returns_self(self) -> None:
+        a = Block()
+        assert (a >> None) is a
+
+    def test_send_result_stamps_meta_and_ticks_watchdog(self) -> None:
+        class Ticks:
+            count = 0
+
+            def tick(self) -> None:
+                self.count += 1
+
+        src, dst = Block(0), Block()
+        dst.connect_to(src)
+        src.name, src.watchdog = "Src", Ticks()
+        item = StreamData(1)
+        src.send_result(item)
+        src.send_result(StreamData(2))
+        assert [name for name, _ in get_timing_info(item)] == ["Src"]
+        assert item.meta.find_last(tag_timing)[Gizmo.key_gizmo] == "Src"
+        assert src.watchdog.count == 2
+
+    def test_empty_run_marker(self) -> None:
+        class Marked(Block):
+            @empty_run
+            def run(self) -> None:
+                raise AssertionError("never called")
+
+        marked = Marked(0)
+        Composition(marked).start()  # no thread, so run() is not called
 
 
 class TestSendResult:

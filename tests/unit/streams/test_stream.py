@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-import pickle
 import queue
 import threading
 
@@ -115,11 +113,9 @@ class TestPut:
 
 
 class TestPoisonAndIteration:
-    def test_poison_is_a_unique_sentinel(self) -> None:
-        assert Stream._poison is not None
-        assert Stream._poison is Stream()._poison
-        assert copy.copy(Stream._poison) is Stream._poison
-        assert pickle.loads(pickle.dumps(Stream._poison)) is Stream._poison
+    def test_poison_is_none_as_in_degirum(self) -> None:
+        assert Stream._poison is None
+        assert Stream()._poison is None
 
     def test_iteration_stops_at_poison_and_consumes_it(self) -> None:
         stream = Stream()
@@ -130,11 +126,12 @@ class TestPoisonAndIteration:
         assert list(stream) == [0, 1, 2]
         assert stream.get_nowait() == "after"
 
-    def test_none_is_an_ordinary_item(self) -> None:
+    def test_none_ends_iteration(self) -> None:
         stream = Stream()
+        stream.put(1)
         stream.put(None)
-        stream.close()
-        assert list(stream) == [None]
+        stream.put(2)
+        assert list(stream) == [1]
 
     def test_iteration_compares_by_identity(self) -> None:
         class NoEquality:
@@ -194,6 +191,36 @@ class TestClose:
         reader.join(timeout=2)
         assert not reader.is_alive()
         assert got == [[]]
+
+
+class TestForceClose:
+    def test_force_close_empties_and_ignores_later_puts(self) -> None:
+        stream = Stream(3)
+        for item in "abc":
+            stream.put(item)
+        stream.close(force=True)
+        stream.put("late")
+        assert stream.qsize() == 1 and list(stream) == []
+        assert stream.dropped_cnt == 0
+
+    def test_force_close_wakes_blocked_producer_without_its_item(self) -> None:
+        stream = Stream(1)
+        stream.put("a")
+        producer = threading.Thread(target=stream.put, args=("blocked",))
+        producer.start()
+        stream.close(force=True)
+        producer.join(timeout=2)
+        assert not producer.is_alive()
+        assert list(stream) == []
+
+    def test_taking_back_into_use_reopens(self) -> None:
+        stream = Stream()
+        stream.close(force=True)
+        stream.abandon(False)
+        stream.get_nowait()
+        stream.put(1)
+        stream.close()
+        assert list(stream) == [1]
 
 
 class TestAbandon:
