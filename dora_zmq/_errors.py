@@ -9,6 +9,7 @@
     ├── NodeConfigError        a node was started without the environment a daemon sets
     ├── OutputError            ``send_output`` to an output the YAML does not declare
     ├── ControlError           the coordinator or a daemon refused or could not be reached
+    ├── BundleError            a dataflow folder could not be shipped (too large, corrupt, hostile)
     └── DataflowFailed         a dataflow ended with failed nodes (each a ``NodeFailure``)
 
 Everything a user can cause is one of these; anything else is a bug and keeps its traceback.
@@ -26,6 +27,7 @@ __all__ = [
     "NodeConfigError",
     "OutputError",
     "ControlError",
+    "BundleError",
     "DataflowFailed",
     "NodeFailure",
 ]
@@ -120,6 +122,14 @@ class OutputError(DoraZmqError, KeyError):
 
 class ControlError(DoraZmqError):
     """The coordinator or a daemon refused a request or did not answer."""
+
+
+class BundleError(DoraZmqError):
+    """A dataflow's folder could not be packed, sent or unpacked.
+
+    Too large (the message names the largest files), an archive whose digest does not match,
+    or one that tries to write outside its folder: what arrives is treated as hostile.
+    """
 
 
 @dataclass(frozen=True, slots=True)
