@@ -52,7 +52,7 @@ class IgnoreRules:
 
     patterns: tuple[str, ...]
     source: Path | None
-    _spec: pathspec.PathSpec
+    _spec: pathspec.GitIgnoreSpec
 
     @classmethod
     def for_folder(cls, folder: Path, ignore_file: Path | None = None) -> "IgnoreRules":
@@ -81,7 +81,7 @@ class IgnoreRules:
             BundleError: a line is not a valid pattern.
         """
         try:
-            spec = pathspec.PathSpec.from_lines("gitwildmatch", patterns)
+            spec = pathspec.GitIgnoreSpec.from_lines(patterns)
         except (ValueError, TypeError) as exc:  # pathspec raises GitWildMatchPatternError(ValueError)
             where = f" in {source}" if source else ""
             raise BundleError(f"invalid ignore pattern{where}: {exc}") from exc

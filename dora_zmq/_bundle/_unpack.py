@@ -96,6 +96,10 @@ def _extract(fileobj: IO[bytes], dest: Path, max_bytes: int, max_entries: int) -
         raise
     except (tarfile.TarError, EOFError, zlib.error, OSError, UnicodeError, ValueError) as exc:
         raise BundleError(f"bundle refused: not a valid tar.gz ({type(exc).__name__}: {exc})") from exc
+    except Exception as exc:  # noqa: BLE001 - tarfile and gzip parsing hostile bytes raise more
+        # than their documented errors (the fuzz test found TypeError from a mangled gzip
+        # header): whatever the parser raises, the archive is refused, never the daemon's loop.
+        raise BundleError(f"bundle refused: not a valid tar.gz ({type(exc).__name__}: {exc})") from exc
     return files
 
 
