@@ -6,6 +6,8 @@ The client is a plain control connection, as a broken or hostile CLI would open.
 from __future__ import annotations
 
 import hashlib
+import io
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -82,3 +84,45 @@ def test_only_registered_daemons_are_served(coordinator: Channel) -> None:
     coordinator.send(ctl.FetchBundle("a" * 64, 0))
     assert coordinator.recv(500) is None
     assert isinstance(_ask(coordinator, ctl.Ping()), ctl.Pong)
+
+
+def _upload(client: Channel, data: bytes) -> ctl.BundleRef:
+    ref = ctl.BundleRef(hashlib.sha256(data).hexdigest(), len(data))
+    assert _ask(client, ctl.OfferBundle(ref)) == ctl.BundleWanted(ref.digest, 0)
+    for offset in range(0, len(data), CHUNK_BYTES):
+        reply = _ask(client, ctl.BundleChunk(ref.digest, offset, encode_chunk(data[offset : offset + CHUNK_BYTES])))
+        assert isinstance(reply, ctl.BundleWanted), reply
+    return ref
+
+
+@pytest.mark.timeout(60)
+def test_a_hostile_archive_with_a_matching_digest_is_refused_by_the_daemon(dora, tmp_path: Path) -> None:
+    """A hostile client computes the right digest for its own archive: the unpacker is the guard."""
+    address = free_tcp_address()
+    env = {"DORA_ZMQ_COORDINATOR": address}
+    dora("coordinator", "--bind", address, "--cache-dir", str(tmp_path / "cache"), env=env).wait_for_line("coordinator listening")
+    daemon = dora("-v", "daemon", "--cache-dir", str(tmp_path / "cache"), env=env)
+    daemon.wait_for_line("registered with the coordinator")
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        body = b"#!/bin/sh\necho pwned\n"
+        info = tarfile.TarInfo("../../../../../../../../tmp/" + tmp_path.name + "-escaped.sh")
+        info.size = len(body)
+        tar.addfile(info, io.BytesIO(body))
+    client = Channel.connect(address)
+    try:
+        ref = _upload(client, buf.getvalue())
+        started = _ask(client, ctl.StartDataflow(YAML, "", str(tmp_path), "evil", ship="always", bundle=ref))
+        assert isinstance(started, ctl.DataflowStarted), started
+        client.send(ctl.Attach(started.dataflow_id, logs=False))
+        result = None
+        while not isinstance(result, ctl.DataflowResult):
+            got = client.recv(20_000)
+            assert got is not None, "no result within 20 s"
+            result = got[1]
+    finally:
+        client.close()
+    assert not result.ok
+    reason = result.failures[0].reason
+    assert "could not ship the dataflow's folder" in reason and "not a clean relative path" in reason, reason
+    assert not (Path("/tmp") / f"{tmp_path.name}-escaped.sh").exists()
