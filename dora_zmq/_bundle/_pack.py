@@ -91,14 +91,15 @@ def pack_folder(
     if not folder.is_dir():
         raise BundleError(f"cannot ship {folder}: not a folder")
     rules = rules if rules is not None else IgnoreRules.for_folder(folder)
-    dirs, files, skipped = _collect(folder, rules)
+    dirs, files, skipped, complete = _collect(folder, rules, max_bytes, max_entries)
     total = sum(e.size for e in files)
     if total > max_bytes:
-        raise BundleError(_too_large(folder, files, total, max_bytes, rules))
+        raise BundleError(_too_large(folder, files, total, max_bytes, rules, complete))
     if len(files) + len(dirs) > max_entries:
         raise BundleError(
-            f"cannot ship {folder}: {len(files)} files and {len(dirs)} folders, more than {max_entries}; "
-            f"leave generated files out with patterns in {folder / '.dora-zmq-ignore'} (gitignore syntax)"
+            f"cannot ship {folder}: {'at least ' if not complete else ''}{len(files)} files and {len(dirs)} folders, "
+            f"more than {max_entries}; leave generated files out with patterns in {folder / '.dora-zmq-ignore'} "
+            "(gitignore syntax), or put the folder on every machine and use --ship never"
         )
     data = _archive(dirs, files)
     for what in skipped:
@@ -106,12 +107,16 @@ def pack_folder(
     return Bundle(hashlib.sha256(data).hexdigest(), data, folder, len(files), total, tuple(skipped))
 
 
-def _collect(folder: Path, rules: IgnoreRules) -> tuple[list[str], list[_Entry], list[str]]:
-    """The folders and files to ship, sorted, and what was skipped (and why)."""
+def _collect(folder: Path, rules: IgnoreRules, max_bytes: int, max_entries: int) -> tuple[list[str], list[_Entry], list[str], bool]:
+    """The folders and files to ship, sorted, what was skipped (and why), and whether the walk
+    finished: it stops once over a limit (a YAML in a home folder must not mean reading all of it)."""
     dirs: list[str] = []
     files: list[_Entry] = []
     skipped: list[str] = []
+    total = 0
     for root, subdirs, names in os.walk(folder, followlinks=False, onerror=_raise):
+        if total > max_bytes or len(files) + len(dirs) > max_entries:
+            return dirs, files, skipped, False
         base = Path(root)
         rel_root = base.relative_to(folder).as_posix()
         prefix = "" if rel_root == "." else rel_root + "/"
@@ -133,7 +138,8 @@ def _collect(folder: Path, rules: IgnoreRules) -> tuple[list[str], list[_Entry],
             entry = _file_entry(base / name, rel, skipped)
             if entry is not None:
                 files.append(entry)
-    return sorted(dirs), sorted(files, key=lambda e: e.relative), skipped
+                total += entry.size
+    return sorted(dirs), sorted(files, key=lambda e: e.relative), skipped, True
 
 
 def _file_entry(path: Path, rel: str, skipped: list[str]) -> _Entry | None:
@@ -184,13 +190,14 @@ def _info(name: str, kind: bytes, size: int, mode: int) -> tarfile.TarInfo:
     return info
 
 
-def _too_large(folder: Path, files: list[_Entry], total: int, max_bytes: int, rules: IgnoreRules) -> str:
+def _too_large(folder: Path, files: list[_Entry], total: int, max_bytes: int, rules: IgnoreRules, complete: bool) -> str:
     largest = sorted(files, key=lambda e: e.size, reverse=True)[:_LARGEST_SHOWN]
     listing = "\n".join(f"    {_human(e.size):>9}  {e.relative}" for e in largest)
     where = rules.source or folder / ".dora-zmq-ignore"
+    seen = "" if complete else " at least (the rest was not looked at)"
     return (
-        f"cannot ship {folder}: its files add up to {_human(total)}, over the limit of {_human(max_bytes)}. "
-        f"Largest files:\n{listing}\n"
+        f"cannot ship {folder}: its files add up to{seen} {_human(total)}, over the limit of {_human(max_bytes)}. "
+        f"Largest files{'' if complete else ' seen'}:\n{listing}\n"
         f"Leave what the nodes do not need out with patterns in {where} (gitignore syntax), raise the limit "
         f"(--ship-max-size or $DORA_ZMQ_SHIP_MAX_SIZE), or put the folder on every machine and use --ship never."
     )

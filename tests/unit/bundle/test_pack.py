@@ -98,3 +98,12 @@ def test_too_many_entries(tmp_path: Path) -> None:
 def test_bad_ignore_pattern_is_a_bundle_error(tmp_path: Path) -> None:
     with pytest.raises(BundleError, match="invalid ignore pattern"):
         IgnoreRules.from_patterns(["a/**b/[", "!"], tmp_path / ".dora-zmq-ignore")
+
+
+def test_the_walk_stops_once_over_the_limit(tmp_path: Path) -> None:
+    # A YAML in a big folder (a home folder) must not mean reading all of it to say no.
+    _tree(tmp_path, {"flow.yml": "", "huge.bin": b"\0" * 5000, "zz/later.bin": b"\0" * 6000})
+    with pytest.raises(BundleError) as info:
+        pack_folder(tmp_path, max_bytes=4096)
+    text = str(info.value)
+    assert "at least" in text and "huge.bin" in text and "later.bin" not in text
