@@ -132,6 +132,7 @@ class Coordinator:
             case ctl.FetchBundle():
                 if peer in self._daemons:  # only a registered daemon is served a bundle
                     self.channel.send(self._bundles.fetch(msg), to=peer)
+                    self._folder_arriving(peer, msg.digest)
                 else:
                     log.warning("coordinator: FetchBundle from %r, which is no registered daemon, refused", peer)
             case ctl.NodeReady():
@@ -195,6 +196,13 @@ class Coordinator:
         except BundleError as exc:
             return str(exc)
         return f"bundle {msg.bundle.digest[:12]} is not on the coordinator (not uploaded, or evicted since): start again"
+
+    def _folder_arriving(self, daemon: bytes, digest: str) -> None:
+        """A daemon is still fetching a bundle: its nodes are not slow to call Node(), they
+        have not started yet (the start warning counts from the last chunk)."""
+        for run in self._dataflows.values():
+            if run.bundle is not None and run.bundle.digest == digest and not run.peers_sent and daemon in run.daemons:
+                run.folder_fetched_at = time.time()
 
     def _pinned_bundles(self) -> set[str]:
         """Bundles of dataflows not finished: daemons may still fetch them."""
@@ -406,7 +414,7 @@ class Coordinator:
         # A node starts once its upstream nodes have called Node() or exited. A program that
         # never calls Node() (a plain script, a tool) holds the nodes that read its outputs
         # until it exits, silently blocked in Node(): name it.
-        if time.time() - run.started_at < START_WARN_S:
+        if time.time() - max(run.started_at, run.folder_fetched_at) < START_WARN_S:
             return
         run.start_warned = True
         waiting = [n for n in run.static_nodes() if run.nodes.get(n) == NodeState.SPAWNING]

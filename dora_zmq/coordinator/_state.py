@@ -75,6 +75,7 @@ class DataflowRun:
     bundle: ctl.BundleRef | None = None
     folder_id: str = ""
     path: str = ""  # the YAML file on the CLI's machine
+    folder_fetched_at: float = 0.0  # last time a daemon fetched a chunk of this run's bundle
 
     @property
     def daemons(self) -> set[bytes]:

@@ -135,8 +135,8 @@ class Shipments:
             if not receiver.complete:
                 self._send(ctl.FetchBundle(receiver.digest, receiver.offset))
                 return
-            del self._fetches[receiver.digest]
             path = receiver.commit(self._pinned())
+            del self._fetches[receiver.digest]  # after: a failed commit must still fail its waiters
         except BundleError as exc:
             self._fail_fetch(receiver.digest, str(exc))
             return
