@@ -26,7 +26,7 @@ from .._version import __version__
 from ..descriptor import Dataflow, NodeKind, NodeSpec, parse_dataflow
 from ..tracing import LifecycleTracer
 from ._rundir import create_run_dir, sweep_stale_run_dirs
-from ._shipments import WORK_DIR, Shipments, runs_in_place
+from ._shipments import WORK_DIR, Shipments, missing_folder, runs_in_place
 from ._supervisor import ExitInfo, Supervisor
 
 __all__ = ["Daemon", "ENV_DAEMON", "ENV_DATAFLOW", "ENV_MACHINE", "ENV_NODE"]
@@ -305,11 +305,7 @@ class Daemon:
             self._shipments.request(df.id, msg.bundle, working_dir)  # spawned in _finish_shipments
             return
         if not working_dir.is_dir():
-            self._fail_dataflow(df, (
-                f"the dataflow's folder {working_dir} is not on machine '{self.machine_id or '(default)'}': it was started "
-                "with --ship never, which needs the folder at the same path on every machine (a shared mount, rsync, or "
-                "an image); start it with --ship auto (the default) to send the folder to the daemons"
-            ))
+            self._fail_dataflow(df, missing_folder(working_dir, self.machine_id))
             return
         self._spawn_nodes(df)
 

@@ -34,7 +34,7 @@ from .. import _control as ctl
 from .._bundle import BundleLimits, BundleReceiver, BundleStore, cache_root, check_digest, decode_chunk, unpack_bundle
 from .._errors import BundleError
 
-__all__ = ["FETCH_STALL_S", "WORK_DIR", "Shipments", "runs_in_place"]
+__all__ = ["FETCH_STALL_S", "WORK_DIR", "Shipments", "missing_folder", "runs_in_place"]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,15 @@ def runs_in_place(msg: ctl.SpawnNodes) -> bool:
         return not msg.path or Path(msg.path).read_text() == msg.yaml
     except (OSError, UnicodeDecodeError):
         return False
+
+
+def missing_folder(working_dir: Path, machine_id: str) -> str:
+    """Why a dataflow started with ``--ship never`` cannot run here, and what to do."""
+    return (
+        f"the dataflow's folder {working_dir} is not on machine '{machine_id or '(default)'}': it was started "
+        "with --ship never, which needs the folder at the same path on every machine (a shared mount, rsync, or "
+        "an image); start it with --ship auto (the default) to send the folder to the daemons"
+    )
 
 
 @dataclass(slots=True)
