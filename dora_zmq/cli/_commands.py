@@ -91,11 +91,17 @@ def coordinator(bind: str, cache_dir: str | None) -> None:
 @click.option("--advertise", default="", metavar="HOST", help="Address other machines reach this one at (for NAT and containers).")
 @click.option("--run-dir", type=click.Path(file_okay=False), default=None, help="Folder for ipc sockets (default: a private temporary folder).")
 @_CACHE_OPT
-def daemon(machine_id: str, coordinator: str | None, bind_data: str, advertise: str, run_dir: str | None, cache_dir: str | None) -> None:
+@click.option(
+    "--shipped/--no-shipped", "accept_shipped", default=True, show_default=True,
+    help="Run nodes from dataflow folders shipped by `start`; --no-shipped runs only folders present on this machine at the same path.",
+)
+def daemon(
+    machine_id: str, coordinator: str | None, bind_data: str, advertise: str, run_dir: str | None, cache_dir: str | None, accept_shipped: bool,
+) -> None:
     """Run a daemon in the foreground: it runs this machine's nodes."""
     d = Daemon(
         coordinator_address(coordinator), machine_id, run_dir=Path(run_dir) if run_dir else None, tcp_bind=bind_data,
-        advertise=advertise, cache_dir=Path(cache_dir) if cache_dir else None,
+        advertise=advertise, cache_dir=Path(cache_dir) if cache_dir else None, accept_shipped=accept_shipped,
     )
     banner = f"daemon '{machine_id or '(default)'}' connecting to {coordinator_address(coordinator)}"
     _serve_in_foreground(d.serve_forever, lambda: d.request_shutdown(10.0), banner, 30)

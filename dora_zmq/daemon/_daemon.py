@@ -116,6 +116,8 @@ class Daemon:
         advertise: the host name or address other machines reach this one by.
         cache_dir: where shipped dataflow folders are kept (``<cache_dir>/daemon-<machine>``;
             default ``$DORA_ZMQ_CACHE_DIR`` or ``~/.cache/dora-zmq``), made on first use.
+        accept_shipped: run nodes from folders shipped by the coordinator; False runs only
+            folders present on this machine at the CLI's path (``--no-shipped``).
     """
 
     def __init__(
@@ -127,6 +129,7 @@ class Daemon:
         tcp_bind: str = "",
         advertise: str = "",
         cache_dir: Path | None = None,
+        accept_shipped: bool = True,
     ) -> None:
         self.machine_id = machine_id
         self._own_run_dir = run_dir is None
@@ -157,6 +160,7 @@ class Daemon:
             raise
         self.supervisor = Supervisor()
         self._shipments = Shipments(cache_dir, machine_id, self.coordinator.send)
+        self.accept_shipped = accept_shipped
         cleanup_stale()  # segments left by writers that died with an earlier daemon
         self._dataflows: dict[str, _Dataflow] = {}
         self._retired: OrderedDict[str, _Senders] = OrderedDict()
@@ -286,7 +290,7 @@ class Daemon:
 
     def _spawn_dataflow(self, msg: ctl.SpawnNodes) -> None:
         ipc_dir = self.run_dir / msg.dataflow_id[:12]
-        shipped = not runs_in_place(msg)
+        shipped = self.accept_shipped and not runs_in_place(msg)
         working_dir = ipc_dir / WORK_DIR if shipped else Path(msg.working_dir)
         try:
             descriptor = parse_dataflow(msg.yaml, working_dir=working_dir, check_paths=False)
@@ -305,7 +309,7 @@ class Daemon:
             self._shipments.request(df.id, msg.bundle, working_dir)  # spawned in _finish_shipments
             return
         if not working_dir.is_dir():
-            self._fail_dataflow(df, missing_folder(working_dir, self.machine_id))
+            self._fail_dataflow(df, missing_folder(working_dir, self.machine_id, refused=msg.bundle is not None))
             return
         self._spawn_nodes(df)
 

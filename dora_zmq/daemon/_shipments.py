@@ -65,12 +65,22 @@ def runs_in_place(msg: ctl.SpawnNodes) -> bool:
         return False
 
 
-def missing_folder(working_dir: Path, machine_id: str) -> str:
-    """Why a dataflow started with ``--ship never`` cannot run here, and what to do."""
+def missing_folder(working_dir: Path, machine_id: str, *, refused: bool) -> str:
+    """Why a dataflow whose folder is not here cannot run, and what to do.
+
+    Args:
+        refused: it came with a bundle, which this daemon does not accept (``--no-shipped``);
+            else it was started with ``--ship never``.
+    """
+    where = f"the dataflow's folder {working_dir} is not on machine '{machine_id or '(default)'}'"
+    if refused:
+        return (
+            f"{where}, and its daemon runs only folders present on its machine (started with --no-shipped): "
+            "put the folder there at the same path, or run that daemon without --no-shipped"
+        )
     return (
-        f"the dataflow's folder {working_dir} is not on machine '{machine_id or '(default)'}': it was started "
-        "with --ship never, which needs the folder at the same path on every machine (a shared mount, rsync, or "
-        "an image); start it with --ship auto (the default) to send the folder to the daemons"
+        f"{where}: it was started with --ship never, which needs the folder at the same path on every machine "
+        "(a shared mount, rsync, or an image); start it with --ship auto (the default) to send the folder to the daemons"
     )
 
 

@@ -25,10 +25,10 @@ WHERE = """
 """
 
 
-def _cluster(dora, tmp_path: Path) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def _cluster(dora, tmp_path: Path, *daemon_args: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
     env = {"DORA_ZMQ_COORDINATOR": free_tcp_address(), "DORA_ZMQ_CACHE_DIR": str(tmp_path / "cache")}
     dora("coordinator", "--bind", env["DORA_ZMQ_COORDINATOR"], env=env).wait_for_line("coordinator listening")
-    dora("-v", "daemon", env=env).wait_for_line("registered with the coordinator")
+    dora("-v", "daemon", *daemon_args, env=env).wait_for_line("registered with the coordinator")
     return env
 
 
@@ -66,3 +66,13 @@ def test_folder_over_the_limit_is_refused_naming_its_largest_files(dora, tmp_pat
     assert result.returncode == 1, result.output
     assert "over the limit of 100.0 KiB" in result.output and "weights.bin" in result.output, result.output
     assert ".dora-zmq-ignore" in result.output and "Traceback" not in result.output, result.output
+
+
+@pytest.mark.timeout(60)
+def test_a_daemon_that_refuses_shipped_folders_runs_in_place(dora, tmp_path: Path) -> None:
+    env = _cluster(dora, tmp_path, "--no-shipped")
+    folder = tmp_path / "flow"
+    yml = write_dataflow(folder, "nodes:\n  - id: where\n    path: where.py\n", files={"where.py": WHERE})
+    result = dora("start", str(yml), "--ship", "always", "--attach", env=env).wait(30)
+    assert result.returncode == 0, result.output
+    assert f"cwd {folder}" in result.stdout, result.output  # the daemon's setting wins: same path

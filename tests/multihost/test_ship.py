@@ -92,13 +92,13 @@ def _flow(tmp_path: Path) -> tuple[Path, Path, str]:
     return hidden, folder, hashlib.sha256(blob).hexdigest()
 
 
-def _daemon_without(cluster: Cluster, host: Host, hidden: Path, cache: Path) -> DataflowProcess:
+def _daemon_without(cluster: Cluster, host: Host, hidden: Path, cache: Path, *extra: str) -> DataflowProcess:
     """A daemon on ``host`` in its own mount namespace, where ``hidden`` is an empty tmpfs."""
     if shutil.which("unshare") is None:
         pytest.skip("needs unshare (util-linux)")
     hide = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", 'mount -t tmpfs tmpfs "$0" && exec "$@"', str(hidden)]
     daemon = cluster.dora(
-        "-v", "daemon", "--machine-id", host.name, "--bind-data", host.ip, "--advertise", host.ip, "--cache-dir", str(cache),
+        "-v", "daemon", "--machine-id", host.name, "--bind-data", host.ip, "--advertise", host.ip, "--cache-dir", str(cache), *extra,
         prefix=[*host.prefix, *hide], env=cluster.base_env(), cwd=cluster.workdir,
     )
     cluster.daemons[host.name] = daemon
@@ -106,12 +106,12 @@ def _daemon_without(cluster: Cluster, host: Host, hidden: Path, cache: Path) -> 
     return daemon
 
 
-def _setup(network, dora, tmp_path: Path) -> tuple[Cluster, Host, DataflowProcess, Path, str]:
+def _setup(network, dora, tmp_path: Path, *daemon_args: str) -> tuple[Cluster, Host, DataflowProcess, Path, str]:
     h1, h2 = network.add_host("h1"), network.add_host("h2")
     hidden, folder, blob_sha = _flow(tmp_path)
     cluster = Cluster(network, dora, tmp_path, env={"DORA_ZMQ_CACHE_DIR": str(tmp_path / "cache-coordinator")})
     cluster.start_coordinator(h1)
-    daemon = _daemon_without(cluster, h2, hidden, tmp_path / "cache-h2")
+    daemon = _daemon_without(cluster, h2, hidden, tmp_path / "cache-h2", *daemon_args)
     return cluster, h1, daemon, folder, blob_sha
 
 
@@ -147,3 +147,13 @@ def test_ship_never_fails_clearly_when_the_folder_is_missing(network, dora, tmp_
     assert f"the dataflow's folder {folder} is not on machine 'h2'" in result.output, result.output
     assert "--ship never" in result.output and "--ship auto" in result.output, result.output
     assert "bundle" not in daemon.output.lower(), daemon.output  # nothing was shipped
+
+
+@pytest.mark.timeout(90)
+def test_a_daemon_that_refuses_shipped_folders_says_so(network, dora, tmp_path: Path) -> None:
+    cluster, h1, daemon, folder, _ = _setup(network, dora, tmp_path, "--no-shipped")
+    result = cluster.cli(h1, "start", str(folder / "dataflow.yml"), "--attach").wait(60)
+    assert result.returncode == 1, result.output
+    assert f"the dataflow's folder {folder} is not on machine 'h2', and its daemon runs only folders" in result.output, result.output
+    assert "--no-shipped" in result.output, result.output
+    assert "fetching bundle" not in daemon.output, daemon.output
