@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from ._ignore import DEFAULT_IGNORE, IGNORE_FILE, IgnoreRules
 from ._pack import Bundle, pack_folder
-from ._store import BundleReceiver, BundleStore
+from ._store import BundleReceiver, BundleStore, file_digest
 from ._transfer import (
     CHUNK_BYTES,
     ENV_CACHE_DIR,
@@ -54,6 +54,7 @@ __all__ = [
     "check_digest",
     "decode_chunk",
     "encode_chunk",
+    "file_digest",
     "pack_folder",
     "parse_size",
     "unpack_bundle",

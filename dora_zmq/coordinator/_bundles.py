@@ -67,7 +67,7 @@ class BundleService:
         # (it becomes code that daemons run); check the peer's role here and answer Failed.
         try:
             digest = check_digest(bundle.digest)
-            if self.store.has(digest):
+            if self.store.verified(digest):
                 log.info("bundle %s: already here, nothing to upload", digest[:12])
                 return ctl.BundleWanted(digest, bundle.size)
             self._drop_stalled()

@@ -21,7 +21,6 @@ Digests being fetched or unpacked are pinned against the cache's eviction.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import time
@@ -31,7 +30,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .. import _control as ctl
-from .._bundle import BundleLimits, BundleReceiver, BundleStore, cache_root, check_digest, decode_chunk, unpack_bundle
+from .._bundle import BundleLimits, BundleReceiver, BundleStore, cache_root, check_digest, decode_chunk, file_digest, unpack_bundle
 from .._errors import BundleError
 
 __all__ = ["FETCH_STALL_S", "WORK_DIR", "Shipments", "missing_folder", "runs_in_place"]
@@ -42,7 +41,6 @@ log = logging.getLogger(__name__)
 WORK_DIR = "work"
 #: A fetch with no chunk for this long fails (the coordinator went away or stopped serving).
 FETCH_STALL_S = 30.0
-_HASH_BLOCK = 1024 * 1024
 
 
 def runs_in_place(msg: ctl.SpawnNodes) -> bool:
@@ -213,14 +211,11 @@ class Shipments:
 
 def _verify_and_unpack(path: Path, digest: str, dest: Path, limits: BundleLimits) -> int:
     """Worker thread: check the cached archive still hashes to its name, then unpack it."""
-    sha = hashlib.sha256()
     try:
-        with open(path, "rb") as f:
-            while block := f.read(_HASH_BLOCK):
-                sha.update(block)
+        actual = file_digest(path)
     except OSError as exc:
         raise BundleError(f"cannot read bundle {digest[:12]} from the cache: {exc}") from exc
-    if sha.hexdigest() != digest:
+    if actual != digest:
         path.unlink(missing_ok=True)  # a damaged cache entry: the next start fetches it again
         raise BundleError(f"bundle {digest[:12]} in the cache at {path.parent} is damaged (removed; start again)")
     return unpack_bundle(path, dest, max_bytes=limits.max_bytes, max_entries=limits.max_entries)

@@ -119,3 +119,12 @@ def test_parse_size(text: str, size: int) -> None:
 def test_parse_size_refuses(text: str) -> None:
     with pytest.raises(ValueError):
         parse_size(text)
+
+
+def test_a_bundle_damaged_on_disk_is_not_verified_and_goes(tmp_path: Path) -> None:
+    store = BundleStore(tmp_path)
+    digest = store.add(b"bundle bytes")
+    assert store.verified(digest)
+    (tmp_path / f"{digest}.tar.gz").write_bytes(b"bundle bytez")  # a power cut, a bad disk
+    assert not store.verified(digest)
+    assert not store.has(digest)  # removed: the next upload or fetch replaces it
