@@ -102,7 +102,6 @@ class Shipments:
         self._cache_dir = cache_dir
         self._machine = machine_id or "default"
         self._send = send
-        self._limits = BundleLimits.from_env()
         self._store: BundleStore | None = None
         self._fetches: dict[str, _Fetch] = {}
         self._executor: ThreadPoolExecutor | None = None
@@ -112,9 +111,13 @@ class Shipments:
 
     @property
     def store(self) -> BundleStore:
-        """This daemon's cache, made on first use."""
+        """This daemon's cache (and its limits, from the environment), made on first use.
+
+        Raises:
+            BundleError: the cache folder cannot be made, or a limit variable is invalid.
+        """
         if self._store is None:
-            self._store = BundleStore(cache_root(self._cache_dir) / f"daemon-{self._machine}", self._limits)
+            self._store = BundleStore(cache_root(self._cache_dir) / f"daemon-{self._machine}", BundleLimits.from_env())
         return self._store
 
     def request(self, dataflow_id: str, bundle: ctl.BundleRef, dest: Path) -> None:
@@ -193,7 +196,7 @@ class Shipments:
     def _unpack(self, dataflow_id: str, digest: str, path: Path, dest: Path) -> None:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="dora-zmq-unpack")
-        future = self._executor.submit(_verify_and_unpack, path, digest, dest, self._limits)
+        future = self._executor.submit(_verify_and_unpack, path, digest, dest, self.store.limits)
         self._unpacking[future] = (dataflow_id, digest, dest)
 
     def _fail_fetch(self, digest: str, error: str) -> None:
