@@ -24,7 +24,7 @@ from . import cli
 from ._client import StopSignals, coordinator_address, follow, request
 from ._console import err, out, print_counters, print_failure_result, print_log_line
 from ._local import check_reachable, run_local
-from ._ship import ENV_SHIP, ship_folder
+from ._ship import ENV_SHIP, not_shipped, ship_folder
 
 _COORD_OPT = click.option(
     "--coordinator", "coordinator", default=None, metavar="ADDR",
@@ -223,6 +223,8 @@ def start(dataflow: str, name: str | None, attach: bool, ship: str | None, ship_
     address = coordinator_address(coordinator)
     shipping = ship_folder(address, df, _ship_mode(ship), _ship_limit(ship_max))
     if shipping.bundle is not None:
+        for problem in not_shipped(df):
+            err.print(f"[yellow]warning: node {escape(problem)}: a daemon that runs it from a shipped copy will not find it[/yellow]")
         b = shipping.bundle
         what = f"sent {shipping.sent} bytes" if shipping.sent else "already on the coordinator, nothing sent"
         out.print(f"folder {b.folder}: {b.files} files, {b.content_bytes} bytes ({b.size} packed), bundle {b.digest[:12]}: {what}")

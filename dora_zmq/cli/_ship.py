@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from .. import _control as ctl
-from .._bundle import CHUNK_BYTES, Bundle, encode_chunk, pack_folder
+from .._bundle import CHUNK_BYTES, Bundle, IgnoreRules, encode_chunk, pack_folder
 from .._errors import ControlError
 from .._transport import Channel
-from ..descriptor import Dataflow
+from ..descriptor import Dataflow, NodeKind
 from ._client import ensure_listening
 
-__all__ = ["ENV_SHIP", "Shipping", "ship_folder", "upload_bundle"]
+__all__ = ["ENV_SHIP", "Shipping", "not_shipped", "ship_folder", "upload_bundle"]
 
 ENV_SHIP = "DORA_ZMQ_SHIP"
 _OFFER_TIMEOUT_S = 10.0
@@ -60,6 +61,32 @@ def ship_folder(address: str, dataflow: Dataflow, mode: str, max_bytes: int) -> 
     bundle = pack_folder(dataflow.working_dir, max_bytes=max_bytes)
     sent = upload_bundle(address, bundle)
     return Shipping(mode, bundle, f"{info.st_dev}:{info.st_ino}", sent)
+
+
+def not_shipped(dataflow: Dataflow) -> list[str]:
+    """The programs and operator files the YAML names by a relative path that the bundle
+    leaves out (outside the folder, or ignored), each with what will happen.
+
+    Absolute paths and programs found on ``PATH`` are meant to be on each machine: not listed.
+    """
+    folder = Path(os.path.abspath(dataflow.working_dir))
+    rules = IgnoreRules.for_folder(folder)
+    named: list[tuple[str, str, Path]] = []  # (node, as written, resolved)
+    for node in dataflow.nodes:
+        if node.kind is NodeKind.CUSTOM and node.path and node.executable and not os.path.isabs(os.path.expanduser(node.path)):
+            named.append((node.id, node.path, node.executable))
+        for op in node.operators:
+            if op.python is not None and not os.path.isabs(os.path.expanduser(op.source)):
+                named.append((f"{node.id}/{op.id}", op.source, op.python))
+    problems = []
+    for who, written, path in named:
+        if not path.is_relative_to(folder):
+            if "/" not in written:
+                continue  # a bare name resolved outside the folder was found on PATH
+            problems.append(f"'{who}': {written} is outside the dataflow's folder {folder}, so it is not shipped")
+        elif rules.ignored(path.relative_to(folder).as_posix(), is_dir=False):
+            problems.append(f"'{who}': {written} is left out by {rules.source or 'the default ignore patterns'}, so it is not shipped")
+    return problems
 
 
 def upload_bundle(address: str, bundle: Bundle) -> int:

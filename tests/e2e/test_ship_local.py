@@ -9,6 +9,7 @@ which goes when the dataflow ends. The multi-host case, with the folder really a
 from __future__ import annotations
 
 import re
+import textwrap
 import time
 from pathlib import Path
 
@@ -76,3 +77,28 @@ def test_a_daemon_that_refuses_shipped_folders_runs_in_place(dora, tmp_path: Pat
     result = dora("start", str(yml), "--ship", "always", "--attach", env=env).wait(30)
     assert result.returncode == 0, result.output
     assert f"cwd {folder}" in result.stdout, result.output  # the daemon's setting wins: same path
+
+
+@pytest.mark.timeout(60)
+def test_programs_the_bundle_leaves_out_are_named_at_start(dora, tmp_path: Path) -> None:
+    env = _cluster(dora, tmp_path)
+    (tmp_path / "tools").mkdir()
+    (tmp_path / "tools" / "outside.py").write_text(textwrap.dedent(WHERE))
+    yml = write_dataflow(
+        tmp_path / "flow",
+        """
+        nodes:
+          - id: outside
+            path: ../tools/outside.py
+          - id: ignored
+            path: gen/where.py
+          - id: onpath
+            path: true
+        """,
+        files={"gen/where.py": WHERE, ".dora-zmq-ignore": "gen/\n"},
+    )
+    result = dora("start", str(yml), "--attach", env=env).wait(30)
+    assert result.returncode == 0, result.output  # this daemon sees the folder: it runs in place
+    assert "node 'outside': ../tools/outside.py is outside the dataflow's folder" in result.output, result.output
+    assert "node 'ignored': gen/where.py is left out by" in result.output, result.output
+    assert "'onpath'" not in result.output, result.output
