@@ -23,6 +23,7 @@ __all__ = [
     "DEFAULT_MAX_ENTRIES",
     "ENV_CACHE_DIR",
     "ENV_MAX_SIZE",
+    "WINDOW_CHUNKS",
     "BundleLimits",
     "cache_root",
     "check_digest",
@@ -35,6 +36,10 @@ __all__ = [
 #: 350 KB on the wire): small enough not to stall the control socket's other traffic
 #: (heartbeats, logs) for long, large enough that a 100 MB folder is 400 round trips.
 CHUNK_BYTES = 256 * 1024
+#: Chunks a sender keeps in flight (requested or sent, not yet answered): enough to hide a
+#: round trip of a few tens of ms on a fast link, bounded so a transfer never floods the
+#: control socket's queues (at most about 1.4 MB of base64 waiting per transfer).
+WINDOW_CHUNKS = 4
 #: Largest folder (sum of its shipped files) and largest archive, unless configured.
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 #: Most files and folders in one bundle (the unpacker refuses more).

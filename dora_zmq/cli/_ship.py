@@ -1,9 +1,10 @@
 """``dora-zmq start --ship``: pack the dataflow's folder and upload it to the coordinator.
 
-The upload is one request/reply per chunk on its own control connection: ``OfferBundle``
-first (the coordinator answers where to start: the whole size if it holds the bundle
-already, so an unchanged folder costs one round trip), then ``BundleChunk`` until the
-coordinator says it holds the whole bundle, verified.
+The upload runs on its own control connection: ``OfferBundle`` first (the coordinator answers
+where to start: the whole size if it holds the bundle already, so an unchanged folder costs
+one round trip), then ``BundleChunk`` messages, each answered with the next offset, up to
+``WINDOW_CHUNKS`` ahead of the answers, until the coordinator says it holds the whole bundle,
+verified.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import _control as ctl
-from .._bundle import CHUNK_BYTES, Bundle, IgnoreRules, encode_chunk, pack_folder
+from .._bundle import CHUNK_BYTES, WINDOW_CHUNKS, Bundle, IgnoreRules, encode_chunk, pack_folder
 from .._errors import ControlError
 from .._transport import Channel
 from ..descriptor import Dataflow, NodeKind
@@ -103,11 +104,19 @@ def upload_bundle(address: str, bundle: Bundle) -> int:
             reply = client.request(ctl.OfferBundle(ctl.BundleRef(bundle.digest, bundle.size)), _OFFER_TIMEOUT_S)
         except ControlError as exc:
             raise ControlError(f"no coordinator answered at {address}: start one with `dora-zmq up` (or pass --coordinator)") from exc
-        offset = _offset(reply, bundle)  # the whole size: the coordinator has it already
-        while offset < bundle.size:
-            data = bundle.data[offset : offset + CHUNK_BYTES]
-            offset = _offset(client.request(ctl.BundleChunk(bundle.digest, offset, encode_chunk(data)), _CHUNK_TIMEOUT_S), bundle)
-            sent += len(data)
+        acked = sent_to = _offset(reply, bundle)  # the whole size: the coordinator has it already
+        while acked < bundle.size:
+            # Up to WINDOW_CHUNKS chunks ahead of the last answer: one round trip per window,
+            # not per chunk. Answers come in order; the first Failed ends the upload.
+            while sent_to < bundle.size and sent_to < acked + WINDOW_CHUNKS * CHUNK_BYTES:
+                data = bundle.data[sent_to : sent_to + CHUNK_BYTES]
+                client.send(ctl.BundleChunk(bundle.digest, sent_to, encode_chunk(data)))
+                sent_to += len(data)
+                sent += len(data)
+            got = client.recv(int(_CHUNK_TIMEOUT_S * 1000))
+            if got is None:
+                raise ControlError(f"the coordinator at {address} stopped answering the upload ({acked} of {bundle.size} bytes acknowledged)")
+            acked = _offset(got[1], bundle)
     finally:
         client.close()
     return sent

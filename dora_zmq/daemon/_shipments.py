@@ -9,8 +9,8 @@ from that copy: their working directory, ``path:`` and operators' ``python:`` re
 
 :class:`Shipments` gets the bundle: from this daemon's cache (``<cache>/daemon-<machine>``)
 when an earlier start left it there, else from the coordinator, one ``FetchBundle`` /
-``BundleChunk`` round trip per 256 KiB chunk (the requests are the flow control; a stalled
-transfer fails after ``FETCH_STALL_S``). The digest is checked as the bytes arrive and again
+``BundleChunk`` per 256 KiB chunk, up to ``WINDOW_CHUNKS`` requests in flight (the requests
+are the flow control; a stalled transfer fails after ``FETCH_STALL_S``). The digest is checked as the bytes arrive and again
 before every unpack, and the unpacker treats the archive as hostile (``dora_zmq._bundle``).
 
 Threading: owned by the daemon's event loop. Unpacking (and the digest check before it) runs
@@ -30,7 +30,18 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .. import _control as ctl
-from .._bundle import BundleLimits, BundleReceiver, BundleStore, cache_root, check_digest, decode_chunk, file_digest, unpack_bundle
+from .._bundle import (
+    CHUNK_BYTES,
+    WINDOW_CHUNKS,
+    BundleLimits,
+    BundleReceiver,
+    BundleStore,
+    cache_root,
+    check_digest,
+    decode_chunk,
+    file_digest,
+    unpack_bundle,
+)
 from .._errors import BundleError
 
 __all__ = ["FETCH_STALL_S", "WORK_DIR", "Shipments", "missing_folder", "runs_in_place"]
@@ -86,6 +97,7 @@ def missing_folder(working_dir: Path, machine_id: str, *, refused: bool) -> str:
 class _Fetch:
     receiver: BundleReceiver
     waiting: list[tuple[str, Path]] = field(default_factory=list)  # (dataflow id, unpack into)
+    requested: int = 0  # the next offset to ask for (up to WINDOW_CHUNKS ahead of the receiver)
 
 
 class Shipments:
@@ -136,7 +148,7 @@ class Shipments:
             if fetch is None:
                 fetch = self._fetches[digest] = _Fetch(self.store.receive(digest, bundle.size))
                 log.info("dataflow %s: fetching bundle %s (%d bytes) from the coordinator", dataflow_id, digest[:12], bundle.size)
-                self._send(ctl.FetchBundle(digest, 0))
+                self._request_more(fetch)
             fetch.waiting.append((dataflow_id, dest))
         except BundleError as exc:
             self._done.append((dataflow_id, dest, str(exc)))
@@ -148,12 +160,17 @@ class Shipments:
             log.debug("bundle chunk for %s, which is not being fetched, ignored", msg.digest[:12])
             return
         receiver = fetch.receiver
+        if msg.offset != receiver.offset:
+            # Answers come in order on one connection, so this is a late answer to an earlier
+            # fetch of the same bundle that failed: harmless (same digest, same bytes), dropped.
+            log.debug("bundle %s: chunk at %d while expecting %d, ignored", msg.digest[:12], msg.offset, receiver.offset)
+            return
         try:
             data = decode_chunk(msg.data)
             receiver.write(msg.offset, data)
             self.bytes_fetched += len(data)
             if not receiver.complete:
-                self._send(ctl.FetchBundle(receiver.digest, receiver.offset))
+                self._request_more(fetch)
                 return
             path = receiver.commit(self._pinned())
             del self._fetches[receiver.digest]  # after: a failed commit must still fail its waiters
@@ -192,6 +209,13 @@ class Shipments:
         self._fetches.clear()
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def _request_more(self, fetch: _Fetch) -> None:
+        """Keep up to ``WINDOW_CHUNKS`` chunk requests in flight (the requests are the flow control)."""
+        receiver = fetch.receiver
+        while fetch.requested < receiver.size and fetch.requested < receiver.offset + WINDOW_CHUNKS * CHUNK_BYTES:
+            self._send(ctl.FetchBundle(receiver.digest, fetch.requested))
+            fetch.requested += CHUNK_BYTES
 
     def _unpack(self, dataflow_id: str, digest: str, path: Path, dest: Path) -> None:
         if self._executor is None:

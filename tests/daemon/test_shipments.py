@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from dora_zmq import _control as ctl
-from dora_zmq._bundle import CHUNK_BYTES, Bundle, encode_chunk, pack_folder
+from dora_zmq._bundle import CHUNK_BYTES, WINDOW_CHUNKS, Bundle, encode_chunk, pack_folder
 from dora_zmq.daemon import _shipments
 from dora_zmq.daemon._shipments import Shipments, runs_in_place
 
@@ -41,11 +41,16 @@ class _Coordinator:
         return ctl.BundleChunk(self.bundle.digest, offset, encode_chunk(body))
 
 
-def _serve_all(shipments: Shipments, coordinator: _Coordinator) -> int:
+def _serve_all(shipments: Shipments, coordinator: _Coordinator, damage_at: int = -1) -> int:
+    """Answer every request in order (as one connection delivers them), flipping a bit of the
+    chunk at ``damage_at``."""
     served = 0
-    while coordinator.sent and isinstance(coordinator.sent[-1], ctl.FetchBundle):
-        request = coordinator.sent.pop()
-        shipments.on_chunk(coordinator.chunk(request.offset))
+    while coordinator.sent and isinstance(coordinator.sent[0], ctl.FetchBundle):
+        request = coordinator.sent.pop(0)
+        data = bytearray(coordinator.bundle.data[request.offset : request.offset + CHUNK_BYTES])
+        if request.offset == damage_at:
+            data[0] ^= 1
+        shipments.on_chunk(coordinator.chunk(request.offset, bytes(data)))
         served += 1
     return served
 
@@ -67,8 +72,9 @@ def test_fetch_once_for_two_dataflows_then_the_cache(tmp_path: Path, bundle: Bun
     try:
         shipments.request("df1", ref, tmp_path / "w1")
         shipments.request("df2", ref, tmp_path / "w2")  # same bundle, already on its way
-        assert coordinator.sent == [ctl.FetchBundle(bundle.digest, 0)]
-        assert _serve_all(shipments, coordinator) >= 2
+        # One fetch for both, its first requests sent at once (a window, not one round trip each).
+        assert coordinator.sent == [ctl.FetchBundle(bundle.digest, o) for o in range(0, bundle.size, CHUNK_BYTES)][:WINDOW_CHUNKS]
+        assert _serve_all(shipments, coordinator) == -(-bundle.size // CHUNK_BYTES)
         done = _finish(shipments, 2)
         assert [(d, e) for d, _, e in done] == [("df1", ""), ("df2", "")]
         assert (tmp_path / "w1" / "big.bin").read_bytes() == (bundle.folder / "big.bin").read_bytes()
@@ -87,13 +93,7 @@ def test_a_damaged_transfer_fails_its_dataflows_and_stores_nothing(tmp_path: Pat
     shipments = Shipments(tmp_path / "cache", "m1", coordinator)
     try:
         shipments.request("df1", ctl.BundleRef(bundle.digest, bundle.size), tmp_path / "w1")
-        first = coordinator.sent.pop()
-        shipments.on_chunk(coordinator.chunk(first.offset))
-        second = coordinator.sent.pop()
-        flipped = bytearray(bundle.data[second.offset : second.offset + CHUNK_BYTES])
-        flipped[0] ^= 1
-        shipments.on_chunk(coordinator.chunk(second.offset, bytes(flipped)))
-        _serve_all(shipments, coordinator)
+        _serve_all(shipments, coordinator, damage_at=CHUNK_BYTES)
         [(df, _, error)] = shipments.poll()
         assert df == "df1" and "damaged or forged" in error
         assert not (tmp_path / "w1").exists() and shipments.store.digests() == []
@@ -147,3 +147,22 @@ def test_runs_in_place_only_for_the_very_folder(tmp_path: Path) -> None:
     assert not runs_in_place(_spawn(tmp_path, ctl.ShipMode.ALWAYS, same, str(yml)))
     assert runs_in_place(_spawn(tmp_path, ctl.ShipMode.NEVER, "", ""))
     assert not runs_in_place(_spawn(tmp_path / "missing", ctl.ShipMode.AUTO, same, ""))
+
+
+def test_late_chunks_of_a_failed_fetch_do_not_spoil_the_next(tmp_path: Path, bundle: Bundle) -> None:
+    coordinator = _Coordinator(bundle)
+    shipments = Shipments(tmp_path / "cache", "m1", coordinator)
+    ref = ctl.BundleRef(bundle.digest, bundle.size)
+    try:
+        shipments.request("df1", ref, tmp_path / "w1")
+        late = [m for m in coordinator.sent if m.offset > 0]  # still in flight when it fails
+        coordinator.sent.clear()
+        shipments.on_unavailable(ctl.BundleUnavailable(bundle.digest, "restarting"))
+        assert [d for d, _, _ in shipments.poll()] == ["df1"]
+        shipments.request("df2", ref, tmp_path / "w2")  # a new fetch from 0
+        for request in late:  # answers to the first fetch arrive first, as on one connection
+            shipments.on_chunk(coordinator.chunk(request.offset))
+        _serve_all(shipments, coordinator)
+        assert [(d, e) for d, _, e in _finish(shipments)] == [("df2", "")]
+    finally:
+        shipments.close()
