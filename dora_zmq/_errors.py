@@ -10,6 +10,7 @@
     ├── OutputError            ``send_output`` to an output the YAML does not declare
     ├── ControlError           the coordinator or a daemon refused or could not be reached
     ├── RecordingError         a recording folder is missing, truncated or corrupt
+    ├── BundleError            a dataflow folder could not be shipped (too large, corrupt, hostile)
     └── DataflowFailed         a dataflow ended with failed nodes (each a ``NodeFailure``)
 
 Everything a user can cause is one of these; anything else is a bug and keeps its traceback.
@@ -28,6 +29,7 @@ __all__ = [
     "OutputError",
     "ControlError",
     "RecordingError",
+    "BundleError",
     "DataflowFailed",
     "NodeFailure",
 ]
@@ -126,6 +128,14 @@ class ControlError(DoraZmqError):
 
 class RecordingError(DoraZmqError):
     """A recording folder cannot be written or read: missing, truncated, corrupt or foreign."""
+
+
+class BundleError(DoraZmqError):
+    """A dataflow's folder could not be packed, sent or unpacked.
+
+    Too large (the message names the largest files), an archive whose digest does not match,
+    or one that tries to write outside its folder: what arrives is treated as hostile.
+    """
 
 
 @dataclass(frozen=True, slots=True)

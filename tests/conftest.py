@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -11,6 +12,12 @@ import pytest
 from dora_zmq.testing import DataflowProcess, kill_tagged
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _bundle_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Shipped dataflow folders are cached in the session's own folder, not in ~/.cache."""
+    os.environ.setdefault("DORA_ZMQ_CACHE_DIR", str(tmp_path_factory.mktemp("bundle-cache")))
 
 
 @pytest.fixture

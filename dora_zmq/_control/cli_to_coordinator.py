@@ -3,19 +3,49 @@
 from __future__ import annotations
 
 from ._codec import control_message
+from .records import BundleRef, ShipMode
 
-__all__ = ["Attach", "Destroy", "FetchLogs", "ListDataflows", "Ping", "ResolveNode", "StartDataflow", "StopDataflow"]
+__all__ = ["Attach", "BundleChunk", "Destroy", "FetchLogs", "ListDataflows", "OfferBundle", "Ping", "ResolveNode", "StartDataflow", "StopDataflow"]
 
 
 @control_message
 class StartDataflow:
-    """Start a dataflow from YAML text. ``local`` runs every node on the default daemon."""
+    """Start a dataflow from YAML text. ``local`` runs every node on the default daemon.
+
+    ``ship`` is a :class:`ShipMode`; unless it is ``never``, ``bundle`` names the folder's
+    bundle, uploaded before (``OfferBundle``), and ``folder_id`` is ``"<st_dev>:<st_ino>"`` of
+    ``working_dir`` on the CLI's machine (how a daemon in ``auto`` mode tells it sees the
+    very same folder).
+    """
 
     yaml: str
     path: str
     working_dir: str
     name: str | None = None
     local: bool = False
+    ship: str = ShipMode.NEVER
+    bundle: BundleRef | None = None
+    folder_id: str = ""
+
+
+@control_message
+class OfferBundle:
+    """The CLI has this bundle to upload; answered by ``BundleWanted`` (where to start)."""
+
+    bundle: BundleRef
+
+
+@control_message
+class BundleChunk:
+    """Bytes of a bundle from ``offset``, base64 (``dora_zmq._bundle.encode_chunk``).
+
+    CLI -> coordinator during an upload (answered by ``BundleWanted``), and coordinator ->
+    daemon in answer to ``FetchBundle``.
+    """
+
+    digest: str
+    offset: int
+    data: str
 
 
 @control_message

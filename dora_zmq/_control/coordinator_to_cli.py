@@ -5,7 +5,7 @@ from __future__ import annotations
 from ._codec import control_message
 from .records import DataflowInfo, FailureRecord
 
-__all__ = ["DataflowList", "DataflowResult", "DataflowStarted", "Failed", "LogLine", "NodeDaemon", "Ok", "Pong"]
+__all__ = ["BundleWanted", "DataflowList", "DataflowResult", "DataflowStarted", "Failed", "LogLine", "NodeDaemon", "Ok", "Pong"]
 
 
 @control_message
@@ -75,3 +75,15 @@ class Pong:
 
     version: str
     daemons: list[str]
+
+
+@control_message
+class BundleWanted:
+    """Answer to ``OfferBundle`` and to each uploaded ``BundleChunk``: send from ``offset``.
+
+    ``offset`` equal to the bundle's size means the coordinator holds the whole bundle,
+    verified (at once for a bundle it had already: nothing is sent twice).
+    """
+
+    digest: str
+    offset: int

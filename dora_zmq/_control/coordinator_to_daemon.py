@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from ._codec import control_message
-from .records import NodeEndpoint
+from .records import BundleRef, NodeEndpoint, ShipMode
 
-__all__ = ["DaemonAccepted", "Peers", "ShutdownDaemon", "SpawnNodes", "StopNodes", "UpstreamExited"]
+__all__ = ["BundleUnavailable", "DaemonAccepted", "Peers", "ShutdownDaemon", "SpawnNodes", "StopNodes", "UpstreamExited"]
 
 
 @control_message
@@ -21,7 +21,11 @@ class DaemonAccepted:
 
 @control_message
 class SpawnNodes:
-    """Start these nodes of a dataflow on the receiving daemon."""
+    """Start these nodes of a dataflow on the receiving daemon.
+
+    ``ship``, ``bundle``, ``folder_id`` and ``path`` (the YAML file) as in ``StartDataflow``:
+    with a bundle the daemon may fetch it (``FetchBundle``) and run the nodes from its copy.
+    """
 
     dataflow_id: str
     name: str
@@ -30,6 +34,18 @@ class SpawnNodes:
     nodes: list[str]
     multi_machine: bool = False
     trace_context: str = ""
+    ship: str = ShipMode.NEVER
+    bundle: BundleRef | None = None
+    folder_id: str = ""
+    path: str = ""
+
+
+@control_message
+class BundleUnavailable:
+    """Answer to ``FetchBundle`` when the coordinator cannot serve it (``error`` says why)."""
+
+    digest: str
+    error: str
 
 
 @control_message

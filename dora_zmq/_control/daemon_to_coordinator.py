@@ -5,7 +5,7 @@ from __future__ import annotations
 from ._codec import control_message
 from .records import NodeEndpoint
 
-__all__ = ["DaemonExiting", "DaemonHeartbeat", "NodeExited", "NodeLogs", "NodeReady", "NodeStats", "RegisterDaemon", "RequestStop"]
+__all__ = ["DaemonExiting", "FetchBundle", "DaemonHeartbeat", "NodeExited", "NodeLogs", "NodeReady", "NodeStats", "RegisterDaemon", "RequestStop"]
 
 
 @control_message
@@ -84,3 +84,15 @@ class DaemonExiting:
     """The daemon stopped its nodes and is exiting (after ``ShutdownDaemon`` or a signal)."""
 
     machine_id: str
+
+
+@control_message
+class FetchBundle:
+    """Send me bundle ``digest`` from ``offset`` (answered by ``BundleChunk`` or ``BundleUnavailable``).
+
+    The daemon asks for one chunk at a time: its requests are the flow control, and a
+    transfer resumes from the last byte that arrived.
+    """
+
+    digest: str
+    offset: int

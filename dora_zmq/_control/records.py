@@ -6,7 +6,7 @@ import re
 
 from ._codec import control_message
 
-__all__ = ["DataflowInfo", "FailureRecord", "NodeEndpoint", "is_safe_dataflow_id"]
+__all__ = ["BundleRef", "DataflowInfo", "FailureRecord", "NodeEndpoint", "ShipMode", "is_safe_dataflow_id"]
 
 # What a coordinator makes (a UUID) and more, but never a path: no separator, no leading dot.
 _SAFE_DATAFLOW_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
@@ -58,3 +58,26 @@ class DataflowInfo:
     drops: dict[str, int]
     started_at: float = 0.0
     lost: dict[str, int] | None = None
+
+
+class ShipMode:
+    """How a dataflow's folder reaches the machines that run its nodes (``start --ship``).
+
+    ``AUTO``: a daemon that sees the very folder the CLI packed (same path, same device and
+    inode, same YAML text) runs the nodes in place; any other daemon fetches the bundle.
+    ``ALWAYS``: every daemon fetches the bundle and runs the nodes from its copy.
+    ``NEVER``: no bundle; the folder must exist at the same path on every machine.
+    """
+
+    AUTO = "auto"
+    ALWAYS = "always"
+    NEVER = "never"
+    ALL = (AUTO, ALWAYS, NEVER)
+
+
+@control_message
+class BundleRef:
+    """A packed dataflow folder: its sha256 (hex) names it, ``size`` is the archive's bytes."""
+
+    digest: str
+    size: int

@@ -15,7 +15,7 @@ from .._transport import Channel
 from ..coordinator import DEFAULT_ADDRESS
 from ._console import err, print_log_line
 
-__all__ = ["StopSignals", "coordinator_address", "follow", "request"]
+__all__ = ["StopSignals", "coordinator_address", "ensure_listening", "follow", "request"]
 
 ENV_COORDINATOR = "DORA_ZMQ_COORDINATOR"
 _REQUEST_TIMEOUT_S = 10.0
@@ -32,8 +32,7 @@ def request(address: str, msg: Any, timeout_s: float = _REQUEST_TIMEOUT_S) -> An
     Raises:
         ControlError: nothing answered (with how to start a coordinator) or the reply is ``Failed``.
     """
-    if _refused(address):
-        raise ControlError(f"no coordinator answered at {address} (connection refused): start one with `dora-zmq up` (or pass --coordinator)")
+    ensure_listening(address)
     client = Channel.connect(address)
     try:
         reply = client.request(msg, timeout_s)
@@ -44,6 +43,16 @@ def request(address: str, msg: Any, timeout_s: float = _REQUEST_TIMEOUT_S) -> An
     if isinstance(reply, ctl.Failed):
         raise ControlError(reply.message)
     return reply
+
+
+def ensure_listening(address: str) -> None:
+    """Fail at once when nothing listens at a ``tcp://`` coordinator address.
+
+    Raises:
+        ControlError: connection refused, with how to start a coordinator.
+    """
+    if _refused(address):
+        raise ControlError(f"no coordinator answered at {address} (connection refused): start one with `dora-zmq up` (or pass --coordinator)")
 
 
 def _refused(address: str) -> bool:

@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .. import _control as ctl
+from .._bundle import BundleLimits, parse_size
 from .._errors import ControlError, DataflowFailed, DescriptorErrors, NodeFailure
 from ..coordinator import DEFAULT_ADDRESS, Coordinator
 from ..daemon import Daemon
@@ -25,10 +26,15 @@ from ._console import err, out, print_counters, print_failure_result, print_log_
 from ._graph import graph  # noqa: F401 - registers the command
 from ._local import check_reachable, run_local
 from ._recording import apply_recording, print_recording, record_options
+from ._ship import ENV_SHIP, not_shipped, ship_folder
 
 _COORD_OPT = click.option(
     "--coordinator", "coordinator", default=None, metavar="ADDR",
     help=f"Coordinator control address (default: $DORA_ZMQ_COORDINATOR or {DEFAULT_ADDRESS}).",
+)
+_CACHE_OPT = click.option(
+    "--cache-dir", "cache_dir", type=click.Path(file_okay=False), default=None,
+    help="Where shipped dataflow folders are cached (default: $DORA_ZMQ_CACHE_DIR or ~/.cache/dora-zmq).",
 )
 _GRACE_OPT = click.option(
     "--grace-duration", "grace", type=float, default=10.0, show_default=True,
@@ -72,9 +78,10 @@ def run(dataflow: str, name: str | None, grace: float, record_dir: str | None, r
 
 @cli.command()
 @click.option("--bind", default=DEFAULT_ADDRESS, show_default=True, help="Control address to listen on (use tcp://0.0.0.0:PORT for other machines).")
-def coordinator(bind: str) -> None:
+@_CACHE_OPT
+def coordinator(bind: str, cache_dir: str | None) -> None:
     """Run a coordinator in the foreground."""
-    coord = Coordinator(bind)
+    coord = Coordinator(bind, cache_dir=Path(cache_dir) if cache_dir else None)
     _serve_in_foreground(coord.serve_forever, coord.request_shutdown, f"coordinator listening on {coord.address}", 10)
 
 
@@ -84,9 +91,19 @@ def coordinator(bind: str) -> None:
 @click.option("--bind-data", default="", metavar="HOST", help="Interface for tcp data sockets, for nodes on other machines (e.g. 0.0.0.0).")
 @click.option("--advertise", default="", metavar="HOST", help="Address other machines reach this one at (for NAT and containers).")
 @click.option("--run-dir", type=click.Path(file_okay=False), default=None, help="Folder for ipc sockets (default: a private temporary folder).")
-def daemon(machine_id: str, coordinator: str | None, bind_data: str, advertise: str, run_dir: str | None) -> None:
+@_CACHE_OPT
+@click.option(
+    "--shipped/--no-shipped", "accept_shipped", default=True, show_default=True,
+    help="Run nodes from dataflow folders shipped by `start`; --no-shipped runs only folders present on this machine at the same path.",
+)
+def daemon(
+    machine_id: str, coordinator: str | None, bind_data: str, advertise: str, run_dir: str | None, cache_dir: str | None, accept_shipped: bool,
+) -> None:
     """Run a daemon in the foreground: it runs this machine's nodes."""
-    d = Daemon(coordinator_address(coordinator), machine_id, run_dir=Path(run_dir) if run_dir else None, tcp_bind=bind_data, advertise=advertise)
+    d = Daemon(
+        coordinator_address(coordinator), machine_id, run_dir=Path(run_dir) if run_dir else None, tcp_bind=bind_data,
+        advertise=advertise, cache_dir=Path(cache_dir) if cache_dir else None, accept_shipped=accept_shipped,
+    )
     banner = f"daemon '{machine_id or '(default)'}' connecting to {coordinator_address(coordinator)}"
     _serve_in_foreground(d.serve_forever, lambda: d.request_shutdown(10.0), banner, 30)
 
@@ -185,17 +202,41 @@ def destroy(coordinator: str | None) -> None:
 @click.argument("dataflow", type=click.Path(dir_okay=False))
 @click.option("--name", default=None, help="A name to refer to the dataflow by.")
 @click.option("--attach/--detach", default=False, help="Stream logs until the dataflow ends (default: detach).")
+@click.option(
+    "--ship", type=click.Choice(list(ctl.ShipMode.ALL)), default=None,
+    help="Send the dataflow's folder to the daemons: auto (default, $DORA_ZMQ_SHIP): daemons that do not see "
+    "this very folder get a copy; always: every daemon runs from a copy; never: the folder must be at the same "
+    "path on every machine.",
+)
+@click.option(
+    "--ship-max-size", "ship_max", default=None, metavar="SIZE",
+    help="Largest folder to ship, e.g. 500M (default: $DORA_ZMQ_SHIP_MAX_SIZE or 256M).",
+)
 @_GRACE_OPT
 @_COORD_OPT
 @record_options
 def start(
-    dataflow: str, name: str | None, attach: bool, grace: float, coordinator: str | None,
-    record_dir: str | None, record_only: tuple[str, ...], record_machine: str | None,
+    dataflow: str, name: str | None, attach: bool, ship: str | None, ship_max: str | None, grace: float,
+    coordinator: str | None, record_dir: str | None, record_only: tuple[str, ...], record_machine: str | None,
 ) -> None:
-    """Start a dataflow on a running coordinator (see `up`)."""
+    """Start a dataflow on a running coordinator (see `up`).
+
+    The YAML's folder (less what .dora-zmq-ignore and the defaults leave out) is sent to the
+    daemons that need it, once: an unchanged folder is not sent again.
+    """
     df = apply_recording(_load(dataflow), record_dir, record_only, name, record_machine)
     address = coordinator_address(coordinator)
-    started = request(address, ctl.StartDataflow(df.text, str(df.path), str(df.working_dir), name))
+    shipping = ship_folder(address, df, _ship_mode(ship), _ship_limit(ship_max))
+    if shipping.bundle is not None:
+        for problem in not_shipped(df):
+            err.print(f"[yellow]warning: node {escape(problem)}: a daemon that runs it from a shipped copy will not find it[/yellow]")
+        b = shipping.bundle
+        what = f"sent {shipping.sent} bytes" if shipping.sent else "already on the coordinator, nothing sent"
+        out.print(f"folder {b.folder}: {b.files} files, {b.content_bytes} bytes ({b.size} packed), bundle {b.digest[:12]}: {what}")
+    started = request(address, ctl.StartDataflow(
+        df.text, str(df.path), str(df.working_dir), name,
+        ship=shipping.mode, bundle=shipping.ref, folder_id=shipping.folder_id,
+    ))
     out.print(f"started dataflow '{started.name}' ({started.dataflow_id})")
     if attach:
         with StopSignals() as signals:
@@ -278,6 +319,22 @@ def _serve_in_foreground(serve: Callable[[], None], stop: Callable[[], None], ba
             pass
         stop()
         t.join(join_s)
+
+
+def _ship_mode(given: str | None) -> str:
+    mode = given or os.environ.get(ENV_SHIP) or ctl.ShipMode.AUTO
+    if mode not in ctl.ShipMode.ALL:
+        raise click.BadParameter(f"${ENV_SHIP}={mode!r}: use one of {', '.join(ctl.ShipMode.ALL)}")
+    return mode
+
+
+def _ship_limit(given: str | None) -> int:
+    if given is None:
+        return BundleLimits.from_env().max_bytes
+    try:
+        return parse_size(given)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--ship-max-size") from exc
 
 
 def _counts(counts: dict[str, int]) -> str:

@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from .. import _control as ctl
-from .._errors import DescriptorError, NodeFailure
+from .._errors import BundleError, DescriptorError, NodeFailure
 from .._transport import Channel, Poller
 from .._version import __version__
 from ..descriptor import NodeKind, parse_dataflow
 from ..tracing import LifecycleTracer
+from ._bundles import BundleService
 from ._state import DaemonRecord, DataflowRun, NodeState, Status
 
 __all__ = ["Coordinator", "DEFAULT_PORT", "DEFAULT_ADDRESS"]
@@ -38,10 +39,17 @@ _FINISHED_KEPT = 50
 
 
 class Coordinator:
-    """Serves the control plane on ``bind`` until :meth:`request_shutdown` or ``Destroy``."""
+    """Serves the control plane on ``bind`` until :meth:`request_shutdown` or ``Destroy``.
 
-    def __init__(self, bind: str = DEFAULT_ADDRESS) -> None:
+    Args:
+        bind: the control address.
+        cache_dir: where shipped dataflow folders are kept (``<cache_dir>/coordinator``;
+            default ``$DORA_ZMQ_CACHE_DIR`` or ``~/.cache/dora-zmq``), made on first use.
+    """
+
+    def __init__(self, bind: str = DEFAULT_ADDRESS, *, cache_dir: Path | None = None) -> None:
         self.channel = Channel.serve(bind)
+        self._bundles = BundleService(cache_dir, self._pinned_bundles)
         self._daemons: dict[bytes, DaemonRecord] = {}
         self._dataflows: dict[str, DataflowRun] = {}
         self._watchers: dict[str, list[tuple[bytes, bool, str | None]]] = {}
@@ -72,6 +80,7 @@ class Coordinator:
                 if self._exit_at is not None and (not self._daemons or time.monotonic() > self._exit_at):
                     break
         finally:
+            self._bundles.close()
             for span in self._spans.values():
                 span.end()
             self._tracer.close()
@@ -104,6 +113,10 @@ class Coordinator:
                 self._attach(peer, ref, follow, node, tail)
             case ctl.ResolveNode(node=node, dataflow=ref):
                 self._resolve_node(peer, node, ref)
+            case ctl.OfferBundle(bundle=bundle):
+                self.channel.send(self._bundles.offer(peer, bundle), to=peer)
+            case ctl.BundleChunk():
+                self.channel.send(self._bundles.chunk(peer, msg), to=peer)
             case ctl.Ping():
                 self.channel.send(ctl.Pong(__version__, sorted(d.machine_id for d in self._daemons.values())), to=peer)
             case ctl.Destroy():
@@ -116,6 +129,12 @@ class Coordinator:
                     self.channel.send(ctl.DaemonAccepted(register_again=True), to=peer)
             case ctl.DaemonExiting():
                 self._daemon_lost(peer, "daemon exited", expected=True)
+            case ctl.FetchBundle():
+                if peer in self._daemons:  # only a registered daemon is served a bundle
+                    self.channel.send(self._bundles.fetch(msg), to=peer)
+                    self._folder_arriving(peer, msg.digest)
+                else:
+                    log.warning("coordinator: FetchBundle from %r, which is no registered daemon, refused", peer)
             case ctl.NodeReady():
                 self._node_ready(msg)
             case ctl.NodeExited():
@@ -141,12 +160,17 @@ class Coordinator:
         except DescriptorError as exc:
             self.channel.send(ctl.Failed(str(exc)), to=peer)
             return
+        shipping = self._check_shipping(msg)
+        if shipping:
+            self.channel.send(ctl.Failed(shipping), to=peer)
+            return
         name = msg.name or ""
         if name and any(d.name == name and not d.finished for d in self._dataflows.values()):
             self.channel.send(ctl.Failed(f"a dataflow named '{name}' is already running; stop it or pick another --name"), to=peer)
             return
         df_id = str(uuid.uuid4())
         run = DataflowRun(df_id, name or df_id[:8], descriptor, msg.yaml, msg.working_dir, msg.local)
+        run.ship, run.bundle, run.folder_id, run.path = msg.ship, msg.bundle, msg.folder_id, msg.path
         run.nodes = {n.id: NodeState.WAITING if n.kind is NodeKind.DYNAMIC else NodeState.SPAWNING for n in descriptor.nodes}
         run.pending_deadline = time.monotonic() + MACHINE_WAIT_S
         self._dataflows[df_id] = run
@@ -155,6 +179,34 @@ class Coordinator:
         self.channel.send(ctl.DataflowStarted(df_id, run.name), to=peer)
         log.info("dataflow %s (%s): %d nodes", run.name, df_id, len(descriptor.nodes))
         self._try_place(run)
+
+    def _check_shipping(self, msg: ctl.StartDataflow) -> str:
+        """Why this start's shipping request cannot be served ("" if it can)."""
+        # Issue 12 (CURVE roles): starting a dataflow, shipped or not, runs code on the daemons'
+        # machines: only a client with the operator role may; the check goes here.
+        if msg.ship not in ctl.ShipMode.ALL:
+            return f"unknown ship mode {msg.ship!r} (use {', '.join(ctl.ShipMode.ALL)})"
+        if msg.ship == ctl.ShipMode.NEVER:
+            return ""
+        if msg.bundle is None:
+            return f"--ship {msg.ship} needs the folder's bundle; upload it first (dora-zmq start does)"
+        try:
+            if self._bundles.has(msg.bundle.digest):
+                return ""
+        except BundleError as exc:
+            return str(exc)
+        return f"bundle {msg.bundle.digest[:12]} is not on the coordinator (not uploaded, or evicted since): start again"
+
+    def _folder_arriving(self, daemon: bytes, digest: str) -> None:
+        """A daemon is still fetching a bundle: its nodes are not slow to call Node(), they
+        have not started yet (the start warning counts from the last chunk)."""
+        for run in self._dataflows.values():
+            if run.bundle is not None and run.bundle.digest == digest and not run.peers_sent and daemon in run.daemons:
+                run.folder_fetched_at = time.time()
+
+    def _pinned_bundles(self) -> set[str]:
+        """Bundles of dataflows not finished: daemons may still fetch them."""
+        return {run.bundle.digest for run in self._dataflows.values() if run.bundle is not None and not run.finished}
 
     def _try_place(self, run: DataflowRun) -> None:
         """Place nodes on daemons; spawn once every machine the dataflow names has one."""
@@ -179,7 +231,13 @@ class Coordinator:
         multi = len(by_daemon) > 1
         parent = self._tracer.context_of(self._spans.get((run.id, "start")))
         for ident, nodes in by_daemon.items():
-            self.channel.send(ctl.SpawnNodes(run.id, run.name, run.yaml, run.working_dir, nodes, multi, parent), to=ident)
+            self.channel.send(
+                ctl.SpawnNodes(
+                    run.id, run.name, run.yaml, run.working_dir, nodes, multi, parent,
+                    ship=run.ship, bundle=run.bundle, folder_id=run.folder_id, path=run.path,
+                ),
+                to=ident,
+            )
         self._publish_peers(run)
 
     def _placement(self, run: DataflowRun) -> tuple[dict[str, bytes], dict[str, list[str]]]:
@@ -341,6 +399,7 @@ class Coordinator:
     # ---- helpers ---------------------------------------------------------------------------
 
     def _tick(self) -> None:
+        self._bundles.tick()
         now = time.monotonic()
         for ident, record in list(self._daemons.items()):
             if now - record.last_seen > DAEMON_TIMEOUT_S:
@@ -355,7 +414,7 @@ class Coordinator:
         # A node starts once its upstream nodes have called Node() or exited. A program that
         # never calls Node() (a plain script, a tool) holds the nodes that read its outputs
         # until it exits, silently blocked in Node(): name it.
-        if time.time() - run.started_at < START_WARN_S:
+        if time.time() - max(run.started_at, run.folder_fetched_at) < START_WARN_S:
             return
         run.start_warned = True
         waiting = [n for n in run.static_nodes() if run.nodes.get(n) == NodeState.SPAWNING]

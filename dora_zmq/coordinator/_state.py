@@ -71,6 +71,11 @@ class DataflowRun:
     pending_error: str = ""
     ended_at: float | None = None
     start_warned: bool = False  # told the user which nodes hold the start barrier
+    ship: str = ctl.ShipMode.NEVER
+    bundle: ctl.BundleRef | None = None
+    folder_id: str = ""
+    path: str = ""  # the YAML file on the CLI's machine
+    folder_fetched_at: float = 0.0  # last time a daemon fetched a chunk of this run's bundle
 
     @property
     def daemons(self) -> set[bytes]:

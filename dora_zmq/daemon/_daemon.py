@@ -26,6 +26,7 @@ from .._version import __version__
 from ..descriptor import Dataflow, NodeKind, NodeSpec, find_program, parse_dataflow
 from ..tracing import LifecycleTracer
 from ._rundir import create_run_dir, sweep_stale_run_dirs
+from ._shipments import WORK_DIR, Shipments, missing_folder, runs_in_place
 from ._supervisor import ExitInfo, Supervisor
 
 __all__ = ["Daemon", "ENV_DAEMON", "ENV_DATAFLOW", "ENV_MACHINE", "ENV_NODE"]
@@ -94,6 +95,11 @@ class _Dataflow:
     # importing its libraries when an upstream already ended (e.g. a short shell script) must
     # learn whether that upstream failed, not only that it is gone (``Peers.exited``).
     exits: list[ctl.UpstreamExited] = field(default_factory=list)
+    # Run from a shipped copy (in ipc_dir/work, removed with it) rather than the CLI's folder;
+    # until the copy is unpacked (``waiting_for_folder``) no node is spawned.
+    shipped: bool = False
+    waiting_for_folder: bool = False
+    trace_context: str = ""
 
 
 class Daemon:
@@ -108,6 +114,10 @@ class Daemon:
         run_dir: where ipc sockets live (a private temporary folder by default).
         tcp_bind: interface nodes bind tcp data sockets on, for peers on other machines.
         advertise: the host name or address other machines reach this one by.
+        cache_dir: where shipped dataflow folders are kept (``<cache_dir>/daemon-<machine>``;
+            default ``$DORA_ZMQ_CACHE_DIR`` or ``~/.cache/dora-zmq``), made on first use.
+        accept_shipped: run nodes from folders shipped by the coordinator; False runs only
+            folders present on this machine at the CLI's path (``--no-shipped``).
     """
 
     def __init__(
@@ -118,6 +128,8 @@ class Daemon:
         run_dir: Path | None = None,
         tcp_bind: str = "",
         advertise: str = "",
+        cache_dir: Path | None = None,
+        accept_shipped: bool = True,
     ) -> None:
         self.machine_id = machine_id
         self._own_run_dir = run_dir is None
@@ -147,6 +159,8 @@ class Daemon:
             self._remove_run_dir()
             raise
         self.supervisor = Supervisor()
+        self._shipments = Shipments(cache_dir, machine_id, self.coordinator.send)
+        self.accept_shipped = accept_shipped
         cleanup_stale()  # segments left by writers that died with an earlier daemon
         self._dataflows: dict[str, _Dataflow] = {}
         self._retired: OrderedDict[str, _Senders] = OrderedDict()
@@ -202,6 +216,7 @@ class Daemon:
                 for member in poller.wait(50):
                     self._drain(member)
                 self._reap()
+                self._finish_shipments()
                 self._flush_logs()
                 if self._accepted and now >= next_beat:
                     self.coordinator.send(ctl.DaemonHeartbeat(self.machine_id))
@@ -252,6 +267,10 @@ class Daemon:
                     log.info("daemon '%s' registered with the coordinator at %s", self.machine_id, self.coordinator.address)
             case ctl.SpawnNodes():
                 self._spawn_dataflow(msg)
+            case ctl.BundleChunk():
+                self._shipments.on_chunk(msg)
+            case ctl.BundleUnavailable():
+                self._shipments.on_unavailable(msg)
             case ctl.Peers(dataflow_id=df_id):
                 if (df := self._dataflows.get(df_id)) is not None:
                     df.last_peers = msg
@@ -277,15 +296,14 @@ class Daemon:
             log.warning("daemon '%s': refused to spawn dataflow %r: not a valid dataflow id", self.machine_id, msg.dataflow_id)
             self._fail_nodes(msg, "refused: not a valid dataflow id")
             return
-        working_dir = Path(msg.working_dir)
-        if not working_dir.is_dir():
-            working_dir = Path.cwd()
+        ipc_dir = self.run_dir / msg.dataflow_id[:12]
+        shipped = self.accept_shipped and not runs_in_place(msg)
+        working_dir = ipc_dir / WORK_DIR if shipped else Path(msg.working_dir)
         try:
             descriptor = parse_dataflow(msg.yaml, working_dir=working_dir, check_paths=False)
         except DescriptorError as exc:
             self._fail_nodes(msg, f"invalid dataflow: {exc}")
             return
-        ipc_dir = self.run_dir / msg.dataflow_id[:12]
         try:
             ipc_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -293,19 +311,58 @@ class Daemon:
             return
         df = _Dataflow(
             msg.dataflow_id, msg.name, msg.yaml, descriptor, working_dir, ipc_dir, list(msg.nodes), msg.multi_machine,
-            senders=_Senders(frozenset(msg.nodes)),
+            senders=_Senders(frozenset(msg.nodes)), shipped=shipped, waiting_for_folder=shipped, trace_context=msg.trace_context,
         )
         self._dataflows[df.id] = df
-        for node_id in msg.nodes:
+        if shipped:
+            assert msg.bundle is not None  # runs_in_place says True without one
+            self._shipments.request(df.id, msg.bundle, working_dir)  # spawned in _finish_shipments
+            return
+        if not working_dir.is_dir():
+            self._fail_dataflow(df, missing_folder(working_dir, self.machine_id, refused=msg.bundle is not None))
+            return
+        self._spawn_nodes(df)
+
+    def _spawn_nodes(self, df: _Dataflow) -> None:
+        for node_id in df.nodes:
             try:
-                spec = descriptor.node(node_id)
+                spec = df.descriptor.node(node_id)
             except KeyError as exc:
                 self._report_exit(df.id, node_id, ExitInfo(None, None, True, f"not in the dataflow: {exc}", ""))
                 continue
             if spec.kind is NodeKind.DYNAMIC:
                 continue
             self._spawn_node(df, spec)
-            self._tracer.instant(f"spawn node {node_id}", msg.trace_context, dataflow_id=df.id, node_id=node_id, machine=self.machine_id)
+            self._tracer.instant(f"spawn node {node_id}", df.trace_context, dataflow_id=df.id, node_id=node_id, machine=self.machine_id)
+
+    def _finish_shipments(self) -> None:
+        """Spawn the nodes of dataflows whose shipped folder is ready; fail those whose is not."""
+        for df_id, folder, error in self._shipments.poll():
+            df = self._dataflows.get(df_id)
+            if df is None or not df.waiting_for_folder:
+                continue
+            df.waiting_for_folder = False
+            if error:
+                self._fail_dataflow(df, f"could not ship the dataflow's folder to machine '{self.machine_id or '(default)'}': {error}")
+                continue
+            if df.stopping:  # stopped while its folder was on the way: nothing to start
+                for node in df.nodes:
+                    self._report_exit(df.id, node, ExitInfo(None, None, False, "stopped before it started", ""))
+                self._forget(df)
+                continue
+            try:  # again, now that the files are there: `path: tool` may name one of them
+                df.descriptor = parse_dataflow(df.yaml, working_dir=folder, check_paths=False)
+            except DescriptorError as exc:
+                self._fail_dataflow(df, f"invalid dataflow: {exc}")
+                continue
+            self._spawn_nodes(df)
+
+    def _fail_dataflow(self, df: _Dataflow, reason: str) -> None:
+        """Report every node of ``df`` on this machine failed with ``reason``, and forget it."""
+        log.error("dataflow %s: %s", df.id, reason)
+        for node in df.nodes:
+            self._report_exit(df.id, node, ExitInfo(None, None, True, reason, ""))
+        self._forget(df)
 
     def _fail_nodes(self, msg: ctl.SpawnNodes, reason: str) -> None:
         for node in msg.nodes:
@@ -350,7 +407,10 @@ class Daemon:
         return [str(path), *spec.args]
 
     def _log_path(self, df: _Dataflow, node: str) -> Path:
-        for base in (df.working_dir / "out" / df.id, self.run_dir / "logs" / df.id):
+        # A shipped copy goes when the dataflow ends: its nodes' log files live in the run
+        # folder (until the daemon stops; the coordinator keeps the lines for `dora-zmq logs`).
+        bases = [self.run_dir / "logs" / df.id] if df.shipped else [df.working_dir / "out" / df.id, self.run_dir / "logs" / df.id]
+        for base in bases:
             try:
                 base.mkdir(parents=True, exist_ok=True)
                 return base / f"log_{node}.txt"
@@ -498,6 +558,8 @@ class Daemon:
                 self._forget(df)
 
     def _forget(self, df: _Dataflow) -> None:
+        if df.waiting_for_folder:  # the unpacking worker may be writing into ipc_dir/work
+            return
         if any(df.descriptor.node(n).kind is NodeKind.DYNAMIC for n in df.peers):
             return
         self._dataflows.pop(df.id, None)
@@ -532,6 +594,7 @@ class Daemon:
             return
         self._closed = True
         try:
+            self._shipments.close()
             exited = self.supervisor.tick() + self.supervisor.close()
             self._flush_logs()  # last lines first, as in _reap
             for proc, info in exited:

@@ -17,6 +17,13 @@ from dora_zmq._errors import ProtocolError
         ctl.StartDataflow("nodes: []", "/x.yml", "/", None, True),
         ctl.RegisterDaemon("cam", "0.1.0", ctl.PROTOCOL_VERSION, "host", 12, ["ipc:///d", "tcp://h:2"]),
         ctl.Ping(),
+        ctl.StartDataflow("nodes: []", "/x.yml", "/", "n", False, ctl.ShipMode.AUTO, ctl.BundleRef("a" * 64, 10), "64768:12"),
+        ctl.SpawnNodes("df", "n", "nodes: []", "/", ["a"], True, "", ctl.ShipMode.ALWAYS, ctl.BundleRef("a" * 64, 10), "1:2", "/x.yml"),
+        ctl.OfferBundle(ctl.BundleRef("a" * 64, 10)),
+        ctl.BundleChunk("a" * 64, 0, "AAEC"),
+        ctl.BundleWanted("a" * 64, 10),
+        ctl.FetchBundle("a" * 64, 262144),
+        ctl.BundleUnavailable("a" * 64, "evicted"),
     ],
 )
 def test_round_trip(msg: object) -> None:
