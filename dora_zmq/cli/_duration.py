@@ -1,18 +1,21 @@
 """Durations on the command line: ``500ms``, ``5s``, ``2m``, ``1h``, ``1h30m`` or bare seconds.
 
 One parser for every option that takes a duration (``run --stop-after``, ``logs --since``,
-``--grace-duration``...), so they all accept the same spellings and fail with the same message.
+``--grace-duration``...), so they all accept the same spellings and fail with the same message;
+:func:`parse_since` adds points in time (``logs --since``).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import re
+import time
 from typing import Any
 
 import click
 
-__all__ = ["DURATION", "Duration", "parse_duration"]
+__all__ = ["DURATION", "Duration", "parse_duration", "parse_since"]
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|s|m|h|d)")
@@ -46,6 +49,32 @@ def _parse_units(original: str, spelled: str) -> float:
     if pos == 0 or pos != len(spelled):
         raise click.BadParameter(f"{original!r} is not a duration ({_HELP})")
     return total
+
+
+def parse_since(text: str, now: float | None = None) -> float:
+    """Unix time from ``--since``: a duration ago (``30s``, ``5m``) or a local date/time
+    (``2026-12-06T03:00:00``, ``2026-12-06 03:00``, ``03:00:00`` today; ``Z``/offsets honoured).
+
+    Raises:
+        click.BadParameter: neither.
+    """
+    now = time.time() if now is None else now
+    try:
+        return now - parse_duration(text)
+    except click.BadParameter:
+        pass
+    spelled = text.strip().replace("Z", "+00:00").replace("z", "+00:00")
+    try:
+        moment = dt.datetime.fromisoformat(spelled)
+    except ValueError:
+        try:
+            clock = dt.time.fromisoformat(spelled)
+        except ValueError:
+            raise click.BadParameter(
+                f"{text!r} is neither a duration ({_HELP}) nor a time (2026-12-06T03:00:00, 03:00:00)"
+            ) from None
+        moment = dt.datetime.combine(dt.datetime.fromtimestamp(now).date(), clock)
+    return moment.timestamp()  # a naive time is local time
 
 
 class Duration(click.ParamType):
