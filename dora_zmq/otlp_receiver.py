@@ -11,6 +11,7 @@ Point ``OTEL_EXPORTER_OTLP_ENDPOINT`` at it. It is not a trace store: use Jaeger
 
 from __future__ import annotations
 
+import argparse
 import gzip
 import signal
 import sys
@@ -140,8 +141,15 @@ def _value(v: Any) -> Any:
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m dora_zmq.otlp_receiver PORT [HOST]``: print ``span <service> <trace> <name>``."""
-    args = sys.argv[1:] if argv is None else argv
-    port, host = int(args[0]), (args[1] if len(args) > 1 else "0.0.0.0")
+    parser = argparse.ArgumentParser(
+        prog="python -m dora_zmq.otlp_receiver",
+        description="A minimal OTLP/HTTP trace receiver: prints `span <service> <trace id> <name>` per span received "
+        "(point OTEL_EXPORTER_OTLP_ENDPOINT at http://HOST:PORT). Not a trace store: use Jaeger for that.",
+    )
+    parser.add_argument("port", type=int, help="TCP port to listen on (OTLP/HTTP is 4318 by convention)")
+    parser.add_argument("host", nargs="?", default="0.0.0.0", help="interface to listen on (default: every interface)")  # noqa: S104
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    port, host = args.port, args.host
 
     printing = threading.Lock()
 

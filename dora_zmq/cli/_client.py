@@ -16,7 +16,9 @@ from .._transport import Channel
 from ..coordinator import DEFAULT_ADDRESS
 from ._console import err, print_log_line
 
-__all__ = ["StopSignals", "coordinator_address", "follow", "open_stream", "request", "unreachable", "wait_for_spawn"]
+__all__ = [
+    "StopSignals", "ask", "connect_checked", "coordinator_address", "follow", "open_stream", "request", "unreachable", "wait_for_spawn",
+]
 
 ENV_COORDINATOR = "DORA_ZMQ_COORDINATOR"
 _REQUEST_TIMEOUT_S = 10.0
@@ -36,9 +38,9 @@ def request(address: str, msg: Any, timeout_s: float = _REQUEST_TIMEOUT_S) -> An
         ControlError: nothing answered (saying why, and how to start a coordinator when none
             runs) or the reply is ``Failed``.
     """
-    client = _connect(address, timeout_s)
+    client = connect_checked(address, timeout_s)
     try:
-        reply = _first_reply(client, address, msg, timeout_s)
+        reply = ask(client, address, msg, timeout_s)
     finally:
         client.close()
     return reply
@@ -51,9 +53,9 @@ def open_stream(address: str, msg: Any, timeout_s: float = _REQUEST_TIMEOUT_S) -
     Raises:
         ControlError: as :func:`request`: nothing answered within ``timeout_s``, or refused.
     """
-    client = _connect(address, timeout_s)
+    client = connect_checked(address, timeout_s)
     try:
-        _first_reply(client, address, msg, timeout_s)
+        ask(client, address, msg, timeout_s)
     except BaseException:
         client.close()
         raise
@@ -68,7 +70,7 @@ def wait_for_spawn(address: str, started: ctl.DataflowStarted) -> str:
         ControlError: it could not be placed (why, and the command that fixes it), or the
             coordinator went silent.
     """
-    client = _connect(address, _REQUEST_TIMEOUT_S)
+    client = connect_checked(address, _REQUEST_TIMEOUT_S)
     try:
         client.send(ctl.WaitForSpawn(started.dataflow_id))
         got = client.recv(1000)
@@ -84,14 +86,24 @@ def wait_for_spawn(address: str, started: ctl.DataflowStarted) -> str:
     return str(got[1].message)
 
 
-def _connect(address: str, timeout_s: float) -> Channel:
+def connect_checked(address: str, timeout_s: float = _REQUEST_TIMEOUT_S) -> Channel:
+    """A channel to the coordinator at ``address``, for several requests (see :func:`ask`).
+
+    Raises:
+        ControlError: nothing can answer there (see :func:`unreachable`).
+    """
     why = unreachable(address, min(timeout_s, _PROBE_TIMEOUT_S))
     if why:
         raise ControlError(why)
     return Channel.connect(address)
 
 
-def _first_reply(client: Channel, address: str, msg: Any, timeout_s: float) -> Any:
+def ask(client: Channel, address: str, msg: Any, timeout_s: float = _REQUEST_TIMEOUT_S) -> Any:
+    """One request/reply on a channel from :func:`connect_checked`.
+
+    Raises:
+        ControlError: no reply within ``timeout_s``, or the reply is ``Failed``.
+    """
     try:
         reply = client.request(msg, timeout_s)
     except ControlError as exc:

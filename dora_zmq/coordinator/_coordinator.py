@@ -188,8 +188,7 @@ class Coordinator:
         run.machines = {node: self._daemons[ident].machine_id for node, ident in placement.items()}
         run.status = Status.RUNNING
         for waiter in self._spawn_waiters.pop(run.id, []):
-            machines = sorted({m or "(default)" for m in run.machines.values()})
-            self.channel.send(ctl.Ok(f"nodes placed on machines: {', '.join(machines)}"), to=waiter)
+            self.channel.send(ctl.Ok(_placed(run)), to=waiter)
         by_daemon: dict[bytes, list[str]] = {}
         for node, ident in placement.items():
             by_daemon.setdefault(ident, []).append(node)
@@ -318,7 +317,7 @@ class Coordinator:
         elif run.pending_error:
             self.channel.send(ctl.Failed(f"dataflow '{run.name}' failed: {run.pending_error}"), to=peer)
         else:
-            self.channel.send(ctl.Ok(f"dataflow '{run.name}' is {run.status}"), to=peer)
+            self.channel.send(ctl.Ok(_placed(run) if not run.finished else f"it already ended ({run.status})"), to=peer)
 
     def _send_node_stats(self, peer: bytes, ref: str) -> None:
         if ref:
@@ -518,6 +517,11 @@ class Coordinator:
             self.channel.send(ctl.ShutdownDaemon(DEFAULT_GRACE_S), to=ident)
         self.channel.send(ctl.Ok("destroying: daemons are stopping their nodes"), to=peer)
         self._exit_at = time.monotonic() + DEFAULT_GRACE_S + 8.0
+
+
+def _placed(run: DataflowRun) -> str:
+    machines = sorted({m or "(default)" for m in run.machines.values()})
+    return f"{len(run.placement)} nodes on machine{'s' if len(machines) > 1 else ''} {', '.join(machines)}"
 
 
 def _machine_name(machine: str) -> str:
