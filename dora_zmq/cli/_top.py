@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 import click
+from rich import box
 from rich.console import Group
 from rich.live import Live
 from rich.markup import escape
@@ -84,17 +85,22 @@ class TopModel:
         """One row per input and output of each node; node columns on its first row."""
         nodes = self.snapshot.nodes if self.snapshot else []
         several = len({n.dataflow_id for n in nodes}) > 1
-        table = Table(expand=False)
+        # No vertical rules: the ten columns fit 80 characters without cutting a header.
+        table = Table(expand=False, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1), collapse_padding=True)
         if several:
             table.add_column("dataflow", no_wrap=True)
-        for name, justify in (("node", "left"), ("machine", "left"), ("CPU %", "right"), ("RSS", "right"), ("restarts", "right"),
-                              ("port", "left"), ("msg/s", "right"), ("queue", "right"), ("dropped", "right"), ("lost", "right")):
-            table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+        for name in ("node", "machine"):  # names give way (fold) before numbers or headers do
+            table.add_column(name, overflow="fold")
+        for name in ("CPU%", "RSS", "restarts"):
+            table.add_column(name, justify="right", no_wrap=True, min_width=len(name))
+        table.add_column("port", overflow="fold")
+        for name in ("msg/s", "queue", "dropped", "lost"):
+            table.add_column(name, justify="right", no_wrap=True, min_width=len(name))
         for n in sorted(nodes, key=lambda n: (n.dataflow, n.node)):
             running = n.status == "running" and n.pid > 0
             head = [
                 escape(n.node) if running else f"[dim]{escape(n.node)} ({escape(n.status)})[/dim]",
-                escape(n.machine or "(default)"),
+                escape(n.machine or "-"),  # "-": the default machine (keeps 80 columns)
                 f"{n.cpu_percent:.1f}" if running else "-",
                 format_bytes(n.rss_bytes) if running else "-",
                 str(n.restarts),
@@ -172,10 +178,9 @@ def _view(model: TopModel, address: str, once: bool = False) -> Group:
     nodes = snapshot.nodes if snapshot else []
     flows = sorted({n.dataflow for n in nodes})
     stamp = time.strftime("%H:%M:%S", time.localtime(snapshot.time)) if snapshot else ""
+    what = f"dataflow {escape(flows[0])}" if len(flows) == 1 else f"{len(flows)} dataflows" if flows else "no dataflow running"
     head = Text.from_markup(
-        f"[bold]dora-zmq top[/bold]  {escape(address)}  {stamp}  "
-        f"{len(flows)} dataflow{'s' if len(flows) != 1 else ''} ({escape(', '.join(flows)) or 'none running'}), {len(nodes)} nodes"
-        + ("" if once else "  [dim]q quits[/dim]")
+        f"[bold]dora-zmq top[/bold]  {escape(address)}  {stamp}  {what}, {len(nodes)} node{'s' if len(nodes) != 1 else ''}" + ("" if once else "  [dim]q quits[/dim]")
     )
     return Group(head, model.table())
 
