@@ -55,8 +55,10 @@ class FetchLogs:
     """The recent log lines of one node; with ``follow``, keep streaming until it ends.
 
     ``all_nodes`` takes every node's lines (``node`` is ignored), interleaved in arrival
-    order. ``since`` (Unix time, 0 = all) and ``grep`` (a Python regular expression, "" =
-    all) select lines before ``tail`` counts them, and apply to followed lines too.
+    order; ``since`` (Unix time, 0 = all) selects lines before ``tail`` counts them. With
+    ``follow``, an ``Ok`` marks the end of the kept lines: live ones come after it.
+    (Patterns are matched by the CLI: a user's regular expression never runs in the
+    coordinator, whose loop a catastrophic one could stall for every daemon.)
     """
 
     dataflow: str
@@ -65,7 +67,6 @@ class FetchLogs:
     tail: int = 0
     all_nodes: bool = False
     since: float = 0.0
-    grep: str = ""
 
 
 @control_message

@@ -20,7 +20,7 @@ from ..coordinator import DEFAULT_ADDRESS, Coordinator
 from ..daemon import Daemon
 from ..descriptor import load_dataflow
 from . import cli
-from . import _top, _views  # noqa: F401 - register top; list, status, logs
+from . import _logs, _top, _views  # noqa: F401 - register logs; top; list, status
 from ._client import StopSignals, coordinator_address, follow, request, wait_for_spawn
 from ._console import err, out, print_counters, print_failure_result
 from ._duration import DURATION

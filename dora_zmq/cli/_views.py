@@ -1,8 +1,7 @@
-"""Read-only views of a running deployment: ``list``, ``status`` and ``logs`` (tables or JSON)."""
+"""Read-only views of a running deployment: ``list`` and ``status`` (tables or JSON)."""
 
 from __future__ import annotations
 
-import re
 import sys
 import time
 
@@ -13,11 +12,11 @@ from rich.table import Table
 from .. import _control as ctl
 from .._errors import ControlError, NodeFailure
 from . import cli
-from ._client import StopSignals, coordinator_address, open_stream, request
-from ._console import out, print_log_line
-from ._duration import DURATION, parse_since
+from ._client import coordinator_address, request
+from ._console import out
+from ._duration import DURATION
 from ._options import COORDINATOR_OPTION
-from ._records import dataflow_json, dump, log_line_json, output_format, status_json
+from ._records import dataflow_json, dump, output_format, status_json
 
 __all__ = ["dataflow_table", "format_age"]
 
@@ -70,60 +69,6 @@ def status(machine: str | None, timeout_s: float, coordinator: str | None, fmt: 
     if machine is not None and found is None:
         connected = ", ".join(_machine(d.machine_id) for d in st.daemons) or "none"
         raise ControlError(f"no daemon for {_machine(machine)} is connected to the coordinator at {st.address} (connected: {connected})")
-
-
-@cli.command()
-@click.argument("dataflow")
-@click.argument("node", required=False)
-@click.option("--all-nodes", "-a", is_flag=True, help="Every node's lines, interleaved as they came.")
-@click.option("--follow", "-f", "follow_", is_flag=True, help="Keep streaming until the dataflow ends.")
-@click.option("--tail", type=click.IntRange(min=0), default=0, help="Only the last N lines (after --since and --grep).")
-@click.option("--since", default=None, metavar="WHEN", help="Lines from the last 30s/5m/1h, or since a time (2026-12-06T03:00:00, 03:00).")
-@click.option("--grep", "pattern", default=None, metavar="REGEX", help="Only lines matching this (Python) regular expression.")
-@COORDINATOR_OPTION
-@output_format
-def logs(
-    dataflow: str, node: str | None, all_nodes: bool, follow_: bool, tail: int, since: str | None, pattern: str | None,
-    coordinator: str | None, fmt: str,
-) -> None:
-    """Print a node's output, or every node's (kept by the coordinator: the last 2000 lines
-    per node; the files are in <yaml dir>/out/<id>/)."""
-    if node is None and not all_nodes:
-        raise click.UsageError("name a NODE, or pass --all-nodes")
-    if node is not None and all_nodes:
-        raise click.UsageError("give either a NODE or --all-nodes, not both")
-    if pattern:
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise click.BadParameter(f"{pattern!r}: {exc}", param_hint="--grep") from None
-    since_t = 0.0
-    if since is not None:
-        try:
-            since_t = parse_since(since)
-        except click.BadParameter as exc:
-            exc.param_hint = "--since"
-            raise
-    msg = ctl.FetchLogs(dataflow, node or "", follow_, tail, all_nodes, since_t, pattern or "")
-    client = open_stream(coordinator_address(coordinator), msg)
-    try:
-        with StopSignals() as signals:
-            while not signals.event.is_set():
-                got = client.recv(200)
-                if got is None:
-                    continue
-                reply = got[1]
-                if isinstance(reply, ctl.Failed):
-                    raise ControlError(reply.message)
-                if isinstance(reply, ctl.LogLine):
-                    if fmt == "json":
-                        out.print(dump(log_line_json(reply)), markup=False)
-                    else:
-                        print_log_line(reply)
-                elif isinstance(reply, ctl.DataflowResult):
-                    return
-    finally:
-        client.close()
 
 
 def dataflow_table(flows: list[ctl.DataflowInfo]) -> Table:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import threading
 import time
 import uuid
@@ -279,22 +278,18 @@ class Coordinator:
             self._watchers.setdefault(run.id, []).append(LogWatcher(peer, logs))
 
     def _fetch_logs(self, peer: bytes, msg: ctl.FetchLogs) -> None:
-        """The kept lines that match, then (``follow``) new ones until the dataflow ends."""
-        try:
-            pattern = re.compile(msg.grep) if msg.grep else None
-        except re.error as exc:
-            self.channel.send(ctl.Failed(f"invalid --grep pattern {msg.grep!r}: {exc}"), to=peer)
-            return
+        """The kept lines selected, then (``follow``) new ones until the dataflow ends."""
         node = None if msg.all_nodes else msg.node
         run = self._accept_stream(peer, msg.dataflow, node)
         if run is None:
             return
-        for name, (at, stream, line) in run.select_logs(node, msg.since, pattern, max(0, msg.tail)):
+        for name, (at, stream, line) in run.select_logs(node, msg.since, max(0, msg.tail)):
             self.channel.send(ctl.LogLine(run.id, name, line, stream, at), to=peer)
         if run.finished or not msg.follow:
             self.channel.send(run.result(), to=peer)
         else:
-            self._watchers.setdefault(run.id, []).append(LogWatcher(peer, True, node, pattern))
+            self.channel.send(ctl.Ok("end of kept lines"), to=peer)
+            self._watchers.setdefault(run.id, []).append(LogWatcher(peer, True, node))
 
     def _accept_stream(self, peer: bytes, ref: str, node: str | None) -> DataflowRun | None:
         """The dataflow a streaming request names, after telling the CLI ``Ok`` (else ``Failed``)."""
@@ -486,7 +481,7 @@ class Coordinator:
         if not watchers:
             return
         # A watcher whose CLI is gone (the send fails) is forgotten.
-        self._watchers[run.id] = [w for w in watchers if not w.wants(event.node, event.line) or self.channel.send(event, to=w.peer)]
+        self._watchers[run.id] = [w for w in watchers if not w.wants(event.node) or self.channel.send(event, to=w.peer)]
 
     def _broadcast(self, run: DataflowRun, msg: Any) -> None:
         for ident in run.daemons:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import heapq
-import re
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -58,18 +57,15 @@ LogEntry = tuple[float, str, str]
 @dataclass(slots=True)
 class LogWatcher:
     """A CLI connection streaming a dataflow: its log lines (``node`` None: all nodes, if
-    ``logs``) matching ``pattern``, and the result when it ends."""
+    ``logs``), and the result when it ends."""
 
     peer: bytes
     logs: bool
     node: str | None = None
-    pattern: re.Pattern[str] | None = None
 
-    def wants(self, node: str, line: str) -> bool:
-        """True if this watcher should get ``node``'s ``line``."""
-        if not self.logs or (self.node is not None and self.node != node):
-            return False
-        return self.pattern is None or self.pattern.search(line) is not None
+    def wants(self, node: str) -> bool:
+        """True if this watcher should get a line of ``node``."""
+        return self.logs and (self.node is None or self.node == node)
 
 
 @dataclass(slots=True)
@@ -134,15 +130,12 @@ class DataflowRun:
         self.logs.setdefault(node, deque(maxlen=LOG_LINES_KEPT)).append(entry)
         return entry
 
-    def select_logs(self, node: str | None, since: float, pattern: re.Pattern[str] | None, tail: int) -> list[tuple[str, LogEntry]]:
-        """Kept lines of ``node`` (None: every node, in arrival order) at or after ``since``
-        that match ``pattern``; the last ``tail`` of them (0: all)."""
+    def select_logs(self, node: str | None, since: float, tail: int) -> list[tuple[str, LogEntry]]:
+        """Kept lines of ``node`` (None: every node, in arrival order) at or after ``since``;
+        the last ``tail`` of them (0: all)."""
         nodes = [node] if node is not None else list(self.logs)
         streams = [[(entry, n) for entry in self.logs.get(n, ())] for n in nodes]
-        selected = [
-            (n, entry) for entry, n in heapq.merge(*streams, key=lambda item: item[0][0])
-            if entry[0] >= since and (pattern is None or pattern.search(entry[2]))
-        ]
+        selected = [(n, entry) for entry, n in heapq.merge(*streams, key=lambda item: item[0][0]) if entry[0] >= since]
         return selected[-tail:] if tail else selected
 
     def info(self) -> ctl.DataflowInfo:

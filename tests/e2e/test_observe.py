@@ -120,6 +120,10 @@ def test_status_list_and_logs_as_tables_and_json(dora, deployment: dict[str, str
         assert abs(time.time() - line["time"]) < 60
     recent = dora("logs", "demo", "sink", "--since", "1h", "--tail", "2", "--json", env=env).wait(15)
     assert len(recent.stdout.splitlines()) == 2, recent.output
+    last_match = dora("logs", "demo", "--all-nodes", "--grep", "^READY$", "--tail", "1", env=env).wait(15)
+    assert last_match.stdout.splitlines() == [f"{lines[-1]['node']} READY"], last_match.output  # --tail counts matches
+    bad_re = dora("logs", "demo", "sink", "--grep", "(", env=env).wait(15)
+    assert bad_re.returncode == 2 and "--grep" in bad_re.stderr, bad_re.output
     future = dora("logs", "demo", "sink", "--since", "2099-01-01T00:00:00", env=env).wait(15)
     assert future.returncode == 0 and future.stdout == "", future.output
     bad = dora("logs", "demo", "sink", "--since", "soon", env=env).wait(15)
