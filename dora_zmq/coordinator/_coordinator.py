@@ -135,7 +135,8 @@ class Coordinator:
             case ctl.NodeLogs():
                 self._node_logs(msg)
             case ctl.NodeStats(dataflow_id=df_id, node=node, drops=drops, lost=lost):
-                if (run := self._dataflows.get(df_id)) is not None and node in run.nodes:
+                # Only the daemon running a node relays its reports.
+                if (run := self._dataflows.get(df_id)) is not None and run.placement.get(node) == peer:
                     run.drops.update({f"{node}/{k}": v for k, v in drops.items() if v})
                     run.lost.update({f"{node}/{k}": v for k, v in (lost or {}).items() if v})
                     run.stats[node] = msg
@@ -516,7 +517,8 @@ class Coordinator:
 
 def _placed(run: DataflowRun) -> str:
     machines = sorted({m or "(default)" for m in run.machines.values()})
-    return f"{len(run.placement)} nodes on machine{'s' if len(machines) > 1 else ''} {', '.join(machines)}"
+    nodes = len(run.placement)
+    return f"{nodes} node{'s' if nodes != 1 else ''} on machine{'s' if len(machines) > 1 else ''} {', '.join(machines)}"
 
 
 def _machine_name(machine: str) -> str:

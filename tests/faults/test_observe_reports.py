@@ -65,15 +65,17 @@ def test_process_samples_count_only_from_the_nodes_daemon(coordinator: Coordinat
         df = started.dataflow_id
         spawn = arm.recv(5000)
         assert spawn is not None and isinstance(spawn[1], ctl.SpawnNodes) and spawn[1].nodes == ["arm_node"]
-        assert cli.request(ctl.WaitForSpawn(df), 5) == ctl.Ok("1 nodes on machine arm")
+        assert cli.request(ctl.WaitForSpawn(df), 5) == ctl.Ok("1 node on machine arm")
 
         # Another daemon speaks for a node it does not run: ignored.
         other.send(ctl.NodeResources("other", [ctl.ProcessSample(df, "arm_node", 999, 99.0, 1, 7)]))
         other.send(ctl.NodeResources("other", [ctl.ProcessSample(df, "ghost", 998, 1.0, 1, 0)]))  # no such node
+        other.send(ctl.NodeStats(df, "arm_node", {"x": 666}, None, {"x": 666}, {}, {}))
         _handled(other)
         (record,) = _stats(cli).nodes
         assert (record.node, record.machine, record.pid, record.restarts) == ("arm_node", "arm", 0, 0)
-        assert record.stats_age_s == -1.0  # no counters reported yet
+        assert record.stats_age_s == -1.0 and record.drops == {}  # no counters reported yet (by the right daemon)
+        assert cli.request(ctl.ListDataflows(), 5).dataflows[0].drops == {}
 
         # Its own daemon does.
         arm.send(ctl.NodeResources("arm", [ctl.ProcessSample(df, "arm_node", 123, 5.5, 4096, 1)]))
