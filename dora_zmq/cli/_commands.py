@@ -200,10 +200,9 @@ def start(dataflow: str, name: str | None, attach: bool, grace: float, coordinat
         out.print(f"started dataflow '{started.name}' ({started.dataflow_id}): {placed}")
         return
     out.print(f"started dataflow '{started.name}' ({started.dataflow_id})")
-    if attach:
-        with StopSignals() as signals:
-            result = follow(address, started.dataflow_id, grace, signals)
-        _report(result)
+    with StopSignals() as signals:
+        result = follow(address, started.dataflow_id, grace, signals)
+    _report(result)
 
 
 @cli.command()
