@@ -37,7 +37,7 @@ def test_logs_without_a_coordinator_fails_fast(dora) -> None:
     result = dora("logs", "x", "y", "--coordinator", "tcp://127.0.0.1:1").wait(15)
     assert result.returncode == 1, result.output
     assert "no coordinator answered at tcp://127.0.0.1:1 (connection refused)" in result.stderr
-    assert result.seconds < 5, result.seconds
+    assert result.seconds < 8, result.seconds  # was a hang / a 10 s wait; Python start-up included
 
 
 @pytest.mark.timeout(30)
@@ -47,7 +47,7 @@ def test_an_unresolvable_coordinator_fails_fast_with_the_reason(dora) -> None:
     assert result.returncode == 1, result.output
     assert "'nosuchhost.invalid' does not resolve" in result.stderr, result.output
     assert "dora-zmq up" not in result.output
-    assert result.seconds < 5, result.seconds
+    assert result.seconds < 8, result.seconds  # was a hang / a 10 s wait; Python start-up included
 
 
 @pytest.mark.timeout(60)
