@@ -158,14 +158,12 @@ def test_top_once_shows_rates_resources_and_drops(dora, deployment: dict[str, st
 
 @pytest.mark.timeout(60)
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux to drive a terminal")
-def test_top_in_a_terminal_refreshes_and_quits_on_q(dora, deployment: dict[str, str], tmp_path: Path) -> None:
+def test_top_in_a_terminal_refreshes_and_quits_on_q_or_ctrl_c(dora, deployment: dict[str, str], tmp_path: Path) -> None:
     env = deployment
     server = f"dora-zmq-test-{uuid.uuid4().hex[:8]}"  # our own tmux server: nothing shared
     tag = uuid.uuid4().hex
-    command = (
-        f"env -u COLUMNS -u LINES {TAG_ENV}={tag} DORA_ZMQ_COORDINATOR={env['DORA_ZMQ_COORDINATOR']} {sys.executable} -m dora_zmq top; "
-        f"echo TOP-EXITED rc=$?; sleep 60"
-    )
+    top = f"env -u COLUMNS -u LINES {TAG_ENV}={tag} DORA_ZMQ_COORDINATOR={env['DORA_ZMQ_COORDINATOR']} {sys.executable} -m dora_zmq top"
+    command = f"{top}; echo TOP-EXITED rc=$?; {top}; echo AGAIN-EXITED rc=$?; sleep 60"
     tmux = ["tmux", "-L", server]
     subprocess.run([*tmux, "new-session", "-d", "-s", "top", "-x", "120", "-y", "25", command], check=True, timeout=10)  # noqa: S603
 
@@ -184,6 +182,12 @@ def test_top_in_a_terminal_refreshes_and_quits_on_q(dora, deployment: dict[str, 
         subprocess.run([*tmux, "send-keys", "-t", "top", "q"], check=True, timeout=10)  # noqa: S603
         done = _until(screen, lambda s: "TOP-EXITED" in s, timeout=10)
         assert "TOP-EXITED rc=0" in done and "Traceback" not in done, done
+        # The second one (in the alternate screen, hiding the first's exit line) quits on Ctrl-C.
+        again = _until(screen, lambda s: "TOP-EXITED" not in s and bool(re.search(rate, s)))
+        assert re.search(rate, again), again
+        subprocess.run([*tmux, "send-keys", "-t", "top", "C-c"], check=True, timeout=10)  # noqa: S603
+        done = _until(screen, lambda s: "AGAIN-EXITED" in s, timeout=10)
+        assert "AGAIN-EXITED rc=0" in done and "Traceback" not in done, done
     finally:
         subprocess.run([*tmux, "kill-server"], timeout=10, check=False)  # noqa: S603
         leaked = kill_tagged(tag)
