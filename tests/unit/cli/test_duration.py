@@ -35,3 +35,20 @@ def test_as_click_type() -> None:
     assert ok.exit_code == 0 and ok.output.strip() == "0.25"
     bad = CliRunner().invoke(cmd, ["--after", "soon"])
     assert bad.exit_code == 2 and "'soon' is not a duration" in bad.output
+
+
+def test_since_a_duration_or_a_time() -> None:
+    import datetime as dt
+
+    from dora_zmq.cli._duration import parse_since
+
+    now = dt.datetime(2026, 12, 6, 3, 30, 0).timestamp()  # local time
+    assert parse_since("5m", now) == now - 300
+    assert parse_since("90", now) == now - 90
+    assert parse_since("2026-12-06T03:00:00", now) == now - 1800
+    assert parse_since("2026-12-06 03:00", now) == now - 1800
+    assert parse_since("03:00", now) == now - 1800  # today
+    assert parse_since("2026-12-06T03:00:00Z", now) == dt.datetime(2026, 12, 6, 3, tzinfo=dt.timezone.utc).timestamp()
+    for text in ("yesterday", "25:00", "2026-13-01"):
+        with pytest.raises(click.BadParameter):
+            parse_since(text, now)
