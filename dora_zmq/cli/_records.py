@@ -14,7 +14,8 @@ import click
 
 from .. import _control as ctl
 
-__all__ = ["daemon_json", "dataflow_json", "dump", "log_line_json", "output_format", "status_json"]
+__all__ = ["daemon_json", "dataflow_json", "dump", "failure_json", "log_line_json", "output_format", "status_json"]
+
 
 def output_format(command: Callable[..., Any]) -> Callable[..., Any]:
     """Decorator: ``--format table|json`` and ``--json`` (the same as ``--format json``),
