@@ -141,7 +141,8 @@ def unreachable(address: str, timeout_s: float = _PROBE_TIMEOUT_S) -> str:
     except (OSError, UnicodeError) as exc:
         return f"invalid coordinator address {address!r}: {exc}"
     try:
-        with socket.create_connection(infos[0][4][:2], timeout=timeout_s):
+        sockaddr = infos[0][4]
+        with socket.create_connection((str(sockaddr[0]), int(sockaddr[1])), timeout=timeout_s):
             return ""
     except ConnectionRefusedError:
         return f"no coordinator answered at {address} (connection refused): start one with `dora-zmq up` (or pass --coordinator)"

@@ -77,7 +77,7 @@ def parse_since(text: str, now: float | None = None) -> float:
     return moment.timestamp()  # a naive time is local time
 
 
-class Duration(click.ParamType):
+class Duration(click.ParamType):  # type: ignore[type-arg]  # generic only from click 8.2
     """A click parameter type giving seconds (float) from :func:`parse_duration`."""
 
     name = "duration"

@@ -190,8 +190,12 @@ def _keys() -> Iterator[Callable[[float], str]]:
     """``pressed(timeout)``: a key typed within ``timeout`` s (or ""); the terminal is in
     cbreak mode meanwhile (keys come one by one, unechoed; Ctrl-C still interrupts)."""
     fd = sys.stdin.fileno() if sys.stdin is not None and sys.stdin.isatty() else -1
-    if fd < 0:
-        yield lambda timeout: (time.sleep(timeout), "")[1]
+    if fd < 0:  # not a terminal: no keys, only the refresh period (and Ctrl-C)
+        def wait(timeout: float) -> str:
+            time.sleep(timeout)
+            return ""
+
+        yield wait
         return
     import termios
     import tty
