@@ -135,7 +135,9 @@ def unreachable(address: str, timeout_s: float = _PROBE_TIMEOUT_S) -> str:
     except ValueError:
         return f"invalid coordinator address {address!r}: expected tcp://HOST:PORT"
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos = _resolve(host, port, timeout_s)
+    except TimeoutError:
+        return f"cannot reach a coordinator at {address}: resolving '{host}' took more than {timeout_s:g} s (is a name server reachable?)"
     except socket.gaierror as exc:
         return f"cannot reach a coordinator at {address}: the host name '{host}' does not resolve ({exc.strerror}); check --coordinator or ${ENV_COORDINATOR}"
     except (OSError, UnicodeError) as exc:
@@ -150,6 +152,34 @@ def unreachable(address: str, timeout_s: float = _PROBE_TIMEOUT_S) -> str:
         return f"no coordinator answered at {address}: no TCP connection within {timeout_s:g} s (host down, or a firewall drops it)"
     except OSError as exc:
         return f"cannot reach a coordinator at {address}: {exc.strerror or exc}"
+
+
+def _resolve(host: str, port: int, timeout_s: float) -> list[Any]:
+    """``getaddrinfo`` bounded in time: with an unreachable name server it can block for tens
+    of seconds, and a healthcheck must answer in a few. (The lookup thread is left to finish
+    on its own; it holds nothing.)
+
+    Raises:
+        TimeoutError: no answer within ``timeout_s``.
+        socket.gaierror, OSError, UnicodeError: as ``getaddrinfo``.
+    """
+    result: list[Any] = []
+    failure: list[BaseException] = []
+
+    def lookup() -> None:
+        try:
+            result.extend(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except (OSError, UnicodeError) as exc:
+            failure.append(exc)
+
+    thread = threading.Thread(target=lookup, name="dora-zmq-resolve", daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    if thread.is_alive():
+        raise TimeoutError(host)
+    if failure:
+        raise failure[0]
+    return result
 
 
 class StopSignals:
