@@ -22,6 +22,7 @@ from dora_zmq.testing import TAG_ENV, free_tcp_address, kill_tagged, write_dataf
 FLOWS = Path(__file__).resolve().parent / "flows"
 
 # A ticker at 100 Hz feeding a sink that takes 20 per second and keeps 2 (it drops the rest).
+# (test_observe places the sink on machine "arm", another daemon on this host.)
 FOREVER = """
 nodes:
   - id: ticker
@@ -55,17 +56,19 @@ def _until(fetch: Any, check: Any, timeout: float = 15.0) -> Any:
 
 @pytest.fixture
 def deployment(dora, tmp_path: Path) -> dict[str, str]:
-    """A coordinator, the default machine's daemon and an idle daemon 'arm', running FOREVER as 'demo'."""
+    """A coordinator and two daemons (the default machine, and 'arm'), running FOREVER as 'demo'
+    with the ticker on the default machine and the sink on 'arm' (over tcp, as across hosts)."""
     address = free_tcp_address()
     env = {"DORA_ZMQ_COORDINATOR": address}
     dora("coordinator", "--bind", address, env=env).wait_for_line("coordinator listening")
-    dora("daemon", env=env)
-    dora("daemon", "--machine-id", "arm", "--advertise", "arm.example", env=env)
-    flow = write_dataflow(tmp_path / "forever", FOREVER, copy=[FLOWS / "ticker.py", FLOWS / "recorder.py"])
+    dora("daemon", "--bind-data", "127.0.0.1", env=env)
+    dora("daemon", "--machine-id", "arm", "--bind-data", "127.0.0.1", "--advertise", "127.0.0.1", env=env)
+    yaml = FOREVER.replace("    path: recorder.py\n", "    path: recorder.py\n    deploy: {machine: arm}\n")
+    flow = write_dataflow(tmp_path / "forever", yaml, copy=[FLOWS / "ticker.py", FLOWS / "recorder.py"])
     _until(lambda: dora("status", "--json", env=env).wait(15), lambda r: len(json.loads(r.stdout or "{}").get("daemons", [])) == 2)
     started = dora("start", str(flow), "--name", "demo", env=env).wait(30)
     assert started.returncode == 0, started.output
-    assert "2 nodes on machine (default)" in started.stdout
+    assert "2 nodes on machines (default), arm" in started.stdout
     return env
 
 
@@ -75,7 +78,7 @@ def test_status_list_and_logs_as_tables_and_json(dora, deployment: dict[str, str
     address = env["DORA_ZMQ_COORDINATOR"]
     status = _until(
         lambda: _json(dora("status", "--format", "json", env=env).wait(15)),
-        lambda s: [d["nodes_running"] for d in s["daemons"]] == [2, 0],
+        lambda s: [d["nodes_running"] for d in s["daemons"]] == [1, 1],
     )
     assert set(status) == {"coordinator", "daemons", "dataflows"}
     assert status["coordinator"]["address"] == address and status["coordinator"]["version"] == __version__
@@ -83,17 +86,18 @@ def test_status_list_and_logs_as_tables_and_json(dora, deployment: dict[str, str
     assert [set(d) for d in status["daemons"]] == [DAEMON_KEYS, DAEMON_KEYS]
     default, arm = status["daemons"]
     assert (default["machine_id"], arm["machine_id"]) == ("", "arm")
-    assert (default["nodes_running"], arm["nodes_running"]) == (2, 0), status["daemons"]
-    assert arm["advertise"] == "arm.example" and arm["version"] == __version__
+    assert (default["nodes_running"], arm["nodes_running"]) == (1, 1), status["daemons"]
+    assert (default["advertise"], arm["advertise"], arm["version"]) == ("", "127.0.0.1", __version__)
+    assert any(a.startswith("tcp://127.0.0.1:") for a in arm["node_addresses"]), arm
     assert all(0 <= d["heartbeat_age_s"] < 3 for d in status["daemons"])
     (demo,) = status["dataflows"]
     assert set(demo) == DATAFLOW_KEYS and demo["status"] == "running"
-    assert demo["machines"] == {"ticker": "", "sink": ""}
+    assert demo["machines"] == {"ticker": "", "sink": "arm"}
 
     table = dora("status", env=env).wait(15)
     assert table.returncode == 0, table.output
     assert f"coordinator {address}  version {__version__}" in table.stdout
-    assert re.search(r"\(default\).*\b2\b", table.stdout) and re.search(r"arm .*arm\.example", table.stdout), table.stdout
+    assert re.search(r"\(default\) .*\b1\b", table.stdout) and re.search(r"arm .*127\.0\.0\.1.*\b1\b", table.stdout), table.stdout
     assert re.search(r"demo\s.*running", table.stdout), table.stdout
 
     # The daemons' healthcheck.
@@ -152,7 +156,7 @@ def test_top_once_shows_rates_resources_and_drops(dora, deployment: dict[str, st
     assert m, text
     assert 20 <= int(m.group(1)) <= 130, text  # a 10 ms timer: about 100 per second (fewer on a loaded machine), not 0 or 2x
     assert re.search(r"→ count\s+\d+", text), text
-    sink = re.search(r"sink\s.*← count\s+[\d.]+\s+(\d+)\s+(\d+)\s+0", text)
+    sink = re.search(r"sink\s+arm\s+[\d.]+\s+[\d.]+ MiB\s+0\s+← count\s+[\d.]+\s+(\d+)\s+(\d+)\s+0", text)  # sampled by arm's daemon
     assert sink and int(sink.group(1)) <= 2 and int(sink.group(2)) > 0, text  # queue within queue_size; drops
 
 
