@@ -47,6 +47,11 @@ compat-venv: $(COMPAT_STAMP)
 compat: $(STAMP) $(COMPAT_STAMP)
 	DORA_ZMQ_COMPAT_VENV=$(COMPAT_VENV) $(PY) -m pytest -q tests/compat $(PYTEST_ARGS)
 
+## Static checks: the import layers (lint-imports) and real mistakes (ruff check; no formatting).
+lint: $(STAMP)
+	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/ruff check dora_zmq tests benchmarks
+
 ## Validate every example dataflow.
 check: $(STAMP)
 	for f in dataflows/*.yml; do $(VENV)/bin/dora-zmq check $$f || exit 1; done

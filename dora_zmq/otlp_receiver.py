@@ -15,6 +15,7 @@ body can expand to gigabytes), and gives a client ``REQUEST_TIMEOUT_S`` to send 
 
 from __future__ import annotations
 
+import argparse
 import signal
 import sys
 import threading
@@ -190,13 +191,16 @@ def _value(v: Any) -> Any:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m dora_zmq.otlp_receiver PORT [HOST]``: print ``span <service> <trace> <name>``.
-
-    ``HOST`` defaults to 127.0.0.1; pass ``0.0.0.0`` to accept exports from other machines
-    (anyone who reaches the port can then send spans).
-    """
-    args = sys.argv[1:] if argv is None else argv
-    port, host = int(args[0]), (args[1] if len(args) > 1 else "127.0.0.1")
+    """``python -m dora_zmq.otlp_receiver PORT [HOST]``: print ``span <service> <trace> <name>``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m dora_zmq.otlp_receiver",
+        description="A minimal OTLP/HTTP trace receiver: prints `span <service> <trace id> <name>` per span received "
+        "(point OTEL_EXPORTER_OTLP_ENDPOINT at http://HOST:PORT). Not a trace store: use Jaeger for that.",
+    )
+    parser.add_argument("port", type=int, help="TCP port to listen on (OTLP/HTTP is 4318 by convention)")
+    parser.add_argument("host", nargs="?", default="127.0.0.1", help="interface to listen on (default 127.0.0.1; 0.0.0.0 accepts exports from other machines, and anyone who reaches the port can then send spans)")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    port, host = args.port, args.host
 
     printing = threading.Lock()
 

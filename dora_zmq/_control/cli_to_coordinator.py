@@ -5,7 +5,10 @@ from __future__ import annotations
 from ._codec import control_message
 from .records import BundleRef, ShipMode
 
-__all__ = ["Attach", "BundleChunk", "Destroy", "FetchLogs", "ListDataflows", "OfferBundle", "Ping", "ResolveNode", "StartDataflow", "StopDataflow"]
+__all__ = [
+    "Attach", "BundleChunk", "Destroy", "FetchLogs", "GetNodeStats", "GetStatus", "ListDataflows", "OfferBundle", "Ping",
+    "ResolveNode", "StartDataflow", "StopDataflow", "WaitForSpawn",
+]
 
 
 @control_message
@@ -70,13 +73,30 @@ class Attach:
 
 
 @control_message
+class WaitForSpawn:
+    """Answered (``Ok``) once the dataflow's nodes are placed on daemons and being spawned, or
+    (``Failed``, with the reason) once it cannot be: e.g. no daemon for a machine it names."""
+
+    dataflow: str
+
+
+@control_message
 class FetchLogs:
-    """The recent log lines of one node; with ``follow``, keep streaming until it ends."""
+    """The recent log lines of one node; with ``follow``, keep streaming until it ends.
+
+    ``all_nodes`` takes every node's lines (``node`` is ignored), interleaved in arrival
+    order; ``since`` (Unix time, 0 = all) selects lines before ``tail`` counts them. With
+    ``follow``, an ``Ok`` marks the end of the kept lines: live ones come after it.
+    (Patterns are matched by the CLI: a user's regular expression never runs in the
+    coordinator, whose loop a catastrophic one could stall for every daemon.)
+    """
 
     dataflow: str
     node: str
     follow: bool = False
     tail: int = 0
+    all_nodes: bool = False
+    since: float = 0.0
 
 
 @control_message
@@ -95,3 +115,18 @@ class ResolveNode:
 @control_message
 class Ping:
     """Is the coordinator there? Answered with ``Pong``."""
+
+
+@control_message
+class GetStatus:
+    """The coordinator, its daemons and its dataflows (``dora-zmq status``): ``Status``."""
+
+
+@control_message
+class GetNodeStats:
+    """Per-node resources and message counters (``dora-zmq top``): answered by ``NodeStatsList``.
+
+    ``dataflow``: a name or id, or "" for every running dataflow.
+    """
+
+    dataflow: str = ""

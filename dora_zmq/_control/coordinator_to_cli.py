@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from ._codec import control_message
-from .records import DataflowInfo, FailureRecord
+from .records import DaemonInfo, DataflowInfo, FailureRecord, NodeStatsRecord
 
-__all__ = ["BundleWanted", "DataflowList", "DataflowResult", "DataflowStarted", "Failed", "LogLine", "NodeDaemon", "Ok", "Pong"]
+__all__ = [
+    "BundleWanted", "CoordinatorStatus", "DataflowList", "DataflowResult", "DataflowStarted", "Failed", "LogLine", "NodeDaemon",
+    "NodeStatsList", "Ok", "Pong",
+]
 
 
 @control_message
@@ -28,6 +31,7 @@ class DataflowStarted:
 
     dataflow_id: str
     name: str
+    machine_wait_s: float = 0.0  # how long the coordinator waits for the daemons it needs
 
 
 @control_message
@@ -39,12 +43,16 @@ class DataflowList:
 
 @control_message
 class LogLine:
-    """One line a node wrote (``stream`` is ``stdout`` / ``stderr`` / ``dora`` for our own)."""
+    """One line a node wrote (``stream`` is ``stdout`` / ``stderr`` / ``dora`` for our own).
+
+    ``time``: Unix time the coordinator received it (0 from older coordinators).
+    """
 
     dataflow_id: str
     node: str
     line: str
     stream: str = "stdout"
+    time: float = 0.0
 
 
 @control_message
@@ -58,6 +66,7 @@ class DataflowResult:
     stopped: bool = False
     drops: dict[str, int] | None = None
     lost: dict[str, int] | None = None
+    error: str = ""  # why the dataflow as a whole failed (e.g. it could not be placed)
 
 
 @control_message
@@ -87,3 +96,22 @@ class BundleWanted:
 
     digest: str
     offset: int
+
+
+@control_message
+class CoordinatorStatus:
+    """Answer to ``GetStatus``: the coordinator, each connected daemon, each dataflow."""
+
+    address: str
+    version: str
+    uptime_s: float
+    daemons: list[DaemonInfo]
+    dataflows: list[DataflowInfo]
+
+
+@control_message
+class NodeStatsList:
+    """Answer to ``GetNodeStats``: one record per node, ``time`` the coordinator's Unix time."""
+
+    time: float
+    nodes: list[NodeStatsRecord]

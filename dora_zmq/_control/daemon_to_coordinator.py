@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from ._codec import control_message
-from .records import NodeEndpoint
+from .records import NodeEndpoint, ProcessSample
 
-__all__ = ["DaemonExiting", "FetchBundle", "DaemonHeartbeat", "NodeExited", "NodeLogs", "NodeReady", "NodeStats", "RegisterDaemon", "RequestStop"]
+__all__ = [
+    "DaemonExiting", "DaemonHeartbeat", "FetchBundle", "NodeExited", "NodeLogs", "NodeReady", "NodeResources", "NodeStats",
+    "RegisterDaemon", "RequestStop",
+]
 
 
 @control_message
@@ -18,6 +21,7 @@ class RegisterDaemon:
     hostname: str
     pid: int
     node_addresses: list[str] | None = None  # where nodes (incl. dynamic ones) register
+    advertise: str = ""  # the address other machines reach this one by (--advertise)
 
 
 @control_message
@@ -62,12 +66,28 @@ class NodeLogs:
 
 @control_message
 class NodeStats:
-    """Counters a node reported per input: dropped by ``queue_size``, lost in transit."""
+    """Counters a node reports (cumulative), about once a second while they change.
+
+    Per input: ``drops`` (``queue_size`` full), ``lost`` (in transit), ``received`` and
+    ``queued`` (waiting in its queue now); per output: ``sent``. The last three are None from
+    older nodes.
+    """
 
     dataflow_id: str
     node: str
     drops: dict[str, int]
     lost: dict[str, int] | None = None
+    received: dict[str, int] | None = None
+    sent: dict[str, int] | None = None
+    queued: dict[str, int] | None = None
+
+
+@control_message
+class NodeResources:
+    """CPU and memory of this daemon's node processes, sent once a second while it runs any."""
+
+    machine_id: str
+    samples: list[ProcessSample]
 
 
 @control_message

@@ -6,7 +6,10 @@ import re
 
 from ._codec import control_message
 
-__all__ = ["BundleRef", "DataflowInfo", "FailureRecord", "NodeEndpoint", "ShipMode", "is_safe_dataflow_id"]
+__all__ = [
+    "BundleRef", "DaemonInfo", "DataflowInfo", "FailureRecord", "NodeEndpoint", "NodeStatsRecord", "ProcessSample", "ShipMode",
+    "is_safe_dataflow_id",
+]
 
 # What a coordinator makes (a UUID) and more, but never a path: no separator, no leading dot.
 _SAFE_DATAFLOW_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
@@ -58,6 +61,62 @@ class DataflowInfo:
     drops: dict[str, int]
     started_at: float = 0.0
     lost: dict[str, int] | None = None
+    error: str = ""  # why the dataflow as a whole failed (e.g. no daemon for a machine)
+    ended_at: float | None = None
+    machines: dict[str, str] | None = None  # node -> machine id it was placed on
+
+
+@control_message
+class DaemonInfo:
+    """One connected daemon, as ``dora-zmq status`` shows it."""
+
+    machine_id: str
+    hostname: str
+    pid: int
+    version: str
+    advertise: str  # the address other machines reach it by ("" = its host name)
+    node_addresses: list[str]
+    heartbeat_age_s: float  # since the coordinator last heard from it
+    connected_s: float  # since it registered
+    nodes_running: int
+
+
+@control_message
+class ProcessSample:
+    """A node process as its daemon sees it (``dora-zmq top``)."""
+
+    dataflow_id: str
+    node: str
+    pid: int
+    cpu_percent: float  # since the previous sample; 100 = one core
+    rss_bytes: int
+    restarts: int = 0
+
+
+@control_message
+class NodeStatsRecord:
+    """One node in ``dora-zmq top``: its process and its message counters (cumulative).
+
+    Counters are per input (``received``, ``queued``, ``drops``, ``lost``) or per output
+    (``sent``); the CLI turns two snapshots into rates. ``pid`` is 0 when no process sample
+    has arrived (a node not started yet, or ended).
+    """
+
+    dataflow_id: str
+    dataflow: str
+    node: str
+    machine: str
+    status: str
+    pid: int
+    cpu_percent: float
+    rss_bytes: int
+    restarts: int
+    received: dict[str, int]
+    sent: dict[str, int]
+    queued: dict[str, int]
+    drops: dict[str, int]
+    lost: dict[str, int]
+    stats_age_s: float  # since the node last reported its counters (-1: never)
 
 
 class ShipMode:

@@ -15,8 +15,29 @@ from ._console import err, setup_logging
 __all__ = ["main", "cli"]
 
 
+def _verbose_after_command(ctx: click.Context, param: click.Parameter, value: int) -> int:
+    """``dora-zmq check FILE -v``: the count adds to what was given before the command."""
+    if value:
+        before = ctx.parent.params.get("verbose", 0) if ctx.parent is not None else 0
+        setup_logging(before + value)
+    return value
+
+
+class _Command(click.Command):
+    """Every command also takes ``-v``/``-vv`` after its name (as ``git``, ``docker`` do)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.params.append(click.Option(
+            ["-v", "--verbose"], count=True, expose_value=False, callback=_verbose_after_command,
+            help="More logging (-v info, -vv debug).",
+        ))
+
+
 class _Group(click.Group):
     """Turns our errors into one red line and exit code 1 (2 for usage); bugs keep tracebacks."""
+
+    command_class = _Command
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

@@ -6,6 +6,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from types import FrameType
 from typing import Any
 
@@ -15,10 +16,14 @@ from .._transport import Channel
 from ..coordinator import DEFAULT_ADDRESS
 from ._console import err, print_log_line
 
-__all__ = ["StopSignals", "coordinator_address", "ensure_listening", "follow", "request"]
+__all__ = [
+    "StopSignals", "ask", "connect_checked", "coordinator_address", "follow", "open_stream", "request", "unreachable", "wait_for_spawn",
+]
 
 ENV_COORDINATOR = "DORA_ZMQ_COORDINATOR"
 _REQUEST_TIMEOUT_S = 10.0
+# A TCP handshake takes milliseconds even across the world: a silent host is down or filtered.
+_PROBE_TIMEOUT_S = 2.0
 
 
 def coordinator_address(given: str | None) -> str:
@@ -30,51 +35,151 @@ def request(address: str, msg: Any, timeout_s: float = _REQUEST_TIMEOUT_S) -> An
     """One request/reply with the coordinator.
 
     Raises:
-        ControlError: nothing answered (with how to start a coordinator) or the reply is ``Failed``.
+        ControlError: nothing answered (saying why, and how to start a coordinator when none
+            runs) or the reply is ``Failed``.
     """
-    ensure_listening(address)
-    client = Channel.connect(address)
+    client = connect_checked(address, timeout_s)
+    try:
+        reply = ask(client, address, msg, timeout_s)
+    finally:
+        client.close()
+    return reply
+
+
+def open_stream(address: str, msg: Any, timeout_s: float = _REQUEST_TIMEOUT_S) -> Channel:
+    """Send a streaming request (``Attach``, ``FetchLogs``) and return the channel once the
+    coordinator accepted it: what follows comes with ``recv`` (the caller closes it).
+
+    Raises:
+        ControlError: as :func:`request`: nothing answered within ``timeout_s``, or refused.
+    """
+    client = connect_checked(address, timeout_s)
+    try:
+        ask(client, address, msg, timeout_s)
+    except BaseException:
+        client.close()
+        raise
+    return client
+
+
+def wait_for_spawn(address: str, started: ctl.DataflowStarted) -> str:
+    """Wait until the coordinator placed the dataflow's nodes (what it said), saying so when
+    that takes a while (the coordinator waits ``machine_wait_s`` for missing daemons).
+
+    Raises:
+        ControlError: it could not be placed (why, and the command that fixes it), or the
+            coordinator went silent.
+    """
+    client = connect_checked(address, _REQUEST_TIMEOUT_S)
+    try:
+        client.send(ctl.WaitForSpawn(started.dataflow_id))
+        got = client.recv(1000)
+        if got is None:
+            err.print(f"[yellow]waiting up to {started.machine_wait_s:g} s for the daemons of dataflow '{started.name}'[/yellow]")
+            got = client.recv(int((started.machine_wait_s + _REQUEST_TIMEOUT_S) * 1000))
+    finally:
+        client.close()
+    if got is None:
+        raise ControlError(f"the coordinator at {address} did not say whether dataflow '{started.name}' started; see `dora-zmq list`")
+    if isinstance(got[1], ctl.Failed):
+        raise ControlError(got[1].message)
+    return str(got[1].message)
+
+
+def connect_checked(address: str, timeout_s: float = _REQUEST_TIMEOUT_S) -> Channel:
+    """A channel to the coordinator at ``address``, for several requests (see :func:`ask`).
+
+    Raises:
+        ControlError: nothing can answer there (see :func:`unreachable`).
+    """
+    why = unreachable(address, min(timeout_s, _PROBE_TIMEOUT_S))
+    if why:
+        raise ControlError(why)
+    return Channel.connect(address)
+
+
+def ask(client: Channel, address: str, msg: Any, timeout_s: float = _REQUEST_TIMEOUT_S) -> Any:
+    """One request/reply on a channel from :func:`connect_checked`.
+
+    Raises:
+        ControlError: no reply within ``timeout_s``, or the reply is ``Failed``.
+    """
     try:
         reply = client.request(msg, timeout_s)
     except ControlError as exc:
-        raise ControlError(f"no coordinator answered at {address}: start one with `dora-zmq up` (or pass --coordinator)") from exc
-    finally:
-        client.close()
+        raise ControlError(
+            f"no coordinator answered at {address} within {timeout_s:g} s: something accepts connections there, "
+            "but it is not a dora-zmq coordinator of this version (or with these keys), or it is stuck"
+        ) from exc
     if isinstance(reply, ctl.Failed):
         raise ControlError(reply.message)
     return reply
 
 
-def ensure_listening(address: str) -> None:
-    """Fail at once when nothing listens at a ``tcp://`` coordinator address.
+def unreachable(address: str, timeout_s: float = _PROBE_TIMEOUT_S) -> str:
+    """Why nothing can answer at a ``tcp://`` address ("" when a connection is accepted).
 
-    Raises:
-        ControlError: connection refused, with how to start a coordinator.
-    """
-    if _refused(address):
-        raise ControlError(f"no coordinator answered at {address} (connection refused): start one with `dora-zmq up` (or pass --coordinator)")
-
-
-def _refused(address: str) -> bool:
-    """True when nothing listens at a ``tcp://`` address.
-
-    A DEALER retries a refused connection silently, so without this every command would wait
-    out the whole request timeout before saying that no coordinator is running. Only a refusal
-    is conclusive; anything else (a timeout, a name that does not resolve) is left to ZeroMQ.
+    A DEALER retries a failed connection silently, so without this every command would wait
+    out the whole request timeout before saying anything, and could not say why. A refusal
+    means no coordinator runs there; a name that does not resolve or an unreachable network
+    is a wrong address, and saying `dora-zmq up` to that would mislead.
     """
     if not address.startswith("tcp://"):
-        return False
-    host, _, port = address[len("tcp://") :].rpartition(":")
+        return ""
+    host, _, port_text = address[len("tcp://") :].rpartition(":")
     host = host.strip("[]")
     if host in ("*", "0.0.0.0", ""):  # noqa: S104 - a bind address: the coordinator is local
         host = "127.0.0.1"
     try:
-        with socket.create_connection((host, int(port)), timeout=1.0):
-            return False
+        port = int(port_text)
+    except ValueError:
+        return f"invalid coordinator address {address!r}: expected tcp://HOST:PORT"
+    try:
+        infos = _resolve(host, port, timeout_s)
+    except TimeoutError:
+        return f"cannot reach a coordinator at {address}: resolving '{host}' took more than {timeout_s:g} s (is a name server reachable?)"
+    except socket.gaierror as exc:
+        return f"cannot reach a coordinator at {address}: the host name '{host}' does not resolve ({exc.strerror}); check --coordinator or ${ENV_COORDINATOR}"
+    except (OSError, UnicodeError) as exc:
+        return f"invalid coordinator address {address!r}: {exc}"
+    try:
+        sockaddr = infos[0][4]
+        with socket.create_connection((str(sockaddr[0]), int(sockaddr[1])), timeout=timeout_s):
+            return ""
     except ConnectionRefusedError:
-        return True
-    except (OSError, ValueError):
-        return False
+        return f"no coordinator answered at {address} (connection refused): start one with `dora-zmq up` (or pass --coordinator)"
+    except TimeoutError:
+        return f"no coordinator answered at {address}: no TCP connection within {timeout_s:g} s (host down, or a firewall drops it)"
+    except OSError as exc:
+        return f"cannot reach a coordinator at {address}: {exc.strerror or exc}"
+
+
+def _resolve(host: str, port: int, timeout_s: float) -> list[Any]:
+    """``getaddrinfo`` bounded in time: with an unreachable name server it can block for tens
+    of seconds, and a healthcheck must answer in a few. (The lookup thread is left to finish
+    on its own; it holds nothing.)
+
+    Raises:
+        TimeoutError: no answer within ``timeout_s``.
+        socket.gaierror, OSError, UnicodeError: as ``getaddrinfo``.
+    """
+    result: list[Any] = []
+    failure: list[BaseException] = []
+
+    def lookup() -> None:
+        try:
+            result.extend(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except (OSError, UnicodeError) as exc:
+            failure.append(exc)
+
+    thread = threading.Thread(target=lookup, name="dora-zmq-resolve", daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    if thread.is_alive():
+        raise TimeoutError(host)
+    if failure:
+        raise failure[0]
+    return result
 
 
 class StopSignals:
@@ -104,22 +209,40 @@ class StopSignals:
         self.event.set()
 
 
-def follow(address: str, dataflow: str, grace_s: float, signals: StopSignals | None, show_logs: bool = True) -> ctl.DataflowResult:
-    """Stream a dataflow's log lines until it ends; signals become STOP requests."""
-    client = Channel.connect(address)
+def follow(
+    address: str,
+    dataflow: str,
+    grace_s: float,
+    signals: StopSignals | None,
+    show_logs: bool = True,
+    stop_after_s: float | None = None,
+) -> ctl.DataflowResult:
+    """Stream a dataflow's log lines until it ends; signals become STOP requests.
+
+    Args:
+        stop_after_s: send STOP (with ``grace_s``) this long after following began, as the
+            first Ctrl-C would (``run --stop-after``).
+    """
+    client = open_stream(address, ctl.Attach(dataflow, logs=show_logs))
+    stop_at = None if stop_after_s is None else time.monotonic() + stop_after_s
     try:
-        client.send(ctl.Attach(dataflow, logs=show_logs))
-        handled = 0
+        handled = stops = 0  # signals seen; STOP requests sent (the second one kills)
         while True:
             got = client.recv(100)
+            why = ""
+            if stop_at is not None and time.monotonic() >= stop_at:
+                stop_at = None
+                why = f"after {stop_after_s:g} s (--stop-after)"
             if signals is not None and signals.count > handled:
                 handled = signals.count
-                grace = grace_s if handled == 1 else 0.0
-                if handled == 1:
-                    err.print(f"[yellow]stopping dataflow (grace {grace_s:g} s); press Ctrl-C again to kill[/yellow]")
+                why = why or "on signal"
+            if why:
+                stops += 1
+                if stops == 1:
+                    err.print(f"[yellow]stopping dataflow {why} (grace {grace_s:g} s); press Ctrl-C again to kill[/yellow]")
                 else:
                     err.print("[yellow]killing the dataflow's nodes[/yellow]")
-                request(address, ctl.StopDataflow(dataflow, grace))
+                request(address, ctl.StopDataflow(dataflow, grace_s if stops == 1 else 0.0))
             if got is None:
                 continue
             msg = got[1]

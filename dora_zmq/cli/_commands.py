@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 import threading
@@ -12,7 +13,6 @@ from typing import Callable
 
 import click
 from rich.markup import escape
-from rich.table import Table
 
 from .. import _control as ctl
 from .._bundle import BundleLimits, parse_size
@@ -21,17 +21,17 @@ from ..coordinator import DEFAULT_ADDRESS, Coordinator
 from ..daemon import Daemon
 from ..descriptor import load_dataflow
 from . import cli
-from ._client import StopSignals, coordinator_address, follow, request
-from ._console import err, out, print_counters, print_failure_result, print_log_line
+from . import _logs, _top, _views  # noqa: F401 - register logs; top; list, status
+from ._client import StopSignals, coordinator_address, follow, request, wait_for_spawn
+from ._console import err, out, print_counters, print_failure_result
+from ._duration import DURATION
 from ._graph import graph  # noqa: F401 - registers the command
 from ._local import check_reachable, run_local
+from ._options import COORDINATOR_OPTION
 from ._recording import apply_recording, print_recording, record_options
 from ._ship import ENV_SHIP, not_shipped, ship_folder
 
-_COORD_OPT = click.option(
-    "--coordinator", "coordinator", default=None, metavar="ADDR",
-    help=f"Coordinator control address (default: $DORA_ZMQ_COORDINATOR or {DEFAULT_ADDRESS}).",
-)
+_COORD_OPT = COORDINATOR_OPTION
 _CACHE_OPT = click.option(
     "--cache-dir", "cache_dir", type=click.Path(file_okay=False), default=None,
     help="Where shipped dataflow folders are cached (default: $DORA_ZMQ_CACHE_DIR or ~/.cache/dora-zmq).",
@@ -63,14 +63,18 @@ def check(dataflow: str) -> None:
 @click.option("--name", default=None, help="A name to refer to the dataflow by.")
 @_GRACE_OPT
 @record_options
-def run(dataflow: str, name: str | None, grace: float, record_dir: str | None, record_only: tuple[str, ...], record_machine: str | None) -> None:
+@click.option("--stop-after", "stop_after", type=DURATION, default=None, metavar="DURATION", help="Send STOP after this long (5s, 2m, 1h, 500ms, or seconds), as Ctrl-C would.")
+def run(
+    dataflow: str, name: str | None, grace: float, record_dir: str | None, record_only: tuple[str, ...], record_machine: str | None,
+    stop_after: float | None,
+) -> None:
     """Run a dataflow on this machine (coordinator and daemon embedded) until it ends.
 
     Ctrl-C sends STOP to every node; a second Ctrl-C kills them. Exits 1 if a node failed.
     """
     flow = apply_recording(_load(dataflow), record_dir, record_only, name, record_machine)
     try:
-        run_local(flow, name, grace)
+        run_local(flow, name, grace, stop_after)
     finally:
         if record_dir is not None:
             print_recording(record_dir)
@@ -144,16 +148,19 @@ def keys(directory: str, clients: tuple[str, ...]) -> None:
 @click.option("--kind", type=click.Choice(["dataflow", "node", "operator"]), default="dataflow", show_default=True)
 def new(name: str, kind: str) -> None:
     """Create a starter dataflow (a folder), node or operator (a .py file)."""
-    from ._templates import write_template
+    from ._templates import check_name, write_template
 
+    problem = check_name(name)
+    if problem:
+        raise click.BadParameter(problem, param_hint="NAME")
     try:
         files = write_template(name, kind, Path.cwd())
     except FileExistsError as exc:
         raise ControlError(f"{exc}; pick another name") from exc
     for path in files:
-        out.print(f"created {path}")
+        out.print(f"created {escape(str(path))}")
     if kind == "dataflow":
-        out.print(f"run it with: dora-zmq run {name}/dataflow.yml")
+        out.print(f"run it with: dora-zmq run {escape(shlex.quote(f'{name}/dataflow.yml'))}")
 
 
 @cli.command()
@@ -237,15 +244,18 @@ def start(
         df.text, str(df.path), str(df.working_dir), name,
         ship=shipping.mode, bundle=shipping.ref, folder_id=shipping.folder_id,
     ))
+    if not attach:  # placed on its daemons, or exit 1 saying why not
+        placed = wait_for_spawn(address, started)
+        out.print(f"started dataflow '{started.name}' ({started.dataflow_id}): {placed}")
+        return
     out.print(f"started dataflow '{started.name}' ({started.dataflow_id})")
-    if attach:
-        with StopSignals() as signals:
-            result = follow(address, started.dataflow_id, grace, signals)
-        try:
-            _report(result)
-        finally:
-            if record_dir is not None and Path(record_dir).is_dir():  # else it is on another machine
-                print_recording(record_dir)
+    with StopSignals() as signals:
+        result = follow(address, started.dataflow_id, grace, signals)
+    try:
+        _report(result)
+    finally:
+        if record_dir is not None and Path(record_dir).is_dir():  # else it is on another machine
+            print_recording(record_dir)
 
 
 @cli.command()
@@ -261,52 +271,6 @@ def stop(dataflow: str | None, grace: float, coordinator: str | None) -> None:
             raise ControlError(f"{len(running)} dataflows are running; name one (see `dora-zmq list`)")
         dataflow = running[0].id
     out.print(request(address, ctl.StopDataflow(dataflow, grace)).message)
-
-
-@cli.command(name="list")
-@_COORD_OPT
-def list_(coordinator: str | None) -> None:
-    """List running and recently finished dataflows."""
-    flows = request(coordinator_address(coordinator), ctl.ListDataflows()).dataflows
-    table = Table("name", "id", "status", "nodes", "failed", "dropped (queue_size)", "lost (network)")
-    for d in flows:
-        states: dict[str, int] = {}
-        for s in d.nodes.values():
-            states[s] = states.get(s, 0) + 1
-        table.add_row(
-            d.name, d.id[:8], d.status, ", ".join(f"{n} {s}" for s, n in sorted(states.items())),
-            ", ".join(f.node for f in d.failures) or "-", _counts(d.drops), _counts(d.lost or {}),
-        )
-    out.print(table)
-
-
-@cli.command()
-@click.argument("dataflow")
-@click.argument("node")
-@click.option("--follow", "-f", "follow_", is_flag=True, help="Keep streaming until the dataflow ends.")
-@click.option("--tail", type=int, default=0, help="Only the last N lines.")
-@_COORD_OPT
-def logs(dataflow: str, node: str, follow_: bool, tail: int, coordinator: str | None) -> None:
-    """Print a node's output (kept by the coordinator; files are in <yaml dir>/out/<id>/)."""
-    from .._transport import Channel
-
-    client = Channel.connect(coordinator_address(coordinator))
-    try:
-        client.send(ctl.FetchLogs(dataflow, node, follow_, tail))
-        with StopSignals() as signals:
-            while not signals.event.is_set():
-                got = client.recv(200)
-                if got is None:
-                    continue
-                msg = got[1]
-                if isinstance(msg, ctl.Failed):
-                    raise ControlError(msg.message)
-                if isinstance(msg, ctl.LogLine):
-                    print_log_line(msg)
-                elif isinstance(msg, ctl.DataflowResult):
-                    return
-    finally:
-        client.close()
 
 
 def _serve_in_foreground(serve: Callable[[], None], stop: Callable[[], None], banner: str, join_s: float) -> None:
@@ -335,10 +299,6 @@ def _ship_limit(given: str | None) -> int:
         return parse_size(given)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--ship-max-size") from exc
-
-
-def _counts(counts: dict[str, int]) -> str:
-    return ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "-"
 
 
 def _report(result: ctl.DataflowResult) -> None:

@@ -18,7 +18,7 @@ __all__ = ["run_local"]
 log = logging.getLogger(__name__)
 
 
-def run_local(dataflow: Dataflow, name: str | None, grace_s: float) -> ctl.DataflowResult:
+def run_local(dataflow: Dataflow, name: str | None, grace_s: float, stop_after_s: float | None = None) -> ctl.DataflowResult:
     """Run ``dataflow`` on this machine until it ends; Ctrl-C/SIGTERM stop it cleanly.
 
     Raises:
@@ -38,7 +38,7 @@ def run_local(dataflow: Dataflow, name: str | None, grace_s: float) -> ctl.Dataf
                 coordinator.address,
                 ctl.StartDataflow(dataflow.text, str(dataflow.path or ""), str(dataflow.working_dir), name, local=True),
             )
-            result = follow(coordinator.address, started.dataflow_id, grace_s, signals)
+            result = follow(coordinator.address, started.dataflow_id, grace_s, signals, stop_after_s=stop_after_s)
     finally:
         # Bounded, ordered shutdown: the daemon stops and reaps every node, then the coordinator goes.
         daemon.request_shutdown(0.0)

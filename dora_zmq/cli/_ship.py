@@ -16,9 +16,8 @@ from pathlib import Path
 from .. import _control as ctl
 from .._bundle import CHUNK_BYTES, WINDOW_CHUNKS, Bundle, IgnoreRules, encode_chunk, pack_folder
 from .._errors import ControlError
-from .._transport import Channel
 from ..descriptor import Dataflow, NodeKind
-from ._client import ensure_listening
+from ._client import connect_checked
 
 __all__ = ["ENV_SHIP", "Shipping", "not_shipped", "ship_folder", "upload_bundle"]
 
@@ -96,9 +95,8 @@ def upload_bundle(address: str, bundle: Bundle) -> int:
     Raises:
         ControlError: refused (too large for the coordinator, a digest mismatch...) or no answer.
     """
-    ensure_listening(address)
     sent = 0
-    client = Channel.connect(address)
+    client = connect_checked(address)
     try:
         try:
             reply = client.request(ctl.OfferBundle(ctl.BundleRef(bundle.digest, bundle.size)), _OFFER_TIMEOUT_S)

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-__all__ = ["write_template"]
+__all__ = ["check_name", "write_template"]
+
+# A name becomes a folder or file name in the current folder, and (for a dataflow) part of the
+# command printed after: no path separators, nothing a shell or YAML would read differently.
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 DATAFLOW = """\
 # {name}: a timer-driven source and a sink. Run it with `dora-zmq run {name}/dataflow.yml`.
@@ -84,6 +89,16 @@ class Operator:
             # send_output("my_output", dora_event["value"], dora_event["metadata"])
         return DoraStatus.CONTINUE
 '''
+
+
+def check_name(name: str) -> str:
+    """Why ``name`` cannot name a new dataflow, node or operator ("" if it can)."""
+    if not _NAME.fullmatch(name) or name in (".", ".."):
+        return (
+            f"{name!r} is not a valid name: use letters, digits, '_', '-' and '.' (not first), "
+            "no '/' or spaces (it becomes a folder or file in the current folder)"
+        )
+    return ""
 
 
 def write_template(name: str, kind: str, where: Path) -> list[Path]:

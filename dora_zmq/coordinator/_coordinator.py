@@ -21,7 +21,8 @@ from .._version import __version__
 from ..descriptor import NodeKind, parse_dataflow
 from ..tracing import LifecycleTracer
 from ._bundles import BundleService
-from ._state import DaemonRecord, DataflowRun, NodeState, Status
+from ._observe import daemon_infos, node_stats
+from ._state import DaemonRecord, DataflowRun, LogWatcher, NodeState, Status
 
 __all__ = ["Coordinator", "DEFAULT_PORT", "DEFAULT_ADDRESS"]
 
@@ -52,7 +53,9 @@ class Coordinator:
         self._bundles = BundleService(cache_dir, self._pinned_bundles)
         self._daemons: dict[bytes, DaemonRecord] = {}
         self._dataflows: dict[str, DataflowRun] = {}
-        self._watchers: dict[str, list[tuple[bytes, bool, str | None]]] = {}
+        self._watchers: dict[str, list[LogWatcher]] = {}
+        self._spawn_waiters: dict[str, list[bytes]] = {}  # dataflow id -> CLIs in WaitForSpawn
+        self._started_at = time.monotonic()
         self._stop = threading.Event()
         self._exit_at: float | None = None
         self._tracer = LifecycleTracer("dora-coordinator", "coordinator")
@@ -108,9 +111,18 @@ class Coordinator:
             case ctl.ListDataflows():
                 self.channel.send(ctl.DataflowList([d.info() for d in self._dataflows.values()]), to=peer)
             case ctl.Attach(dataflow=ref, logs=logs):
-                self._attach(peer, ref, logs, None, 0)
-            case ctl.FetchLogs(dataflow=ref, node=node, follow=follow, tail=tail):
-                self._attach(peer, ref, follow, node, tail)
+                self._attach(peer, ref, logs)
+            case ctl.FetchLogs():
+                self._fetch_logs(peer, msg)
+            case ctl.WaitForSpawn(dataflow=ref):
+                self._wait_for_spawn(peer, ref)
+            case ctl.GetStatus():
+                self.channel.send(ctl.CoordinatorStatus(
+                    self.address, __version__, round(time.monotonic() - self._started_at, 3),
+                    daemon_infos(self._daemons.values(), self._dataflows.values()), [d.info() for d in self._dataflows.values()],
+                ), to=peer)
+            case ctl.GetNodeStats(dataflow=ref):
+                self._send_node_stats(peer, ref)
             case ctl.ResolveNode(node=node, dataflow=ref):
                 self._resolve_node(peer, node, ref)
             case ctl.OfferBundle(bundle=bundle):
@@ -142,9 +154,17 @@ class Coordinator:
             case ctl.NodeLogs():
                 self._node_logs(msg)
             case ctl.NodeStats(dataflow_id=df_id, node=node, drops=drops, lost=lost):
-                if (run := self._dataflows.get(df_id)) is not None:
+                # Only the daemon running a node relays its reports.
+                if (run := self._dataflows.get(df_id)) is not None and run.placement.get(node) == peer:
                     run.drops.update({f"{node}/{k}": v for k, v in drops.items() if v})
                     run.lost.update({f"{node}/{k}": v for k, v in (lost or {}).items() if v})
+                    run.stats[node] = msg
+                    run.stats_at[node] = time.monotonic()
+            case ctl.NodeResources(samples=samples):
+                for sample in samples:  # only the daemon running a node speaks for its process
+                    run = self._dataflows.get(sample.dataflow_id)
+                    if run is not None and sample.node in run.nodes and run.placement.get(sample.node) == peer:
+                        run.resources[sample.node] = sample
             case ctl.RequestStop(dataflow_id=df_id, node=node, reason=reason):
                 if (run := self._dataflows.get(df_id)) is not None:
                     log.info("dataflow %s: node %s asked to stop the dataflow (%s)", run.name, node, reason or "STOP_ALL")
@@ -176,7 +196,7 @@ class Coordinator:
         self._dataflows[df_id] = run
         self._open_span(run, "start", f"start dataflow {run.name}", nodes=len(descriptor.nodes))
         self._prune_finished()
-        self.channel.send(ctl.DataflowStarted(df_id, run.name), to=peer)
+        self.channel.send(ctl.DataflowStarted(df_id, run.name, MACHINE_WAIT_S), to=peer)
         log.info("dataflow %s (%s): %d nodes", run.name, df_id, len(descriptor.nodes))
         self._try_place(run)
 
@@ -214,17 +234,13 @@ class Coordinator:
         if missing:
             if time.monotonic() < run.pending_deadline:
                 return
-            text = "; ".join(
-                f"no daemon for machine '{m or '(default)'}' (nodes: {', '.join(nodes)}): start one with "
-                f"`dora-zmq daemon --machine-id {m or '<id>'} --coordinator <address>`"
-                for m, nodes in sorted(missing.items())
-            )
-            run.pending_error = text
-            run.failures.append(ctl.FailureRecord(node=",".join(sorted(n for ns in missing.values() for n in ns)), reason=text))
-            self._finish(run, Status.FAILED)
+            self._fail_placement(run, missing)
             return
         run.placement = placement
+        run.machines = {node: self._daemons[ident].machine_id for node, ident in placement.items()}
         run.status = Status.RUNNING
+        for waiter in self._spawn_waiters.pop(run.id, []):
+            self.channel.send(ctl.Ok(_placed(run)), to=waiter)
         by_daemon: dict[bytes, list[str]] = {}
         for node, ident in placement.items():
             by_daemon.setdefault(ident, []).append(node)
@@ -239,6 +255,28 @@ class Coordinator:
                 to=ident,
             )
         self._publish_peers(run)
+
+    def _fail_placement(self, run: DataflowRun, missing: dict[str, list[str]]) -> None:
+        """No daemon came for some machines within MACHINE_WAIT_S: fail, saying which and how."""
+        texts = {machine: self._no_daemon_text(machine, nodes) for machine, nodes in sorted(missing.items())}
+        run.pending_error = "; ".join(texts.values())
+        for machine, nodes in sorted(missing.items()):
+            for node in nodes:
+                run.nodes[node] = NodeState.FAILED
+                reason = f"not started: no daemon for {_machine_name(machine)} connected within {MACHINE_WAIT_S:g} s"
+                run.failures.append(ctl.FailureRecord(node=node, reason=reason, machine=machine))
+                at, _, _ = run.add_log(node, "dora", texts[machine])  # `dora-zmq logs` says why
+                self._notify(run, ctl.LogLine(run.id, node, texts[machine], "dora", at))
+        self._finish(run, Status.FAILED)
+
+    def _no_daemon_text(self, machine: str, nodes: list[str]) -> str:
+        host = self.address.removeprefix("tcp://").rpartition(":")[0]
+        reachable = self.address if host not in ("0.0.0.0", "*", "[::]", "") else "<this coordinator's address>"  # noqa: S104
+        if machine:
+            how = f"start one there with `dora-zmq daemon --machine-id {machine} --coordinator {reachable}`"
+        else:
+            how = f"start one with `dora-zmq daemon --coordinator {reachable}` (no --machine-id: this is the default machine)"
+        return f"no daemon for {_machine_name(machine)} (nodes: {', '.join(nodes)}): {how}"
 
     def _placement(self, run: DataflowRun) -> tuple[dict[str, bytes], dict[str, list[str]]]:
         by_machine = {d.machine_id: ident for ident, d in self._daemons.items()}
@@ -288,23 +326,63 @@ class Coordinator:
         span = self._open_span(run, "stop", f"stop dataflow {run.name}", grace_s=grace)
         self._broadcast(run, ctl.StopNodes(run.id, grace, trace_context=self._tracer.context_of(span)))
 
-    def _attach(self, peer: bytes, ref: str, follow: bool, node: str | None, tail: int) -> None:
+    def _attach(self, peer: bytes, ref: str, logs: bool) -> None:
+        """Stream a dataflow's new log lines (if ``logs``) and its result when it ends."""
+        run = self._accept_stream(peer, ref, None)
+        if run is None:
+            return
+        if run.finished:
+            self.channel.send(run.result(), to=peer)
+        else:
+            self._watchers.setdefault(run.id, []).append(LogWatcher(peer, logs))
+
+    def _fetch_logs(self, peer: bytes, msg: ctl.FetchLogs) -> None:
+        """The kept lines selected, then (``follow``) new ones until the dataflow ends."""
+        node = None if msg.all_nodes else msg.node
+        run = self._accept_stream(peer, msg.dataflow, node)
+        if run is None:
+            return
+        for name, (at, stream, line) in run.select_logs(node, msg.since, max(0, msg.tail)):
+            self.channel.send(ctl.LogLine(run.id, name, line, stream, at), to=peer)
+        if run.finished or not msg.follow:
+            self.channel.send(run.result(), to=peer)
+        else:
+            self.channel.send(ctl.Ok("end of kept lines"), to=peer)
+            self._watchers.setdefault(run.id, []).append(LogWatcher(peer, True, node))
+
+    def _accept_stream(self, peer: bytes, ref: str, node: str | None) -> DataflowRun | None:
+        """The dataflow a streaming request names, after telling the CLI ``Ok`` (else ``Failed``)."""
         run = self._find(ref)
         if run is None:
             self.channel.send(ctl.Failed(self._unknown(ref)), to=peer)
-            return
+            return None
         if node is not None and node not in run.nodes:
             self.channel.send(ctl.Failed(f"dataflow '{run.name}' has no node '{node}' (nodes: {', '.join(run.nodes)})"), to=peer)
-            return
+            return None
         self.channel.send(ctl.Ok(run.id), to=peer)
-        if node is not None:
-            lines = list(run.logs.get(node, ()))
-            for stream, line in lines[-tail:] if tail else lines:
-                self.channel.send(ctl.LogLine(run.id, node, line, stream), to=peer)
-        if run.finished or (node is not None and not follow):
-            self.channel.send(run.result(), to=peer)
-            return
-        self._watchers.setdefault(run.id, []).append((peer, follow, node))
+        return run
+
+    def _wait_for_spawn(self, peer: bytes, ref: str) -> None:
+        run = self._find(ref)
+        if run is None:
+            self.channel.send(ctl.Failed(self._unknown(ref)), to=peer)
+        elif run.status == Status.PENDING:
+            self._spawn_waiters.setdefault(run.id, []).append(peer)
+        elif run.pending_error:
+            self.channel.send(ctl.Failed(f"dataflow '{run.name}' failed: {run.pending_error}"), to=peer)
+        else:
+            self.channel.send(ctl.Ok(_placed(run) if not run.finished else f"it already ended ({run.status})"), to=peer)
+
+    def _send_node_stats(self, peer: bytes, ref: str) -> None:
+        if ref:
+            run = self._find(ref)
+            if run is None:
+                self.channel.send(ctl.Failed(self._unknown(ref)), to=peer)
+                return
+            runs = [run]
+        else:
+            runs = [d for d in self._dataflows.values() if not d.finished]
+        self.channel.send(ctl.NodeStatsList(time.time(), node_stats(runs)), to=peer)
 
     # ---- daemon reports ------------------------------------------------------------------
 
@@ -315,7 +393,9 @@ class Coordinator:
         clash = [i for i, d in self._daemons.items() if d.machine_id == msg.machine_id and i != peer]
         for ident in clash:  # a restarted daemon replaces the one it was
             self._daemon_lost(ident, "replaced by a new daemon with the same machine id")
-        self._daemons[peer] = DaemonRecord(peer, msg.machine_id, msg.hostname, msg.pid, list(msg.node_addresses or []))
+        self._daemons[peer] = DaemonRecord(
+            peer, msg.machine_id, msg.hostname, msg.pid, list(msg.node_addresses or []), version=msg.version, advertise=msg.advertise,
+        )
         self.channel.send(ctl.DaemonAccepted(), to=peer)
         log.info("daemon '%s' connected (%s, pid %d)", msg.machine_id or "(default)", msg.hostname, msg.pid)
 
@@ -343,7 +423,8 @@ class Coordinator:
             failure = ctl.FailureRecord(msg.node, msg.exit_code, msg.signal, msg.stderr_tail, msg.reason, msg.machine)
             run.failures.append(failure)
             summary = NodeFailure(msg.node, msg.exit_code, msg.signal, "", msg.reason, msg.machine).describe()
-            self._notify(run, ctl.LogLine(run.id, msg.node, summary, "dora"))
+            at, _, _ = run.add_log(msg.node, "dora", summary)  # `dora-zmq logs` says how it ended
+            self._notify(run, ctl.LogLine(run.id, msg.node, summary, "dora", at))
         self._broadcast(run, ctl.UpstreamExited(run.id, msg.node, msg.failed, msg.reason if msg.failed else ""))
         if run.all_ended():
             self._finish(run, Status.FAILED if run.failures else Status.FINISHED)
@@ -374,8 +455,8 @@ class Coordinator:
         if run is None:
             return
         for line in msg.lines:
-            run.add_log(msg.node, msg.stream, line)
-            self._notify(run, ctl.LogLine(run.id, msg.node, line, msg.stream))
+            at, _, _ = run.add_log(msg.node, msg.stream, line)
+            self._notify(run, ctl.LogLine(run.id, msg.node, line, msg.stream, at))
 
     def _daemon_lost(self, ident: bytes, why: str, expected: bool = False) -> None:
         record = self._daemons.pop(ident, None)
@@ -424,7 +505,8 @@ class Coordinator:
                 "nodes that read its outputs wait for it (a program that is not a dora_zmq node holds them until it exits)"
             )
             log.info("%s", text)  # attached clients get it as a line of that node
-            self._notify(run, ctl.LogLine(run.id, node, text, "dora"))
+            at, _, _ = run.add_log(node, "dora", text)
+            self._notify(run, ctl.LogLine(run.id, node, text, "dora", at))
 
     def _open_span(self, run: DataflowRun, phase: str, name: str, **attrs: Any) -> Any:
         if (run.id, phase) in self._spans:
@@ -448,21 +530,18 @@ class Coordinator:
         run.ended_at = time.time()
         result = run.result()
         log.info("dataflow %s %s", run.name, status)
-        for peer, _, _ in self._watchers.pop(run.id, []):
-            self.channel.send(result, to=peer)
+        for watcher in self._watchers.pop(run.id, []):
+            self.channel.send(result, to=watcher.peer)
+        for waiter in self._spawn_waiters.pop(run.id, []):  # it ended before it was placed
+            why = run.pending_error or ("stopped before its nodes were placed" if run.stopped else run.status)
+            self.channel.send(ctl.Failed(f"dataflow '{run.name}' failed: {why}"), to=waiter)
 
     def _notify(self, run: DataflowRun, event: ctl.LogLine) -> None:
         watchers = self._watchers.get(run.id)
         if not watchers:
             return
-        keep = []
-        for peer, logs, node in watchers:
-            if (node is None and not logs) or (node is not None and node != event.node):
-                keep.append((peer, logs, node))
-                continue
-            if self.channel.send(event, to=peer):
-                keep.append((peer, logs, node))
-        self._watchers[run.id] = keep
+        # A watcher whose CLI is gone (the send fails) is forgotten.
+        self._watchers[run.id] = [w for w in watchers if not w.wants(event.node) or self.channel.send(event, to=w.peer)]
 
     def _broadcast(self, run: DataflowRun, msg: Any) -> None:
         for ident in run.daemons:
@@ -493,3 +572,13 @@ class Coordinator:
             self.channel.send(ctl.ShutdownDaemon(DEFAULT_GRACE_S), to=ident)
         self.channel.send(ctl.Ok("destroying: daemons are stopping their nodes"), to=peer)
         self._exit_at = time.monotonic() + DEFAULT_GRACE_S + 8.0
+
+
+def _placed(run: DataflowRun) -> str:
+    machines = sorted({m or "(default)" for m in run.machines.values()})
+    nodes = len(run.placement)
+    return f"{nodes} node{'s' if nodes != 1 else ''} on machine{'s' if len(machines) > 1 else ''} {', '.join(machines)}"
+
+
+def _machine_name(machine: str) -> str:
+    return f"machine '{machine}'" if machine else "the default machine"

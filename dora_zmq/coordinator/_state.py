@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -9,7 +10,7 @@ from dataclasses import dataclass, field
 from .. import _control as ctl
 from ..descriptor import Dataflow, NodeKind
 
-__all__ = ["DaemonRecord", "DataflowRun", "NodeState", "Status"]
+__all__ = ["DaemonRecord", "DataflowRun", "LogEntry", "LogWatcher", "NodeState", "Status"]
 
 LOG_LINES_KEPT = 2000
 
@@ -44,6 +45,27 @@ class DaemonRecord:
     pid: int
     node_addresses: list[str] = field(default_factory=list)
     last_seen: float = field(default_factory=time.monotonic)
+    version: str = ""
+    advertise: str = ""
+    connected_at: float = field(default_factory=time.monotonic)
+
+
+#: One kept log line: (Unix time received, stream, line).
+LogEntry = tuple[float, str, str]
+
+
+@dataclass(slots=True)
+class LogWatcher:
+    """A CLI connection streaming a dataflow: its log lines (``node`` None: all nodes, if
+    ``logs``), and the result when it ends."""
+
+    peer: bytes
+    logs: bool
+    node: str | None = None
+
+    def wants(self, node: str) -> bool:
+        """True if this watcher should get a line of ``node``."""
+        return self.logs and (self.node is None or self.node == node)
 
 
 @dataclass(slots=True)
@@ -62,7 +84,10 @@ class DataflowRun:
     failures: list[ctl.FailureRecord] = field(default_factory=list)
     drops: dict[str, int] = field(default_factory=dict)
     lost: dict[str, int] = field(default_factory=dict)
-    logs: dict[str, deque[tuple[str, str]]] = field(default_factory=dict)
+    logs: dict[str, deque[LogEntry]] = field(default_factory=dict)
+    stats: dict[str, ctl.NodeStats] = field(default_factory=dict)  # node -> its last counters
+    stats_at: dict[str, float] = field(default_factory=dict)  # node -> monotonic time of those
+    resources: dict[str, ctl.ProcessSample] = field(default_factory=dict)  # node -> last sample
     status: str = Status.PENDING
     peers_sent: bool = False
     stopped: bool = False
@@ -76,6 +101,7 @@ class DataflowRun:
     folder_id: str = ""
     path: str = ""  # the YAML file on the CLI's machine
     folder_fetched_at: float = 0.0  # last time a daemon fetched a chunk of this run's bundle
+    machines: dict[str, str] = field(default_factory=dict)  # node -> machine id of its daemon
 
     @property
     def daemons(self) -> set[bytes]:
@@ -103,14 +129,30 @@ class DataflowRun:
         """Nodes that have ended."""
         return [n for n, s in self.nodes.items() if s in (NodeState.EXITED, NodeState.FAILED)]
 
-    def add_log(self, node: str, stream: str, line: str) -> None:
-        """Keep the recent lines of each node for ``dora-zmq logs``."""
-        self.logs.setdefault(node, deque(maxlen=LOG_LINES_KEPT)).append((stream, line))
+    def add_log(self, node: str, stream: str, line: str) -> LogEntry:
+        """Keep the recent lines of each node for ``dora-zmq logs``; returns the entry."""
+        entry = (time.time(), stream, line)
+        self.logs.setdefault(node, deque(maxlen=LOG_LINES_KEPT)).append(entry)
+        return entry
+
+    def select_logs(self, node: str | None, since: float, tail: int) -> list[tuple[str, LogEntry]]:
+        """Kept lines of ``node`` (None: every node, in arrival order) at or after ``since``;
+        the last ``tail`` of them (0: all)."""
+        nodes = [node] if node is not None else list(self.logs)
+        streams = [[(entry, n) for entry in self.logs.get(n, ())] for n in nodes]
+        selected = [(n, entry) for entry, n in heapq.merge(*streams, key=lambda item: item[0][0]) if entry[0] >= since]
+        return selected[-tail:] if tail else selected
 
     def info(self) -> ctl.DataflowInfo:
         """The row for ``dora-zmq list``."""
-        return ctl.DataflowInfo(self.id, self.name, self.status, dict(self.nodes), list(self.failures), dict(self.drops), self.started_at, dict(self.lost))
+        return ctl.DataflowInfo(
+            self.id, self.name, self.status, dict(self.nodes), list(self.failures), dict(self.drops), self.started_at, dict(self.lost),
+            self.pending_error, self.ended_at, dict(self.machines),
+        )
 
     def result(self) -> ctl.DataflowResult:
         """The final report sent to attached clients."""
-        return ctl.DataflowResult(self.id, self.name, not self.failures and not self.pending_error, list(self.failures), self.stopped, dict(self.drops), dict(self.lost))
+        return ctl.DataflowResult(
+            self.id, self.name, not self.failures and not self.pending_error, list(self.failures), self.stopped, dict(self.drops),
+            dict(self.lost), self.pending_error,
+        )

@@ -25,6 +25,7 @@ from .._transport import Channel, Poller, ipc_endpoint
 from .._version import __version__
 from ..descriptor import Dataflow, NodeKind, NodeSpec, find_program, parse_dataflow
 from ..tracing import LifecycleTracer
+from ._resources import ResourceSampler, SampledProcess
 from ._rundir import create_run_dir, sweep_stale_run_dirs
 from ._shipments import WORK_DIR, Shipments, missing_folder, runs_in_place
 from ._supervisor import ExitInfo, Supervisor
@@ -40,6 +41,7 @@ ENV_DATAFLOW = "DORA_DATAFLOW_ID"
 ENV_MACHINE = "DORA_ZMQ_MACHINE"
 
 _HEARTBEAT_S = 0.5
+_RESOURCES_S = 1.0  # how often node CPU/memory go to the coordinator (`dora-zmq top`)
 _REGISTER_RETRY_S = 1.0
 # Dataflows whose nodes all exited: their senders are kept a while, because a node's last
 # reports (final NodeStats) may be read after its exit was, and must still be verified.
@@ -100,6 +102,7 @@ class _Dataflow:
     shipped: bool = False
     waiting_for_folder: bool = False
     trace_context: str = ""
+    spawns: dict[str, int] = field(default_factory=dict)  # node -> times started (restarts + 1)
 
 
 class Daemon:
@@ -161,6 +164,7 @@ class Daemon:
         self.supervisor = Supervisor()
         self._shipments = Shipments(cache_dir, machine_id, self.coordinator.send)
         self.accept_shipped = accept_shipped
+        self._resources = ResourceSampler()
         cleanup_stale()  # segments left by writers that died with an earlier daemon
         self._dataflows: dict[str, _Dataflow] = {}
         self._retired: OrderedDict[str, _Senders] = OrderedDict()
@@ -204,7 +208,7 @@ class Daemon:
             raise RuntimeError("this daemon was closed")
         self._serving = True
         poller = Poller([self.coordinator, self.nodes])
-        next_beat = next_register = 0.0
+        next_beat = next_register = next_resources = 0.0
         try:
             while True:
                 now = time.monotonic()
@@ -221,6 +225,9 @@ class Daemon:
                 if self._accepted and now >= next_beat:
                     self.coordinator.send(ctl.DaemonHeartbeat(self.machine_id))
                     next_beat = now + _HEARTBEAT_S
+                if self._accepted and now >= next_resources:
+                    self._send_resources()
+                    next_resources = now + _RESOURCES_S
                 if self._shutdown_deadline is not None and (
                     not self.supervisor.running() or now > self._shutdown_deadline
                 ):
@@ -234,9 +241,19 @@ class Daemon:
     def _register(self) -> None:
         self.coordinator.send(
             ctl.RegisterDaemon(
-                self.machine_id, __version__, ctl.PROTOCOL_VERSION, socket.gethostname(), os.getpid(), self.node_addresses
+                self.machine_id, __version__, ctl.PROTOCOL_VERSION, socket.gethostname(), os.getpid(), self.node_addresses,
+                self.advertise,
             )
         )
+
+    def _send_resources(self) -> None:
+        procs = []
+        for p in self.supervisor.running():
+            df = self._dataflows.get(p.dataflow_id)
+            restarts = max(0, df.spawns.get(p.node, 1) - 1) if df is not None else 0
+            procs.append(SampledProcess(p.dataflow_id, p.node, p.pid, restarts))
+        if procs:
+            self.coordinator.send(ctl.NodeResources(self.machine_id, self._resources.sample(procs)))
 
     def _drain(self, member: Channel) -> None:
         while (got := member.recv_nowait()) is not None:
@@ -391,6 +408,7 @@ class Daemon:
             self._report_exit(df.id, spec.id, ExitInfo(None, None, True, f"could not start {argv[0]}: {exc}", ""))
             return
         df.live.add(spec.id)
+        df.spawns[spec.id] = df.spawns.get(spec.id, 0) + 1
 
     @staticmethod
     def _argv(df: _Dataflow, spec: NodeSpec) -> list[str] | str:

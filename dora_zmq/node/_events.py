@@ -86,6 +86,7 @@ class EventQueue:
         self._inputs: dict[str, deque[tuple[int, Event]]] = {k: deque() for k in queue_sizes}
         self._sizes = dict(queue_sizes)
         self.drops: dict[str, int] = {k: 0 for k in queue_sizes}
+        self.received: dict[str, int] = {k: 0 for k in queue_sizes}  # INPUT events queued, ever
         self._control: deque[tuple[int, Event]] = deque()
         self._priority: deque[Event] = deque()
         self._open = set(queue_sizes)
@@ -111,12 +112,18 @@ class EventQueue:
         with self._cv:
             return frozenset(self._open)
 
+    def depths(self) -> dict[str, int]:
+        """INPUT events waiting per input, now."""
+        with self._cv:
+            return {k: len(q) for k, q in self._inputs.items()}
+
     def push_input(self, input_id: str, event: Event) -> bool:
         """Queue an INPUT event; returns False if it displaced (dropped) an older one."""
         with self._cv:
             if input_id not in self._open:
                 return True
             q = self._inputs[input_id]
+            self.received[input_id] += 1
             dropped = len(q) >= self._sizes[input_id]
             if dropped:
                 q.popleft()

@@ -109,7 +109,7 @@ class Node:
         self._ctrl_tx = Channel.connect(env.daemon, identity=self._tx_identity)
         self._receiver = Receiver(
             self._id, self._sub, self._ctrl, self._routes, self._timers(), self._queue, self._connect_peers, env.spawned,
-            self._deferred, self._dataflow_id,
+            self._deferred, self._dataflow_id, self._sent_counts,
         )
         self._receiver.start()
         provider = setup_tracing(self._id, {"dora.dataflow_id": self._dataflow_id})
@@ -275,6 +275,10 @@ class Node:
         """Messages lost in transit per input (e.g. while a network link was down)."""
         return self._receiver.lost()
 
+    def _sent_counts(self) -> dict[str, int]:
+        """Messages sent per output (sequence numbers start at 1); any thread may call it."""
+        return {out: seq - 1 for out, seq in list(self._seqs.items())}
+
     def close(self, error: str | None = None) -> None:
         """Send end-of-stream on every output and leave the dataflow (idempotent; also at exit).
 
@@ -294,7 +298,9 @@ class Node:
             for out, topic in topics.items():
                 kind = MessageKind.FAILED if error else MessageKind.EOS
                 self._pub.send(encode_control_frames(topic, kind, self._seqs[out], meta))
-        self._ctrl_tx.send(ctl.NodeStats(self._dataflow_id, self._id, self.dropped, self.lost))
+        self._ctrl_tx.send(ctl.NodeStats(
+            self._dataflow_id, self._id, self.dropped, self.lost, dict(self._queue.received), self._sent_counts(), self._queue.depths(),
+        ))
         self._ctrl_tx.send(ctl.NodeClosing(self._dataflow_id, self._id, error))
         self._receiver.close()
         self._pub.close()

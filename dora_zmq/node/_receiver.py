@@ -71,11 +71,14 @@ class Receiver(threading.Thread):
         watch_parent: bool,
         deferred: list[Any] | None = None,
         dataflow_id: str = "",
+        sent_counts: Callable[[], dict[str, int]] | None = None,
     ) -> None:
         super().__init__(name=f"dora-zmq-receiver-{node_id}", daemon=True)
         self.node_id = node_id
         self.dataflow_id = dataflow_id
         self._reported: tuple[dict[str, int], dict[str, int]] = ({}, {})
+        self._reported_counts: tuple[dict[str, int], dict[str, int], dict[str, int]] = ({}, {}, {})
+        self._sent_counts = sent_counts or dict
         self._next_stats = 0.0
         self._sub = sub
         self._ctrl = ctrl
@@ -222,7 +225,7 @@ class Receiver(threading.Thread):
             self._send_releases()
         self._fire_timers()
         self._check_parent()
-        self._report_drops()
+        self._report_stats()
 
     def _shutdown(self) -> None:
         if self._shm is not None:
@@ -365,20 +368,24 @@ class Receiver(threading.Thread):
                 # Skip missed ticks instead of bursting to catch up (as a real-time timer should).
                 t.next_at += t.interval_s * max(1, int((now - t.next_at) / t.interval_s) + 1)
 
-    def _report_drops(self) -> None:
-        # Drops are visible while the dataflow runs (`dora-zmq list`), not only at the end.
+    def _report_stats(self) -> None:
+        # Counters are visible while the dataflow runs (`dora-zmq list`, `dora-zmq top`), not
+        # only at the end: once a second, and only when one changed (an idle node is silent).
         now = time.monotonic()
         if now < self._next_stats:
             return
         self._next_stats = now + _STATS_EVERY_S
         drops = dict(self._queue.drops)
         lost = self.lost()
-        if (drops, lost) != self._reported and (any(drops.values()) or any(lost.values())):
-            for input_id, n in drops.items():
-                if n > self._reported[0].get(input_id, 0):
-                    log.warning("node %s: input %s has dropped %d message(s) so far (queue_size full)", self.node_id, input_id, n)
-            self._reported = (drops, lost)
-            self._ctrl.send(ctl.NodeStats(self.dataflow_id, self.node_id, drops, lost))
+        counts = (dict(self._queue.received), self._sent_counts(), self._queue.depths())
+        if (drops, lost) == self._reported and counts == self._reported_counts:
+            return
+        for input_id, n in drops.items():
+            if n > self._reported[0].get(input_id, 0):
+                log.warning("node %s: input %s has dropped %d message(s) so far (queue_size full)", self.node_id, input_id, n)
+        self._reported = (drops, lost)
+        self._reported_counts = counts
+        self._ctrl.send(ctl.NodeStats(self.dataflow_id, self.node_id, drops, lost, *counts))
 
     def lost(self) -> dict[str, int]:
         """Messages lost in transit per input (gaps in the sender's sequence numbers)."""
