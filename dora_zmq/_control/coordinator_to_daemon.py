@@ -5,7 +5,7 @@ from __future__ import annotations
 from ._codec import control_message
 from .records import NodeEndpoint
 
-__all__ = ["DaemonAccepted", "Peers", "ShutdownDaemon", "SpawnNodes", "StopNodes", "UpstreamExited"]
+__all__ = ["DaemonAccepted", "Peers", "Probe", "ShutdownDaemon", "SpawnNodes", "StopNodes", "UpstreamExited"]
 
 
 @control_message
@@ -66,3 +66,13 @@ class ShutdownDaemon:
     """Stop every node (STOP, then the kill ladder after ``grace_s``) and exit."""
 
     grace_s: float = 10.0
+
+
+@control_message
+class Probe:
+    """Asks nothing: sending it tells the coordinator whether a daemon's connection is still open.
+
+    A daemon registering a machine id that another connection holds is refused while that
+    connection is alive; the probe is how the coordinator finds out (a send to a closed
+    connection fails at once).
+    """

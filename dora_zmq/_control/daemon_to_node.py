@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from ._codec import control_message
 
-__all__ = ["NodeSetup", "RegisterRefused", "StopNode"]
+__all__ = ["ENV_NODE_TOKEN", "NodeSetup", "RegisterRefused", "StopNode"]
+
+#: The environment variable a daemon gives each node it spawns: a one-time registration token.
+#: Only the process holding it can register as that node, and only once.
+ENV_NODE_TOKEN = "DORA_ZMQ_NODE_TOKEN"
 
 
 @control_message

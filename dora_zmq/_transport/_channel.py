@@ -12,11 +12,15 @@ import zmq.utils.garbage  # noqa: F401 - see below
 
 from .. import _control
 from .._errors import ControlError, ProtocolError
-from ..security import secure_client, secure_server, stop_authenticator
+from ..security import TRUSTED, Peer, peer_of, secure_client, secure_server, stop_authenticator
 
 __all__ = ["Channel", "Poller", "context", "release_context"]
 
 log = logging.getLogger(__name__)
+
+#: The largest control message a peer may send (a dataflow's YAML travels in a few): ZeroMQ
+#: drops the connection of a peer that sends more, before allocating it.
+MAX_CONTROL_MESSAGE = 8 * 1024 * 1024
 
 # pyzmq keeps zero-copy send buffers alive through a "garbage" thread that it imports lazily
 # and stops in an atexit hook. Importing it here registers that hook before any Node
@@ -76,7 +80,8 @@ class Channel:
         sock = context().socket(zmq.ROUTER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # an error, not a silent drop, for a gone peer
-        sock.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a restarted peer takes its identity back
+        sock.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a reconnecting peer takes its identity back
+        sock.setsockopt(zmq.MAXMSGSIZE, MAX_CONTROL_MESSAGE)
         secure_server(sock)
         channel = cls(sock, True, bind)
         try:
@@ -101,6 +106,7 @@ class Channel:
         sock.setsockopt(zmq.LINGER, 1000)
         sock.setsockopt(zmq.HEARTBEAT_IVL, 1000)
         sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3000)
+        sock.setsockopt(zmq.MAXMSGSIZE, MAX_CONTROL_MESSAGE)
         if identity:
             sock.setsockopt(zmq.ROUTING_ID, identity.encode())
         secure_client(sock)
@@ -137,13 +143,21 @@ class Channel:
 
     def recv(self, timeout_ms: int | None = None) -> tuple[bytes, Any] | None:
         """The next well-formed message, or None on timeout. Malformed ones are logged and skipped."""
+        got = self.recv_from(timeout_ms)
+        return None if got is None else (got[0], got[2])
+
+    def recv_from(self, timeout_ms: int | None = None) -> tuple[bytes, Peer, Any] | None:
+        """Like :meth:`recv`, with who sent it: the CURVE key (role and name) of its connection.
+
+        Without CURVE every connection is :data:`~dora_zmq.security.TRUSTED` (every role).
+        """
         while True:
             if timeout_ms is not None and not self._sock.poll(timeout_ms):
                 return None
-            frames = self._sock.recv_multipart()
-            peer = frames[0] if self.server else b""
+            frames = self._sock.recv_multipart(copy=False)
+            peer = frames[0].bytes if self.server else b""
             try:
-                return peer, _control.decode(frames[-1])
+                return peer, _sender(frames[-1]), _control.decode(frames[-1].bytes)
             except ProtocolError as exc:
                 log.warning("dropped malformed control message from %r on %s: %s", peer, self.address, exc)
                 timeout_ms = 0 if timeout_ms is not None else None
@@ -173,6 +187,15 @@ class Channel:
         """Close the socket (idempotent)."""
         if not self._sock.closed:
             self._sock.close(linger_ms)
+
+
+def _sender(frame: zmq.Frame) -> Peer:
+    """The authenticated key behind ``frame``'s connection (ZAP's user id), or TRUSTED without CURVE."""
+    try:
+        user = frame.get("User-Id")
+    except zmq.ZMQError:  # no ZAP handler authenticated this connection: no CURVE
+        return TRUSTED
+    return peer_of(user if isinstance(user, str) else "")
 
 
 class Poller:

@@ -9,7 +9,7 @@ from typing import Any, Sequence
 import zmq
 
 from .._errors import ControlError
-from ..security import secure_client, secure_server
+from ..security import Plane, secure_client, secure_server
 
 __all__ = ["Publisher", "Subscriber", "ipc_endpoint"]
 
@@ -54,11 +54,11 @@ class Publisher:
         self._sock = sock
         if relay:
             # Outbound only: the relay listens, so with CURVE this side is the client.
-            secure_client(sock)
+            secure_client(sock, Plane.DATA)
             self.ipc = self.tcp = ""
             self.connect_relay(relay)
             return
-        secure_server(sock)
+        secure_server(sock, Plane.DATA)
         try:
             self.ipc = ""
             if ipc:
@@ -125,7 +125,7 @@ class Subscriber:
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.HEARTBEAT_IVL, 1000)
         sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3000)
-        secure_client(sock)
+        secure_client(sock, Plane.DATA)
         self._sock = sock
         self.connected: set[str] = set()
 

@@ -88,6 +88,8 @@ def daemon(machine_id: str, coordinator: str | None, bind_data: str, advertise: 
     d = Daemon(coordinator_address(coordinator), machine_id, run_dir=Path(run_dir) if run_dir else None, tcp_bind=bind_data, advertise=advertise)
     banner = f"daemon '{machine_id or '(default)'}' connecting to {coordinator_address(coordinator)}"
     _serve_in_foreground(d.serve_forever, lambda: d.request_shutdown(10.0), banner, 30)
+    if d.refused:
+        raise ControlError(f"the coordinator refused daemon '{machine_id or '(default)'}': {d.refused}")
 
 
 @cli.command()

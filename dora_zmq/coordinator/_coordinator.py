@@ -19,7 +19,9 @@ from .._errors import DescriptorError, NodeFailure
 from .._transport import Channel, Poller
 from .._version import __version__
 from ..descriptor import NodeKind, parse_dataflow
+from ..security import Peer
 from ..tracing import LifecycleTracer
+from ._access import DAEMON_REPORTS, refusal
 from ._state import DaemonRecord, DataflowRun, NodeState, Status
 
 __all__ = ["Coordinator", "DEFAULT_PORT", "DEFAULT_ADDRESS"]
@@ -35,6 +37,8 @@ MACHINE_WAIT_S = float(os.environ.get("DORA_ZMQ_MACHINE_WAIT", "10"))
 START_WARN_S = float(os.environ.get("DORA_ZMQ_START_WARN", "5"))
 DEFAULT_GRACE_S = 10.0
 _FINISHED_KEPT = 50
+#: Clients attached to one dataflow (``start --attach``, ``logs --follow``) at most.
+_WATCHERS_PER_DATAFLOW = 64
 
 
 class Coordinator:
@@ -66,7 +70,7 @@ class Coordinator:
         try:
             while not self._stop.is_set():
                 if poller.wait(100):
-                    while (got := self.channel.recv_nowait()) is not None:
+                    while (got := self.channel.recv_from(0)) is not None:
                         self._dispatch_safely(*got)
                 self._tick()
                 if self._exit_at is not None and (not self._daemons or time.monotonic() > self._exit_at):
@@ -78,18 +82,50 @@ class Coordinator:
             self.channel.close()
             log.info("coordinator stopped")
 
-    def _dispatch_safely(self, peer: bytes, msg: Any) -> None:
+    def _dispatch_safely(self, peer: bytes, sender: Peer, msg: Any) -> None:
         try:
-            self._dispatch(peer, msg)
+            if self._admit(peer, sender, msg):
+                self._dispatch(peer, sender, msg)
         except Exception as exc:  # noqa: BLE001 - see below
             # The codec checks the shape of a message, not its sense (a node id nobody knows, a
             # field of the wrong type): such a message is dropped, the control plane goes on.
             log.warning("coordinator dropped %s from %r: %s: %s", type(msg).__name__, peer, type(exc).__name__, exc)
             log.debug("handler error", exc_info=True)
 
-    def _dispatch(self, peer: bytes, msg: Any) -> None:
-        if peer in self._daemons:
-            self._daemons[peer].last_seen = time.monotonic()
+    def _admit(self, peer: bytes, sender: Peer, msg: Any) -> bool:
+        """True if this connection may send ``msg`` (see ``_access``); says why not if it may not."""
+        why = refusal(sender, msg)
+        if not why and isinstance(msg, DAEMON_REPORTS):
+            why = self._report_refusal(peer, sender, msg)
+        if not why:
+            if peer in self._daemons:
+                self._daemons[peer].last_seen = time.monotonic()
+            return True
+        log.warning("coordinator refused %s from connection %r: %s", type(msg).__name__, peer, why)
+        if isinstance(msg, ctl.RegisterDaemon):
+            self.channel.send(ctl.DaemonAccepted(why), to=peer)
+        elif not isinstance(msg, DAEMON_REPORTS):
+            self.channel.send(ctl.Failed(why), to=peer)
+        return False
+
+    def _report_refusal(self, peer: bytes, sender: Peer, msg: Any) -> str:
+        """Why a daemon report cannot come from this connection ("" if it can)."""
+        record = self._daemons.get(peer)
+        if record is None:
+            if isinstance(msg, ctl.DaemonHeartbeat):  # this coordinator restarted, or declared it lost
+                self.channel.send(ctl.DaemonAccepted(register_again=True), to=peer)
+            return "no daemon registered on this connection"
+        if record.key != sender:
+            return f"the daemon registered with a {record.key.describe()}, this message came with a {sender.describe()}"
+        node = getattr(msg, "node", None)
+        if node is None:
+            return ""
+        run = self._dataflows.get(msg.dataflow_id)
+        if run is None or run.placement.get(node) == peer:
+            return ""  # an unknown dataflow is dropped by its handler
+        return f"node '{node}' of dataflow {run.name} does not run on daemon '{record.machine_id or '(default)'}'"
+
+    def _dispatch(self, peer: bytes, sender: Peer, msg: Any) -> None:
         match msg:
             # CLI requests
             case ctl.StartDataflow():
@@ -110,10 +146,9 @@ class Coordinator:
                 self._destroy(peer)
             # daemon reports
             case ctl.RegisterDaemon():
-                self._register_daemon(peer, msg)
+                self._register_daemon(peer, sender, msg)
             case ctl.DaemonHeartbeat():
-                if peer not in self._daemons:  # this coordinator restarted, or declared it lost
-                    self.channel.send(ctl.DaemonAccepted(register_again=True), to=peer)
+                pass  # _admit noted it
             case ctl.DaemonExiting():
                 self._daemon_lost(peer, "daemon exited", expected=True)
             case ctl.NodeReady():
@@ -124,8 +159,7 @@ class Coordinator:
                 self._node_logs(msg)
             case ctl.NodeStats(dataflow_id=df_id, node=node, drops=drops, lost=lost):
                 if (run := self._dataflows.get(df_id)) is not None:
-                    run.drops.update({f"{node}/{k}": v for k, v in drops.items() if v})
-                    run.lost.update({f"{node}/{k}": v for k, v in (lost or {}).items() if v})
+                    run.add_stats(node, drops, lost or {})
             case ctl.RequestStop(dataflow_id=df_id, node=node, reason=reason):
                 if (run := self._dataflows.get(df_id)) is not None:
                     log.info("dataflow %s: node %s asked to stop the dataflow (%s)", run.name, node, reason or "STOP_ALL")
@@ -238,26 +272,45 @@ class Coordinator:
         if node is not None and node not in run.nodes:
             self.channel.send(ctl.Failed(f"dataflow '{run.name}' has no node '{node}' (nodes: {', '.join(run.nodes)})"), to=peer)
             return
+        stays = not run.finished and (node is None or follow)
+        watchers = self._watchers.setdefault(run.id, []) if stays else []
+        if stays and len(watchers) >= _WATCHERS_PER_DATAFLOW:  # drop those whose client has gone
+            watchers[:] = [w for w in watchers if self.channel.send(ctl.Probe(), to=w[0])]
+        if stays and len(watchers) >= _WATCHERS_PER_DATAFLOW:
+            self.channel.send(ctl.Failed(f"dataflow '{run.name}' has {len(watchers)} attached clients already; detach one first"), to=peer)
+            return
         self.channel.send(ctl.Ok(run.id), to=peer)
         if node is not None:
             lines = list(run.logs.get(node, ()))
             for stream, line in lines[-tail:] if tail else lines:
                 self.channel.send(ctl.LogLine(run.id, node, line, stream), to=peer)
-        if run.finished or (node is not None and not follow):
+        if not stays:
             self.channel.send(run.result(), to=peer)
             return
-        self._watchers.setdefault(run.id, []).append((peer, follow, node))
+        watchers.append((peer, follow, node))
 
     # ---- daemon reports ------------------------------------------------------------------
 
-    def _register_daemon(self, peer: bytes, msg: ctl.RegisterDaemon) -> None:
+    def _register_daemon(self, peer: bytes, sender: Peer, msg: ctl.RegisterDaemon) -> None:
         if msg.protocol != ctl.PROTOCOL_VERSION:
             self.channel.send(ctl.DaemonAccepted(f"protocol {msg.protocol} != coordinator's {ctl.PROTOCOL_VERSION}; use the same dora_zmq version"), to=peer)
             return
-        clash = [i for i, d in self._daemons.items() if d.machine_id == msg.machine_id and i != peer]
-        for ident in clash:  # a restarted daemon replaces the one it was
-            self._daemon_lost(ident, "replaced by a new daemon with the same machine id")
-        self._daemons[peer] = DaemonRecord(peer, msg.machine_id, msg.hostname, msg.pid, list(msg.node_addresses or []))
+        for ident, record in list(self._daemons.items()):
+            if record.machine_id != msg.machine_id or ident == peer:
+                continue
+            if self.channel.send(ctl.Probe(), to=ident):
+                # Its connection is open: the running daemon keeps its place (an impostor must
+                # not evict it and receive its next SpawnNodes, with the YAML's env: secrets).
+                text = (
+                    f"machine id '{msg.machine_id or '(default)'}' is taken by a running daemon "
+                    f"(host {record.hostname}, pid {record.pid}); stop it first or pick another --machine-id"
+                )
+                log.warning("coordinator refused a second daemon for machine '%s' (host %s, pid %d): %s",
+                            msg.machine_id or "(default)", msg.hostname, msg.pid, text)
+                self.channel.send(ctl.DaemonAccepted(text), to=peer)
+                return
+            self._daemon_lost(ident, "its connection closed; a new daemon registered the same machine id")
+        self._daemons[peer] = DaemonRecord(peer, msg.machine_id, msg.hostname, msg.pid, list(msg.node_addresses or []), sender)
         self.channel.send(ctl.DaemonAccepted(), to=peer)
         log.info("daemon '%s' connected (%s, pid %d)", msg.machine_id or "(default)", msg.hostname, msg.pid)
 

@@ -8,10 +8,13 @@ from dataclasses import dataclass, field
 
 from .. import _control as ctl
 from ..descriptor import Dataflow, NodeKind
+from ..security import TRUSTED, Peer
 
 __all__ = ["DaemonRecord", "DataflowRun", "NodeState", "Status"]
 
 LOG_LINES_KEPT = 2000
+#: Longer log lines are cut (a node printing megabytes without a newline must not fill memory).
+LOG_LINE_MAX = 16 * 1024
 
 
 class Status:
@@ -43,6 +46,7 @@ class DaemonRecord:
     hostname: str
     pid: int
     node_addresses: list[str] = field(default_factory=list)
+    key: Peer = TRUSTED  # the CURVE key it registered with: its reports must come with it
     last_seen: float = field(default_factory=time.monotonic)
 
 
@@ -99,8 +103,20 @@ class DataflowRun:
         return [n for n, s in self.nodes.items() if s in (NodeState.EXITED, NodeState.FAILED)]
 
     def add_log(self, node: str, stream: str, line: str) -> None:
-        """Keep the recent lines of each node for ``dora-zmq logs``."""
+        """Keep the recent lines of each node of this dataflow for ``dora-zmq logs``."""
+        if node not in self.nodes:
+            return
+        if len(line) > LOG_LINE_MAX:
+            line = line[:LOG_LINE_MAX] + f" [... {len(line) - LOG_LINE_MAX} characters cut]"
         self.logs.setdefault(node, deque(maxlen=LOG_LINES_KEPT)).append((stream, line))
+
+    def add_stats(self, node: str, drops: dict[str, int], lost: dict[str, int]) -> None:
+        """Record a node's counters, for its declared inputs only (the table stays bounded)."""
+        if node not in self.nodes:
+            return
+        inputs = self.descriptor.node(node).inputs
+        for counts, table in ((drops, self.drops), (lost, self.lost)):
+            table.update({f"{node}/{k}": v for k, v in counts.items() if v and k in inputs})
 
     def info(self) -> ctl.DataflowInfo:
         """The row for ``dora-zmq list``."""

@@ -6,8 +6,10 @@ ROUTER). It is never on the data path: nodes publish to each other directly.
 
 from __future__ import annotations
 
+import hmac
 import logging
 import os
+import secrets
 import shutil
 import socket
 import sys
@@ -24,6 +26,7 @@ from .._shm import cleanup_segments, cleanup_stale
 from .._transport import Channel, Poller, ipc_endpoint
 from .._version import __version__
 from ..descriptor import Dataflow, NodeKind, NodeSpec, parse_dataflow
+from ..security import TRUSTED, Peer, Role
 from ..tracing import LifecycleTracer
 from ._rundir import create_run_dir, sweep_stale_run_dirs
 from ._supervisor import ExitInfo, Supervisor
@@ -94,6 +97,9 @@ class _Dataflow:
     # importing its libraries when an upstream already ended (e.g. a short shell script) must
     # learn whether that upstream failed, not only that it is gone (``Peers.exited``).
     exits: list[ctl.UpstreamExited] = field(default_factory=list)
+    # node -> the one-time token its process got in DORA_ZMQ_NODE_TOKEN, until it registers.
+    tokens: dict[str, str] = field(default_factory=dict)
+    registered: set[str] = field(default_factory=set)  # spawned nodes that used their token
 
 
 class Daemon:
@@ -141,7 +147,10 @@ class Daemon:
                 bound = self.nodes.bind(f"tcp://{tcp_bind}:*")
                 port = bound.rsplit(":", 1)[1]
                 self.node_addresses.append(f"tcp://{advertise or tcp_bind}:{port}")
-            self.coordinator = Channel.connect(coordinator, identity=f"daemon/{machine_id}/{socket.gethostname()}/{os.getpid()}")
+            # The random part makes the routing id unguessable: the coordinator's socket hands an
+            # identity to whoever connects with it (so a reconnecting daemon keeps its place).
+            ident = f"daemon/{machine_id}/{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(16)}"
+            self.coordinator = Channel.connect(coordinator, identity=ident)
         except BaseException:
             self.nodes.close()
             self._remove_run_dir()
@@ -153,6 +162,8 @@ class Daemon:
         self._stop = threading.Event()
         self._shutdown_deadline: float | None = None
         self._accepted = False
+        #: Why the coordinator refused this daemon ("" if it did not): the CLI exits with it.
+        self.refused = ""
         self._tracer = LifecycleTracer(f"dora-daemon-{machine_id}" if machine_id else "dora-daemon", "daemon")
 
     @property
@@ -224,12 +235,12 @@ class Daemon:
         )
 
     def _drain(self, member: Channel) -> None:
-        while (got := member.recv_nowait()) is not None:
-            peer, msg = got
+        while (got := member.recv_from(0)) is not None:
+            peer, sender, msg = got
             try:
                 if member is self.coordinator:
                     self._on_coordinator(msg)
-                else:
+                elif self._node_key_allows(peer, sender, msg):
                     self._on_node(peer, msg)
             except Exception as exc:  # noqa: BLE001 - see below
                 # The codec checks the shape of a message, not its sense: a well-formed message
@@ -246,6 +257,7 @@ class Daemon:
             case ctl.DaemonAccepted(error=error):
                 if error:
                     log.error("coordinator refused daemon '%s': %s", self.machine_id, error)
+                    self.refused = error
                     self._stop.set()
                 else:
                     self._accepted = True
@@ -266,6 +278,8 @@ class Daemon:
                     self._stop_dataflow(df, grace, reason)
             case ctl.ShutdownDaemon(grace_s=grace):
                 self.request_shutdown(grace)
+            case ctl.Probe():
+                pass  # the coordinator checks that this connection is open
             case _:
                 log.debug("daemon ignores %r", msg)
 
@@ -300,7 +314,9 @@ class Daemon:
             return
         env = dict(os.environ)
         env.update(spec.env)
+        token = secrets.token_hex(16)
         env.update({
+            ctl.ENV_NODE_TOKEN: token,
             ENV_DAEMON: self.node_address,
             ENV_NODE: spec.id,
             ENV_DATAFLOW: df.id,
@@ -313,6 +329,7 @@ class Daemon:
         except OSError as exc:
             self._report_exit(df.id, spec.id, ExitInfo(None, None, True, f"could not start {argv[0]}: {exc}", ""))
             return
+        df.tokens[spec.id] = token
         df.live.add(spec.id)
 
     @staticmethod
@@ -383,7 +400,7 @@ class Daemon:
             self.nodes.send(ctl.RegisterRefused(f"node '{msg.node}' is not part of {where}"), to=peer)
             return
         sender = msg.sender_identity.encode()
-        refused = self._check_identities(df, msg.node, peer, sender)
+        refused = self._check_identities(df, msg.node, peer, sender) or self._check_token(df, msg)
         if refused:
             log.warning("daemon refused node '%s' of dataflow %s from connection %r: %s", msg.node, df.id, peer, refused)
             self.nodes.send(ctl.RegisterRefused(refused), to=peer)
@@ -405,6 +422,51 @@ class Daemon:
                 self.nodes.send(exited, to=peer)
         if df.last_peers is not None:  # the endpoint table so far (updates follow as they come)
             self.nodes.send(df.last_peers, to=peer)
+
+    @staticmethod
+    def _check_token(df: _Dataflow, msg: ctl.RegisterNode) -> str:
+        """Why this cannot be the process spawned as ``msg.node`` ("" if it is, or the node is dynamic).
+
+        A node this daemon spawned registers once, with the token it was given: an impostor
+        registering as it (before or after it) would receive its setup and speak for it.
+        """
+        if df.descriptor.node(msg.node).kind is NodeKind.DYNAMIC:
+            return ""
+        if msg.node in df.registered:
+            return f"node '{msg.node}' has registered already; a node started by the daemon registers once"
+        expected = df.tokens.get(msg.node)
+        if expected is None:
+            return f"node '{msg.node}' was not started by this daemon (or failed to start)"
+        if not hmac.compare_digest(expected.encode(), msg.token.encode()):
+            return f"node '{msg.node}' is started by the daemon: only that process (it has {ctl.ENV_NODE_TOKEN}) can register as it"
+        del df.tokens[msg.node]
+        df.registered.add(msg.node)
+        return ""
+
+    def _node_key_allows(self, peer: bytes, sender: Peer, msg: Any) -> bool:
+        """True if the connection's key may speak as the node ``msg`` names (see README, roles).
+
+        Nodes this daemon spawns run with its daemon key. A ``node`` key (an edge device) is
+        named after the one dynamic node it may run as; an operator key is no node at all.
+        """
+        if sender == TRUSTED or sender.may(Role.DAEMON):
+            return True
+        node = getattr(msg, "node", None)
+        why = ""
+        if not sender.may(Role.NODE):
+            why = f"it has a {sender.describe()}, not a node or daemon key"
+        elif node != sender.name:
+            why = f"a node key named '{sender.name}' may only run node '{sender.name}'"
+        else:
+            df = self._dataflows.get(getattr(msg, "dataflow_id", "")) or (self._find_dynamic(node) if isinstance(msg, ctl.RegisterNode) else None)
+            if df is not None and node in df.nodes and df.descriptor.node(node).kind is not NodeKind.DYNAMIC:
+                why = f"node '{node}' is started by the daemon; a node key runs only `path: dynamic` nodes"
+        if not why:
+            return True
+        log.warning("daemon refused %s for node '%s' from connection %r: %s", type(msg).__name__, node, peer, why)
+        if isinstance(msg, ctl.RegisterNode):
+            self.nodes.send(ctl.RegisterRefused(why), to=peer)
+        return False
 
     @staticmethod
     def _check_identities(df: _Dataflow, node: str, peer: bytes, sender: bytes) -> str:

@@ -321,7 +321,7 @@ class Node:
     def _register(self, env: NodeEnvironment) -> ctl.NodeSetup:
         try:
             reply = self._ctrl.request(
-                ctl.RegisterNode(env.dataflow_id, env.node_id, os.getpid(), ctl.PROTOCOL_VERSION, self._tx_identity),
+                ctl.RegisterNode(env.dataflow_id, env.node_id, os.getpid(), ctl.PROTOCOL_VERSION, self._tx_identity, env.token),
                 _REGISTER_TIMEOUT_S,
             )
         except ControlError as exc:
