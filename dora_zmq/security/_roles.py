@@ -118,9 +118,18 @@ class KeyTable:
         return user is not None and bool(peer_of(user).roles & _PLANE_ROLES[plane])
 
     def _scan_stamp(self) -> tuple[tuple[str, int], ...]:
-        # Folder mtimes change when a key file is added, removed or renamed there.
-        folders = [self._folder, *(self._folder / r.value for r in Role)]
-        return tuple((str(f), f.stat().st_mtime_ns) for f in folders if f.is_dir())
+        # Every key file with its inode and mtime: a folder's mtime alone can miss a change
+        # made within the same clock tick as the last one (timestamps are coarse).
+        stamp = []
+        for folder in (self._folder, *(self._folder / r.value for r in Role)):
+            if folder.is_dir():
+                for path in sorted(folder.glob("*.key")):
+                    try:
+                        st = path.stat()
+                    except OSError:  # removed meanwhile
+                        continue
+                    stamp.append((str(path), st.st_ino ^ st.st_mtime_ns ^ st.st_size))
+        return tuple(stamp)
 
     def _load(self) -> dict[bytes, str]:
         from zmq.auth import load_certificate
