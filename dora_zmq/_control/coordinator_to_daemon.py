@@ -30,6 +30,9 @@ class SpawnNodes:
     nodes: list[str]
     multi_machine: bool = False
     trace_context: str = ""
+    #: The dataflow's secret for data-plane reader tokens (see ``NodeSetup.reader_token``);
+    #: every daemon of the dataflow gets the same one, no node ever does.
+    reader_secret: str = ""
 
 
 @control_message

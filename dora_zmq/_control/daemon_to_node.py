@@ -24,6 +24,11 @@ class NodeSetup:
     tcp_bind: str = ""
     tcp_advertise: str = ""
     stopping: bool = False
+    #: This node's reader token: sent with its start markers and shared-memory releases, so a
+    #: publisher takes them as this node's only from a holder of the token.
+    reader_token: str = ""
+    #: The reader tokens of the nodes that subscribe to this node's outputs, by node id.
+    reader_tokens: dict[str, str] | None = None
 
 
 @control_message

@@ -213,7 +213,7 @@ class Coordinator:
         multi = len(by_daemon) > 1
         parent = self._tracer.context_of(self._spans.get((run.id, "start")))
         for ident, nodes in by_daemon.items():
-            self.channel.send(ctl.SpawnNodes(run.id, run.name, run.yaml, run.working_dir, nodes, multi, parent), to=ident)
+            self.channel.send(ctl.SpawnNodes(run.id, run.name, run.yaml, run.working_dir, nodes, multi, parent, run.reader_secret), to=ident)
         self._publish_peers(run)
 
     def _placement(self, run: DataflowRun) -> tuple[dict[str, bytes], dict[str, list[str]]]:

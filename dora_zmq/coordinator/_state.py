@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -75,6 +76,8 @@ class DataflowRun:
     pending_error: str = ""
     ended_at: float | None = None
     start_warned: bool = False  # told the user which nodes hold the start barrier
+    # For the daemons only (SpawnNodes): they derive each node's data-plane reader token from it.
+    reader_secret: str = field(default_factory=lambda: secrets.token_hex(32))
 
     @property
     def daemons(self) -> set[bytes]:

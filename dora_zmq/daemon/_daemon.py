@@ -6,7 +6,6 @@ ROUTER). It is never on the data path: nodes publish to each other directly.
 
 from __future__ import annotations
 
-import hmac
 import logging
 import os
 import secrets
@@ -16,7 +15,6 @@ import sys
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +23,11 @@ from .._errors import ControlError, DescriptorError
 from .._shm import cleanup_segments, cleanup_stale
 from .._transport import Channel, Poller, ipc_endpoint
 from .._version import __version__
-from ..descriptor import Dataflow, NodeKind, NodeSpec, parse_dataflow
+from ..descriptor import NodeKind, NodeSpec, parse_dataflow
 from ..security import TRUSTED, Peer, Role
 from ..tracing import LifecycleTracer
 from ._rundir import create_run_dir, sweep_stale_run_dirs
+from ._state import DataflowState, Senders, check_identities, check_token
 from ._supervisor import ExitInfo, Supervisor
 
 __all__ = ["Daemon", "ENV_DAEMON", "ENV_DATAFLOW", "ENV_MACHINE", "ENV_NODE"]
@@ -46,60 +45,6 @@ _REGISTER_RETRY_S = 1.0
 # Dataflows whose nodes all exited: their senders are kept a while, because a node's last
 # reports (final NodeStats) may be read after its exit was, and must still be verified.
 _RETIRED_KEPT = 32
-
-
-@dataclass(slots=True)
-class _Senders:
-    """Which control connections may speak for which node of one dataflow.
-
-    A node's messages are accepted only from the connection it registered on and the second
-    socket it announced in ``RegisterNode.sender_identity``: the node id written inside a
-    message is a claim, the ZeroMQ routing id is who sent it.
-    """
-
-    nodes: frozenset[str] = frozenset()  # the dataflow's nodes this daemon runs
-    by_identity: dict[bytes, str] = field(default_factory=dict)
-    # Nodes that registered without announcing their second socket (older nodes): what it
-    # sends (close-time NodeStats, NodeClosing, RequestStop) cannot be told from a forgery.
-    unverified: set[str] = field(default_factory=set)
-
-    def bind(self, node: str, identities: list[bytes], announced: bool) -> None:
-        """``identities`` are now ``node``'s, and only they (a node registering again)."""
-        for ident in [i for i, n in self.by_identity.items() if n == node]:
-            del self.by_identity[ident]
-        for ident in identities:
-            self.by_identity[ident] = node
-        if announced:
-            self.unverified.discard(node)
-        else:
-            self.unverified.add(node)
-
-
-@dataclass(slots=True)
-class _Dataflow:
-    """What this daemon knows of one dataflow it runs nodes for."""
-
-    id: str
-    name: str
-    yaml: str
-    descriptor: Dataflow
-    working_dir: Path
-    ipc_dir: Path
-    nodes: list[str]
-    multi_machine: bool
-    peers: dict[str, bytes] = field(default_factory=dict)  # node -> control identity (replies)
-    senders: _Senders = field(default_factory=_Senders)
-    last_peers: ctl.Peers | None = None
-    stopping: str = ""
-    grace_s: float = 10.0
-    live: set[str] = field(default_factory=set)
-    # Every UpstreamExited relayed so far, replayed to nodes that register later: a node still
-    # importing its libraries when an upstream already ended (e.g. a short shell script) must
-    # learn whether that upstream failed, not only that it is gone (``Peers.exited``).
-    exits: list[ctl.UpstreamExited] = field(default_factory=list)
-    # node -> the one-time token its process got in DORA_ZMQ_NODE_TOKEN, until it registers.
-    tokens: dict[str, str] = field(default_factory=dict)
-    registered: set[str] = field(default_factory=set)  # spawned nodes that used their token
 
 
 class Daemon:
@@ -157,8 +102,8 @@ class Daemon:
             raise
         self.supervisor = Supervisor()
         cleanup_stale()  # segments left by writers that died with an earlier daemon
-        self._dataflows: dict[str, _Dataflow] = {}
-        self._retired: OrderedDict[str, _Senders] = OrderedDict()
+        self._dataflows: dict[str, DataflowState] = {}
+        self._retired: OrderedDict[str, Senders] = OrderedDict()
         self._stop = threading.Event()
         self._shutdown_deadline: float | None = None
         self._accepted = False
@@ -295,9 +240,9 @@ class Daemon:
             return
         ipc_dir = self.run_dir / msg.dataflow_id[:12]
         ipc_dir.mkdir(parents=True, exist_ok=True)
-        df = _Dataflow(
+        df = DataflowState(
             msg.dataflow_id, msg.name, msg.yaml, descriptor, working_dir, ipc_dir, list(msg.nodes), msg.multi_machine,
-            senders=_Senders(frozenset(msg.nodes)),
+            senders=Senders(frozenset(msg.nodes)), reader_secret=msg.reader_secret,
         )
         self._dataflows[df.id] = df
         for node_id in msg.nodes:
@@ -307,7 +252,7 @@ class Daemon:
             self._spawn_node(df, spec)
             self._tracer.instant(f"spawn node {node_id}", msg.trace_context, dataflow_id=df.id, node_id=node_id, machine=self.machine_id)
 
-    def _spawn_node(self, df: _Dataflow, spec: NodeSpec) -> None:
+    def _spawn_node(self, df: DataflowState, spec: NodeSpec) -> None:
         argv = self._argv(df, spec)
         if isinstance(argv, str):
             self._report_exit(df.id, spec.id, ExitInfo(None, None, True, argv, ""))
@@ -333,7 +278,7 @@ class Daemon:
         df.live.add(spec.id)
 
     @staticmethod
-    def _argv(df: _Dataflow, spec: NodeSpec) -> list[str] | str:
+    def _argv(df: DataflowState, spec: NodeSpec) -> list[str] | str:
         if spec.kind is NodeKind.RUNTIME:
             return [sys.executable, "-u", "-m", "dora_zmq.operators"]
         path = spec.executable
@@ -346,7 +291,7 @@ class Daemon:
             return [sys.executable, "-u", str(path), *spec.args]
         return [str(path), *spec.args]
 
-    def _log_path(self, df: _Dataflow, node: str) -> Path:
+    def _log_path(self, df: DataflowState, node: str) -> Path:
         for base in (df.working_dir / "out" / df.id, self.run_dir / "logs" / df.id):
             try:
                 base.mkdir(parents=True, exist_ok=True)
@@ -355,7 +300,7 @@ class Daemon:
                 continue
         return self.run_dir / f"log_{df.id}_{node}.txt"
 
-    def _stop_dataflow(self, df: _Dataflow, grace_s: float, reason: str) -> None:
+    def _stop_dataflow(self, df: DataflowState, grace_s: float, reason: str) -> None:
         df.stopping = reason or "MANUAL"
         df.grace_s = grace_s
         self._to_nodes(df, ctl.StopNode(df.stopping))
@@ -400,7 +345,7 @@ class Daemon:
             self.nodes.send(ctl.RegisterRefused(f"node '{msg.node}' is not part of {where}"), to=peer)
             return
         sender = msg.sender_identity.encode()
-        refused = self._check_identities(df, msg.node, peer, sender) or self._check_token(df, msg)
+        refused = check_identities(df, msg.node, peer, sender) or check_token(df, msg)
         if refused:
             log.warning("daemon refused node '%s' of dataflow %s from connection %r: %s", msg.node, df.id, peer, refused)
             self.nodes.send(ctl.RegisterRefused(refused), to=peer)
@@ -414,6 +359,8 @@ class Daemon:
             ctl.NodeSetup(
                 df.id, msg.node, df.yaml, str(df.working_dir), self.machine_id, str(df.ipc_dir),
                 tcp_bind, self.advertise, stopping=bool(df.stopping),
+                reader_token=df.reader_token(msg.node),
+                reader_tokens={n: df.reader_token(n) for n in df.descriptor.downstream_nodes(msg.node)},
             ),
             to=peer,
         )
@@ -422,26 +369,6 @@ class Daemon:
                 self.nodes.send(exited, to=peer)
         if df.last_peers is not None:  # the endpoint table so far (updates follow as they come)
             self.nodes.send(df.last_peers, to=peer)
-
-    @staticmethod
-    def _check_token(df: _Dataflow, msg: ctl.RegisterNode) -> str:
-        """Why this cannot be the process spawned as ``msg.node`` ("" if it is, or the node is dynamic).
-
-        A node this daemon spawned registers once, with the token it was given: an impostor
-        registering as it (before or after it) would receive its setup and speak for it.
-        """
-        if df.descriptor.node(msg.node).kind is NodeKind.DYNAMIC:
-            return ""
-        if msg.node in df.registered:
-            return f"node '{msg.node}' has registered already; a node started by the daemon registers once"
-        expected = df.tokens.get(msg.node)
-        if expected is None:
-            return f"node '{msg.node}' was not started by this daemon (or failed to start)"
-        if not hmac.compare_digest(expected.encode(), msg.token.encode()):
-            return f"node '{msg.node}' is started by the daemon: only that process (it has {ctl.ENV_NODE_TOKEN}) can register as it"
-        del df.tokens[msg.node]
-        df.registered.add(msg.node)
-        return ""
 
     def _node_key_allows(self, peer: bytes, sender: Peer, msg: Any) -> bool:
         """True if the connection's key may speak as the node ``msg`` names (see README, roles).
@@ -467,18 +394,6 @@ class Daemon:
         if isinstance(msg, ctl.RegisterNode):
             self.nodes.send(ctl.RegisterRefused(why), to=peer)
         return False
-
-    @staticmethod
-    def _check_identities(df: _Dataflow, node: str, peer: bytes, sender: bytes) -> str:
-        """Why a registration's connections cannot be ``node``'s ("" if they can)."""
-        for ident, what in ((peer, "this connection"), (sender, "the announced sender identity")):
-            owner = df.senders.by_identity.get(ident) if ident else None
-            if owner is not None and owner != node:
-                return f"{what} is node '{owner}' of this dataflow already"
-        if sender and (sender == peer or len(sender) > 255 or sender.startswith(b"\0")):
-            # ZeroMQ reserves routing ids starting with a zero byte for the ones it assigns.
-            return f"invalid sender identity {sender!r} (1 to 255 bytes, not starting with a zero byte, not the registering connection's)"
-        return ""
 
     def _from_node(self, peer: bytes, msg: Any, df_id: str, node: str, *, unverified_ok: bool) -> bool:
         """True if ``peer`` may send ``msg`` as ``node`` of ``df_id``; logs and says False if not.
@@ -508,13 +423,13 @@ class Daemon:
             )
         return False
 
-    def _find_dynamic(self, node: str) -> _Dataflow | None:
+    def _find_dynamic(self, node: str) -> DataflowState | None:
         for df in self._dataflows.values():
             if node in df.nodes and df.descriptor.node(node).kind is NodeKind.DYNAMIC and not df.stopping:
                 return df
         return None
 
-    def _to_nodes(self, df: _Dataflow, msg: Any) -> None:
+    def _to_nodes(self, df: DataflowState, msg: Any) -> None:
         for node, peer in list(df.peers.items()):
             if not self.nodes.send(msg, to=peer):
                 df.peers.pop(node, None)
@@ -539,7 +454,7 @@ class Daemon:
             if df is not None and not df.live:
                 self._forget(df)
 
-    def _forget(self, df: _Dataflow) -> None:
+    def _forget(self, df: DataflowState) -> None:
         if any(df.descriptor.node(n).kind is NodeKind.DYNAMIC for n in df.peers):
             return
         self._dataflows.pop(df.id, None)

@@ -30,6 +30,7 @@ from ..descriptor import Dataflow, NodeSpec, OutputRef, TimerSpec, parse_dataflo
 from ..tracing import NodeTracing, setup_tracing
 from ._config import ENV_ADVERTISE, ENV_BIND, NodeEnvironment, relay_addresses
 from ._events import Event, EventQueue
+from ._readers import ReaderTokens
 from ._receiver import Receiver, Route, TimerInput
 from ._samples import OutputSample
 from ._shm_sender import ShmSender
@@ -101,7 +102,8 @@ class Node:
         else:
             self._pub = Publisher(ipc_endpoint(setup.ipc_dir, self._id), setup.tcp_bind)
         self._sub = Subscriber()
-        self._shm = ShmSender(self._dataflow_id, self._id, self._machine, self._descriptor, self._spec.outputs)
+        self._readers = ReaderTokens(self._id, setup.reader_token, setup.reader_tokens)
+        self._shm = ShmSender(self._dataflow_id, self._id, self._machine, self._descriptor, self._spec.outputs, self._readers)
         self._routes = self._build_routes()
         self._peer_lock = threading.Lock()
         self._deferred: list[Any] = []  # control messages that arrived during start-up
@@ -109,7 +111,7 @@ class Node:
         self._ctrl_tx = Channel.connect(env.daemon, identity=self._tx_identity)
         self._receiver = Receiver(
             self._id, self._sub, self._ctrl, self._routes, self._timers(), self._queue, self._connect_peers, env.spawned,
-            self._deferred, self._dataflow_id,
+            self._deferred, self._dataflow_id, self._readers.label,
         )
         self._receiver.start()
         provider = setup_tracing(self._id, {"dora.dataflow_id": self._dataflow_id})
@@ -366,7 +368,7 @@ class Node:
         self._connect_peers(peers, initial=True)
         for topic in self._routes:
             self._sub.subscribe(topic)
-        self._sub.subscribe(marker_topic(self._id))
+        self._sub.subscribe(marker_topic(self._readers.label))
         self._await_subscribers(markers, exited | set(peers.exited), set(peers.endpoints))
 
     def _await_peers(self, markers: set[str], exited: set[str]) -> ctl.Peers | None:
@@ -432,8 +434,8 @@ class Node:
     def _collect_markers(self, markers: set[str]) -> None:
         for sub in self._pub.read_subscriptions():
             parsed = parse_marker(sub)
-            if parsed is not None and parsed[0]:
-                markers.add(parsed[1])
+            if parsed is not None and parsed[0] and (reader := self._readers.reader_of(parsed[1], "a start marker")) is not None:
+                markers.add(reader)
 
     def _connect_peers(self, peers: ctl.Peers, initial: bool = False) -> None:
         self._shm.update_peers(peers)

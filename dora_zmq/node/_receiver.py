@@ -71,10 +71,12 @@ class Receiver(threading.Thread):
         watch_parent: bool,
         deferred: list[Any] | None = None,
         dataflow_id: str = "",
+        reader_label: str = "",
     ) -> None:
         super().__init__(name=f"dora-zmq-receiver-{node_id}", daemon=True)
         self.node_id = node_id
         self.dataflow_id = dataflow_id
+        self._reader_label = reader_label or node_id  # names its releases (see _readers)
         self._reported: tuple[dict[str, int], dict[str, int]] = ({}, {})
         self._next_stats = 0.0
         self._sub = sub
@@ -308,7 +310,7 @@ class Receiver(threading.Thread):
             batch = []
             while self._releases and len(batch) < _RELEASES_PER_MESSAGE:
                 batch.append(self._releases.popleft().encode())
-            self._sub.send_upstream(encode_release(self.node_id, b"".join(batch)))
+            self._sub.send_upstream(encode_release(self._reader_label, b"".join(batch)))
 
     def _malformed(self, why: str, topic: bytes) -> None:
         self.malformed += 1
