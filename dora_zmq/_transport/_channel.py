@@ -73,6 +73,7 @@ class Channel:
         self._sock = sock
         self.server = server
         self.address = address
+        self.malformed = 0  # messages dropped as malformed
 
     @classmethod
     def serve(cls, bind: str) -> "Channel":
@@ -159,13 +160,17 @@ class Channel:
             try:
                 return peer, _sender(frames[-1]), _control.decode(frames[-1].bytes)
             except ProtocolError as exc:
-                log.warning("dropped malformed control message from %r on %s: %s", peer, self.address, exc)
-                timeout_ms = 0 if timeout_ms is not None else None
+                self._malformed(peer, str(exc))
             except Exception as exc:  # noqa: BLE001 - the codec turns most bad shapes into
                 # ProtocolError, not all (a string where a dict field is expected raises
                 # AttributeError): whatever a peer sends must not end the owner's event loop.
-                log.warning("dropped malformed control message from %r on %s: %s: %s", peer, self.address, type(exc).__name__, exc)
-                timeout_ms = 0 if timeout_ms is not None else None
+                self._malformed(peer, f"{type(exc).__name__}: {exc}")
+            timeout_ms = 0 if timeout_ms is not None else None
+
+    def _malformed(self, peer: bytes, why: str) -> None:
+        self.malformed += 1
+        if self.malformed <= 100 or self.malformed % 1000 == 0:  # a flood stays a trickle in the log
+            log.warning("dropped malformed control message from %r on %s: %s (%d so far)", peer, self.address, why, self.malformed)
 
     def recv_nowait(self) -> tuple[bytes, Any] | None:
         """A message if one is waiting, else None."""

@@ -45,6 +45,7 @@ _REGISTER_RETRY_S = 1.0
 # Dataflows whose nodes all exited: their senders are kept a while, because a node's last
 # reports (final NodeStats) may be read after its exit was, and must still be verified.
 _RETIRED_KEPT = 32
+_LOG_BATCH_BYTES = 1024 * 1024
 
 
 class Daemon:
@@ -482,7 +483,17 @@ class Daemon:
             df_id, node, stream, line = q.get_nowait()
             batches.setdefault((df_id, node, stream), []).append(line)
         for (df_id, node, stream), lines in batches.items():
-            self.coordinator.send(ctl.NodeLogs(df_id, node, lines, stream))
+            # Messages well under the control sockets' size limit (the coordinator drops a peer
+            # that sends more): a chatty node's lines go in several.
+            chunk: list[str] = []
+            size = 0
+            for line in lines:
+                if chunk and size + len(line) > _LOG_BATCH_BYTES:
+                    self.coordinator.send(ctl.NodeLogs(df_id, node, chunk, stream))
+                    chunk, size = [], 0
+                chunk.append(line)
+                size += len(line) + 8
+            self.coordinator.send(ctl.NodeLogs(df_id, node, chunk, stream))
 
     def _close(self) -> None:
         if self._closed:

@@ -314,7 +314,8 @@ class Receiver(threading.Thread):
 
     def _malformed(self, why: str, topic: bytes) -> None:
         self.malformed += 1
-        log.warning("node %s: dropped malformed data message (%s; topic %r); %d so far", self.node_id, why, topic, self.malformed)
+        if self.malformed <= 100 or self.malformed % 1000 == 0:  # a flood stays a trickle in the log
+            log.warning("node %s: dropped malformed data message (%s; topic %r); %d so far", self.node_id, why, topic, self.malformed)
 
     def _drain_control(self) -> None:
         while (got := self._ctrl.recv_nowait()) is not None:

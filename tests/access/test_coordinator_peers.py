@@ -139,3 +139,13 @@ def test_a_second_daemon_for_a_live_machine_id_is_refused_until_the_first_is_gon
         if not reply.error:
             break
     assert reply == ctl.DaemonAccepted(), reply
+
+
+def test_an_oversized_control_message_is_refused_by_the_socket(rig: _Rig, caplog: pytest.LogCaptureFixture) -> None:
+    from dora_zmq._transport import _channel
+
+    limit = getattr(_channel, "MAX_CONTROL_MESSAGE", 8 * 1024 * 1024)
+    big = rig.connect()
+    big.socket.send(b"{" + b" " * limit + b"}")  # the socket drops the connection
+    _ping(big)  # answered after the reconnection (and, before the limit, after decoding 8 MiB)
+    assert "malformed" not in caplog.text, caplog.text
