@@ -73,9 +73,9 @@ class ShutdownDaemon:
 
 @control_message
 class Probe:
-    """Asks nothing: sending it tells the coordinator whether a daemon's connection is still open.
+    """Asks nothing: sending it tells the coordinator whether a connection is still open.
 
-    A daemon registering a machine id that another connection holds is refused while that
-    connection is alive; the probe is how the coordinator finds out (a send to a closed
-    connection fails at once).
+    A send to a closed connection fails at once. Used before giving a daemon's machine id to
+    another connection (refused while the first is alive) and to find attached clients that
+    left; receivers ignore it.
     """
