@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import threading
 from typing import Any, Iterable
 
@@ -102,14 +103,18 @@ class Channel:
 
     @classmethod
     def connect(cls, address: str, identity: str | None = None) -> "Channel":
-        """A DEALER connected to ``address`` (connects lazily; the server may start later)."""
+        """A DEALER connected to ``address`` (connects lazily; the server may start later).
+
+        Its routing id is ``identity`` or, without one, a random one: the servers' sockets hand
+        an id over to whoever connects with it (so a peer that reconnects keeps its place), so
+        ids must not be guessable -- ZeroMQ's own are a counter. Give ``identity`` a random part.
+        """
         sock = context().socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 1000)
         sock.setsockopt(zmq.HEARTBEAT_IVL, 1000)
         sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3000)
         sock.setsockopt(zmq.MAXMSGSIZE, MAX_CONTROL_MESSAGE)
-        if identity:
-            sock.setsockopt(zmq.ROUTING_ID, identity.encode())
+        sock.setsockopt(zmq.ROUTING_ID, (identity or f"peer/{secrets.token_hex(16)}").encode())
         secure_client(sock)
         try:
             sock.connect(address)

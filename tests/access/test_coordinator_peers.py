@@ -149,3 +149,36 @@ def test_an_oversized_control_message_is_refused_by_the_socket(rig: _Rig, caplog
     big.socket.send(b"{" + b" " * limit + b"}")  # the socket drops the connection
     _ping(big)  # answered after the reconnection (and, before the limit, after decoding 8 MiB)
     assert "malformed" not in caplog.text, caplog.text
+
+
+def test_a_daemons_connection_cannot_be_taken_over_by_guessing_its_routing_id(rig: _Rig, tmp_path: Path) -> None:
+    """The coordinator's socket hands a routing id to whoever connects with it (so a daemon that
+    reconnects keeps its place): a daemon's id must not be guessable, or a stranger takes its
+    connection and receives its next SpawnNodes (the YAML, with its env: secrets)."""
+    import socket
+
+    from dora_zmq.daemon import Daemon
+
+    daemon = Daemon(rig.coordinator.address, "cam", tcp_bind="127.0.0.1")
+    thread = threading.Thread(target=daemon.serve_forever, daemon=True)
+    thread.start()
+    try:
+        for _ in range(500):
+            if "cam" in rig.connect().request(ctl.Ping(), 10).daemons:
+                break
+        guessed = f"daemon/cam/{socket.gethostname()}/{os.getpid()}"  # machine id, host and pid
+        thief = Channel.connect(rig.coordinator.address, identity=guessed)
+        rig.channels.append(thief)
+        _ping(thief)
+        yaml = "nodes:\n  - id: cam\n    path: missing.py\n    env: {API_KEY: s3cret}\n    deploy: {machine: cam}\n"
+        started = rig.connect().request(ctl.StartDataflow(yaml, "", str(tmp_path), "secret"), 10)
+        # The real daemon got SpawnNodes: it reports the node failed (its path does not exist).
+        for _ in range(1000):
+            info = next(d for d in rig.connect().request(ctl.ListDataflows(), 10).dataflows if d.id == started.dataflow_id)
+            if info.status == "failed":
+                break
+        assert info.status == "failed" and "missing.py" in info.failures[0].reason, info
+        assert thief.recv(0) is None  # the thief got nothing
+    finally:
+        daemon.request_shutdown(0.0)
+        thread.join(15)
