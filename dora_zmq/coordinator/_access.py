@@ -4,8 +4,10 @@ Every check uses the connection a message came on -- its ZeroMQ routing id and t
 that opened it -- never what the message says about itself:
 
 * CLI requests (start, stop, list, logs, attach, destroy) need the ``operator`` role.
-* ``RegisterDaemon`` needs the ``daemon`` role; a machine id held by a live connection is
-  refused (the daemon there keeps its place) until that connection is gone.
+* ``RegisterDaemon`` needs the ``daemon`` role, and a ``daemon`` key registers only the
+  machine id it is named after (or the default machine): a stolen key of one machine cannot
+  collect another machine's nodes. A machine id held by a live connection is refused (the
+  daemon there keeps its place) until that connection is gone.
 * Daemon reports (heartbeats, node ready/exited/logs/stats, stop requests) are taken only from
   the connection the daemon registered on, with the key it registered with, and only about
   nodes the coordinator placed on that daemon.
@@ -37,6 +39,8 @@ def refusal(sender: Peer, msg: Any) -> str:
         return f"{type(msg).__name__} needs an operator key; this connection has a {sender.describe()}"
     if isinstance(msg, (ctl.RegisterDaemon, *DAEMON_REPORTS)) and not sender.may(Role.DAEMON):
         return f"{type(msg).__name__} needs a daemon key; this connection has a {sender.describe()}"
+    if isinstance(msg, ctl.RegisterDaemon) and sender.roles == {Role.DAEMON} and msg.machine_id not in ("", sender.name):
+        return f"a daemon key named '{sender.name}' may only register machine id '{sender.name}', not '{msg.machine_id}'"
     if isinstance(msg, ctl.ResolveNode) and sender.roles == {Role.NODE} and msg.node != sender.name:
         return f"a node key named '{sender.name}' may only run node '{sender.name}', not '{msg.node}'"
     return ""

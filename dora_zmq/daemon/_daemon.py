@@ -505,7 +505,8 @@ class Daemon:
             for proc, info in exited:
                 self._report_exit(proc.dataflow_id, proc.node, info)
             try:
-                self.coordinator.send(ctl.DaemonExiting(self.machine_id))
+                if not self.refused:  # a refused daemon never was the coordinator's
+                    self.coordinator.send(ctl.DaemonExiting(self.machine_id))
             except ControlError:
                 pass
             self._tracer.close()

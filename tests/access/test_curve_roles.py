@@ -81,6 +81,11 @@ def test_each_key_set_does_its_own_job_and_nothing_more(dora, tmp_path: Path) ->
     impostor = dora("daemon", "--machine-id", "cam", env=node, cwd=tmp_path).wait(30)
     assert impostor.returncode != 0 and "RegisterDaemon needs a daemon key" in impostor.stderr, impostor.output
 
+    # A daemon key registers only the machine it is named after.
+    elsewhere = dora("daemon", "--machine-id", "compute", env=daemon, cwd=tmp_path).wait(30)
+    assert elsewhere.returncode != 0, elsewhere.output
+    assert "a daemon key named 'cam' may only register machine id 'cam', not 'compute'" in elsewhere.stderr, elsewhere.output
+
     started = dora("start", str(flow), "--name", "roles", env=operator, cwd=tmp_path).wait(30)
     assert started.returncode == 0, started.output
     edge = dora(python_args=[str(tmp_path / "edge.py"), "edge"], env=node, cwd=tmp_path).wait(60)
