@@ -11,13 +11,55 @@ import zmq
 from .._errors import ControlError
 from ..security import Plane, secure_client, secure_server
 
-__all__ = ["Publisher", "Subscriber", "ipc_endpoint"]
+__all__ = ["Publisher", "Subscriber", "ipc_endpoint", "queue_bytes"]
 
 log = logging.getLogger(__name__)
 
 # Large enough that a burst is absorbed by the receiver thread's drop-oldest queues, which
 # implement dora's queue_size; ZeroMQ's own HWM drops the *newest*, which is the wrong end.
 _HWM = 10_000
+# ZeroMQ's queues count messages, not bytes: 10,000 frames of 6 MB would be 60 GB for one slow
+# (or malicious, never-reading) peer. Each socket lowers its high-water mark as the largest
+# message it has carried grows, so one connection's queue at each end holds about
+# _HWM_BYTES_FACTOR x ``queue_bytes()`` (1 GiB by default), never fewer than _MIN_HWM messages
+# (a burst of large values must still fit); libzmq applies a new mark to open connections too.
+# Messages beyond it are dropped by ZeroMQ (the newest), which the receiver counts as lost in
+# transit from the sequence numbers when later ones arrive.
+_MIN_HWM = 64
+_HWM_BYTES_FACTOR = 4
+_DEFAULT_QUEUE_BYTES = 256 * 1024 * 1024
+
+
+def queue_bytes() -> int:
+    """``DORA_ZMQ_QUEUE_BYTES``: the most bytes queued per node input, and per data connection at each end."""
+    try:
+        return max(1, int(os.environ.get("DORA_ZMQ_QUEUE_BYTES", _DEFAULT_QUEUE_BYTES)))
+    except ValueError:
+        return _DEFAULT_QUEUE_BYTES
+
+
+class _ByteBoundedHwm:
+    """The high-water mark of one socket, lowered as its largest message grows."""
+
+    __slots__ = ("largest", "_budget", "_hwm", "_option", "_sock")
+
+    def __init__(self, sock: zmq.Socket[Any], option: int) -> None:
+        self._sock = sock
+        self._option = option
+        self._budget = _HWM_BYTES_FACTOR * queue_bytes()
+        self._hwm = _HWM
+        self.largest = self._budget // _HWM  # below this, the message count is the bound
+
+    def note(self, nbytes: int) -> None:
+        """A message of ``nbytes`` went through (called only when it beats ``largest``)."""
+        self.largest = nbytes
+        hwm = max(_MIN_HWM, min(_HWM, self._budget // max(1, nbytes)))
+        if hwm < self._hwm:
+            self._hwm = hwm
+            self._sock.setsockopt(self._option, hwm)
+            log.debug("data socket: %d-byte messages, high-water mark now %d", nbytes, hwm)
+
+
 # How long a closing node keeps sending what is queued to subscribers that are still there.
 _PUB_LINGER_MS = 5000
 # Plain ints: passing the enum members costs a conversion on every call.
@@ -52,6 +94,7 @@ class Publisher:
         sock.setsockopt(zmq.HEARTBEAT_IVL, 1000)
         sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3000)
         self._sock = sock
+        self._hwm = _ByteBoundedHwm(sock, zmq.SNDHWM)
         if relay:
             # Outbound only: the relay listens, so with CURVE this side is the client.
             secure_client(sock, Plane.DATA)
@@ -93,6 +136,9 @@ class Publisher:
         """
         send = self._sock.send
         last = len(frames) - 1
+        nbytes = len(frames[last])
+        if nbytes > self._hwm.largest:
+            self._hwm.note(nbytes)
         for i in range(last):
             send(frames[i], _SNDMORE)
         send(frames[last], 0, copy=False)
@@ -127,6 +173,7 @@ class Subscriber:
         sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3000)
         secure_client(sock, Plane.DATA)
         self._sock = sock
+        self._hwm = _ByteBoundedHwm(sock, zmq.RCVHWM)
         self.connected: set[str] = set()
 
     @property
@@ -166,6 +213,8 @@ class Subscriber:
         while frame.more:
             frame = recv(0, copy=False)
             frames.append(frame)
+        if len(frame) > self._hwm.largest:
+            self._hwm.note(len(frame))
         return frames
 
     def close(self) -> None:

@@ -2,15 +2,15 @@
 
 Each input has its own bounded deque: when full, the *oldest* message is dropped and counted
 (dora's ``queue_size`` keeps the newest N). Each input also holds at most
-``DORA_ZMQ_QUEUE_BYTES`` of values (256 MiB by default): 10,000 queued 6 MB frames would be
-60 GB, so past that budget the oldest go too, counted as the same drops. Control events (INPUT_CLOSED, NODE_FAILED, STOP)
+``DORA_ZMQ_QUEUE_BYTES`` of values (256 MiB by default; ZeroMQ's queues are bounded the same
+way, see ``_transport``): 10,000 queued 6 MB frames would be 60 GB, so past that budget the
+oldest go too, counted as the same drops. Control events (INPUT_CLOSED, NODE_FAILED, STOP)
 go to a separate unbounded deque and are never dropped. ``get`` returns the event that arrived
 first across all deques, so an INPUT_CLOSED always comes after that input's last message.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections import deque
@@ -18,17 +18,10 @@ from typing import Any, Mapping
 
 import pyarrow as pa
 
+from .._transport import queue_bytes
 from .._wire import value_bytes
 
-__all__ = ["Event", "EventQueue", "EventType", "StopReason", "queue_bytes"]
-
-
-def queue_bytes() -> int:
-    """``DORA_ZMQ_QUEUE_BYTES``: the most value bytes one input keeps queued (the newest one always fits)."""
-    try:
-        return max(1, int(os.environ.get("DORA_ZMQ_QUEUE_BYTES", 256 * 1024 * 1024)))
-    except ValueError:
-        return 256 * 1024 * 1024
+__all__ = ["Event", "EventQueue", "EventType", "StopReason"]
 
 
 class EventType:
