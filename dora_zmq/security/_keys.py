@@ -15,7 +15,8 @@ connection may do (see :mod:`dora_zmq.security._roles`). Secrets are written 060
 folders. With ``DORA_ZMQ_KEYS=DIR`` set, every socket dora_zmq opens uses CURVE: listening
 sockets check the connecting key against ``authorized/``, read again whenever it changes
 (a key removed there cannot open a new connection; connections already open stay until they
-close). A folder without ``data.key`` serves the data plane with ``server.key``.
+close). A folder without ``data.key`` (made before it existed) serves the data plane with
+``server.key``; re-running ``dora-zmq keys`` on it does not add one.
 """
 
 from __future__ import annotations
@@ -74,7 +75,10 @@ def generate_keys(directory: Path, clients: list[str], roles: dict[Role, list[st
     _private_dir(directory)
     for sub in ("clients", "authorized"):
         _private_dir(directory / sub)
-    for name in ("server", "data"):
+    # A folder made before the data plane had its own key keeps serving it with server.key:
+    # adding data.key to one copy would split a deployment whose other copies lack it.
+    fresh = not (directory / "server.key_secret").exists()
+    for name in ("server", "data") if fresh else ("server",):
         if not (directory / f"{name}.key_secret").exists():
             zmq.auth.create_certificates(directory, name)
             written += [directory / f"{name}.key", directory / f"{name}.key_secret"]

@@ -38,3 +38,12 @@ def test_user_ids_map_to_peers() -> None:
     assert peer_of("node:edge").roles == {Role.NODE} and peer_of("node:edge").name == "edge"
     assert peer_of("revoked:").roles == frozenset()
     assert peer_of("something-else").roles == frozenset()
+
+
+def test_a_folder_made_before_data_key_is_not_split_by_adding_keys(tmp_path: Path) -> None:
+    import zmq.auth
+
+    zmq.auth.create_certificates(tmp_path, "server")  # an older folder: no data.key
+    written = generate_keys(tmp_path, [], {Role.NODE: ["edge"]})
+    assert not (tmp_path / "data.key").exists(), written  # its other copies would disagree
+    assert (tmp_path / "authorized/node/edge.key").is_file()
