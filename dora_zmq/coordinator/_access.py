@@ -36,9 +36,9 @@ DAEMON_REPORTS = (ctl.DaemonHeartbeat, ctl.DaemonExiting, ctl.NodeReady, ctl.Nod
 def refusal(sender: Peer, msg: Any) -> str:
     """Why ``sender``'s key may not send ``msg`` at all ("" if its role allows it)."""
     if isinstance(msg, _OPERATOR_REQUESTS) and not sender.may(Role.OPERATOR):
-        return f"{type(msg).__name__} needs an operator key; this connection has a {sender.describe()}"
+        return f"{type(msg).__name__} needs an operator key; this connection has {sender.describe()}"
     if isinstance(msg, (ctl.RegisterDaemon, *DAEMON_REPORTS)) and not sender.may(Role.DAEMON):
-        return f"{type(msg).__name__} needs a daemon key; this connection has a {sender.describe()}"
+        return f"{type(msg).__name__} needs a daemon key; this connection has {sender.describe()}"
     if isinstance(msg, ctl.RegisterDaemon) and sender.roles == {Role.DAEMON} and msg.machine_id not in ("", sender.name):
         return f"a daemon key named '{sender.name}' may only register machine id '{sender.name}', not '{msg.machine_id}'"
     if isinstance(msg, ctl.ResolveNode) and sender.roles == {Role.NODE} and msg.node != sender.name:

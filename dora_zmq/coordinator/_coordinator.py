@@ -116,7 +116,7 @@ class Coordinator:
                 self.channel.send(ctl.DaemonAccepted(register_again=True), to=peer)
             return "no daemon registered on this connection"
         if record.key != sender:
-            return f"the daemon registered with a {record.key.describe()}, this message came with a {sender.describe()}"
+            return f"the daemon registered with {record.key.describe()}, this message came with {sender.describe()}"
         node = getattr(msg, "node", None)
         if node is None:
             return ""

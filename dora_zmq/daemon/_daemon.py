@@ -382,7 +382,7 @@ class Daemon:
         node = getattr(msg, "node", None)
         why = ""
         if not sender.may(Role.NODE):
-            why = f"it has a {sender.describe()}, not a node or daemon key"
+            why = f"it has {sender.describe()}, not a node or daemon key"
         elif node != sender.name:
             why = f"a node key named '{sender.name}' may only run node '{sender.name}'"
         else:

@@ -65,11 +65,12 @@ class Peer:
         return role in self.roles
 
     def describe(self) -> str:
-        """For log lines: ``node key 'cam'``, ``any key 'x'`` or ``unauthenticated``."""
+        """For messages: ``a node key 'cam'``, ``an any-role key 'x'`` or ``no key (no CURVE)``."""
         if not self.name:
-            return "unauthenticated connection"
+            return "no key (no CURVE)"
         kinds = "/".join(sorted(r.value for r in self.roles)) if self.roles != ALL_ROLES else "any-role"
-        return f"{kinds} key '{self.name}'"
+        article = "an" if kinds[:1] in "aeiou" else "a"
+        return f"{article} {kinds} key '{self.name}'"
 
 
 #: Without CURVE: no key, every role.

@@ -30,6 +30,15 @@ for event in node:
         node.send_output("n", pa.array([i]))
 """
 
+_FINITE_SOURCE = """
+import pyarrow as pa
+from dora_zmq import Node
+
+node = Node()
+for i in range(20):
+    node.send_output("n", pa.array([i]))
+"""
+
 _EDGE = """
 import sys
 from dora_zmq import Node
@@ -98,6 +107,28 @@ def test_each_key_set_does_its_own_job_and_nothing_more(dora, tmp_path: Path) ->
     assert refused.returncode == 1 and "StopDataflow needs an operator key" in refused.stderr, refused.output
     assert dora("stop", "roles", env=operator).wait(30).returncode == 0
     assert dora("destroy", env=operator).wait(30).returncode == 0
+
+
+def test_a_local_run_works_with_any_key_set_exported(dora, tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    assert dora("keys", str(keys), "--operator", "laptop").wait(30).returncode == 0
+    flow = write_dataflow(
+        tmp_path,
+        """
+        nodes:
+          - id: source
+            path: source.py
+            outputs: [n]
+          - id: edge
+            path: edge.py
+            args: edge
+            inputs: {n: source/n}
+        """,
+        files={"source.py": _FINITE_SOURCE, "edge.py": _EDGE.replace("Node(sys.argv[1])", "Node()")},
+    )
+    env = {"DORA_ZMQ_KEYS": str(keys), "DORA_ZMQ_CLIENT_KEY": str(keys / "clients/operator/laptop.key_secret")}
+    result = dora("run", str(flow), env=env).wait(60)
+    assert "edge got 5" in result.stdout, result.output
 
 
 def test_keys_are_private_on_disk(dora, tmp_path: Path) -> None:
