@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import zmq
 
 from .._errors import ControlError
-from ..security import Plane, secure_client, secure_server
+from ..security import Peer, Plane, peer_of, secure_client, secure_server, security_enabled
 
 __all__ = ["Publisher", "Subscriber", "ipc_endpoint", "queue_bytes"]
 
@@ -82,9 +82,14 @@ class Publisher:
 
     ``XPUB_VERBOSER`` makes every subscription from every subscriber visible, which the start
     barrier uses; subscriptions are read with :meth:`read_subscriptions`.
+
+    With CURVE and ``admit`` given, a subscription takes effect only once read and admitted:
+    ``admit(peer, topic)`` sees the key of the connection it came on (``XPUB_MANUAL``), so a
+    node key can subscribe to what its node reads and nothing else. The owner then reads
+    subscriptions regularly (``manual`` says so); unsubscriptions are applied as they come.
     """
 
-    def __init__(self, ipc: str, tcp_bind: str = "", relay: str = "") -> None:
+    def __init__(self, ipc: str, tcp_bind: str = "", relay: str = "", admit: Callable[[Peer, bytes], bool] | None = None) -> None:
         sock = context_socket(zmq.XPUB)
         sock.setsockopt(zmq.XPUB_VERBOSER, 1)
         sock.setsockopt(zmq.SNDHWM, _HWM)
@@ -95,6 +100,12 @@ class Publisher:
         sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3000)
         self._sock = sock
         self._hwm = _ByteBoundedHwm(sock, zmq.SNDHWM)
+        # Through a relay every subscription comes on the relay's one connection: nothing to tell apart.
+        self._admit = admit if admit is not None and not relay and security_enabled() else None
+        self.manual = self._admit is not None
+        if self.manual:
+            sock.setsockopt(zmq.XPUB_MANUAL, 1)
+        self.refused = 0  # subscriptions not admitted
         if relay:
             # Outbound only: the relay listens, so with CURVE this side is the client.
             secure_client(sock, Plane.DATA)
@@ -150,9 +161,32 @@ class Publisher:
         out = []
         while True:
             try:
-                out.append(self._sock.recv(zmq.DONTWAIT))
+                if self._admit is None:
+                    out.append(self._sock.recv(zmq.DONTWAIT))
+                elif (message := self._apply(self._sock.recv(zmq.DONTWAIT, copy=False))) is not None:
+                    out.append(message)
             except zmq.Again:
                 return out
+
+    def _apply(self, frame: zmq.Frame) -> bytes | None:
+        """Manual mode: apply an (un)subscription if admitted; the message, or None if refused."""
+        message = frame.bytes
+        kind, topic = message[:1], message[1:]
+        if kind == b"\x01":
+            try:
+                peer = peer_of(frame.get("User-Id"))
+            except zmq.ZMQError:  # no key on that connection (cannot happen with CURVE on)
+                peer = peer_of("unknown:")
+            assert self._admit is not None
+            if not self._admit(peer, topic):
+                self.refused += 1
+                if self.refused <= 100 or self.refused % 1000 == 0:
+                    log.warning("publisher refused a subscription to %r from %s (%d so far)", topic, peer.describe(), self.refused)
+                return None
+            self._sock.setsockopt(zmq.SUBSCRIBE, topic)
+        elif kind == b"\x00":
+            self._sock.setsockopt(zmq.UNSUBSCRIBE, topic)  # a no-op for a closed connection's
+        return message
 
     def close(self, linger_ms: int = _PUB_LINGER_MS) -> None:
         """Close, waiting up to ``linger_ms`` for queued messages to leave."""

@@ -94,15 +94,15 @@ class Node:
         self._seqs = {out: 1 for out in self._spec.outputs}
         self._closed_outputs: set[str] = set()
         self._queue = EventQueue({i.id: i.queue_size for i in self._spec.inputs.values()})
+        self._readers = ReaderTokens(self._id, setup.reader_token, setup.reader_tokens, self._reader_topics())
         self._relay = relay_addresses()
         if self._relay is not None:
             self._pub = Publisher("", relay=self._relay[0])
         elif self._remote:
-            self._pub = Publisher("", f"tcp://{os.environ.get(ENV_BIND, '0.0.0.0')}:*")
+            self._pub = Publisher("", f"tcp://{os.environ.get(ENV_BIND, '0.0.0.0')}:*", admit=self._readers.admits)
         else:
-            self._pub = Publisher(ipc_endpoint(setup.ipc_dir, self._id), setup.tcp_bind)
+            self._pub = Publisher(ipc_endpoint(setup.ipc_dir, self._id), setup.tcp_bind, admit=self._readers.admits)
         self._sub = Subscriber()
-        self._readers = ReaderTokens(self._id, setup.reader_token, setup.reader_tokens)
         self._shm = ShmSender(self._dataflow_id, self._id, self._machine, self._descriptor, self._spec.outputs, self._readers)
         self._routes = self._build_routes()
         self._peer_lock = threading.Lock()
@@ -197,6 +197,8 @@ class Node:
         if self._tracing is not None:
             metadata = self._tracing.on_send(output_id, metadata, value.get_total_buffer_size())
         with self._lock:
+            if self._pub.manual:  # subscriptions take effect once read (see Publisher)
+                self._shm.drain(self._pub)
             seq = self._seqs[output_id]
             self._seqs[output_id] = seq + 1
             frames = self._shm.frames(self._pub, output_id, topic, seq, value, metadata) if self._shm.threshold else None
@@ -344,6 +346,14 @@ class Node:
                 topic = encode_topic(spec.source.node, spec.source.output)
                 routes.setdefault(topic, Route(spec.source.node, [])).inputs.append(spec.id)
         return routes
+
+    def _reader_topics(self) -> dict[str, frozenset[bytes]]:
+        """Per subscriber node, the topics of this node's outputs it reads."""
+        topics: dict[str, set[bytes]] = {}
+        for out, topic in self._topics.items():
+            for reader, _ in self._descriptor.subscribers(self._id, out):
+                topics.setdefault(reader, set()).add(topic)
+        return {reader: frozenset(t) for reader, t in topics.items()}
 
     def _timers(self) -> list[TimerInput]:
         return [TimerInput(i.id, i.source.interval_s) for i in self._spec.inputs.values() if isinstance(i.source, TimerSpec)]

@@ -28,6 +28,7 @@ for event in node:
     if event["type"] == "INPUT":
         i += 1
         node.send_output("n", pa.array([i]))
+        node.send_output("secret", pa.array([i]))  # read by no edge node
 """
 
 _FINITE_SOURCE = """
@@ -37,6 +38,36 @@ from dora_zmq import Node
 node = Node()
 for i in range(20):
     node.send_output("n", pa.array([i]))
+"""
+
+# Runs as edge node 'edge' (which reads source/n), then also subscribes, with its own key, to
+# source/secret on the source's data socket: the source must not let that subscription in.
+_PROBER = """
+import os, time, zmq, zmq.auth
+from dora_zmq import Node
+
+node = Node("edge")
+for event in node:
+    if event["type"] == "INPUT":
+        break  # connected to the source
+address = next(iter(node._sub.connected))
+keys = os.environ["DORA_ZMQ_KEYS"]
+ctx = zmq.Context()
+sub = ctx.socket(zmq.SUB)
+sub.curve_serverkey = zmq.auth.load_certificate(keys + "/data.key")[0]
+sub.curve_publickey, sub.curve_secretkey = zmq.auth.load_certificate(os.environ["DORA_ZMQ_CLIENT_KEY"])
+for topic in (b"source/secret\\0", b"source/n\\0"):
+    sub.setsockopt(zmq.SUBSCRIBE, topic)
+sub.connect(address)
+got = {}
+deadline = time.monotonic() + 20
+while got.get(b"source/n\\0", 0) < 20 and time.monotonic() < deadline:
+    if sub.poll(100):
+        topic = sub.recv_multipart()[0]
+        got[topic] = got.get(topic, 0) + 1
+print("prober n", got.get(b"source/n\\0", 0), "secret", got.get(b"source/secret\\0", 0), flush=True)
+sub.close(0)
+node.close()
 """
 
 _EDGE = """
@@ -65,7 +96,7 @@ def test_each_key_set_does_its_own_job_and_nothing_more(dora, tmp_path: Path) ->
           - id: source
             path: source.py
             inputs: {tick: dora/timer/millis/20}
-            outputs: [n]
+            outputs: [n, secret]
           - id: edge
             path: dynamic
             inputs: {n: source/n}
@@ -73,7 +104,7 @@ def test_each_key_set_does_its_own_job_and_nothing_more(dora, tmp_path: Path) ->
             path: dynamic
             inputs: {n: source/n}
         """,
-        files={"source.py": _SOURCE, "edge.py": _EDGE},
+        files={"source.py": _SOURCE, "edge.py": _EDGE, "prober.py": _PROBER},
     )
     address = free_tcp_address()
 
@@ -99,6 +130,9 @@ def test_each_key_set_does_its_own_job_and_nothing_more(dora, tmp_path: Path) ->
     assert started.returncode == 0, started.output
     edge = dora(python_args=[str(tmp_path / "edge.py"), "edge"], env=node, cwd=tmp_path).wait(60)
     assert edge.returncode == 0 and "edge got 5" in edge.stdout, edge.output
+    # Its key lets it read its own inputs, not the source's other outputs.
+    probe = dora(python_args=[str(tmp_path / "prober.py")], env=node, cwd=tmp_path).wait(60)
+    assert "prober n 20 secret 0" in probe.stdout, probe.output
     other = dora(python_args=[str(tmp_path / "edge.py"), "other"], env=node, cwd=tmp_path).wait(60)
     assert other.returncode != 0 and "a node key named 'edge' may only run node 'edge'" in other.stderr, other.output
 
