@@ -5,7 +5,7 @@ from __future__ import annotations
 from ._codec import control_message
 from .records import BundleRef, NodeEndpoint, ShipMode
 
-__all__ = ["BundleUnavailable", "DaemonAccepted", "Peers", "ShutdownDaemon", "SpawnNodes", "StopNodes", "UpstreamExited"]
+__all__ = ["BundleUnavailable", "DaemonAccepted", "Peers", "Probe", "ShutdownDaemon", "SpawnNodes", "StopNodes", "UpstreamExited"]
 
 
 @control_message
@@ -38,6 +38,9 @@ class SpawnNodes:
     bundle: BundleRef | None = None
     folder_id: str = ""
     path: str = ""
+    #: The dataflow's secret for data-plane reader tokens (see ``NodeSetup.reader_token``);
+    #: every daemon of the dataflow gets the same one, no node ever does.
+    reader_secret: str = ""
 
 
 @control_message
@@ -82,3 +85,13 @@ class ShutdownDaemon:
     """Stop every node (STOP, then the kill ladder after ``grace_s``) and exit."""
 
     grace_s: float = 10.0
+
+
+@control_message
+class Probe:
+    """Asks nothing: sending it tells the coordinator whether a connection is still open.
+
+    A send to a closed connection fails at once. Used before giving a daemon's machine id to
+    another connection (refused while the first is alive) and to find attached clients that
+    left; receivers ignore it.
+    """

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from ._codec import control_message
 
-__all__ = ["NodeSetup", "RegisterRefused", "StopNode"]
+__all__ = ["ENV_NODE_TOKEN", "NodeSetup", "RegisterRefused", "StopNode"]
+
+#: The environment variable a daemon gives each node it spawns: a one-time registration token.
+#: Only the process holding it can register as that node, and only once.
+ENV_NODE_TOKEN = "DORA_ZMQ_NODE_TOKEN"
 
 
 @control_message
@@ -20,6 +24,11 @@ class NodeSetup:
     tcp_bind: str = ""
     tcp_advertise: str = ""
     stopping: bool = False
+    #: This node's reader token: sent with its start markers and shared-memory releases, so a
+    #: publisher takes them as this node's only from a holder of the token.
+    reader_token: str = ""
+    #: The reader tokens of the nodes that subscribe to this node's outputs, by node id.
+    reader_tokens: dict[str, str] | None = None
 
 
 @control_message

@@ -16,6 +16,9 @@ class RegisterNode:
     ``close()`` and ``request_dataflow_stop()`` send on from the user's thread. The daemon
     accepts a node's reports only from these two sockets; "" (older nodes) leaves the second
     one unverified.
+
+    ``token``: for a node the daemon spawned, the one-time token it found in
+    ``DORA_ZMQ_NODE_TOKEN``; such a node registers once, and only with it.
     """
 
     dataflow_id: str
@@ -23,6 +26,7 @@ class RegisterNode:
     pid: int
     protocol: int
     sender_identity: str = ""
+    token: str = ""
 
 
 @control_message

@@ -11,8 +11,8 @@
 from __future__ import annotations
 
 from ._channel import Channel, Poller, context, release_context
-from ._data import Publisher, Subscriber, ipc_endpoint
+from ._data import Publisher, Subscriber, ipc_endpoint, queue_bytes
 from ._relay import Relay
 from ._wakeup import Wakeup
 
-__all__ = ["Channel", "Poller", "Publisher", "Subscriber", "context", "ipc_endpoint", "release_context", "Relay", "Wakeup"]
+__all__ = ["Channel", "Poller", "Publisher", "Subscriber", "context", "ipc_endpoint", "queue_bytes", "release_context", "Relay", "Wakeup"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import threading
 from typing import Any, Iterable
 
@@ -12,11 +13,15 @@ import zmq.utils.garbage  # noqa: F401 - see below
 
 from .. import _control
 from .._errors import ControlError, ProtocolError
-from ..security import secure_client, secure_server, stop_authenticator
+from ..security import TRUSTED, Peer, peer_of, secure_client, secure_server, stop_authenticator
 
 __all__ = ["Channel", "Poller", "context", "release_context"]
 
 log = logging.getLogger(__name__)
+
+#: The largest control message a peer may send (a dataflow's YAML travels in a few): ZeroMQ
+#: drops the connection of a peer that sends more, before allocating it.
+MAX_CONTROL_MESSAGE = 8 * 1024 * 1024
 
 # pyzmq keeps zero-copy send buffers alive through a "garbage" thread that it imports lazily
 # and stops in an atexit hook. Importing it here registers that hook before any Node
@@ -69,6 +74,7 @@ class Channel:
         self._sock = sock
         self.server = server
         self.address = address
+        self.malformed = 0  # messages dropped as malformed
 
     @classmethod
     def serve(cls, bind: str) -> "Channel":
@@ -76,7 +82,8 @@ class Channel:
         sock = context().socket(zmq.ROUTER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # an error, not a silent drop, for a gone peer
-        sock.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a restarted peer takes its identity back
+        sock.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a reconnecting peer takes its identity back
+        sock.setsockopt(zmq.MAXMSGSIZE, MAX_CONTROL_MESSAGE)
         secure_server(sock)
         channel = cls(sock, True, bind)
         try:
@@ -96,13 +103,18 @@ class Channel:
 
     @classmethod
     def connect(cls, address: str, identity: str | None = None) -> "Channel":
-        """A DEALER connected to ``address`` (connects lazily; the server may start later)."""
+        """A DEALER connected to ``address`` (connects lazily; the server may start later).
+
+        Its routing id is ``identity`` or, without one, a random one: the servers' sockets hand
+        an id over to whoever connects with it (so a peer that reconnects keeps its place), so
+        ids must not be guessable -- ZeroMQ's own are a counter. Give ``identity`` a random part.
+        """
         sock = context().socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 1000)
         sock.setsockopt(zmq.HEARTBEAT_IVL, 1000)
         sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3000)
-        if identity:
-            sock.setsockopt(zmq.ROUTING_ID, identity.encode())
+        sock.setsockopt(zmq.MAXMSGSIZE, MAX_CONTROL_MESSAGE)
+        sock.setsockopt(zmq.ROUTING_ID, (identity or f"peer/{secrets.token_hex(16)}").encode())
         secure_client(sock)
         try:
             sock.connect(address)
@@ -137,21 +149,33 @@ class Channel:
 
     def recv(self, timeout_ms: int | None = None) -> tuple[bytes, Any] | None:
         """The next well-formed message, or None on timeout. Malformed ones are logged and skipped."""
+        got = self.recv_from(timeout_ms)
+        return None if got is None else (got[0], got[2])
+
+    def recv_from(self, timeout_ms: int | None = None) -> tuple[bytes, Peer, Any] | None:
+        """Like :meth:`recv`, with who sent it: the CURVE key (role and name) of its connection.
+
+        Without CURVE every connection is :data:`~dora_zmq.security.TRUSTED` (every role).
+        """
         while True:
             if timeout_ms is not None and not self._sock.poll(timeout_ms):
                 return None
-            frames = self._sock.recv_multipart()
-            peer = frames[0] if self.server else b""
+            frames = self._sock.recv_multipart(copy=False)
+            peer = frames[0].bytes if self.server else b""
             try:
-                return peer, _control.decode(frames[-1])
+                return peer, _sender(frames[-1]), _control.decode(frames[-1].bytes)
             except ProtocolError as exc:
-                log.warning("dropped malformed control message from %r on %s: %s", peer, self.address, exc)
-                timeout_ms = 0 if timeout_ms is not None else None
+                self._malformed(peer, str(exc))
             except Exception as exc:  # noqa: BLE001 - the codec turns most bad shapes into
                 # ProtocolError, not all (a string where a dict field is expected raises
                 # AttributeError): whatever a peer sends must not end the owner's event loop.
-                log.warning("dropped malformed control message from %r on %s: %s: %s", peer, self.address, type(exc).__name__, exc)
-                timeout_ms = 0 if timeout_ms is not None else None
+                self._malformed(peer, f"{type(exc).__name__}: {exc}")
+            timeout_ms = 0 if timeout_ms is not None else None
+
+    def _malformed(self, peer: bytes, why: str) -> None:
+        self.malformed += 1
+        if self.malformed <= 100 or self.malformed % 1000 == 0:  # a flood stays a trickle in the log
+            log.warning("dropped malformed control message from %r on %s: %s (%d so far)", peer, self.address, why, self.malformed)
 
     def recv_nowait(self) -> tuple[bytes, Any] | None:
         """A message if one is waiting, else None."""
@@ -173,6 +197,15 @@ class Channel:
         """Close the socket (idempotent)."""
         if not self._sock.closed:
             self._sock.close(linger_ms)
+
+
+def _sender(frame: zmq.Frame) -> Peer:
+    """The authenticated key behind ``frame``'s connection (ZAP's user id), or TRUSTED without CURVE."""
+    try:
+        user = frame.get("User-Id")
+    except zmq.ZMQError:  # no ZAP handler authenticated this connection: no CURVE
+        return TRUSTED
+    return peer_of(user if isinstance(user, str) else "")
 
 
 class Poller:

@@ -4,20 +4,62 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import zmq
 
 from .._errors import ControlError
-from ..security import secure_client, secure_server
+from ..security import Peer, Plane, peer_of, secure_client, secure_server, security_enabled
 
-__all__ = ["Publisher", "Subscriber", "ipc_endpoint"]
+__all__ = ["Publisher", "Subscriber", "ipc_endpoint", "queue_bytes"]
 
 log = logging.getLogger(__name__)
 
 # Large enough that a burst is absorbed by the receiver thread's drop-oldest queues, which
 # implement dora's queue_size; ZeroMQ's own HWM drops the *newest*, which is the wrong end.
 _HWM = 10_000
+# ZeroMQ's queues count messages, not bytes: 10,000 frames of 6 MB would be 60 GB for one slow
+# (or malicious, never-reading) peer. Each socket lowers its high-water mark as the largest
+# message it has carried grows, so one connection's queue at each end holds about
+# _HWM_BYTES_FACTOR x ``queue_bytes()`` (1 GiB by default), never fewer than _MIN_HWM messages
+# (a burst of large values must still fit); libzmq applies a new mark to open connections too.
+# Messages beyond it are dropped by ZeroMQ (the newest), which the receiver counts as lost in
+# transit from the sequence numbers when later ones arrive.
+_MIN_HWM = 64
+_HWM_BYTES_FACTOR = 4
+_DEFAULT_QUEUE_BYTES = 256 * 1024 * 1024
+
+
+def queue_bytes() -> int:
+    """``DORA_ZMQ_QUEUE_BYTES``: the most bytes queued per node input, and per data connection at each end."""
+    try:
+        return max(1, int(os.environ.get("DORA_ZMQ_QUEUE_BYTES", _DEFAULT_QUEUE_BYTES)))
+    except ValueError:
+        return _DEFAULT_QUEUE_BYTES
+
+
+class _ByteBoundedHwm:
+    """The high-water mark of one socket, lowered as its largest message grows."""
+
+    __slots__ = ("largest", "_budget", "_hwm", "_option", "_sock")
+
+    def __init__(self, sock: zmq.Socket[Any], option: int) -> None:
+        self._sock = sock
+        self._option = option
+        self._budget = _HWM_BYTES_FACTOR * queue_bytes()
+        self._hwm = _HWM
+        self.largest = self._budget // _HWM  # below this, the message count is the bound
+
+    def note(self, nbytes: int) -> None:
+        """A message of ``nbytes`` went through (called only when it beats ``largest``)."""
+        self.largest = nbytes
+        hwm = max(_MIN_HWM, min(_HWM, self._budget // max(1, nbytes)))
+        if hwm < self._hwm:
+            self._hwm = hwm
+            self._sock.setsockopt(self._option, hwm)
+            log.debug("data socket: %d-byte messages, high-water mark now %d", nbytes, hwm)
+
+
 # How long a closing node keeps sending what is queued to subscribers that are still there.
 _PUB_LINGER_MS = 5000
 # Plain ints: passing the enum members costs a conversion on every call.
@@ -42,9 +84,14 @@ class Publisher:
 
     ``XPUB_VERBOSER`` makes every subscription from every subscriber visible, which the start
     barrier uses; subscriptions are read with :meth:`read_subscriptions`.
+
+    With CURVE and ``admit`` given, a subscription takes effect only once read and admitted:
+    ``admit(peer, topic)`` sees the key of the connection it came on (``XPUB_MANUAL``), so a
+    node key can subscribe to what its node reads and nothing else. The owner then reads
+    subscriptions regularly (``manual`` says so); unsubscriptions are applied as they come.
     """
 
-    def __init__(self, ipc: str, tcp_bind: str = "", relay: str = "") -> None:
+    def __init__(self, ipc: str, tcp_bind: str = "", relay: str = "", admit: Callable[[Peer, bytes], bool] | None = None) -> None:
         sock = context_socket(zmq.XPUB)
         sock.setsockopt(zmq.XPUB_VERBOSER, 1)
         sock.setsockopt(zmq.SNDHWM, _HWM)
@@ -54,13 +101,20 @@ class Publisher:
         sock.setsockopt(zmq.HEARTBEAT_IVL, 1000)
         sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3000)
         self._sock = sock
+        self._hwm = _ByteBoundedHwm(sock, zmq.SNDHWM)
+        # Through a relay every subscription comes on the relay's one connection: nothing to tell apart.
+        self._admit = admit if admit is not None and not relay and security_enabled() else None
+        self.manual = self._admit is not None
+        if self.manual:
+            sock.setsockopt(zmq.XPUB_MANUAL, 1)
+        self.refused = 0  # subscriptions not admitted
         if relay:
             # Outbound only: the relay listens, so with CURVE this side is the client.
-            secure_client(sock)
+            secure_client(sock, Plane.DATA)
             self.ipc = self.tcp = ""
             self.connect_relay(relay)
             return
-        secure_server(sock)
+        secure_server(sock, Plane.DATA)
         try:
             self.ipc = ""
             if ipc:
@@ -95,6 +149,9 @@ class Publisher:
         """
         send = self._sock.send
         last = len(frames) - 1
+        nbytes = len(frames[last])
+        if nbytes > self._hwm.largest:
+            self._hwm.note(nbytes)
         for i in range(last):
             send(frames[i], _SNDMORE)
         send(frames[last], 0, copy=False)
@@ -106,9 +163,32 @@ class Publisher:
         out = []
         while True:
             try:
-                out.append(self._sock.recv(zmq.DONTWAIT))
+                if self._admit is None:
+                    out.append(self._sock.recv(zmq.DONTWAIT))
+                elif (message := self._apply(self._sock.recv(zmq.DONTWAIT, copy=False))) is not None:
+                    out.append(message)
             except zmq.Again:
                 return out
+
+    def _apply(self, frame: zmq.Frame) -> bytes | None:
+        """Manual mode: apply an (un)subscription if admitted; the message, or None if refused."""
+        message = frame.bytes
+        kind, topic = message[:1], message[1:]
+        if kind == b"\x01":
+            try:
+                peer = peer_of(frame.get("User-Id"))
+            except zmq.ZMQError:  # no key on that connection (cannot happen with CURVE on)
+                peer = peer_of("unknown:")
+            assert self._admit is not None
+            if not self._admit(peer, topic):
+                self.refused += 1
+                if self.refused <= 100 or self.refused % 1000 == 0:
+                    log.warning("publisher refused a subscription to %r from %s (%d so far)", topic, peer.describe(), self.refused)
+                return None
+            self._sock.setsockopt(zmq.SUBSCRIBE, topic)
+        elif kind == b"\x00":
+            self._sock.setsockopt(zmq.UNSUBSCRIBE, topic)  # a no-op for a closed connection's
+        return message
 
     def close(self, linger_ms: int = _PUB_LINGER_MS) -> None:
         """Close, waiting up to ``linger_ms`` for queued messages to leave."""
@@ -127,8 +207,9 @@ class Subscriber:
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.HEARTBEAT_IVL, 1000)
         sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3000)
-        secure_client(sock)
+        secure_client(sock, Plane.DATA)
         self._sock = sock
+        self._hwm = _ByteBoundedHwm(sock, zmq.RCVHWM)
         self.connected: set[str] = set()
 
     @property
@@ -179,6 +260,8 @@ class Subscriber:
         while frame.more:
             frame = recv(0, copy=False)
             frames.append(frame)
+        if len(frame) > self._hwm.largest:
+            self._hwm.note(len(frame))
         return frames
 
     def close(self) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import zmq
 
 from .._errors import ControlError
-from ..security import secure_server
+from ..security import Plane, secure_server
 from ._channel import context
 
 __all__ = ["Relay"]
@@ -37,7 +37,7 @@ class Relay:
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.SNDHWM, 10_000)
             sock.setsockopt(zmq.RCVHWM, 10_000)
-            secure_server(sock)
+            secure_server(sock, Plane.DATA)
         try:
             self._front.bind(publishers)
             self._back.bind(subscribers)

@@ -110,6 +110,8 @@ def daemon(
     )
     banner = f"daemon '{machine_id or '(default)'}' connecting to {coordinator_address(coordinator)}"
     _serve_in_foreground(d.serve_forever, lambda: d.request_shutdown(10.0), banner, 30)
+    if d.refused:
+        raise ControlError(f"the coordinator refused daemon '{machine_id or '(default)'}': {d.refused}")
 
 
 @cli.command()
@@ -129,17 +131,25 @@ def relay(publishers: str, subscribers: str) -> None:
 
 @cli.command()
 @click.argument("directory", type=click.Path(file_okay=False))
-@click.option("--client", "clients", multiple=True, metavar="NAME", help="A client key pair to create (repeatable; default: 'default').")
-def keys(directory: str, clients: tuple[str, ...]) -> None:
-    """Create CURVE keys for a deployment (then set DORA_ZMQ_KEYS=DIRECTORY everywhere)."""
-    from ..security import generate_keys
+@click.option("--operator", "operators", multiple=True, metavar="NAME", help="An operator (CLI) key: start, stop, list, logs (repeatable).")
+@click.option("--daemon", "daemons", multiple=True, metavar="NAME", help="A daemon key, one per machine (repeatable).")
+@click.option("--node", "nodes", multiple=True, metavar="NAME", help="A node key for the `path: dynamic` node NAME, e.g. on an edge device (repeatable).")
+@click.option("--client", "clients", multiple=True, metavar="NAME", help="A key with every role (older deployments; repeatable).")
+def keys(directory: str, operators: tuple[str, ...], daemons: tuple[str, ...], nodes: tuple[str, ...], clients: tuple[str, ...]) -> None:
+    """Create CURVE keys for a deployment (then set DORA_ZMQ_KEYS=DIRECTORY everywhere).
 
-    written = generate_keys(Path(directory), list(clients))
+    With no key named, one key with every role is made ('default'). See the README's
+    "Roles and authorization" for which files each machine needs.
+    """
+    from ..security import Role, generate_keys
+
+    roles = {Role.OPERATOR: list(operators), Role.DAEMON: list(daemons), Role.NODE: list(nodes)}
+    written = generate_keys(Path(directory), list(clients), roles)
     for path in written:
         out.print(f"wrote {path}")
     out.print(
-        f"keys in {directory}: copy the folder to every machine and set DORA_ZMQ_KEYS={directory} "
-        "(DORA_ZMQ_CLIENT_KEY=<folder>/clients/<name>.key_secret to pick a client key)"
+        f"keys in {directory}: set DORA_ZMQ_KEYS={directory} on every machine and DORA_ZMQ_CLIENT_KEY to that "
+        "machine's key (<folder>/clients/<role>/<name>.key_secret); secret keys are 0600, give each machine only its own"
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 
 from .. import _control as ctl
@@ -10,6 +11,7 @@ from .._errors import ControlError, DataflowFailed, NodeFailure
 from ..coordinator import DEFAULT_ADDRESS, Coordinator
 from ..daemon import Daemon
 from ..descriptor import Dataflow
+from ..security import ENV_CLIENT, ENV_KEYS
 from ._client import StopSignals, follow, request
 from ._console import err, print_counters, print_failure_result
 
@@ -24,6 +26,11 @@ def run_local(dataflow: Dataflow, name: str | None, grace_s: float, stop_after_s
     Raises:
         DataflowFailed: a node failed (the report was printed already).
     """
+    if os.environ.pop(ENV_KEYS, None):
+        # Everything of a local run is on 127.0.0.1 and ipc, in this process and its children:
+        # CURVE would add nothing, and one key cannot be operator, daemon and node at once.
+        os.environ.pop(ENV_CLIENT, None)
+        log.info("run is local (127.0.0.1 and ipc sockets): the CURVE keys in %s are not used", ENV_KEYS)
     coordinator = _embedded_coordinator()
     daemon = Daemon(coordinator.address, "")
     threads = [

@@ -19,7 +19,9 @@ from .._errors import BundleError, DescriptorError, NodeFailure
 from .._transport import Channel, Poller
 from .._version import __version__
 from ..descriptor import NodeKind, parse_dataflow
+from ..security import Peer
 from ..tracing import LifecycleTracer
+from ._access import DAEMON_REPORTS, refusal
 from ._bundles import BundleService
 from ._observe import daemon_infos, node_stats
 from ._state import DaemonRecord, DataflowRun, LogWatcher, NodeState, Status
@@ -37,6 +39,8 @@ MACHINE_WAIT_S = float(os.environ.get("DORA_ZMQ_MACHINE_WAIT", "10"))
 START_WARN_S = float(os.environ.get("DORA_ZMQ_START_WARN", "5"))
 DEFAULT_GRACE_S = 10.0
 _FINISHED_KEPT = 50
+#: Clients attached to one dataflow (``start --attach``, ``logs --follow``) at most.
+_WATCHERS_PER_DATAFLOW = 64
 
 
 class Coordinator:
@@ -77,7 +81,7 @@ class Coordinator:
         try:
             while not self._stop.is_set():
                 if poller.wait(100):
-                    while (got := self.channel.recv_nowait()) is not None:
+                    while (got := self.channel.recv_from(0)) is not None:
                         self._dispatch_safely(*got)
                 self._tick()
                 if self._exit_at is not None and (not self._daemons or time.monotonic() > self._exit_at):
@@ -90,18 +94,50 @@ class Coordinator:
             self.channel.close()
             log.info("coordinator stopped")
 
-    def _dispatch_safely(self, peer: bytes, msg: Any) -> None:
+    def _dispatch_safely(self, peer: bytes, sender: Peer, msg: Any) -> None:
         try:
-            self._dispatch(peer, msg)
+            if self._admit(peer, sender, msg):
+                self._dispatch(peer, sender, msg)
         except Exception as exc:  # noqa: BLE001 - see below
             # The codec checks the shape of a message, not its sense (a node id nobody knows, a
             # field of the wrong type): such a message is dropped, the control plane goes on.
             log.warning("coordinator dropped %s from %r: %s: %s", type(msg).__name__, peer, type(exc).__name__, exc)
             log.debug("handler error", exc_info=True)
 
-    def _dispatch(self, peer: bytes, msg: Any) -> None:
-        if peer in self._daemons:
-            self._daemons[peer].last_seen = time.monotonic()
+    def _admit(self, peer: bytes, sender: Peer, msg: Any) -> bool:
+        """True if this connection may send ``msg`` (see ``_access``); says why not if it may not."""
+        why = refusal(sender, msg)
+        if not why and isinstance(msg, DAEMON_REPORTS):
+            why = self._report_refusal(peer, sender, msg)
+        if not why:
+            if peer in self._daemons:
+                self._daemons[peer].last_seen = time.monotonic()
+            return True
+        log.warning("coordinator refused %s from connection %r: %s", type(msg).__name__, peer, why)
+        if isinstance(msg, ctl.RegisterDaemon):
+            self.channel.send(ctl.DaemonAccepted(why), to=peer)
+        elif not isinstance(msg, DAEMON_REPORTS):
+            self.channel.send(ctl.Failed(why), to=peer)
+        return False
+
+    def _report_refusal(self, peer: bytes, sender: Peer, msg: Any) -> str:
+        """Why a daemon report cannot come from this connection ("" if it can)."""
+        record = self._daemons.get(peer)
+        if record is None:
+            if isinstance(msg, ctl.DaemonHeartbeat):  # this coordinator restarted, or declared it lost
+                self.channel.send(ctl.DaemonAccepted(register_again=True), to=peer)
+            return "no daemon registered on this connection"
+        if record.key != sender:
+            return f"the daemon registered with {record.key.describe()}, this message came with {sender.describe()}"
+        node = getattr(msg, "node", None)
+        if node is None:
+            return ""
+        run = self._dataflows.get(msg.dataflow_id)
+        if run is None or run.placement.get(node) == peer:
+            return ""  # an unknown dataflow is dropped by its handler
+        return f"node '{node}' of dataflow {run.name} does not run on daemon '{record.machine_id or '(default)'}'"
+
+    def _dispatch(self, peer: bytes, sender: Peer, msg: Any) -> None:
         match msg:
             # CLI requests
             case ctl.StartDataflow():
@@ -135,10 +171,9 @@ class Coordinator:
                 self._destroy(peer)
             # daemon reports
             case ctl.RegisterDaemon():
-                self._register_daemon(peer, msg)
+                self._register_daemon(peer, sender, msg)
             case ctl.DaemonHeartbeat():
-                if peer not in self._daemons:  # this coordinator restarted, or declared it lost
-                    self.channel.send(ctl.DaemonAccepted(register_again=True), to=peer)
+                pass  # _admit noted it
             case ctl.DaemonExiting():
                 self._daemon_lost(peer, "daemon exited", expected=True)
             case ctl.FetchBundle():
@@ -156,8 +191,7 @@ class Coordinator:
             case ctl.NodeStats(dataflow_id=df_id, node=node, drops=drops, lost=lost):
                 # Only the daemon running a node relays its reports.
                 if (run := self._dataflows.get(df_id)) is not None and run.placement.get(node) == peer:
-                    run.drops.update({f"{node}/{k}": v for k, v in drops.items() if v})
-                    run.lost.update({f"{node}/{k}": v for k, v in (lost or {}).items() if v})
+                    run.add_stats(node, drops, lost or {})
                     run.stats[node] = msg
                     run.stats_at[node] = time.monotonic()
             case ctl.NodeResources(samples=samples):
@@ -250,7 +284,7 @@ class Coordinator:
             self.channel.send(
                 ctl.SpawnNodes(
                     run.id, run.name, run.yaml, run.working_dir, nodes, multi, parent,
-                    ship=run.ship, bundle=run.bundle, folder_id=run.folder_id, path=run.path,
+                    ship=run.ship, bundle=run.bundle, folder_id=run.folder_id, path=run.path, reader_secret=run.reader_secret,
                 ),
                 to=ident,
             )
@@ -339,7 +373,7 @@ class Coordinator:
     def _fetch_logs(self, peer: bytes, msg: ctl.FetchLogs) -> None:
         """The kept lines selected, then (``follow``) new ones until the dataflow ends."""
         node = None if msg.all_nodes else msg.node
-        run = self._accept_stream(peer, msg.dataflow, node)
+        run = self._accept_stream(peer, msg.dataflow, node, msg.follow)
         if run is None:
             return
         for name, (at, stream, line) in run.select_logs(node, msg.since, max(0, msg.tail)):
@@ -350,8 +384,9 @@ class Coordinator:
             self.channel.send(ctl.Ok("end of kept lines"), to=peer)
             self._watchers.setdefault(run.id, []).append(LogWatcher(peer, True, node))
 
-    def _accept_stream(self, peer: bytes, ref: str, node: str | None) -> DataflowRun | None:
-        """The dataflow a streaming request names, after telling the CLI ``Ok`` (else ``Failed``)."""
+    def _accept_stream(self, peer: bytes, ref: str, node: str | None, follow: bool = True) -> DataflowRun | None:
+        """The dataflow a streaming request names, after telling the CLI ``Ok`` (else ``Failed``:
+        no such dataflow or node, or too many clients following it already)."""
         run = self._find(ref)
         if run is None:
             self.channel.send(ctl.Failed(self._unknown(ref)), to=peer)
@@ -359,6 +394,13 @@ class Coordinator:
         if node is not None and node not in run.nodes:
             self.channel.send(ctl.Failed(f"dataflow '{run.name}' has no node '{node}' (nodes: {', '.join(run.nodes)})"), to=peer)
             return None
+        if follow and not run.finished:
+            watchers = self._watchers.setdefault(run.id, [])
+            if len(watchers) >= _WATCHERS_PER_DATAFLOW:  # drop those whose client has gone
+                watchers[:] = [w for w in watchers if self.channel.send(ctl.Probe(), to=w.peer)]
+            if len(watchers) >= _WATCHERS_PER_DATAFLOW:
+                self.channel.send(ctl.Failed(f"dataflow '{run.name}' has {len(watchers)} attached clients already; detach one first"), to=peer)
+                return None
         self.channel.send(ctl.Ok(run.id), to=peer)
         return run
 
@@ -386,15 +428,28 @@ class Coordinator:
 
     # ---- daemon reports ------------------------------------------------------------------
 
-    def _register_daemon(self, peer: bytes, msg: ctl.RegisterDaemon) -> None:
+    def _register_daemon(self, peer: bytes, sender: Peer, msg: ctl.RegisterDaemon) -> None:
         if msg.protocol != ctl.PROTOCOL_VERSION:
             self.channel.send(ctl.DaemonAccepted(f"protocol {msg.protocol} != coordinator's {ctl.PROTOCOL_VERSION}; use the same dora_zmq version"), to=peer)
             return
-        clash = [i for i, d in self._daemons.items() if d.machine_id == msg.machine_id and i != peer]
-        for ident in clash:  # a restarted daemon replaces the one it was
-            self._daemon_lost(ident, "replaced by a new daemon with the same machine id")
+        for ident, record in list(self._daemons.items()):
+            if record.machine_id != msg.machine_id or ident == peer:
+                continue
+            if self.channel.send(ctl.Probe(), to=ident):
+                # Its connection is open: the running daemon keeps its place (an impostor must
+                # not evict it and receive its next SpawnNodes, with the YAML's env: secrets).
+                text = (
+                    f"machine id '{msg.machine_id or '(default)'}' is taken by a running daemon "
+                    f"(host {record.hostname}, pid {record.pid}); stop it first or pick another --machine-id"
+                )
+                log.warning("coordinator refused a second daemon for machine '%s' (host %s, pid %d): %s",
+                            msg.machine_id or "(default)", msg.hostname, msg.pid, text)
+                self.channel.send(ctl.DaemonAccepted(text), to=peer)
+                return
+            self._daemon_lost(ident, "its connection closed; a new daemon registered the same machine id")
         self._daemons[peer] = DaemonRecord(
-            peer, msg.machine_id, msg.hostname, msg.pid, list(msg.node_addresses or []), version=msg.version, advertise=msg.advertise,
+            peer, msg.machine_id, msg.hostname, msg.pid, list(msg.node_addresses or []), sender,
+            version=msg.version, advertise=msg.advertise,
         )
         self.channel.send(ctl.DaemonAccepted(), to=peer)
         log.info("daemon '%s' connected (%s, pid %d)", msg.machine_id or "(default)", msg.hostname, msg.pid)

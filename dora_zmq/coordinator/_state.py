@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import heapq
+import secrets
 import time
 from collections import deque
 from dataclasses import dataclass, field
 
 from .. import _control as ctl
 from ..descriptor import Dataflow, NodeKind
+from ..security import TRUSTED, Peer
 
 __all__ = ["DaemonRecord", "DataflowRun", "LogEntry", "LogWatcher", "NodeState", "Status"]
 
 LOG_LINES_KEPT = 2000
+#: Longer log lines are cut (a node printing megabytes without a newline must not fill memory).
+LOG_LINE_MAX = 16 * 1024
 
 
 class Status:
@@ -44,6 +48,7 @@ class DaemonRecord:
     hostname: str
     pid: int
     node_addresses: list[str] = field(default_factory=list)
+    key: Peer = TRUSTED  # the CURVE key it registered with: its reports must come with it
     last_seen: float = field(default_factory=time.monotonic)
     version: str = ""
     advertise: str = ""
@@ -102,6 +107,8 @@ class DataflowRun:
     path: str = ""  # the YAML file on the CLI's machine
     folder_fetched_at: float = 0.0  # last time a daemon fetched a chunk of this run's bundle
     machines: dict[str, str] = field(default_factory=dict)  # node -> machine id of its daemon
+    # For the daemons only (SpawnNodes): they derive each node's data-plane reader token from it.
+    reader_secret: str = field(default_factory=lambda: secrets.token_hex(32))
 
     @property
     def daemons(self) -> set[bytes]:
@@ -130,9 +137,13 @@ class DataflowRun:
         return [n for n, s in self.nodes.items() if s in (NodeState.EXITED, NodeState.FAILED)]
 
     def add_log(self, node: str, stream: str, line: str) -> LogEntry:
-        """Keep the recent lines of each node for ``dora-zmq logs``; returns the entry."""
+        """Keep the recent lines of each node of this dataflow for ``dora-zmq logs`` (lines of
+        a node it does not have are not kept); returns the entry."""
+        if len(line) > LOG_LINE_MAX:
+            line = line[:LOG_LINE_MAX] + f" [... {len(line) - LOG_LINE_MAX} characters cut]"
         entry = (time.time(), stream, line)
-        self.logs.setdefault(node, deque(maxlen=LOG_LINES_KEPT)).append(entry)
+        if node in self.nodes:
+            self.logs.setdefault(node, deque(maxlen=LOG_LINES_KEPT)).append(entry)
         return entry
 
     def select_logs(self, node: str | None, since: float, tail: int) -> list[tuple[str, LogEntry]]:
@@ -142,6 +153,14 @@ class DataflowRun:
         streams = [[(entry, n) for entry in self.logs.get(n, ())] for n in nodes]
         selected = [(n, entry) for entry, n in heapq.merge(*streams, key=lambda item: item[0][0]) if entry[0] >= since]
         return selected[-tail:] if tail else selected
+
+    def add_stats(self, node: str, drops: dict[str, int], lost: dict[str, int]) -> None:
+        """Record a node's counters, for its declared inputs only (the table stays bounded)."""
+        if node not in self.nodes:
+            return
+        inputs = self.descriptor.node(node).inputs
+        for counts, table in ((drops, self.drops), (lost, self.lost)):
+            table.update({f"{node}/{k}": v for k, v in counts.items() if v and k in inputs})
 
     def info(self) -> ctl.DataflowInfo:
         """The row for ``dora-zmq list``."""

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import shutil
 import socket
 import sys
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +23,13 @@ from .._errors import ControlError, DescriptorError
 from .._shm import cleanup_segments, cleanup_stale
 from .._transport import Channel, Poller, ipc_endpoint
 from .._version import __version__
-from ..descriptor import Dataflow, NodeKind, NodeSpec, find_program, parse_dataflow
+from ..descriptor import NodeKind, NodeSpec, find_program, parse_dataflow
+from ..security import TRUSTED, Peer, Role
 from ..tracing import LifecycleTracer
 from ._resources import ResourceSampler, SampledProcess
 from ._rundir import create_run_dir, sweep_stale_run_dirs
 from ._shipments import WORK_DIR, Shipments, missing_folder, runs_in_place
+from ._state import DataflowState, Senders, check_identities, check_token
 from ._supervisor import ExitInfo, Supervisor
 
 __all__ = ["Daemon", "ENV_DAEMON", "ENV_DATAFLOW", "ENV_MACHINE", "ENV_NODE"]
@@ -46,63 +48,7 @@ _REGISTER_RETRY_S = 1.0
 # Dataflows whose nodes all exited: their senders are kept a while, because a node's last
 # reports (final NodeStats) may be read after its exit was, and must still be verified.
 _RETIRED_KEPT = 32
-
-
-@dataclass(slots=True)
-class _Senders:
-    """Which control connections may speak for which node of one dataflow.
-
-    A node's messages are accepted only from the connection it registered on and the second
-    socket it announced in ``RegisterNode.sender_identity``: the node id written inside a
-    message is a claim, the ZeroMQ routing id is who sent it.
-    """
-
-    nodes: frozenset[str] = frozenset()  # the dataflow's nodes this daemon runs
-    by_identity: dict[bytes, str] = field(default_factory=dict)
-    # Nodes that registered without announcing their second socket (older nodes): what it
-    # sends (close-time NodeStats, NodeClosing, RequestStop) cannot be told from a forgery.
-    unverified: set[str] = field(default_factory=set)
-
-    def bind(self, node: str, identities: list[bytes], announced: bool) -> None:
-        """``identities`` are now ``node``'s, and only they (a node registering again)."""
-        for ident in [i for i, n in self.by_identity.items() if n == node]:
-            del self.by_identity[ident]
-        for ident in identities:
-            self.by_identity[ident] = node
-        if announced:
-            self.unverified.discard(node)
-        else:
-            self.unverified.add(node)
-
-
-@dataclass(slots=True)
-class _Dataflow:
-    """What this daemon knows of one dataflow it runs nodes for."""
-
-    id: str
-    name: str
-    yaml: str
-    descriptor: Dataflow
-    working_dir: Path
-    ipc_dir: Path
-    nodes: list[str]
-    multi_machine: bool
-    peers: dict[str, bytes] = field(default_factory=dict)  # node -> control identity (replies)
-    senders: _Senders = field(default_factory=_Senders)
-    last_peers: ctl.Peers | None = None
-    stopping: str = ""
-    grace_s: float = 10.0
-    live: set[str] = field(default_factory=set)
-    # Every UpstreamExited relayed so far, replayed to nodes that register later: a node still
-    # importing its libraries when an upstream already ended (e.g. a short shell script) must
-    # learn whether that upstream failed, not only that it is gone (``Peers.exited``).
-    exits: list[ctl.UpstreamExited] = field(default_factory=list)
-    # Run from a shipped copy (in ipc_dir/work, removed with it) rather than the CLI's folder;
-    # until the copy is unpacked (``waiting_for_folder``) no node is spawned.
-    shipped: bool = False
-    waiting_for_folder: bool = False
-    trace_context: str = ""
-    spawns: dict[str, int] = field(default_factory=dict)  # node -> times started (restarts + 1)
+_LOG_BATCH_BYTES = 1024 * 1024
 
 
 class Daemon:
@@ -156,7 +102,10 @@ class Daemon:
                 bound = self.nodes.bind(f"tcp://{tcp_bind}:*")
                 port = bound.rsplit(":", 1)[1]
                 self.node_addresses.append(f"tcp://{advertise or tcp_bind}:{port}")
-            self.coordinator = Channel.connect(coordinator, identity=f"daemon/{machine_id}/{socket.gethostname()}/{os.getpid()}")
+            # The random part makes the routing id unguessable: the coordinator's socket hands an
+            # identity to whoever connects with it (so a reconnecting daemon keeps its place).
+            ident = f"daemon/{machine_id}/{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(16)}"
+            self.coordinator = Channel.connect(coordinator, identity=ident)
         except BaseException:
             self.nodes.close()
             self._remove_run_dir()
@@ -166,11 +115,13 @@ class Daemon:
         self.accept_shipped = accept_shipped
         self._resources = ResourceSampler()
         cleanup_stale()  # segments left by writers that died with an earlier daemon
-        self._dataflows: dict[str, _Dataflow] = {}
-        self._retired: OrderedDict[str, _Senders] = OrderedDict()
+        self._dataflows: dict[str, DataflowState] = {}
+        self._retired: OrderedDict[str, Senders] = OrderedDict()
         self._stop = threading.Event()
         self._shutdown_deadline: float | None = None
         self._accepted = False
+        #: Why the coordinator refused this daemon ("" if it did not): the CLI exits with it.
+        self.refused = ""
         self._tracer = LifecycleTracer(f"dora-daemon-{machine_id}" if machine_id else "dora-daemon", "daemon")
 
     @property
@@ -256,12 +207,12 @@ class Daemon:
             self.coordinator.send(ctl.NodeResources(self.machine_id, self._resources.sample(procs)))
 
     def _drain(self, member: Channel) -> None:
-        while (got := member.recv_nowait()) is not None:
-            peer, msg = got
+        while (got := member.recv_from(0)) is not None:
+            peer, sender, msg = got
             try:
                 if member is self.coordinator:
                     self._on_coordinator(msg)
-                else:
+                elif self._node_key_allows(peer, sender, msg):
                     self._on_node(peer, msg)
             except Exception as exc:  # noqa: BLE001 - see below
                 # The codec checks the shape of a message, not its sense: a well-formed message
@@ -278,6 +229,7 @@ class Daemon:
             case ctl.DaemonAccepted(error=error):
                 if error:
                     log.error("coordinator refused daemon '%s': %s", self.machine_id, error)
+                    self.refused = error
                     self._stop.set()
                 else:
                     self._accepted = True
@@ -302,6 +254,8 @@ class Daemon:
                     self._stop_dataflow(df, grace, reason)
             case ctl.ShutdownDaemon(grace_s=grace):
                 self.request_shutdown(grace)
+            case ctl.Probe():
+                pass  # the coordinator checks that this connection is open
             case _:
                 log.debug("daemon ignores %r", msg)
 
@@ -326,9 +280,10 @@ class Daemon:
         except OSError as exc:
             self._fail_nodes(msg, f"cannot create the dataflow's run folder {ipc_dir}: {exc}")
             return
-        df = _Dataflow(
+        df = DataflowState(
             msg.dataflow_id, msg.name, msg.yaml, descriptor, working_dir, ipc_dir, list(msg.nodes), msg.multi_machine,
-            senders=_Senders(frozenset(msg.nodes)), shipped=shipped, waiting_for_folder=shipped, trace_context=msg.trace_context,
+            senders=Senders(frozenset(msg.nodes)), shipped=shipped, waiting_for_folder=shipped, trace_context=msg.trace_context,
+            reader_secret=msg.reader_secret,
         )
         self._dataflows[df.id] = df
         if shipped:
@@ -340,7 +295,7 @@ class Daemon:
             return
         self._spawn_nodes(df)
 
-    def _spawn_nodes(self, df: _Dataflow) -> None:
+    def _spawn_nodes(self, df: DataflowState) -> None:
         for node_id in df.nodes:
             try:
                 spec = df.descriptor.node(node_id)
@@ -374,7 +329,7 @@ class Daemon:
                 continue
             self._spawn_nodes(df)
 
-    def _fail_dataflow(self, df: _Dataflow, reason: str) -> None:
+    def _fail_dataflow(self, df: DataflowState, reason: str) -> None:
         """Report every node of ``df`` on this machine failed with ``reason``, and forget it."""
         log.error("dataflow %s: %s", df.id, reason)
         for node in df.nodes:
@@ -385,14 +340,16 @@ class Daemon:
         for node in msg.nodes:
             self._report_exit(msg.dataflow_id, node, ExitInfo(None, None, True, reason, ""))
 
-    def _spawn_node(self, df: _Dataflow, spec: NodeSpec) -> None:
+    def _spawn_node(self, df: DataflowState, spec: NodeSpec) -> None:
         argv = self._argv(df, spec)
         if isinstance(argv, str):
             self._report_exit(df.id, spec.id, ExitInfo(None, None, True, argv, ""))
             return
         env = dict(os.environ)
         env.update(spec.env)
+        token = secrets.token_hex(16)
         env.update({
+            ctl.ENV_NODE_TOKEN: token,
             ENV_DAEMON: self.node_address,
             ENV_NODE: spec.id,
             ENV_DATAFLOW: df.id,
@@ -407,11 +364,12 @@ class Daemon:
             log.warning("dataflow %s: could not start node %s: %s: %s", df.id, spec.id, type(exc).__name__, exc)
             self._report_exit(df.id, spec.id, ExitInfo(None, None, True, f"could not start {argv[0]}: {exc}", ""))
             return
+        df.tokens[spec.id] = token
         df.live.add(spec.id)
         df.spawns[spec.id] = df.spawns.get(spec.id, 0) + 1
 
     @staticmethod
-    def _argv(df: _Dataflow, spec: NodeSpec) -> list[str] | str:
+    def _argv(df: DataflowState, spec: NodeSpec) -> list[str] | str:
         if spec.kind is NodeKind.RUNTIME:
             return [sys.executable, "-u", "-m", "dora_zmq.operators"]
         path = spec.executable
@@ -424,7 +382,7 @@ class Daemon:
             return [sys.executable, "-u", str(path), *spec.args]
         return [str(path), *spec.args]
 
-    def _log_path(self, df: _Dataflow, node: str) -> Path:
+    def _log_path(self, df: DataflowState, node: str) -> Path:
         # A shipped copy goes when the dataflow ends: its nodes' log files live in the run
         # folder (until the daemon stops; the coordinator keeps the lines for `dora-zmq logs`).
         bases = [self.run_dir / "logs" / df.id] if df.shipped else [df.working_dir / "out" / df.id, self.run_dir / "logs" / df.id]
@@ -436,7 +394,7 @@ class Daemon:
                 continue
         return self.run_dir / f"log_{df.id}_{node}.txt"
 
-    def _stop_dataflow(self, df: _Dataflow, grace_s: float, reason: str) -> None:
+    def _stop_dataflow(self, df: DataflowState, grace_s: float, reason: str) -> None:
         df.stopping = reason or "MANUAL"
         df.grace_s = grace_s
         self._to_nodes(df, ctl.StopNode(df.stopping))
@@ -481,7 +439,7 @@ class Daemon:
             self.nodes.send(ctl.RegisterRefused(f"node '{msg.node}' is not part of {where}"), to=peer)
             return
         sender = msg.sender_identity.encode()
-        refused = self._check_identities(df, msg.node, peer, sender)
+        refused = check_identities(df, msg.node, peer, sender) or check_token(df, msg)
         if refused:
             log.warning("daemon refused node '%s' of dataflow %s from connection %r: %s", msg.node, df.id, peer, refused)
             self.nodes.send(ctl.RegisterRefused(refused), to=peer)
@@ -495,6 +453,8 @@ class Daemon:
             ctl.NodeSetup(
                 df.id, msg.node, df.yaml, str(df.working_dir), self.machine_id, str(df.ipc_dir),
                 tcp_bind, self.advertise, stopping=bool(df.stopping),
+                reader_token=df.reader_token(msg.node),
+                reader_tokens={n: df.reader_token(n) for n in df.descriptor.downstream_nodes(msg.node)},
             ),
             to=peer,
         )
@@ -504,17 +464,30 @@ class Daemon:
         if df.last_peers is not None:  # the endpoint table so far (updates follow as they come)
             self.nodes.send(df.last_peers, to=peer)
 
-    @staticmethod
-    def _check_identities(df: _Dataflow, node: str, peer: bytes, sender: bytes) -> str:
-        """Why a registration's connections cannot be ``node``'s ("" if they can)."""
-        for ident, what in ((peer, "this connection"), (sender, "the announced sender identity")):
-            owner = df.senders.by_identity.get(ident) if ident else None
-            if owner is not None and owner != node:
-                return f"{what} is node '{owner}' of this dataflow already"
-        if sender and (sender == peer or len(sender) > 255 or sender.startswith(b"\0")):
-            # ZeroMQ reserves routing ids starting with a zero byte for the ones it assigns.
-            return f"invalid sender identity {sender!r} (1 to 255 bytes, not starting with a zero byte, not the registering connection's)"
-        return ""
+    def _node_key_allows(self, peer: bytes, sender: Peer, msg: Any) -> bool:
+        """True if the connection's key may speak as the node ``msg`` names (see README, roles).
+
+        Nodes this daemon spawns run with its daemon key. A ``node`` key (an edge device) is
+        named after the one dynamic node it may run as; an operator key is no node at all.
+        """
+        if sender == TRUSTED or sender.may(Role.DAEMON):
+            return True
+        node = getattr(msg, "node", None)
+        why = ""
+        if not sender.may(Role.NODE):
+            why = f"it has {sender.describe()}, not a node or daemon key"
+        elif node != sender.name:
+            why = f"a node key named '{sender.name}' may only run node '{sender.name}'"
+        else:
+            df = self._dataflows.get(getattr(msg, "dataflow_id", "")) or (self._find_dynamic(node) if isinstance(msg, ctl.RegisterNode) else None)
+            if df is not None and node in df.nodes and df.descriptor.node(node).kind is not NodeKind.DYNAMIC:
+                why = f"node '{node}' is started by the daemon; a node key runs only `path: dynamic` nodes"
+        if not why:
+            return True
+        log.warning("daemon refused %s for node '%s' from connection %r: %s", type(msg).__name__, node, peer, why)
+        if isinstance(msg, ctl.RegisterNode):
+            self.nodes.send(ctl.RegisterRefused(why), to=peer)
+        return False
 
     def _from_node(self, peer: bytes, msg: Any, df_id: str, node: str, *, unverified_ok: bool) -> bool:
         """True if ``peer`` may send ``msg`` as ``node`` of ``df_id``; logs and says False if not.
@@ -544,13 +517,13 @@ class Daemon:
             )
         return False
 
-    def _find_dynamic(self, node: str) -> _Dataflow | None:
+    def _find_dynamic(self, node: str) -> DataflowState | None:
         for df in self._dataflows.values():
             if node in df.nodes and df.descriptor.node(node).kind is NodeKind.DYNAMIC and not df.stopping:
                 return df
         return None
 
-    def _to_nodes(self, df: _Dataflow, msg: Any) -> None:
+    def _to_nodes(self, df: DataflowState, msg: Any) -> None:
         for node, peer in list(df.peers.items()):
             if not self.nodes.send(msg, to=peer):
                 df.peers.pop(node, None)
@@ -575,7 +548,7 @@ class Daemon:
             if df is not None and not df.live:
                 self._forget(df)
 
-    def _forget(self, df: _Dataflow) -> None:
+    def _forget(self, df: DataflowState) -> None:
         if df.waiting_for_folder:  # the unpacking worker may be writing into ipc_dir/work
             return
         if any(df.descriptor.node(n).kind is NodeKind.DYNAMIC for n in df.peers):
@@ -605,7 +578,17 @@ class Daemon:
             df_id, node, stream, line = q.get_nowait()
             batches.setdefault((df_id, node, stream), []).append(line)
         for (df_id, node, stream), lines in batches.items():
-            self.coordinator.send(ctl.NodeLogs(df_id, node, lines, stream))
+            # Messages well under the control sockets' size limit (the coordinator drops a peer
+            # that sends more): a chatty node's lines go in several.
+            chunk: list[str] = []
+            size = 0
+            for line in lines:
+                if chunk and size + len(line) > _LOG_BATCH_BYTES:
+                    self.coordinator.send(ctl.NodeLogs(df_id, node, chunk, stream))
+                    chunk, size = [], 0
+                chunk.append(line)
+                size += len(line) + 8
+            self.coordinator.send(ctl.NodeLogs(df_id, node, chunk, stream))
 
     def _close(self) -> None:
         if self._closed:
@@ -618,7 +601,8 @@ class Daemon:
             for proc, info in exited:
                 self._report_exit(proc.dataflow_id, proc.node, info)
             try:
-                self.coordinator.send(ctl.DaemonExiting(self.machine_id))
+                if not self.refused:  # a refused daemon never was the coordinator's
+                    self.coordinator.send(ctl.DaemonExiting(self.machine_id))
             except ControlError:
                 pass
             self._tracer.close()

@@ -1,4 +1,11 @@
-"""Capture of a node's stdout and stderr: to its log file, to the daemon, and a stderr tail."""
+"""Capture of a node's stdout and stderr: to its log file, to the daemon, and a stderr tail.
+
+Everything a node prints is bounded here: a line is cut at ``LINE_MAX`` bytes (a node writing
+megabytes without a newline is read in pieces), the log file is rotated at ``FILE_MAX`` bytes
+(``log_<node>.txt.1`` keeps the previous part), and lines waiting for the daemon's event loop
+are capped at ``PENDING_MAX``; past that they still reach the file, and the coordinator gets
+one line saying how many it missed.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +21,9 @@ __all__ = ["LogCapture"]
 log = logging.getLogger(__name__)
 
 _TAIL_LINES = 20
+LINE_MAX = 64 * 1024
+FILE_MAX = 64 * 1024 * 1024
+PENDING_MAX = 10_000
 
 
 class LogCapture:
@@ -37,7 +47,9 @@ class LogCapture:
         self._sink = sink
         self._file_lock = threading.Lock()
         self._file: IO[str] = open(log_path, "a", encoding="utf-8", errors="replace")  # noqa: SIM115 - closed in join()
+        self._written = log_path.stat().st_size
         self._threads: list[threading.Thread] = []
+        self._unsent = 0  # lines the full sink could not take, since the last one it took
 
     def start(self, stdout: IO[bytes], stderr: IO[bytes]) -> None:
         """Start the two reader threads."""
@@ -48,18 +60,38 @@ class LogCapture:
 
     def _pump(self, stream: str, pipe: IO[bytes]) -> None:
         try:
-            for raw in iter(pipe.readline, b""):
+            for raw in iter(lambda: pipe.readline(LINE_MAX), b""):
                 line = raw.decode("utf-8", errors="replace").rstrip("\n")
                 if stream == "stderr":
                     self.stderr_tail.append(line)
-                with self._file_lock:
-                    self._file.write(line + "\n" if stream == "stdout" else f"[stderr] {line}\n")
-                    self._file.flush()
-                self._sink.put((self.dataflow_id, self.node, stream, line))
+                self._write(line + "\n" if stream == "stdout" else f"[stderr] {line}\n")
+                self._forward(stream, line)
         except (OSError, ValueError) as exc:
             log.debug("log pipe of %s closed: %s", self.node, exc)
         finally:
             pipe.close()
+
+    def _write(self, text: str) -> None:
+        with self._file_lock:
+            if self._written + len(text) > FILE_MAX:
+                self._file.close()
+                self.log_path.replace(self.log_path.with_name(self.log_path.name + ".1"))
+                self._file = open(self.log_path, "w", encoding="utf-8", errors="replace")  # noqa: SIM115
+                self._written = 0
+            self._file.write(text)
+            self._file.flush()
+            self._written += len(text)
+
+    def _forward(self, stream: str, line: str) -> None:
+        with self._file_lock:  # both pump threads count
+            if self._sink.qsize() >= PENDING_MAX:
+                self._unsent += 1
+                return
+            if self._unsent:
+                note = f"[dora-zmq: {self._unsent} line(s) of {self.node} not forwarded (output too fast); see {self.log_path}]"
+                self._sink.put((self.dataflow_id, self.node, "stderr", note))
+                self._unsent = 0
+        self._sink.put((self.dataflow_id, self.node, stream, line))
 
     def join(self, timeout: float = 2.0) -> None:
         """Wait for both pipes to be drained (the process has exited), then close the file."""

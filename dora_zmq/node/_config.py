@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from .._control import ENV_NODE_TOKEN
 from .._errors import NodeConfigError
 
 __all__ = [
@@ -65,6 +66,7 @@ class NodeEnvironment:
     dataflow_id: str
     spawned: bool
     coordinator: str = ""
+    token: str = ""  # the daemon's one-time registration token (spawned nodes)
 
     @classmethod
     def from_env(cls, node_id: str | None = None, coordinator: str | None = None) -> "NodeEnvironment":
@@ -86,9 +88,12 @@ class NodeEnvironment:
         if not daemon:
             raise NodeConfigError(f"no daemon address: {ENV_DAEMON} is not set. {_HOW_TO_RUN}")
         spawned = node_id is None or node_id == env_node
+        # Taken out of the environment: the node's own child processes have no use for it.
+        token = os.environ.pop(ENV_NODE_TOKEN, "") if spawned else ""
         return cls(
             daemon=daemon,
             node_id=node_id or env_node or "",
             dataflow_id=os.environ.get(ENV_DATAFLOW, ""),
             spawned=spawned and env_node is not None,
+            token=token,
         )

@@ -1,7 +1,10 @@
 """The event queue between a node's receiver thread and ``Node.next()``.
 
 Each input has its own bounded deque: when full, the *oldest* message is dropped and counted
-(dora's ``queue_size`` keeps the newest N). Control events (INPUT_CLOSED, NODE_FAILED, STOP)
+(dora's ``queue_size`` keeps the newest N). Each input also holds at most
+``DORA_ZMQ_QUEUE_BYTES`` of values (256 MiB by default; ZeroMQ's queues are bounded the same
+way, see ``_transport``): 10,000 queued 6 MB frames would be 60 GB, so past that budget the
+oldest go too, counted as the same drops. Control events (INPUT_CLOSED, NODE_FAILED, STOP)
 go to a separate unbounded deque and are never dropped. ``get`` returns the event that arrived
 first across all deques, so an INPUT_CLOSED always comes after that input's last message.
 """
@@ -15,6 +18,7 @@ from typing import Any, Mapping
 
 import pyarrow as pa
 
+from .._transport import queue_bytes
 from .._wire import value_bytes
 
 __all__ = ["Event", "EventQueue", "EventType", "ReceivedEvent", "StopReason"]
@@ -81,10 +85,13 @@ class ReceivedEvent(Event):
 class EventQueue:
     """Thread-safe event buffer with per-input drop-oldest queues."""
 
-    def __init__(self, queue_sizes: Mapping[str, int]) -> None:
+    def __init__(self, queue_sizes: Mapping[str, int], max_bytes: int | None = None) -> None:
         self._cv = threading.Condition()
-        self._inputs: dict[str, deque[tuple[int, Event]]] = {k: deque() for k in queue_sizes}
+        # (arrival number, event, value bytes) per input
+        self._inputs: dict[str, deque[tuple[int, Event, int]]] = {k: deque() for k in queue_sizes}
         self._sizes = dict(queue_sizes)
+        self._max_bytes = queue_bytes() if max_bytes is None else max_bytes
+        self._bytes: dict[str, int] = {k: 0 for k in queue_sizes}
         self.drops: dict[str, int] = {k: 0 for k in queue_sizes}
         self.received: dict[str, int] = {k: 0 for k in queue_sizes}  # INPUT events queued, ever
         self._control: deque[tuple[int, Event]] = deque()
@@ -124,12 +131,16 @@ class EventQueue:
                 return True
             q = self._inputs[input_id]
             self.received[input_id] += 1
-            dropped = len(q) >= self._sizes[input_id]
-            if dropped:
-                q.popleft()
+            value = event.get("value")
+            nbytes = value.get_total_buffer_size() if isinstance(value, pa.Array) else 0  # O(1)
+            dropped = False
+            while q and (len(q) >= self._sizes[input_id] or self._bytes[input_id] + nbytes > self._max_bytes):
+                self._bytes[input_id] -= q.popleft()[2]
                 self.drops[input_id] += 1
+                dropped = True
             self._seq += 1
-            q.append((self._seq, event))
+            q.append((self._seq, event, nbytes))
+            self._bytes[input_id] += nbytes
             self._cv.notify()
             return not dropped
 
@@ -204,11 +215,16 @@ class EventQueue:
             return self._priority.popleft()
         if self._ended:
             return None
-        best: deque[tuple[int, Event]] | None = self._control if self._control else None
-        for q in self._inputs.values():
-            if q and (best is None or q[0][0] < best[0][0]):
-                best = q
-        return best.popleft()[1] if best else None
+        best_input: str | None = None
+        first = self._control[0][0] if self._control else None
+        for input_id, q in self._inputs.items():
+            if q and (first is None or q[0][0] < first):
+                best_input, first = input_id, q[0][0]
+        if best_input is not None:
+            _, event, nbytes = self._inputs[best_input].popleft()
+            self._bytes[best_input] -= nbytes
+            return event
+        return self._control.popleft()[1] if self._control else None
 
     def _push_control(self, event: Event) -> None:
         self._seq += 1

@@ -30,6 +30,7 @@ from ..descriptor import Dataflow, NodeSpec, OutputRef, TimerSpec, parse_dataflo
 from ..tracing import NodeTracing, setup_tracing
 from ._config import ENV_ADVERTISE, ENV_BIND, NodeEnvironment, relay_addresses
 from ._events import Event, EventQueue
+from ._readers import ReaderTokens
 from ._receiver import Receiver, Route, TimerInput
 from ._samples import OutputSample
 from ._shm_sender import ShmSender
@@ -93,15 +94,16 @@ class Node:
         self._seqs = {out: 1 for out in self._spec.outputs}
         self._closed_outputs: set[str] = set()
         self._queue = EventQueue({i.id: i.queue_size for i in self._spec.inputs.values()})
+        self._readers = ReaderTokens(self._id, setup.reader_token, setup.reader_tokens, self._reader_topics())
         self._relay = relay_addresses()
         if self._relay is not None:
             self._pub = Publisher("", relay=self._relay[0])
         elif self._remote:
-            self._pub = Publisher("", f"tcp://{os.environ.get(ENV_BIND, '0.0.0.0')}:*")
+            self._pub = Publisher("", f"tcp://{os.environ.get(ENV_BIND, '0.0.0.0')}:*", admit=self._readers.admits)
         else:
-            self._pub = Publisher(ipc_endpoint(setup.ipc_dir, self._id), setup.tcp_bind)
+            self._pub = Publisher(ipc_endpoint(setup.ipc_dir, self._id), setup.tcp_bind, admit=self._readers.admits)
         self._sub = Subscriber()
-        self._shm = ShmSender(self._dataflow_id, self._id, self._machine, self._descriptor, self._spec.outputs)
+        self._shm = ShmSender(self._dataflow_id, self._id, self._machine, self._descriptor, self._spec.outputs, self._readers)
         self._routes = self._build_routes()
         self._peer_lock = threading.Lock()
         self._deferred: list[Any] = []  # control messages that arrived during start-up
@@ -109,7 +111,7 @@ class Node:
         self._ctrl_tx = Channel.connect(env.daemon, identity=self._tx_identity)
         self._receiver = Receiver(
             self._id, self._sub, self._ctrl, self._routes, self._timers(), self._queue, self._connect_peers, env.spawned,
-            self._deferred, self._dataflow_id, self._sent_counts,
+            self._deferred, self._dataflow_id, self._sent_counts, self._readers.label,
         )
         self._receiver.start()
         provider = setup_tracing(self._id, {"dora.dataflow_id": self._dataflow_id})
@@ -195,6 +197,8 @@ class Node:
         if self._tracing is not None:
             metadata = self._tracing.on_send(output_id, metadata, value.get_total_buffer_size())
         with self._lock:
+            if self._pub.manual:  # subscriptions take effect once read (see Publisher)
+                self._shm.drain(self._pub)
             seq = self._seqs[output_id]
             self._seqs[output_id] = seq + 1
             frames = self._shm.frames(self._pub, output_id, topic, seq, value, metadata) if self._shm.threshold else None
@@ -327,7 +331,7 @@ class Node:
     def _register(self, env: NodeEnvironment) -> ctl.NodeSetup:
         try:
             reply = self._ctrl.request(
-                ctl.RegisterNode(env.dataflow_id, env.node_id, os.getpid(), ctl.PROTOCOL_VERSION, self._tx_identity),
+                ctl.RegisterNode(env.dataflow_id, env.node_id, os.getpid(), ctl.PROTOCOL_VERSION, self._tx_identity, env.token),
                 _REGISTER_TIMEOUT_S,
             )
         except ControlError as exc:
@@ -348,6 +352,14 @@ class Node:
                 topic = encode_topic(spec.source.node, spec.source.output)
                 routes.setdefault(topic, Route(spec.source.node, [])).inputs.append(spec.id)
         return routes
+
+    def _reader_topics(self) -> dict[str, frozenset[bytes]]:
+        """Per subscriber node, the topics of this node's outputs it reads."""
+        topics: dict[str, set[bytes]] = {}
+        for out, topic in self._topics.items():
+            for reader, _ in self._descriptor.subscribers(self._id, out):
+                topics.setdefault(reader, set()).add(topic)
+        return {reader: frozenset(t) for reader, t in topics.items()}
 
     def _timers(self) -> list[TimerInput]:
         return [TimerInput(i.id, i.source.interval_s) for i in self._spec.inputs.values() if isinstance(i.source, TimerSpec)]
@@ -372,7 +384,7 @@ class Node:
         self._connect_peers(peers, initial=True)
         for topic in self._routes:
             self._sub.subscribe(topic)
-        self._sub.subscribe(marker_topic(self._id))
+        self._sub.subscribe(marker_topic(self._readers.label))
         self._await_subscribers(markers, exited | set(peers.exited), set(peers.endpoints))
 
     def _await_peers(self, markers: set[str], exited: set[str]) -> ctl.Peers | None:
@@ -438,8 +450,8 @@ class Node:
     def _collect_markers(self, markers: set[str]) -> None:
         for sub in self._pub.read_subscriptions():
             parsed = parse_marker(sub)
-            if parsed is not None and parsed[0]:
-                markers.add(parsed[1])
+            if parsed is not None and parsed[0] and (reader := self._readers.reader_of(parsed[1], "a start marker")) is not None:
+                markers.add(reader)
 
     def _connect_peers(self, peers: ctl.Peers, initial: bool = False) -> None:
         self._shm.update_peers(peers)

@@ -72,10 +72,12 @@ class Receiver(threading.Thread):
         deferred: list[Any] | None = None,
         dataflow_id: str = "",
         sent_counts: Callable[[], dict[str, int]] | None = None,
+        reader_label: str = "",
     ) -> None:
         super().__init__(name=f"dora-zmq-receiver-{node_id}", daemon=True)
         self.node_id = node_id
         self.dataflow_id = dataflow_id
+        self._reader_label = reader_label or node_id  # names its releases (see _readers)
         self._reported: tuple[dict[str, int], dict[str, int]] = ({}, {})
         self._reported_counts: tuple[dict[str, int], dict[str, int], dict[str, int]] = ({}, {}, {})
         self._sent_counts = sent_counts or dict
@@ -322,12 +324,13 @@ class Receiver(threading.Thread):
             batch = []
             while self._releases and len(batch) < _RELEASES_PER_MESSAGE:
                 batch.append(self._releases.popleft().encode())
-            self._sub.send_upstream(encode_release(self.node_id, b"".join(batch)))
+            self._sub.send_upstream(encode_release(self._reader_label, b"".join(batch)))
 
     def _malformed(self, why: str, topic: bytes, inputs: Sequence[str] = ()) -> None:
         self.malformed += 1
-        where = f"input {', '.join(inputs)}" if inputs else f"topic {topic[:64]!r}"
-        log.warning("node %s: dropped malformed data message on %s (%s); %d so far", self.node_id, where, why[:300], self.malformed)
+        if self.malformed <= 100 or self.malformed % 1000 == 0:  # a flood stays a trickle in the log
+            where = f"input {', '.join(inputs)}" if inputs else f"topic {topic[:64]!r}"
+            log.warning("node %s: dropped malformed data message on %s (%s); %d so far", self.node_id, where, why[:300], self.malformed)
 
     def _drain_control(self) -> None:
         while (got := self._ctrl.recv_nowait()) is not None:

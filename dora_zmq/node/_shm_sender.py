@@ -26,6 +26,7 @@ from .._shm import SegmentPool, ShmDescriptor
 from .._transport import Publisher
 from .._wire import byte_width, encode_shm_frames, parse_marker, parse_release
 from ..descriptor import Dataflow, NodeKind
+from ._readers import ReaderTokens
 from ._samples import OutputSample
 
 __all__ = ["ShmSender", "shm_threshold"]
@@ -50,8 +51,11 @@ def shm_threshold() -> int:
 class ShmSender:
     """Decides per output whether shared memory can be used, and keeps the segment pool."""
 
-    def __init__(self, dataflow_id: str, node_id: str, machine: str, descriptor: Dataflow, outputs: tuple[str, ...]) -> None:
+    def __init__(
+        self, dataflow_id: str, node_id: str, machine: str, descriptor: Dataflow, outputs: tuple[str, ...], readers: ReaderTokens
+    ) -> None:
         self.threshold = shm_threshold()
+        self._readers = readers
         self._dataflow_id = dataflow_id
         self._node_id = node_id
         self._machine = machine
@@ -139,12 +143,16 @@ class ShmSender:
         for message in pub.read_subscriptions():
             release = parse_release(message)
             if release is not None:
-                self._release(*release)
+                if (reader := self._readers.reader_of(release[0], "a shared-memory release")) is not None:
+                    self._release(reader, release[1])
                 continue
             marker = parse_marker(message)
             if marker is None:
                 continue
-            subscribed, node = marker
+            subscribed, label = marker
+            node = self._readers.reader_of(label, "a start marker")
+            if node is None:
+                continue
             if subscribed:
                 if node in self._gone:
                     self._gone.discard(node)

@@ -9,8 +9,10 @@ from typing import Any
 
 import zmq
 from zmq.auth.thread import ThreadAuthenticator
+from zmq.utils import z85
 
 from ._keys import KeyConfig, SecurityError, key_config
+from ._roles import KeyTable, Plane
 
 __all__ = ["secure_client", "secure_server", "security_enabled", "stop_authenticator"]
 
@@ -35,27 +37,66 @@ def security_enabled() -> bool:
     return _keys() is not None
 
 
-def secure_server(sock: zmq.Socket[Any]) -> None:
-    """Make a listening socket a CURVE server that accepts only authorised client keys."""
+def secure_server(sock: zmq.Socket[Any], plane: Plane = Plane.CONTROL) -> None:
+    """Make a listening socket a CURVE server that accepts only authorised client keys.
+
+    Args:
+        plane: ``CONTROL`` sockets serve with ``server.key`` and admit every role;
+            ``DATA`` sockets (publishers, relays) serve with ``data.key`` and admit daemon
+            and node keys only.
+    """
     keys = _keys()
     if keys is None:
         return
-    if keys.server_secret is None:
-        raise SecurityError("this machine listens for connections, so it needs server.key_secret in the keys folder")
+    public, secret, name = (
+        (keys.server_public, keys.server_secret, "server") if plane is Plane.CONTROL else (keys.data_public, keys.data_secret, "data")
+    )
+    if secret is None:
+        raise SecurityError(f"this process listens for {plane.value}-plane connections, so it needs {name}.key_secret in the keys folder")
     _ensure_authenticator(sock.context, keys)
+    sock.zap_domain = plane.value.encode()
     sock.curve_server = True
-    sock.curve_publickey = keys.server_public
-    sock.curve_secretkey = keys.server_secret
+    sock.curve_publickey = public
+    sock.curve_secretkey = secret
 
 
-def secure_client(sock: zmq.Socket[Any]) -> None:
-    """Make a connecting socket a CURVE client of the deployment's server key."""
+def secure_client(sock: zmq.Socket[Any], plane: Plane = Plane.CONTROL) -> None:
+    """Make a connecting socket a CURVE client of the plane's server key."""
     keys = _keys()
     if keys is None:
         return
-    sock.curve_serverkey = keys.server_public
+    sock.curve_serverkey = keys.server_public if plane is Plane.CONTROL else keys.data_public
     sock.curve_publickey = keys.client_public
     sock.curve_secretkey = keys.client_secret
+
+
+class _RoleAuthenticator(ThreadAuthenticator):
+    """pyzmq's ZAP thread, with keys looked up in a :class:`KeyTable` and ``role:name`` user ids."""
+
+    def __init__(self, ctx: zmq.Context[Any], table: KeyTable) -> None:
+        super().__init__(ctx, log=logging.getLogger("dora_zmq.security.zap"))
+        self.table = table
+
+    def curve_user_id(self, client_public_key: bytes) -> str:
+        # A key removed between the check and this call gets a user id with no rights.
+        return self.table.user_id(z85.encode(client_public_key)) or "revoked:"
+
+
+class _PlaneCredentials:
+    """The ZAP callback: is this key authorised, with a role that may use this plane?"""
+
+    def __init__(self, table: KeyTable) -> None:
+        self._table = table
+
+    def callback(self, domain: str, key: bytes) -> bool:
+        try:
+            plane = Plane(domain)
+        except ValueError:
+            return False
+        allowed = self._table.allows(plane, key)
+        if not allowed:
+            log.info("CURVE: refused key %s on the %s plane", key.decode(errors="replace"), plane.value)
+        return allowed
 
 
 def _ensure_authenticator(ctx: zmq.Context[Any], keys: KeyConfig) -> None:
@@ -63,9 +104,12 @@ def _ensure_authenticator(ctx: zmq.Context[Any], keys: KeyConfig) -> None:
     with _lock:
         if _auth is not None:
             return
-        auth = ThreadAuthenticator(ctx, log=logging.getLogger("dora_zmq.security.zap"))
+        table = KeyTable(keys.authorized)
+        auth = _RoleAuthenticator(ctx, table)
         auth.start()
-        auth.configure_curve(domain="*", location=str(keys.authorized))
+        credentials = _PlaneCredentials(table)
+        for plane in Plane:
+            auth.configure_curve_callback(domain=plane.value, credentials_provider=credentials)
         _auth = auth
         atexit.register(stop_authenticator)
         log.info("CURVE authentication on; authorised keys from %s", keys.authorized)

@@ -252,7 +252,8 @@ from dora_zmq._transport import Channel
 address, df, me = os.environ["DORA_ZMQ_DAEMON"], os.environ["DORA_DATAFLOW_ID"], os.environ["DORA_NODE_ID"]
 bogus = ctl.NodeEndpoint("elsewhere", "ipc:///nonexistent/forged.sock", "")
 own = Channel.connect(address)
-assert isinstance(own.request(ctl.RegisterNode(df, me, os.getpid(), ctl.PROTOCOL_VERSION), 20), ctl.NodeSetup)
+token = os.environ[ctl.ENV_NODE_TOKEN]  # it is the process the daemon started for it
+assert isinstance(own.request(ctl.RegisterNode(df, me, os.getpid(), ctl.PROTOCOL_VERSION, "", token), 20), ctl.NodeSetup)
 own.send(ctl.NodeBound(df, "source", bogus))
 own.send(ctl.NodeStats(df, "sink", {"value": 4242}, None))
 stranger = Channel.connect(address)

@@ -190,7 +190,7 @@ ROGUE = """
     ctx = zmq.Context()
     sub = ctx.socket(zmq.SUB)
     if mode != "plain":
-        server_public, _ = zmq.auth.load_certificate(keys + "/server.key")
+        server_public, _ = zmq.auth.load_certificate(keys + "/data.key")  # the data plane's server key
         own = "/rogue/rogue.key_secret" if mode == "wrong-key" else "/clients/default.key_secret"
         public, secret = zmq.auth.load_certificate(keys + own)
         sub.curve_serverkey, sub.curve_publickey, sub.curve_secretkey = server_public, public, secret

@@ -68,3 +68,18 @@ def test_data_is_lazy_bytes() -> None:
     event = Event(type="INPUT", id="a", value=pa.array([1, 2], type=pa.uint8()), metadata={})
     assert "data" not in event
     assert event["data"] == b"\x01\x02"
+
+
+def test_queued_bytes_are_bounded_per_input_dropping_the_oldest() -> None:
+    import pyarrow as pa
+
+    q = EventQueue({"big": 10_000, "small": 10_000}, max_bytes=3 * 1024)
+    for i in range(10):
+        q.push_input("big", Event(type="INPUT", id="big", value=pa.array([i] * 128, pa.int64()), metadata={}))  # 1 KiB each
+    q.push_input("small", Event(type="INPUT", id="small", value=pa.array([1], pa.int64()), metadata={}))
+    assert q.drops == {"big": 7, "small": 0}  # 10,000 messages allowed, but only 3 KiB
+    got = [q.get(0) for _ in range(4)]
+    assert [e["value"][0].as_py() for e in got if e["id"] == "big"] == [7, 8, 9]
+    # A value larger than the whole budget still gets through (the newest always fits).
+    q.push_input("big", Event(type="INPUT", id="big", value=pa.array([0] * 1024, pa.int64()), metadata={}))
+    assert q.get(0)["value"].nbytes == 8 * 1024
