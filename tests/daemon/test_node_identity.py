@@ -38,7 +38,7 @@ nodes:
     path: dynamic
 """
 _BOGUS = ctl.NodeEndpoint("elsewhere", "ipc:///nonexistent/forged.sock", "tcp://203.0.113.1:1")
-_QUIET = (ctl.DaemonHeartbeat, ctl.NodeLogs)
+_QUIET = (ctl.DaemonHeartbeat, ctl.NodeLogs, ctl.NodeResources)
 
 
 class _Warnings(logging.Handler):

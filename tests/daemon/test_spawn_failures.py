@@ -21,7 +21,7 @@ from dora_zmq.daemon import Daemon
 
 pytestmark = pytest.mark.timeout(60)
 
-_QUIET = (ctl.DaemonHeartbeat, ctl.NodeLogs)
+_QUIET = (ctl.DaemonHeartbeat, ctl.NodeLogs, ctl.NodeResources)
 
 
 class _Rig:

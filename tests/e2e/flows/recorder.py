@@ -4,8 +4,12 @@ env: SLOW_START_S  sleep before Node() (a late subscriber, for the start barrier
      SLEEP_S       sleep after each INPUT (a slow consumer)
      READY_AFTER   print READY after this many inputs (default 1)
      ACK_OUTPUT    send b"ack" on this output once ACK_AFTER inputs arrived
+
+A value whose JSON is longer than 16 KiB is printed as {"sha256": ..., "json_length": ...} of
+that JSON (see ``value_digest``): daemons cut output lines at 64 KiB.
 """
 
+import hashlib
 import json
 import os
 import time
@@ -20,12 +24,23 @@ READY_AFTER = int(os.environ.get("READY_AFTER", "1"))
 ACK_OUTPUT = os.environ.get("ACK_OUTPUT")
 ACK_AFTER = int(os.environ.get("ACK_AFTER", "1"))
 
+MAX_INLINE = 16 * 1024
+
+
+def value_digest(value: object) -> object:
+    """``value`` itself, or the digest of its JSON when that is too long for one log line."""
+    text = json.dumps(value)
+    if len(text) <= MAX_INLINE:
+        return value
+    return {"sha256": hashlib.sha256(text.encode()).hexdigest(), "json_length": len(text)}
+
+
 node = Node()
 inputs = 0
 for event in node:
     record = {"type": event["type"], "id": event["id"]}
     if event["type"] == "INPUT":
-        record["value"] = event["value"].to_pylist()
+        record["value"] = value_digest(event["value"].to_pylist())
         record["metadata"] = event["metadata"]
     if "error" in event:
         record["error"] = event["error"]
