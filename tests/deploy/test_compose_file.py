@@ -126,8 +126,9 @@ def test_dora_services_build_the_deploy_image() -> None:
 def test_every_service_traces_to_jaeger() -> None:
     compose = load_compose()
     jaeger = compose["services"]["jaeger"]
-    assert jaeger["image"].startswith("jaegertracing/all-in-one:")
-    assert jaeger["environment"]["COLLECTOR_OTLP_ENABLED"] == "true"
+    # Jaeger v2: v1 (jaegertracing/all-in-one) reached its end of life on 2025-12-31.
+    repo, _, version = jaeger["image"].partition(":")
+    assert repo == "jaegertracing/jaeger" and version.split(".")[0] == "2", jaeger["image"]
     published = {p.rsplit(":", 1)[-1] for p in jaeger["ports"]}
     assert {"4318", "16686"} <= published
     for name, service in dora_services(compose).items():
