@@ -129,13 +129,16 @@ make_base_image() {
     if [[ ! -x $rootfs/usr/bin/python3 ]]; then
         say "debootstrap $SUITE into $rootfs (about a minute)"
         rm -rf "$rootfs"
-        debootstrap --variant=minbase --include=python3,python3-venv,python3-pip,passwd \
+        debootstrap --variant=minbase --include=python3,python3-pip,passwd \
             "$SUITE" "$rootfs" http://deb.debian.org/debian >"$STATE/debootstrap.log" 2>&1 \
             || { tail -n 30 "$STATE/debootstrap.log" >&2; die "debootstrap failed"; }
         ln -sf python3 "$rootfs/usr/bin/python"
         # pip installs into the system Python of the image, as in python:3.11-slim.
         rm -f "$rootfs"/usr/lib/python3*/EXTERNALLY-MANAGED
-        rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+        # vfs copies the whole image for every container: keep it small.
+        rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* \
+            "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/* \
+            "$rootfs"/usr/share/locale/*
     fi
     say "wheelhouse for $image (pip download on the host)"
     rm -rf "$rootfs/wheels"

@@ -14,19 +14,17 @@ from __future__ import annotations
 
 import json
 import os
-import queue
-import re
 import shutil
-import signal
 import subprocess
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
-from typing import IO, Any, Sequence
+from typing import Any, Sequence
 
 import pytest
+
+from dora_zmq.testing import DataflowProcess
 
 from ._compose import COMPOSE_FILE, REPO
 
@@ -91,66 +89,14 @@ def shared_dir(prefix: str) -> Path:
     return path
 
 
-class Background:
-    """A docker command left running (``compose up``, ``logs -f``), its lines collected.
+# A docker command as a DataflowProcess (the project's owned-process helper: lines collected,
+# process group killed by pid at the end, leaks found by tag): its Python execs the command.
+_EXEC = "import os, sys; os.execvp(sys.argv[1], sys.argv[1:])"
 
-    Owned by the test: :meth:`close` kills its process group by pid.
-    """
 
-    def __init__(self, args: Sequence[str], env: dict[str, str]) -> None:
-        self.args = list(args)
-        self.proc = subprocess.Popen(
-            self.args, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.lines: list[str] = []
-        self._queue: queue.Queue[str] = queue.Queue()
-        self._reader = threading.Thread(target=self._pump, args=(self.proc.stdout,), daemon=True)
-        self._reader.start()
-
-    def _pump(self, pipe: IO[bytes] | None) -> None:
-        assert pipe is not None
-        for raw in iter(pipe.readline, b""):
-            line = raw.decode(errors="replace").rstrip("\n")
-            self.lines.append(line)
-            self._queue.put(line)
-        pipe.close()
-
-    @property
-    def output(self) -> str:
-        return "\n".join(self.lines)
-
-    def wait_for_line(self, pattern: str, timeout: float) -> str:
-        """Block until a line matching ``pattern`` arrives (TimeoutError with the output)."""
-        rx = re.compile(pattern)
-        for line in list(self.lines):
-            if rx.search(line):
-                return line
-        deadline = time.monotonic() + timeout
-        while (remaining := deadline - time.monotonic()) > 0:
-            try:
-                line = self._queue.get(timeout=min(remaining, 0.5))
-            except queue.Empty:
-                if self.proc.poll() is not None and not self._reader.is_alive() and self._queue.empty():
-                    break
-                continue
-            if rx.search(line):
-                return line
-        raise TimeoutError(f"no line matching {pattern!r} from {' '.join(self.args)}:\n{self.output}")
-
-    def wait(self, timeout: float) -> int:
-        code = self.proc.wait(timeout)
-        self._reader.join(5)
-        return code
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.proc.wait(5)
-        self._reader.join(2)
+def background(argv: Sequence[str], env: dict[str, str]) -> DataflowProcess:
+    """Start ``argv`` (a docker command) left running; close it with ``__exit__``."""
+    return DataflowProcess([], python_args=["-c", _EXEC, *argv], env=env)
 
 
 class ComposeProject:
@@ -162,7 +108,7 @@ class ComposeProject:
         self.env = dict(os.environ)
         self.env.update({"DORA_ZMQ_TEST_IMAGE": image, "DORA_ZMQ_TEST_DATAFLOWS": str(dataflows)})
         self.env.update(extra_env or {})
-        self.background: list[Background] = []
+        self.background: list[DataflowProcess] = []
 
     def argv(self, *args: str) -> list[str]:
         files = [a for f in self.files for a in ("-f", str(f))]
@@ -175,9 +121,12 @@ class ComposeProject:
             raise AssertionError(f"docker compose {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
         return done
 
-    def start(self, *args: str) -> Background:
-        """A compose command left running (``up``, ``logs -f``), closed with the project."""
-        command = Background(self.argv(*args), self.env)
+    def start(self, *args: str) -> DataflowProcess:
+        """A compose command left running (``logs -f``), closed with the project."""
+        return self.own(background(self.argv(*args), self.env))
+
+    def own(self, command: DataflowProcess) -> DataflowProcess:
+        """Close ``command`` with the project."""
         self.background.append(command)
         return command
 
@@ -211,7 +160,7 @@ class ComposeProject:
             self.run("down", "--volumes", "--remove-orphans", timeout=180, check=False)
         finally:
             for command in self.background:
-                command.close()
+                command.__exit__(None, None, None)
 
 
 def span_lines(text: str) -> list[str]:

@@ -32,6 +32,8 @@ def docker_image() -> Iterator[str]:
         yield tag
     finally:
         docker("image", "rm", "--force", tag, check=False, timeout=120)
+        # Compose builds once per service: the earlier builds' images are left untagged.
+        docker("image", "prune", "--force", "--filter", "label=dora-zmq.test=true", check=False, timeout=300)
 
 
 @pytest.fixture

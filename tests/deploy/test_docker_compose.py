@@ -6,9 +6,10 @@ bind mounts, `stop` and `down`. The only change to the compose file is the test 
 (compose.test.yml): Jaeger (which cannot be pulled here) becomes the project's OTLP receiver,
 no host ports are published, and the image and the dataflows folder are the test's.
 
-Each compose run costs about a minute on the vfs driver, so there are three: the demo to its
-end (with traces), a never-ending dataflow stopped by `docker compose stop` (and the host CLI
-through the published port), and one with CURVE keys taken down by `docker compose down`.
+Each compose project costs a minute or more on the vfs driver (every container is a copy of
+the image), so there are two: the demo to its end (with traces), and a never-ending dataflow
+with CURVE keys that goes through `stop`, `start` and `down` (and the host's CLI through the
+published port, with and without the keys).
 Needs an engine: `sudo bash .ci/docker-engine.sh start` on a machine like CI's.
 """
 
@@ -18,8 +19,9 @@ import os
 import re
 import shutil
 import time
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import pytest
 
@@ -27,7 +29,7 @@ from dora_zmq.descriptor import load_dataflow
 from dora_zmq.testing import run_cli
 
 from ._compose import CURVE_OVERRIDE, MULTI_YML, REPO, dora_services, load_compose, traces_through
-from ._docker import DOCKER_TIMINGS, KEYS_OVERRIDE, PORT_OVERRIDE, TEST_OVERRIDE, Background, ComposeProject, docker, shared_dir, span_lines
+from ._docker import DOCKER_TIMINGS, KEYS_OVERRIDE, PORT_OVERRIDE, TEST_OVERRIDE, ComposeProject, background, shared_dir, span_lines
 
 pytestmark = pytest.mark.docker
 
@@ -64,14 +66,17 @@ def test_up_runs_the_example_to_its_end_with_one_trace_per_frame(compose: Callab
     assert traces_through(spans, NODES) == COUNT, "\n".join(spans[-50:])
 
 
-def _wait_for_frames(project: ComposeProject) -> Background:
+def _wait_for_frames(project: ComposeProject, since: str) -> None:
     """Follow the receiver's output until frames cross both machines (display spans)."""
-    follow = project.start("logs", "--follow", "--no-color", "--no-log-prefix", "jaeger")
-    follow.wait_for_line(r"^span display ", timeout=120)
-    return follow
+    with background(project.argv("logs", "--follow", "--no-color", "--no-log-prefix", "--since", since, "jaeger"), project.env) as follow:
+        follow.wait_for_line(r"^span display ", timeout=120)
 
 
-def _assert_stopped_cleanly(project: ComposeProject, start_log: str, exits: dict[str, int]) -> None:
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _assert_stopped_cleanly(start_log: str, exits: dict[str, int]) -> None:
     # The dataflow's own closing report: every node stopped on STOP, none was killed.
     sent = re.search(r"camera: sent (\d+) frames", start_log)
     assert sent and int(sent.group(1)) > 0, start_log
@@ -83,31 +88,6 @@ def _assert_stopped_cleanly(project: ComposeProject, start_log: str, exits: dict
     ours = set(dora_services(load_compose())) | {"jaeger"}
     assert set(exits) == ours, exits
     assert all(code == 0 for code in exits.values()), exits
-
-
-@pytest.mark.timeout(600)
-def test_stop_ends_a_running_dataflow_cleanly_and_the_host_cli_reaches_the_coordinator(
-    compose: Callable[..., ComposeProject], forever_dataflows: Path
-) -> None:
-    project = compose(forever_dataflows, [TEST_OVERRIDE, PORT_OVERRIDE])
-    started = time.monotonic()
-    project.run("up", "--detach", timeout=300)
-    _wait_for_frames(project)
-    _timed("up -d until frames flow", started)
-
-    # The host's CLI, through the coordinator's published (loopback) port.
-    host_port = project.run("port", "coordinator", "53290", timeout=30).stdout.strip()
-    assert host_port.startswith("127.0.0.1:"), host_port
-    listed = run_cli(["list", "--coordinator", f"tcp://{host_port}"], timeout=40)
-    assert listed.returncode == 0 and "demo" in listed.stdout, listed.output
-
-    started = time.monotonic()
-    project.run("stop", timeout=240)
-    _timed("stop", started)
-    containers = project.containers()
-    exits = {name: c["State"]["ExitCode"] for name, c in containers.items()}
-    assert not any(c["State"]["OOMKilled"] for c in containers.values())
-    _assert_stopped_cleanly(project, project.logs("start"), exits)
 
 
 def _curve_keys() -> Path:
@@ -122,42 +102,60 @@ def _curve_keys() -> Path:
     return keys
 
 
-@pytest.mark.timeout(600)
-def test_down_ends_a_running_curve_dataflow_cleanly_and_refuses_a_client_without_keys(
+@pytest.mark.timeout(900)
+def test_a_never_ending_curve_dataflow_stops_cleanly_on_stop_and_on_down(
     compose: Callable[..., ComposeProject], forever_dataflows: Path
 ) -> None:
+    """One project (containers are costly on vfs): up, stop, start again, down.
+
+    On the way, the host's CLI reaches the coordinator through its published loopback port:
+    answered with the keys, refused without them.
+    """
     keys = _curve_keys()
     try:
-        project = compose(forever_dataflows, [CURVE_OVERRIDE, TEST_OVERRIDE, KEYS_OVERRIDE], {"DORA_ZMQ_TEST_KEYS": str(keys)})
-        started = time.monotonic()
-        project.run("up", "--detach", timeout=300)
-        _wait_for_frames(project)
-        _timed("up -d with CURVE until frames flow", started)
-
-        # A client with the keys (inside `start`'s container) is answered...
-        allowed = project.run("exec", "-T", "start", "dora-zmq", "list", timeout=60, check=False)
-        assert allowed.returncode == 0 and "demo" in allowed.stdout, allowed.stdout + allowed.stderr
-        # ...one on the same network without them is not.
-        intruder = docker(
-            "run", "--rm", "--network", f"{project.name}_default", project.env["DORA_ZMQ_TEST_IMAGE"],
-            "dora-zmq", "list", "--coordinator", "tcp://coordinator:53290", timeout=120, check=False,
+        project = compose(
+            forever_dataflows, [CURVE_OVERRIDE, TEST_OVERRIDE, KEYS_OVERRIDE, PORT_OVERRIDE], {"DORA_ZMQ_TEST_KEYS": str(keys)}
         )
-        assert intruder.returncode == 1 and "no coordinator answered" in intruder.stderr, intruder.stdout + intruder.stderr
-
-        # `down` removes the containers: record their output and exit codes while it runs.
-        # One `docker wait` per container: it prints the exit code when the container stops,
-        # before `down` removes it.
-        waiters = {name: Background(["docker", "wait", c["Id"]], project.env) for name, c in project.containers().items()}
-        project.background.extend(waiters.values())
-        logs = project.start("logs", "--follow", "--no-color", "--no-log-prefix", "start")
         started = time.monotonic()
-        project.run("down", "--volumes", timeout=240)
+        since = _now()
+        project.run("up", "--detach", timeout=300)
+        _wait_for_frames(project, since)
+        _timed("up -d until frames flow", started)
+
+        host_port = project.run("port", "coordinator", "53290", timeout=30).stdout.strip()
+        assert host_port.startswith("127.0.0.1:"), host_port
+        address = f"tcp://{host_port}"
+        allowed = run_cli(["list", "--coordinator", address], env={"DORA_ZMQ_KEYS": str(keys)}, timeout=40)
+        assert allowed.returncode == 0 and "demo" in allowed.stdout, allowed.output
+        refused = run_cli(["list", "--coordinator", address], timeout=40)
+        assert refused.returncode == 1 and "no coordinator answered" in refused.stderr, refused.output
+
+        # `docker compose stop`: the containers stay, with their exit codes and output.
+        started = time.monotonic()
+        project.run("stop", timeout=240)
+        _timed("stop", started)
+        containers = project.containers()
+        assert not any(c["State"]["OOMKilled"] for c in containers.values())
+        _assert_stopped_cleanly(project.logs("start"), {name: c["State"]["ExitCode"] for name, c in containers.items()})
+
+        # The same containers again (`start` starts the dataflow anew), then `down`, which
+        # removes them: one `docker wait` per container records its exit code before that.
+        started = time.monotonic()
+        since = _now()
+        project.run("start", timeout=300)
+        _wait_for_frames(project, since)
+        _timed("start again until frames flow", started)
+        waiters = {name: project.own(background(["docker", "wait", c["Id"]], project.env)) for name, c in containers.items()}
+        logs = project.start("logs", "--follow", "--no-color", "--no-log-prefix", "--since", since, "start")
+        started = time.monotonic()
+        project.run("down", "--volumes", timeout=300)
         _timed("down", started)
         exits: dict[str, int] = {}
         for name, waiter in waiters.items():
-            assert waiter.wait(30) == 0, f"{name}: {waiter.output}"
-            exits[name] = int(waiter.lines[-1])
-        assert logs.wait(30) == 0
-        _assert_stopped_cleanly(project, logs.output, exits)
+            done = waiter.wait(30)
+            assert done.returncode == 0, f"{name}: {done.output}"
+            exits[name] = int(done.stdout.split()[-1])
+        assert logs.wait(30).returncode == 0
+        _assert_stopped_cleanly(logs.output, exits)
     finally:
         shutil.rmtree(keys, ignore_errors=True)
