@@ -177,6 +177,8 @@ stop_engine() {
         rm -f "$PIDFILE"
         return 0
     fi
+    # The build cache only speeds up one test session; the base image (an image) is kept.
+    timeout 120 docker builder prune --all --force >/dev/null 2>&1 || true
     say "stopping dockerd (pid $pid)"
     kill -TERM "$pid"
     # dockerd stops its containers (their own stop timeouts) and its containerd, then exits.

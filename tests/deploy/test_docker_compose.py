@@ -83,7 +83,8 @@ def _assert_stopped_cleanly(start_log: str, exits: dict[str, int]) -> None:
     shown = re.search(r"display: (\d+) boxes, (\d+) correct, lost 0", start_log)
     assert shown and shown.group(1) == shown.group(2) != "0", start_log
     assert re.search(r"dataflow '.*' (finished|stopped)", start_log), start_log
-    assert "SIGKILL" not in start_log and "failed" not in start_log, start_log
+    # A node killed after its grace period is reported as failed, with the signal.
+    assert not re.search(r"SIGKILL|killed|failed", start_log), start_log
     # Exit 0 everywhere: 137 would be Docker's SIGKILL after stop_grace_period.
     ours = set(dora_services(load_compose())) | {"jaeger"}
     assert set(exits) == ours, exits
