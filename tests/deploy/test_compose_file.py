@@ -44,7 +44,7 @@ def _schema_bundled() -> str | None:
 
 
 # The test overrides use compose's !reset/!override tags, which a plain YAML reader rejects;
-# `docker compose config` checks them in the docker tests.
+# Compose itself parses them in the docker tests.
 @pytest.mark.parametrize("path", [COMPOSE_FILE, CURVE_OVERRIDE, REPO / "deploy" / "swarm-stack.yml"], ids=lambda p: p.name)
 def test_compose_files_match_the_compose_spec(path: Path) -> None:
     why = _schema_bundled()

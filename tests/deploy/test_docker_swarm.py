@@ -11,6 +11,7 @@ CURVE keys (Docker secrets) included.
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 import uuid
@@ -91,7 +92,7 @@ def test_stack_runs_the_example_on_a_single_node_swarm(docker_image: str, swarm:
         env = {"DORA_ZMQ_IMAGE": docker_image, "DORA_ZMQ_DATAFLOWS": str(REPO / "dataflows"), "DORA_ZMQ_KEYS_DIR": str(keys)}
         docker("node", "update", "--label-add", "dora-machine=cam", swarm, timeout=30)
         started = time.monotonic()
-        docker("stack", "deploy", "--compose-file", str(stack), name, timeout=120, env={**_env(), **env})
+        docker("stack", "deploy", "--compose-file", str(stack), name, timeout=120, env={**os.environ, **env})
 
         # Placement by label: `cam` runs, `compute` waits for a node labelled compute.
         _wait_for("daemon-cam running", lambda: "ok" if any(t.startswith("Running") for t in _tasks(f"{name}_daemon-cam")) else None, 180)
@@ -112,8 +113,9 @@ def test_stack_runs_the_example_on_a_single_node_swarm(docker_image: str, swarm:
         assert f"display: {count} boxes, {count} correct, lost 0" in output, output
         # The one-shot ran once; the daemon placed first was never moved or restarted.
         assert len(_tasks(f"{name}_start")) == 1 and len(_tasks(f"{name}_daemon-cam")) == 1
-        spans = span_lines(_logs(f"{name}_jaeger"))
-        assert traces_through(spans, NODES) >= count - 1, "\n".join(spans[-30:])
+        # Every node flushed its spans when it stopped, before `start` completed; the service
+        # logs may lag the receiver's output by a moment.
+        _wait_for("one trace per frame", lambda: "ok" if traces_through(span_lines(_logs(f"{name}_jaeger")), NODES) == count else None, 20)
     finally:
         docker("stack", "rm", name, timeout=120, check=False)
         _wait_for("stack removed", lambda: "ok" if not docker("ps", "-aq", "--filter", f"label=com.docker.stack.namespace={name}", timeout=30).stdout.strip() else None, 120)
@@ -124,8 +126,3 @@ def _logs(service: str) -> str:
     done = docker("service", "logs", "--raw", service, timeout=60, check=False)
     return f"--- {service}\n{done.stdout}{done.stderr}"
 
-
-def _env() -> dict[str, str]:
-    import os
-
-    return dict(os.environ)
