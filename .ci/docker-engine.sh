@@ -96,6 +96,10 @@ start_engine() {
         say "an engine already answers on $SOCKET: using it"
         return 0
     fi
+    # A dockerd of ours that no longer answers (hung, or half-stopped): end it first.
+    if our_pid >/dev/null; then
+        stop_engine
+    fi
     mkdir -p "$DATA_ROOT" "$EXEC_ROOT"
     say "starting dockerd (vfs, data root $DATA_ROOT, log $LOG)"
     # setsid: its own session, so a Ctrl-C in the calling terminal does not reach it; `stop`
@@ -114,6 +118,13 @@ start_engine() {
         sleep 0.5
     done
     say "dockerd $(docker version --format '{{.Server.Version}}') is up (pid $(<"$PIDFILE"))"
+    # This engine is only for the tests: a swarm that an interrupted test left would make the
+    # swarm test skip.
+    if [[ $(docker info --format '{{.Swarm.LocalNodeState}}') != inactive ]]; then
+        say "leaving the swarm an earlier run left"
+        docker swarm leave --force >/dev/null
+        docker network rm docker_gwbridge >/dev/null 2>&1 || true
+    fi
 }
 
 make_base_image() {
