@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import yaml
 
@@ -75,3 +76,17 @@ def start_order(services: dict[str, dict[str, Any]]) -> list[str]:
     for name in services:
         visit(name, ())
     return order
+
+
+def traces_through(lines: Iterable[str], services: set[str]) -> int:
+    """How many trace ids have spans from every one of ``services``.
+
+    ``lines`` are the OTLP receiver's (``span <service> <trace id> <span name>``); others are
+    ignored.
+    """
+    seen: dict[str, set[str]] = defaultdict(set)
+    for line in lines:
+        parts = line.split(" ", 3)
+        if len(parts) == 4 and parts[0] == "span":
+            seen[parts[2]].add(parts[1])
+    return sum(1 for found in seen.values() if services <= found)

@@ -43,7 +43,9 @@ def _schema_bundled() -> str | None:
     return None
 
 
-@pytest.mark.parametrize("path", [COMPOSE_FILE, CURVE_OVERRIDE], ids=lambda p: p.name)
+# The test overrides use compose's !reset/!override tags, which a plain YAML reader rejects;
+# Compose itself parses them in the docker tests.
+@pytest.mark.parametrize("path", [COMPOSE_FILE, CURVE_OVERRIDE, REPO / "deploy" / "swarm-stack.yml"], ids=lambda p: p.name)
 def test_compose_files_match_the_compose_spec(path: Path) -> None:
     why = _schema_bundled()
     if why:
@@ -126,8 +128,9 @@ def test_dora_services_build_the_deploy_image() -> None:
 def test_every_service_traces_to_jaeger() -> None:
     compose = load_compose()
     jaeger = compose["services"]["jaeger"]
-    assert jaeger["image"].startswith("jaegertracing/all-in-one:")
-    assert jaeger["environment"]["COLLECTOR_OTLP_ENABLED"] == "true"
+    # Jaeger v2: v1 (jaegertracing/all-in-one) reached its end of life on 2025-12-31.
+    repo, _, version = jaeger["image"].partition(":")
+    assert repo == "jaegertracing/jaeger" and version.split(".")[0] == "2", jaeger["image"]
     published = {p.rsplit(":", 1)[-1] for p in jaeger["ports"]}
     assert {"4318", "16686"} <= published
     for name, service in dora_services(compose).items():
@@ -149,3 +152,15 @@ def test_curve_override_gives_every_dora_service_the_keys() -> None:
         assert service["environment"]["DORA_ZMQ_KEYS"] == mount(service, "./keys"), name
         assert dataflow_mount(service)[1] == "/app/dataflows", f"{name}: the override must add, not replace"
         assert service["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == OTLP, name
+
+
+def test_keys_for_the_compose_override_keep_secrets_private(tmp_path: Path) -> None:
+    # deploy/README tells to chown the folder to the image's user; the secrets must then be
+    # readable by that user only (a mounted key folder is shared by every container).
+    keys = tmp_path / "keys"
+    made = run_cli(["keys", str(keys), "--client", "cam"], timeout=30)
+    assert made.returncode == 0, made.output
+    secrets = sorted(keys.rglob("*.key_secret"))
+    assert len(secrets) == 3, secrets  # the server's, default's and cam's
+    modes = {p.relative_to(keys).as_posix(): oct(p.stat().st_mode & 0o777) for p in secrets}
+    assert all(mode == "0o600" for mode in modes.values()), modes

@@ -19,7 +19,6 @@ import re
 import shutil
 import signal
 import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Any, Callable, Iterator
 from urllib.parse import urlparse
@@ -30,7 +29,7 @@ from dora_zmq.descriptor import load_dataflow
 from dora_zmq.testing import DataflowProcess, leaked_processes
 from multihost.netns import Host, Network, netns_unavailable
 
-from ._compose import CURVE_OVERRIDE, MULTI_YML, REPO, dataflow_mount, dora_services, load_compose, mount, start_order
+from ._compose import CURVE_OVERRIDE, MULTI_YML, REPO, dataflow_mount, dora_services, load_compose, mount, start_order, traces_through
 
 pytestmark = pytest.mark.netns
 
@@ -136,7 +135,7 @@ def test_compose_services_run_the_example_across_hosts(
     machines = load_dataflow(MULTI_YML).machines()
     for service in ["camera", "detector", "display", "dora-coordinator", *(f"dora-daemon-{m}" for m in machines)]:
         sink.wait_for_line(rf"^span {re.escape(service)} ", timeout=15)
-    frames = _wait_for(lambda: _traces_through(sink, {"camera", "detector", "display"}), count)
+    frames = _wait_for(lambda: traces_through(list(sink.stdout_lines), {"camera", "detector", "display"}), count)
     assert frames == count, sink.output
     if curve:
         refused = intruder.wait(30)
@@ -163,16 +162,6 @@ def _wait_healthy(name: str, service: dict[str, Any], run: Callable[..., Dataflo
         if run(name, check["test"][1:], env).wait(_seconds(check["timeout"]) + 5).returncode == 0:
             return
     raise AssertionError(f"{name} never became healthy")
-
-
-def _traces_through(sink: DataflowProcess, services: set[str]) -> int:
-    """How many trace ids have spans from every one of ``services``."""
-    seen: dict[str, set[str]] = defaultdict(set)
-    for line in list(sink.stdout_lines):
-        parts = line.split(" ", 3)
-        if len(parts) == 4 and parts[0] == "span":
-            seen[parts[2]].add(parts[1])
-    return sum(1 for found in seen.values() if services <= found)
 
 
 def _wait_for(measure: Callable[[], int], want: int, timeout: float = 10.0) -> int:

@@ -46,7 +46,9 @@ def _all(steps: list[tuple[str, str]], keyword: str) -> list[str]:
 
 
 def test_base_image_and_package_install(steps: list[tuple[str, str]]) -> None:
-    assert steps[0] == ("FROM", "python:3.11-slim")
+    # The base is an argument (a local image where no registry is reachable), python by default.
+    assert steps[0] == ("ARG", "BASE_IMAGE=python:3.11-slim")
+    assert steps[1] == ("FROM", "${BASE_IMAGE}")
     copies = _all(steps, "COPY")
     assert "pyproject.toml README.md ./" in copies
     assert "dora_zmq/ dora_zmq/" in copies
