@@ -71,7 +71,7 @@ def _test_stack(image: str, folder: Path) -> Path:
     stack["services"]["jaeger"] = {
         "image": image,
         "init": True,
-        "command": ["python", "-m", "dora_zmq.otlp_receiver", "4318"],
+        "command": ["python", "-m", "dora_zmq.otlp_receiver", "4318", "0.0.0.0"],  # other containers export to it
         "networks": ["dora"],
         "deploy": {"endpoint_mode": "dnsrr", "restart_policy": {"condition": "none"}},
     }
