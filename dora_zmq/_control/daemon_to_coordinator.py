@@ -5,7 +5,7 @@ from __future__ import annotations
 from ._codec import control_message
 from .records import NodeEndpoint
 
-__all__ = ["DaemonExiting", "DaemonHeartbeat", "NodeExited", "NodeLogs", "NodeReady", "NodeStats", "RegisterDaemon", "RequestStop"]
+__all__ = ["DaemonExiting", "DaemonHeartbeat", "NodeExited", "NodeRestarting", "NodeLogs", "NodeReady", "NodeStats", "RegisterDaemon", "RequestStop"]
 
 
 @control_message
@@ -48,6 +48,24 @@ class NodeExited:
     reason: str = ""
     stderr_tail: str = ""
     machine: str = ""
+
+
+@control_message
+class NodeRestarting:
+    """A node process ended and its ``restart_policy`` starts it again after ``delay_s``.
+
+    Not an exit: the node's subscribers keep their inputs open (they get NODE_RESTARTED).
+    """
+
+    dataflow_id: str
+    node: str
+    restart_count: int  # this restart's number, from 1
+    exit_code: int | None
+    signal: int | None
+    failed: bool
+    reason: str = ""
+    delay_s: float = 0.0
+    limit: int = 0  # max_restarts (0: unlimited)
 
 
 @control_message

@@ -20,6 +20,7 @@ class NodeSetup:
     tcp_bind: str = ""
     tcp_advertise: str = ""
     stopping: bool = False
+    restart_count: int = 0  # how many times the daemon restarted this node (restart_policy)
 
 
 @control_message

@@ -46,3 +46,4 @@ class DataflowInfo:
     drops: dict[str, int]
     started_at: float = 0.0
     lost: dict[str, int] | None = None
+    restarts: dict[str, int] | None = None  # node -> times restarted (restart_policy)

@@ -218,14 +218,14 @@ def stop(dataflow: str | None, grace: float, coordinator: str | None) -> None:
 def list_(coordinator: str | None) -> None:
     """List running and recently finished dataflows."""
     flows = request(coordinator_address(coordinator), ctl.ListDataflows()).dataflows
-    table = Table("name", "id", "status", "nodes", "failed", "dropped (queue_size)", "lost (network)")
+    table = Table("name", "id", "status", "nodes", "failed", "restarts", "dropped (queue_size)", "lost (network)")
     for d in flows:
         states: dict[str, int] = {}
         for s in d.nodes.values():
             states[s] = states.get(s, 0) + 1
         table.add_row(
             d.name, d.id[:8], d.status, ", ".join(f"{n} {s}" for s, n in sorted(states.items())),
-            ", ".join(f.node for f in d.failures) or "-", _counts(d.drops), _counts(d.lost or {}),
+            ", ".join(f.node for f in d.failures) or "-", _counts(d.restarts or {}), _counts(d.drops), _counts(d.lost or {}),
         )
     out.print(table)
 

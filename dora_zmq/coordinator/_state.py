@@ -32,6 +32,7 @@ class NodeState:
     WAITING = "waiting"  # a dynamic node not connected (yet, or any more)
     EXITED = "exited"
     FAILED = "failed"
+    RESTARTING = "restarting"  # exited; its restart_policy starts it again
 
 
 @dataclass(slots=True)
@@ -62,6 +63,7 @@ class DataflowRun:
     failures: list[ctl.FailureRecord] = field(default_factory=list)
     drops: dict[str, int] = field(default_factory=dict)
     lost: dict[str, int] = field(default_factory=dict)
+    restarts: dict[str, int] = field(default_factory=dict)  # node -> restarts so far
     logs: dict[str, deque[tuple[str, str]]] = field(default_factory=dict)
     status: str = Status.PENDING
     peers_sent: bool = False
@@ -104,7 +106,7 @@ class DataflowRun:
 
     def info(self) -> ctl.DataflowInfo:
         """The row for ``dora-zmq list``."""
-        return ctl.DataflowInfo(self.id, self.name, self.status, dict(self.nodes), list(self.failures), dict(self.drops), self.started_at, dict(self.lost))
+        return ctl.DataflowInfo(self.id, self.name, self.status, dict(self.nodes), list(self.failures), dict(self.drops), self.started_at, dict(self.lost), dict(self.restarts))
 
     def result(self) -> ctl.DataflowResult:
         """The final report sent to attached clients."""

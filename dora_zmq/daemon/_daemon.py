@@ -23,8 +23,9 @@ from .._errors import ControlError, DescriptorError
 from .._shm import cleanup_segments, cleanup_stale
 from .._transport import Channel, Poller, ipc_endpoint
 from .._version import __version__
-from ..descriptor import Dataflow, NodeKind, NodeSpec, parse_dataflow
+from ..descriptor import Dataflow, NodeKind, NodeSpec, OutputRef, parse_dataflow
 from ..tracing import LifecycleTracer
+from ._restart import RestartState
 from ._rundir import create_run_dir, sweep_stale_run_dirs
 from ._supervisor import ExitInfo, Supervisor
 
@@ -94,6 +95,10 @@ class _Dataflow:
     # importing its libraries when an upstream already ended (e.g. a short shell script) must
     # learn whether that upstream failed, not only that it is gone (``Peers.exited``).
     exits: list[ctl.UpstreamExited] = field(default_factory=list)
+    # Nodes with a restart_policy: their restart records (a scheduled restart keeps the
+    # node in ``live``; ``pending_exit`` is its last exit, reported if the restart is called off).
+    restarts: dict[str, RestartState] = field(default_factory=dict)
+    pending_exit: dict[str, ExitInfo] = field(default_factory=dict)
 
 
 class Daemon:
@@ -202,6 +207,7 @@ class Daemon:
                 for member in poller.wait(50):
                     self._drain(member)
                 self._reap()
+                self._restart_due()
                 self._flush_logs()
                 if self._accepted and now >= next_beat:
                     self.coordinator.send(ctl.DaemonHeartbeat(self.machine_id))
@@ -259,6 +265,9 @@ class Daemon:
             case ctl.UpstreamExited(dataflow_id=df_id):
                 if (df := self._dataflows.get(df_id)) is not None:
                     df.exits.append(msg)
+                    self._to_nodes(df, msg)
+            case ctl.UpstreamRestarted(dataflow_id=df_id):
+                if (df := self._dataflows.get(df_id)) is not None:
                     self._to_nodes(df, msg)
             case ctl.StopNodes(dataflow_id=df_id, grace_s=grace, reason=reason, trace_context=parent):
                 if (df := self._dataflows.get(df_id)) is not None:
@@ -343,10 +352,12 @@ class Daemon:
         df.grace_s = grace_s
         self._to_nodes(df, ctl.StopNode(df.stopping))
         self.supervisor.request_stop(df.id, grace_s)
+        for node in list(df.pending_exit):  # restarts not begun yet are called off
+            self._end_node(df, node, df.pending_exit.pop(node))
 
     def _begin_shutdown(self, grace_s: float) -> None:
         self._shutdown_deadline = time.monotonic() + grace_s + 5.0
-        for df in self._dataflows.values():
+        for df in list(self._dataflows.values()):
             self._stop_dataflow(df, grace_s, "MANUAL")
 
     # ---- node side ---------------------------------------------------------------------
@@ -397,6 +408,7 @@ class Daemon:
             ctl.NodeSetup(
                 df.id, msg.node, df.yaml, str(df.working_dir), self.machine_id, str(df.ipc_dir),
                 tcp_bind, self.advertise, stopping=bool(df.stopping),
+                restart_count=state.count if (state := df.restarts.get(msg.node)) else 0,
             ),
             to=peer,
         )
@@ -470,12 +482,68 @@ class Daemon:
             self._flush_logs()
         for proc, info in exited:
             df = self._dataflows.get(proc.dataflow_id)
-            if df is not None:
-                df.live.discard(proc.node)
-                df.peers.pop(proc.node, None)
-            self._report_exit(proc.dataflow_id, proc.node, info)
-            if df is not None and not df.live:
-                self._forget(df)
+            if df is None:
+                self._report_exit(proc.dataflow_id, proc.node, info)
+                continue
+            df.peers.pop(proc.node, None)
+            if not self._schedule_restart(df, proc.node, info, stopped=bool(proc.signalled)):
+                self._end_node(df, proc.node, info)
+
+    def _end_node(self, df: _Dataflow, node: str, info: ExitInfo) -> None:
+        """A node's process ended for good: report it, and forget a dataflow with none left."""
+        df.live.discard(node)
+        self._report_exit(df.id, node, info)
+        if not df.live:
+            self._forget(df)
+
+    # ---- restart_policy -------------------------------------------------------------------
+
+    def _schedule_restart(self, df: _Dataflow, node: str, info: ExitInfo, stopped: bool) -> bool:
+        """Apply the node's restart_policy to an exit; True if it will be started again."""
+        spec = df.descriptor.node(node)
+        if spec.restart.policy == "never":
+            return False
+        state = df.restarts.setdefault(node, RestartState(spec.restart))
+        decision = state.decide(
+            info.failed, time.monotonic(), stopping=bool(df.stopping) or stopped, inputs_closed=self._inputs_closed(df, node)
+        )
+        if not decision.restart:
+            if decision.why:
+                log.info("dataflow %s: node %s is not restarted: %s", df.id, node, decision.why)
+                if info.failed and "max_restarts" in decision.why:
+                    info.reason = f"{info.reason}; {decision.why}" if info.reason else decision.why
+            return False
+        state.due_at = time.monotonic() + decision.delay_s
+        df.pending_exit[node] = info
+        log.warning(
+            "dataflow %s: node %s exited (code %s, signal %s); restart %d in %.1f s (restart_policy %s)",
+            df.id, node, info.exit_code, info.signal, state.count, decision.delay_s, spec.restart.policy,
+        )
+        self.coordinator.send(ctl.NodeRestarting(
+            df.id, node, state.count, info.exit_code, info.signal, info.failed, info.reason, decision.delay_s, state.limit,
+        ))
+        return True
+
+    @staticmethod
+    def _inputs_closed(df: _Dataflow, node: str) -> bool:
+        """True when the node has inputs and every one of them is closed for good."""
+        spec = df.descriptor.node(node)
+        if not spec.inputs or any(not isinstance(i.source, OutputRef) for i in spec.inputs.values()):
+            return False  # a source, or a timer that never closes
+        gone = {e.node for e in df.exits}
+        return df.descriptor.upstream_nodes(node) <= gone
+
+    def _restart_due(self) -> None:
+        now = time.monotonic()
+        for df in list(self._dataflows.values()):
+            for node in [n for n in df.pending_exit if (st := df.restarts[n]).due_at is not None and st.due_at <= now]:
+                del df.pending_exit[node]
+                df.restarts[node].due_at = None
+                self._spawn_node(df, df.descriptor.node(node))
+                if self.supervisor.get(df.id, node) is None:  # could not start: reported already
+                    df.live.discard(node)
+                    if not df.live:
+                        self._forget(df)
 
     def _forget(self, df: _Dataflow) -> None:
         if any(df.descriptor.node(n).kind is NodeKind.DYNAMIC for n in df.peers):
@@ -516,6 +584,9 @@ class Daemon:
             self._flush_logs()  # last lines first, as in _reap
             for proc, info in exited:
                 self._report_exit(proc.dataflow_id, proc.node, info)
+            for df in self._dataflows.values():  # restarts that will not happen now
+                for node, info in df.pending_exit.items():
+                    self._report_exit(df.id, node, info)
             try:
                 self.coordinator.send(ctl.DaemonExiting(self.machine_id))
             except ControlError:

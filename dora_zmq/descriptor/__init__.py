@@ -14,6 +14,7 @@ from .models import (
     NodeKind,
     NodeSpec,
     OperatorSpec,
+    RestartSpec,
     OutputRef,
     TimerSpec,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "NodeSpec",
     "NodeKind",
     "OperatorSpec",
+    "RestartSpec",
     "InputSpec",
     "OutputRef",
     "TimerSpec",

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .._errors import DescriptorError, DescriptorErrors
+from ._unsupported import unsupported_reason
 
 __all__ = ["Where", "Problems", "suggest"]
 
@@ -89,6 +90,10 @@ class Problems:
             valid: the keys allowed there.
             what: what holds the key, e.g. ``"node"`` or ``"input"``.
         """
+        reason = unsupported_reason(what, key)
+        if reason is not None:
+            self.add(where, line, f"{what} field '{key}' is a dora-rs field that dora_zmq does not implement", reason)
+            return
         valid = sorted(valid)
         close = suggest(key, valid)
         hint = f"did you mean '{close}'? " if close else ""

@@ -27,6 +27,7 @@ from ._fields import (
 )
 from ._loader import YMap, YNode, YScalar, YSeq, load_tree, to_plain
 from ._problems import Problems, Where, suggest
+from ._restart import RESTART_KEYS, read_restart
 from .models import SINGLE_OPERATOR_ID, Dataflow, InputSpec, NodeKind, NodeSpec, OperatorSpec
 from .validate import (
     NodeDraft,
@@ -57,7 +58,7 @@ _NODE_KEYS = (
     "_unstable_deploy",
     "build",
     "send_stdout_as",
-    "restart_policy",
+    *RESTART_KEYS,
 )
 _BODY_KEYS = ("path", "custom", "operator", "operators")
 _CUSTOM_KEYS = ("source", "args", "envs", "inputs", "outputs", "build", "send_stdout_as")
@@ -74,7 +75,6 @@ _OPERATOR_KEYS = (
     "wasm",
 )
 _PYTHON_KEYS = ("source", "conda_env")
-_RESTART_POLICIES = ("never", "on-failure", "always")
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,7 +257,7 @@ def _read_node(item: YNode, index: int, ctx: _Context) -> NodeDraft | None:
         for key in ("name", "description", "build", "send_stdout_as")
     }
     machine = _read_deploy(item, where, p)
-    restart_policy = _read_restart_policy(item, where, p)
+    restart_policy, restart = read_restart(item, where, p)
     if node_id is None:
         return None
     broken = body is None  # still a node: its id counts for duplicates and references
@@ -279,6 +279,7 @@ def _read_node(item: YNode, index: int, ctx: _Context) -> NodeDraft | None:
         build=body.build or common["build"],
         send_stdout_as=body.send_stdout_as or common["send_stdout_as"],
         restart_policy=restart_policy,
+        restart=restart,
     )
     return NodeDraft(spec, body.input_fields, body.single_operator, broken)
 
@@ -287,19 +288,6 @@ def _bad_id_reported(item: YMap) -> bool:
     """Whether an ``id`` is present but was rejected (already reported by :func:`read_id`)."""
     value = _entry(item, "id")
     return value is not None and not (isinstance(value, YScalar) and value.is_null)
-
-
-def _read_restart_policy(item: YMap, where: Where, p: Problems) -> str | None:
-    value = _entry(item, "restart_policy")
-    policy = read_text(value, where.key("restart_policy"), p)
-    if value is None or policy is None or policy in _RESTART_POLICIES:
-        return policy
-    close = suggest(policy, _RESTART_POLICIES)
-    hint = (
-        f"did you mean '{close}'? " if close else ""
-    ) + f"use one of: {', '.join(_RESTART_POLICIES)}"
-    p.add(where.key("restart_policy"), value.line, f"unknown restart_policy '{policy}'", hint)
-    return None
 
 
 def _read_body(item: YMap, where: Where, ctx: _Context) -> _Body | None:

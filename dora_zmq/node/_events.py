@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from .._wire import value_bytes
 
-__all__ = ["Event", "EventQueue", "EventType", "StopReason"]
+__all__ = ["EVENT_KIND", "Event", "EventQueue", "EventType", "StopReason"]
 
 
 class EventType:
@@ -29,6 +29,11 @@ class EventType:
     STOP = "STOP"
     ERROR = "ERROR"
     UNKNOWN = "UNKNOWN"
+    NODE_RESTARTED = "NODE_RESTARTED"
+
+
+EVENT_KIND = "dora"
+"""The ``kind`` every event carries, as dora 1.1's events do (``"dora"`` for the dataflow's own)."""
 
 
 class StopReason:
@@ -41,19 +46,28 @@ class StopReason:
 
 
 class Event(dict):  # type: ignore[type-arg]
-    """An event dict (``type``, ``id``, ``value``, ``metadata``...).
+    """An event dict (``type``, ``id``, ``kind``, ``value``, ``metadata``...).
 
-    ``event["data"]`` (the value as bytes) is computed on first access, so nodes that only use
-    the zero-copy ``value`` never pay for a copy.
+    ``event["data"]`` (the value as bytes, the older dora API) is computed on first access, so
+    nodes that only use the zero-copy ``value`` never pay for a copy. It counts as present
+    from the start on INPUT events (``"data" in event``, ``event.get("data")``): dora-era code
+    tests the key before reading it.
     """
 
     def __missing__(self, key: str) -> Any:
-        if key == "data":
-            value = self.get("value")
+        if key == "data" and dict.get(self, "type") == EventType.INPUT:
+            value = dict.get(self, "value")
             data = value_bytes(value) if isinstance(value, pa.Array) else b""
             self["data"] = data
             return data
         raise KeyError(key)
+
+    def __contains__(self, key: object) -> bool:
+        return dict.__contains__(self, key) or (key == "data" and dict.get(self, "type") == EventType.INPUT)
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        """``dict.get``, with the lazily computed ``data`` of an INPUT event."""
+        return self[key] if key in self else default
 
 
 class EventQueue:
@@ -117,8 +131,8 @@ class EventQueue:
             if stop == StopReason.MANUAL:
                 self._upstream_stop = stop
             if failed is not None:
-                self._push_control(Event(type=EventType.NODE_FAILED, id=input_id, source=source, error=failed, value=None, metadata={}))
-            self._push_control(Event(type=EventType.INPUT_CLOSED, id=input_id, value=None, metadata={}))
+                self._push_control(Event(type=EventType.NODE_FAILED, id=input_id, kind=EVENT_KIND, source=source, error=failed, value=None, metadata={}))
+            self._push_control(Event(type=EventType.INPUT_CLOSED, id=input_id, kind=EVENT_KIND, value=None, metadata={}))
             if not self._open and not self._stop_sent:
                 self._stop_sent = True
                 if self._upstream_stop is not None:
@@ -137,10 +151,18 @@ class EventQueue:
             self._priority.append(_stop(reason))
             self._cv.notify()
 
+    def push_notice(self, event: Event) -> None:
+        """Queue a control event (e.g. NODE_RESTARTED) in arrival order; never dropped."""
+        with self._cv:
+            if self._stop_sent:
+                return
+            self._push_control(event)
+            self._cv.notify()
+
     def push_error(self, message: str, urgent: bool = False) -> None:
         """Queue an ERROR event; ``urgent`` puts it before anything queued (and before a STOP)."""
         with self._cv:
-            event = Event(type=EventType.ERROR, id=None, error=message, value=None, metadata={})
+            event = Event(type=EventType.ERROR, id=None, kind=EVENT_KIND, error=message, value=None, metadata={})
             if urgent:
                 self._priority.append(event)
             else:
@@ -187,4 +209,4 @@ class EventQueue:
 
 
 def _stop(reason: str) -> Event:
-    return Event(type=EventType.STOP, id=reason, value=None, metadata={})
+    return Event(type=EventType.STOP, id=reason, kind=EVENT_KIND, value=None, metadata={})

@@ -1,4 +1,4 @@
-"""``Node``: the custom-node API of dora-rs (seed 000), plus the older tuple loop (seed 002)."""
+"""``Node``: the custom-node API of dora-rs, plus ``inputs()``, a tuple loop of our own."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import threading
 import time
 import traceback
 import weakref
-from typing import Any, Iterator, Mapping
+from typing import Any, AsyncIterator, Iterator, Mapping
 
 
 from .. import _control as ctl
@@ -28,6 +28,7 @@ from .._wire import (
 )
 from ..descriptor import Dataflow, NodeSpec, OutputRef, TimerSpec, parse_dataflow
 from ..tracing import NodeTracing, setup_tracing
+from ._async import AsyncEvents
 from ._config import ENV_ADVERTISE, ENV_BIND, NodeEnvironment, relay_addresses
 from ._events import Event, EventQueue
 from ._receiver import Receiver, Route, TimerInput
@@ -79,7 +80,8 @@ class Node:
         # close() and request_dataflow_stop() send on from the user's thread, announced here.
         self._tx_identity = f"node-tx/{secrets.token_hex(16)}"
         setup = self._register(env)
-        self._dataflow_id = setup.dataflow_id
+        self._dataflow_id = DataflowId(setup.dataflow_id)
+        self._restart_count = setup.restart_count
         self._dynamic = not env.spawned
         # A node on another host than its daemon (an edge device) cannot use the daemon's ipc
         # folder: it publishes on tcp only, under a machine name of its own.
@@ -112,6 +114,7 @@ class Node:
             self._deferred, self._dataflow_id,
         )
         self._receiver.start()
+        self._async = AsyncEvents(self._id, self.next)
         provider = setup_tracing(self._id, {"dora.dataflow_id": self._dataflow_id})
         self._tracing = NodeTracing(provider, self._id, self._dataflow_id, self._machine) if provider else None
         _install_exit_hooks(self)
@@ -124,9 +127,21 @@ class Node:
         return self._id
 
     @property
-    def dataflow_id(self) -> str:
-        """The id of the running dataflow this node belongs to."""
+    def dataflow_id(self) -> "DataflowId":
+        """The id of the running dataflow: ``node.dataflow_id()`` as in dora (a method there).
+
+        The value is a ``str`` that can also be called, so the older attribute form
+        ``node.dataflow_id`` keeps working.
+        """
         return self._dataflow_id
+
+    def is_restart(self) -> bool:
+        """True if this process replaces one of this node that exited (``restart_policy``)."""
+        return self._restart_count > 0
+
+    def restart_count(self) -> int:
+        """How many times this node was restarted: 0 on the first run, 1 after one restart..."""
+        return self._restart_count
 
     @property
     def machine(self) -> str:
@@ -156,8 +171,24 @@ class Node:
             raise StopIteration
         return event
 
+    async def recv_async(self, timeout: float | None = None) -> Event | None:
+        """``await node.recv_async()``: the next event without blocking the event loop.
+
+        Returns None when the stream has ended or ``timeout`` seconds passed (as ``next``).
+        A cancelled call loses no event: the next call returns it.
+        """
+        event: Event | None = await self._async.recv(timeout)
+        return event
+
+    async def __aiter__(self) -> AsyncIterator[Event]:
+        """``async for event in node:`` until the stream ends."""
+        while (event := await self.recv_async()) is not None:
+            yield event
+
     def inputs(self) -> Iterator[tuple[str, bytes, dict[str, Any]]]:
-        """The older dora loop (seed 002): ``for input_id, value, metadata in node.inputs():``.
+        """A loop of our own, for code written against the older dora tuple form.
+
+        ``for input_id, value, metadata in node.inputs():``
 
         Yields only INPUT events, with ``value`` as ``bytes``; ends when the stream ends.
         """
@@ -287,7 +318,10 @@ class Node:
         self._closed = True
         error = error or (_crash[-1] if _crash else "")
         # A dynamic node may come back: leaving cleanly does not end its outputs downstream.
-        topics = {} if self._dynamic and not error else self._topics
+        # A node with a restart_policy may be started again by its daemon, which alone
+        # knows: its subscribers learn the end from the daemon's report, not in-band.
+        restartable = self._spec.restart.policy != "never"
+        topics = {} if (self._dynamic and not error) or restartable else self._topics
         # A clean end while the dataflow is being stopped says so (see EventQueue.stopped_by).
         meta = {"error": error} if error else ({"stop": self._queue.stopped_by} if self._queue.stopped_by else None)
         with self._lock:
@@ -297,6 +331,7 @@ class Node:
         self._ctrl_tx.send(ctl.NodeStats(self._dataflow_id, self._id, self.dropped, self.lost))
         self._ctrl_tx.send(ctl.NodeClosing(self._dataflow_id, self._id, error))
         self._receiver.close()
+        self._async.close()
         self._pub.close()
         self._ctrl_tx.close(1000)
         self._shm.close()
@@ -454,6 +489,15 @@ class Node:
                         if route.node == node:
                             for input_id in route.inputs:
                                 self._queue.close_input(input_id, failed="node exited before the dataflow started", source=node)
+
+
+class DataflowId(str):
+    """A dataflow id that is also callable: ``node.dataflow_id()`` (dora) and ``node.dataflow_id``."""
+
+    __slots__ = ()
+
+    def __call__(self) -> str:
+        return str(self)
 
 
 def _resolve_dynamic(env: NodeEnvironment) -> NodeEnvironment:

@@ -22,7 +22,7 @@ from .._errors import ProtocolError
 from .._shm import SegmentReader, ShmDescriptor
 from .._transport import Channel, Poller, Subscriber, Wakeup
 from .._wire import MessageKind, decode_frames, encode_release
-from ._events import Event, EventQueue, EventType, StopReason
+from ._events import EVENT_KIND, Event, EventQueue, EventType, StopReason
 
 __all__ = ["Receiver", "Route", "TimerInput"]
 
@@ -274,7 +274,7 @@ class Receiver(threading.Thread):
                 return
         if value is not None:  # DATA or SHM
             for input_id in route.inputs:
-                self._queue.push_input(input_id, Event(type=EventType.INPUT, id=input_id, value=value, metadata=msg.metadata))
+                self._queue.push_input(input_id, Event(type=EventType.INPUT, id=input_id, kind=EVENT_KIND, value=value, metadata=msg.metadata))
             return
         error = str(msg.metadata.get("error", "")) if msg.kind is MessageKind.FAILED else None
         if error is not None:
@@ -324,6 +324,8 @@ class Receiver(threading.Thread):
                 self._queue.stop(reason)
             case ctl.UpstreamExited(node=node, failed=failed, error=error):
                 self._upstream_exited(node, failed, error)
+            case ctl.UpstreamRestarted(node=node):
+                self._upstream_restarted(node)
             case ctl.Peers():
                 self._on_peers(msg)
             case _:
@@ -342,6 +344,15 @@ class Receiver(threading.Thread):
                 for input_id in route.inputs:
                     self._queue.close_input(input_id, failed=err, source=node)
 
+    def _upstream_restarted(self, node: str) -> None:
+        """An upstream node is started again (restart_policy): its inputs stay open."""
+        routes = [r for r in self._routes.values() if r.node == node]
+        if not routes:
+            return
+        for route in routes:
+            route.next_seq = 0  # the new process numbers its messages from 1 again
+        self._queue.push_notice(Event(type=EventType.NODE_RESTARTED, id=node, kind=EVENT_KIND, value=None, metadata={}))
+
     def _fire_timers(self) -> None:
         if not self._timers:
             return
@@ -349,7 +360,7 @@ class Receiver(threading.Thread):
         for t in self._timers:
             if now >= t.next_at:
                 meta = {"timestamp": time.time_ns()}
-                self._queue.push_input(t.input_id, Event(type=EventType.INPUT, id=t.input_id, value=_TICK, metadata=meta))
+                self._queue.push_input(t.input_id, Event(type=EventType.INPUT, id=t.input_id, kind=EVENT_KIND, value=_TICK, metadata=meta))
                 # Skip missed ticks instead of bursting to catch up (as a real-time timer should).
                 t.next_at += t.interval_s * max(1, int((now - t.next_at) / t.interval_s) + 1)
 

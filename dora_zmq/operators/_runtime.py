@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping
 
 from .._errors import DoraZmqError
 from ..descriptor import OperatorSpec
-from ..node import Event, EventType, Node
+from ..node import EVENT_KIND, Event, EventType, Node
 from ._loader import load_operator_module
 from ._status import DoraStatus
 
@@ -88,7 +88,7 @@ class OperatorRuntime:
             for hosted in self._live():
                 self._call(hosted, Event(event))
             return True
-        if etype == EventType.ERROR and event.get("id") is None:
+        if (etype == EventType.ERROR and event.get("id") is None) or etype == EventType.NODE_RESTARTED:
             for hosted in self._live():
                 self._call(hosted, Event(event))
             return False
@@ -106,7 +106,7 @@ class OperatorRuntime:
             if not hosted.inputs and not hosted.done:
                 # Like a node whose inputs all closed: the operator is finished. Closing its
                 # outputs lets downstream operators (even in this same runtime) finish too.
-                self._call(hosted, Event(type=EventType.STOP, id="ALL_INPUTS_CLOSED", value=None, metadata={}))
+                self._call(hosted, Event(type=EventType.STOP, id="ALL_INPUTS_CLOSED", kind=EVENT_KIND, value=None, metadata={}))
                 self._finish(hosted)
         return stop
 

@@ -20,6 +20,7 @@ def test_public_names() -> None:
             "NodeSpec",
             "NodeKind",
             "OperatorSpec",
+            "RestartSpec",
             "InputSpec",
             "OutputRef",
             "TimerSpec",

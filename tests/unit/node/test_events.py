@@ -66,5 +66,19 @@ def test_data_is_lazy_bytes() -> None:
     import pyarrow as pa
 
     event = Event(type="INPUT", id="a", value=pa.array([1, 2], type=pa.uint8()), metadata={})
-    assert "data" not in event
+    assert not dict.__contains__(event, "data")  # not computed yet...
+    assert "data" in event  # ...yet present for code that tests the key first
+    assert event.get("data") == b"\x01\x02"
     assert event["data"] == b"\x01\x02"
+
+
+def test_data_only_on_input_events() -> None:
+    event = Event(type="STOP", id="MANUAL", kind="dora", value=None, metadata={})
+    assert "data" not in event
+    assert event.get("data", "absent") == "absent"
+    try:
+        event["data"]
+    except KeyError:
+        pass
+    else:
+        raise AssertionError("a STOP event has no data")
