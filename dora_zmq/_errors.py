@@ -9,6 +9,7 @@
     ├── NodeConfigError        a node was started without the environment a daemon sets
     ├── OutputError            ``send_output`` to an output the YAML does not declare
     ├── ControlError           the coordinator or a daemon refused or could not be reached
+    ├── BuildFailed            a node's ``build:`` command failed (node, command, exit code)
     └── DataflowFailed         a dataflow ended with failed nodes (each a ``NodeFailure``)
 
 Everything a user can cause is one of these; anything else is a bug and keeps its traceback.
@@ -26,6 +27,7 @@ __all__ = [
     "NodeConfigError",
     "OutputError",
     "ControlError",
+    "BuildFailed",
     "DataflowFailed",
     "NodeFailure",
 ]
@@ -120,6 +122,10 @@ class OutputError(DoraZmqError, KeyError):
 
 class ControlError(DoraZmqError):
     """The coordinator or a daemon refused a request or did not answer."""
+
+
+class BuildFailed(DoraZmqError):
+    """A node's ``build:`` command could not run or exited non-zero."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,8 +22,15 @@ _REQUEST_TIMEOUT_S = 10.0
 
 
 def coordinator_address(given: str | None) -> str:
-    """``--coordinator``, else ``$DORA_ZMQ_COORDINATOR``, else the local default."""
-    return given or os.environ.get(ENV_COORDINATOR) or DEFAULT_ADDRESS
+    """``--coordinator``, else ``$DORA_ZMQ_COORDINATOR``, else dora's ``$DORA_COORDINATOR_ADDR``
+    and ``$DORA_COORDINATOR_PORT`` (either may be alone), else the local default."""
+    if given or os.environ.get(ENV_COORDINATOR):
+        return given or os.environ[ENV_COORDINATOR]
+    host, port = os.environ.get("DORA_COORDINATOR_ADDR", "").strip(), os.environ.get("DORA_COORDINATOR_PORT", "").strip()
+    if not host and not port:
+        return DEFAULT_ADDRESS
+    default_host, default_port = DEFAULT_ADDRESS.removeprefix("tcp://").rsplit(":", 1)
+    return f"tcp://{host or default_host}:{port or default_port}"
 
 
 def request(address: str, msg: Any, timeout_s: float = _REQUEST_TIMEOUT_S) -> Any:

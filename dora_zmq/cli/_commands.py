@@ -17,11 +17,12 @@ from rich.table import Table
 from .. import _control as ctl
 from .._errors import ControlError, DataflowFailed, DescriptorErrors, NodeFailure
 from ..coordinator import DEFAULT_ADDRESS, Coordinator
-from ..daemon import Daemon
-from ..descriptor import load_dataflow
+from ..daemon import Daemon, run_builds
+from ..descriptor import Dataflow, load_dataflow
 from . import cli
 from ._client import StopSignals, coordinator_address, follow, request
 from ._console import err, out, print_counters, print_failure_result, print_log_line
+from ._duration import DURATION
 from ._local import check_reachable, run_local
 
 _COORD_OPT = click.option(
@@ -29,8 +30,8 @@ _COORD_OPT = click.option(
     help=f"Coordinator control address (default: $DORA_ZMQ_COORDINATOR or {DEFAULT_ADDRESS}).",
 )
 _GRACE_OPT = click.option(
-    "--grace-duration", "grace", type=float, default=10.0, show_default=True,
-    help="Seconds nodes get to exit after STOP before SIGTERM (then SIGKILL 2 s later).",
+    "--grace-duration", "grace", type=DURATION, default="10s", show_default=True,
+    help="How long nodes get to exit after STOP before SIGTERM (then SIGKILL 2 s later): 5s, 500ms, 1m or seconds.",
 )
 
 
@@ -57,16 +58,34 @@ def graph(dataflow: str) -> None:
     out.print(_load(dataflow).mermaid(), markup=False)
 
 
+def _build(df: Dataflow) -> None:
+    """Run the dataflow's ``build:`` commands here, printing their output as node lines."""
+    run_builds(df, lambda node, line: print_log_line(ctl.LogLine("", node, line, "stdout")))
+
+
+@cli.command()
+@click.argument("dataflow", type=click.Path(dir_okay=False))
+def build(dataflow: str) -> None:
+    """Run the `build:` commands of the dataflow's nodes and operators (in its folder)."""
+    df = _load(dataflow)
+    _build(df)
+    out.print(f"[green]built[/green] {escape(dataflow)}")
+
+
 @cli.command()
 @click.argument("dataflow", type=click.Path(dir_okay=False))
 @click.option("--name", default=None, help="A name to refer to the dataflow by.")
+@click.option("--build/--no-build", "build_first", default=True, show_default=True, help="Run the `build:` commands first (as dora's run does).")
 @_GRACE_OPT
-def run(dataflow: str, name: str | None, grace: float) -> None:
+def run(dataflow: str, name: str | None, build_first: bool, grace: float) -> None:
     """Run a dataflow on this machine (coordinator and daemon embedded) until it ends.
 
     Ctrl-C sends STOP to every node; a second Ctrl-C kills them. Exits 1 if a node failed.
     """
-    run_local(_load(dataflow), name, grace)
+    df = _load(dataflow)
+    if build_first:
+        _build(df)
+    run_local(df, name, grace)
 
 
 @cli.command()
@@ -124,10 +143,16 @@ def keys(directory: str, clients: tuple[str, ...]) -> None:
 @cli.command()
 @click.argument("name")
 @click.option("--kind", type=click.Choice(["dataflow", "node", "operator"]), default="dataflow", show_default=True)
-def new(name: str, kind: str) -> None:
+@click.option("--lang", default="python", show_default=True, help="The language of the starter files (dora_zmq nodes are Python).")
+def new(name: str, kind: str, lang: str) -> None:
     """Create a starter dataflow (a folder), node or operator (a .py file)."""
     from ._templates import write_template
 
+    if lang.lower() not in ("python", "py"):
+        raise ControlError(
+            f"--lang {lang}: dora_zmq's node API is Python, so are its starter files (`--lang python`); "
+            "programs in other languages run as nodes through `path:` without the node API"
+        )
     try:
         files = write_template(name, kind, Path.cwd())
     except FileExistsError as exc:
@@ -170,7 +195,7 @@ def up(coordinator: str | None) -> None:
 @cli.command()
 @_COORD_OPT
 def destroy(coordinator: str | None) -> None:
-    """Stop every dataflow, the daemons and the coordinator."""
+    """Stop every dataflow, the daemons and the coordinator (also: `down`, as in dora)."""
     address = coordinator_address(coordinator)
     reply = request(address, ctl.Destroy())
     out.print(reply.message)
@@ -184,11 +209,14 @@ def destroy(coordinator: str | None) -> None:
 @click.argument("dataflow", type=click.Path(dir_okay=False))
 @click.option("--name", default=None, help="A name to refer to the dataflow by.")
 @click.option("--attach/--detach", default=False, help="Stream logs until the dataflow ends (default: detach).")
+@click.option("--build", "build_first", is_flag=True, help="Run the `build:` commands on this machine first.")
 @_GRACE_OPT
 @_COORD_OPT
-def start(dataflow: str, name: str | None, attach: bool, grace: float, coordinator: str | None) -> None:
+def start(dataflow: str, name: str | None, attach: bool, build_first: bool, grace: float, coordinator: str | None) -> None:
     """Start a dataflow on a running coordinator (see `up`)."""
     df = _load(dataflow)
+    if build_first:
+        _build(df)
     address = coordinator_address(coordinator)
     started = request(address, ctl.StartDataflow(df.text, str(df.path), str(df.working_dir), name))
     out.print(f"started dataflow '{started.name}' ({started.dataflow_id})")
@@ -196,6 +224,9 @@ def start(dataflow: str, name: str | None, attach: bool, grace: float, coordinat
         with StopSignals() as signals:
             result = follow(address, started.dataflow_id, grace, signals)
         _report(result)
+
+
+cli.add_command(destroy, name="down")
 
 
 @cli.command()

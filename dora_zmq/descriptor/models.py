@@ -109,6 +109,7 @@ class OperatorSpec:
         line: 1-based line of the operator in the YAML, when known.
         name: optional human-readable name.
         description: optional free text.
+        build: optional build command (run by ``dora-zmq build``).
     """
 
     id: str
@@ -119,6 +120,7 @@ class OperatorSpec:
     line: int | None
     name: str | None = None
     description: str | None = None
+    build: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -473,8 +473,8 @@ def _read_operator(
     outputs = read_outputs(_entry(item, "outputs"), where.key("outputs"), p)
     name = read_text(_entry(item, "name"), where.key("name"), p)
     description = read_text(_entry(item, "description"), where.key("description"), p)
-    for key in ("build", "send_stdout_as"):  # accepted for dora compatibility, not used here
-        read_text(_entry(item, key), where.key(key), p)
+    build = read_text(_entry(item, "build"), where.key("build"), p)
+    read_text(_entry(item, "send_stdout_as"), where.key("send_stdout_as"), p)
     if op_id is None or source is None:
         return None
     python = resolve_python(
@@ -489,6 +489,7 @@ def _read_operator(
         item.line,
         name=name,
         description=description,
+        build=build,
     )
 
 
