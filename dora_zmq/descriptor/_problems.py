@@ -36,8 +36,8 @@ class Where:
         """The place of a mapping entry below this one."""
         return Where(self.node, f"{self.field}.{name}" if self.field else name)
 
-    def index(self, i: int) -> Where:
-        """The place of a list item below this one."""
+    def index(self, i: int | str) -> Where:
+        """The place of a list item below this one, by position or by its id."""
         return Where(self.node, f"{self.field}[{i}]")
 
 

@@ -17,6 +17,7 @@ from types import MappingProxyType
 from .._errors import DescriptorError, DescriptorErrors
 from ._fields import (
     check_keys,
+    describe_value,
     read_args,
     read_env,
     read_id,
@@ -27,6 +28,7 @@ from ._fields import (
 )
 from ._loader import YMap, YNode, YScalar, YSeq, load_tree, to_plain
 from ._problems import Problems, Where, suggest
+from ._unsupported import unsupported_reason
 from ._restart import RESTART_KEYS, read_restart
 from .models import SINGLE_OPERATOR_ID, Dataflow, InputSpec, NodeKind, NodeSpec, OperatorSpec
 from .validate import (
@@ -41,7 +43,7 @@ __all__ = ["load_dataflow", "parse_dataflow"]
 
 log = logging.getLogger(__name__)
 
-_TOP_KEYS = ("nodes", "communication", "deploy", "_unstable_deploy")
+_TOP_KEYS = ("nodes", "env", "communication", "deploy", "_unstable_deploy")
 _NODE_KEYS = (
     "id",
     "name",
@@ -60,6 +62,7 @@ _NODE_KEYS = (
     "send_stdout_as",
     *RESTART_KEYS,
 )
+RESERVED_NODE_ID = "dora"  # `dora/timer/...` sources would collide with a node's `dora/timer` output
 _BODY_KEYS = ("path", "custom", "operator", "operators")
 _CUSTOM_KEYS = ("source", "args", "envs", "inputs", "outputs", "build", "send_stdout_as")
 _OPERATOR_KEYS = (
@@ -82,6 +85,7 @@ class _Context:
     problems: Problems
     working_dir: Path
     check_paths: bool
+    base_env: dict[str, str] = field(default_factory=dict)  # the top-level `env:`, under every node's
 
 
 @dataclass(slots=True)
@@ -181,12 +185,15 @@ def _read_document(tree: YNode, ctx: _Context) -> tuple[list[NodeDraft], str | N
         )
         return [], None
     for text, entry in tree.entries.items():
-        if text not in _TOP_KEYS:
+        if text not in _TOP_KEYS and unsupported_reason("top-level", text):
+            p.unknown_key(top.key(text), entry.key_line, text, _TOP_KEYS, "top-level")
+        elif text not in _TOP_KEYS:
             close = suggest(text, _TOP_KEYS)
             hint = f"did you mean '{close}'? " if close else ""
             hint += f"valid top-level keys: {', '.join(_TOP_KEYS)}"
             p.add(top.key(text), entry.key_line, f"unknown top-level key '{text}'", hint)
     default_machine = _read_deploy(tree, top, p)
+    ctx.base_env.update(read_env(_entry(tree, "env"), top.key("env"), p))
     nodes = _entry(tree, "nodes")
     if nodes is None:
         p.add(
@@ -236,11 +243,11 @@ def _read_node(item: YNode, index: int, ctx: _Context) -> NodeDraft | None:
         p.add(
             Where(None, f"nodes[{index}]"),
             item.line,
-            "each node must be a mapping",
+            f"each node must be a mapping, got {describe_value(item)}",
             "write the node as `- id: name` followed by its fields",
         )
         return None
-    node_id = read_id(_entry(item, "id"), Where(None, f"nodes[{index}].id"), p, "node")
+    node_id = _read_node_id(item, index, p)
     if node_id is None and not _bad_id_reported(item):
         p.add(
             Where(None, f"nodes[{index}]"),
@@ -268,7 +275,7 @@ def _read_node(item: YNode, index: int, ctx: _Context) -> NodeDraft | None:
         path=body.path,
         executable=body.executable,
         args=body.args,
-        env=MappingProxyType({**env, **body.env}),
+        env=MappingProxyType({**ctx.base_env, **env, **body.env}),
         inputs=MappingProxyType(body.inputs),
         outputs=body.outputs,
         operators=body.operators,
@@ -282,6 +289,20 @@ def _read_node(item: YNode, index: int, ctx: _Context) -> NodeDraft | None:
         restart=restart,
     )
     return NodeDraft(spec, body.input_fields, body.single_operator, broken)
+
+
+def _read_node_id(item: YMap, index: int, p: Problems) -> str | None:
+    where = Where(None, f"nodes[{index}].id")
+    node_id = read_id(_entry(item, "id"), where, p, "node")
+    if node_id != RESERVED_NODE_ID:
+        return node_id
+    p.add(
+        where,
+        item.line,
+        f"node id '{RESERVED_NODE_ID}' is reserved: sources such as dora/timer/millis/100 are dora's own",
+        "rename the node",
+    )
+    return None
 
 
 def _bad_id_reported(item: YMap) -> bool:
@@ -418,7 +439,7 @@ def _read_runtime_body(value: YNode, where: Where, single: bool, ctx: _Context) 
     operators: list[OperatorSpec] = []
     body = _Body(kind=NodeKind.RUNTIME)
     for i, item in enumerate(items):
-        op_where = where if single else where.index(i)
+        op_where = where if single else where.index(_operator_label(item, i))
         op = _read_operator(item, op_where, SINGLE_OPERATOR_ID if single else None, ctx)
         if op is None:
             continue
@@ -440,6 +461,14 @@ def _read_runtime_body(value: YNode, where: Where, single: bool, ctx: _Context) 
     body.outputs = tuple(f"{op.id}/{out}" for op in operators for out in op.outputs)
     body.single_operator = operators[0].id if single and operators else None
     return body
+
+
+def _operator_label(item: YNode, index: int) -> int | str:
+    """How errors name an operator of a list: its id when it has a plain one, else its position."""
+    entry = item.entries.get("id") if isinstance(item, YMap) else None
+    if entry is not None and isinstance(entry.value, YScalar) and not entry.value.is_null and entry.value.text.strip():
+        return entry.value.text
+    return index
 
 
 def _read_operator(
