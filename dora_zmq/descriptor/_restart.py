@@ -37,23 +37,24 @@ def _read_policy(value: YNode | None, where: Where, p: Problems) -> str | None:
 
 
 def _read_count(item: YMap, key: str, where: Where, p: Problems) -> int | None:
-    entry = item.entries.get(key)
-    if entry is None or (isinstance(entry.value, YScalar) and entry.value.is_null):
-        return None
-    value = entry.value
-    if isinstance(value, YScalar) and isinstance(value.value, int) and not isinstance(value.value, bool) and value.value >= 0:
-        return value.value
-    p.add(where.key(key), value.line, f"{key} must be a whole number >= 0", "0 means unlimited (dora's default)")
-    return None
+    number = _read_number(item, key, where, p, "must be a whole number >= 0", "0 means unlimited (dora's default)")
+    return int(number) if number is not None else None
 
 
 def _read_seconds(item: YMap, key: str, where: Where, p: Problems) -> float | None:
+    number = _read_number(item, key, where, p, "must be a number of seconds >= 0", "e.g. `1.0`", whole=False)
+    return float(number) if number is not None else None
+
+
+def _read_number(item: YMap, key: str, where: Where, p: Problems, problem: str, hint: str, *, whole: bool = True) -> int | float | None:
+    """A finite number >= 0 (an int when ``whole``); None when absent, null or wrong (reported)."""
     entry = item.entries.get(key)
     if entry is None or (isinstance(entry.value, YScalar) and entry.value.is_null):
         return None
     value = entry.value
     number = value.value if isinstance(value, YScalar) else None
-    if isinstance(number, (int, float)) and not isinstance(number, bool) and math.isfinite(number) and number >= 0:
-        return float(number)
-    p.add(where.key(key), value.line, f"{key} must be a number of seconds >= 0", "e.g. `1.0`")
+    kinds = (int,) if whole else (int, float)
+    if isinstance(number, kinds) and not isinstance(number, bool) and math.isfinite(number) and number >= 0:
+        return number
+    p.add(where.key(key), value.line, f"{key} {problem}", hint)
     return None

@@ -30,6 +30,7 @@ from ._loader import YMap, YNode, YScalar, YSeq, load_tree, to_plain
 from ._problems import Problems, Where, suggest
 from ._unsupported import unsupported_reason
 from ._restart import RESTART_KEYS, read_restart
+from ._stdout import check_stdout_output, operators_stdout
 from .models import SINGLE_OPERATOR_ID, Dataflow, InputSpec, NodeKind, NodeSpec, OperatorSpec
 from .validate import (
     NodeDraft,
@@ -288,6 +289,8 @@ def _read_node(item: YNode, index: int, ctx: _Context) -> NodeDraft | None:
         restart_policy=restart_policy,
         restart=restart,
     )
+    if not broken:
+        check_stdout_output(spec, item, where, p)
     return NodeDraft(spec, body.input_fields, body.single_operator, broken)
 
 
@@ -459,6 +462,7 @@ def _read_runtime_body(value: YNode, where: Where, single: bool, ctx: _Context) 
             body.input_fields[f"{op.id}/{local}"] = op_where.key("inputs").key(local).field
     body.operators = tuple(operators)
     body.outputs = tuple(f"{op.id}/{out}" for op in operators for out in op.outputs)
+    body.send_stdout_as = operators_stdout(items, where, single, p)
     body.single_operator = operators[0].id if single and operators else None
     return body
 
@@ -503,7 +507,6 @@ def _read_operator(
     name = read_text(_entry(item, "name"), where.key("name"), p)
     description = read_text(_entry(item, "description"), where.key("description"), p)
     build = read_text(_entry(item, "build"), where.key("build"), p)
-    read_text(_entry(item, "send_stdout_as"), where.key("send_stdout_as"), p)
     if op_id is None or source is None:
         return None
     python = resolve_python(

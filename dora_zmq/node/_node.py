@@ -13,6 +13,8 @@ import traceback
 import weakref
 from typing import Any, AsyncIterator, Iterator, Mapping
 
+import pyarrow as pa
+
 
 from .. import _control as ctl
 from .._errors import ControlError, NodeConfigError, OutputError
@@ -34,6 +36,7 @@ from ._events import Event, EventQueue
 from ._receiver import Receiver, Route, TimerInput
 from ._samples import OutputSample
 from ._shm_sender import ShmSender
+from ._stdout import StdoutCapture
 
 __all__ = ["Node"]
 
@@ -115,6 +118,10 @@ class Node:
         )
         self._receiver.start()
         self._async = AsyncEvents(self._id, self.next)
+        self._stdout: StdoutCapture | None = None
+        if self._spec.send_stdout_as:
+            output = self._spec.send_stdout_as
+            self._stdout = StdoutCapture(self._id, lambda line: self.send_output(output, pa.array([line])))
         provider = setup_tracing(self._id, {"dora.dataflow_id": self._dataflow_id})
         self._tracing = NodeTracing(provider, self._id, self._dataflow_id, self._machine) if provider else None
         _install_exit_hooks(self)
@@ -315,6 +322,9 @@ class Node:
         """
         if self._closed:
             return
+        if self._stdout is not None:  # its last lines go out before the end-of-stream
+            self._stdout.stop()
+            self._stdout = None
         self._closed = True
         error = error or (_crash[-1] if _crash else "")
         # A dynamic node may come back: leaving cleanly does not end its outputs downstream.
