@@ -35,9 +35,9 @@ _GRACE_OPT = click.option(
 )
 
 
-def _load(path: str):  # type: ignore[no-untyped-def]
+def _load(path: str, built: bool = False):  # type: ignore[no-untyped-def]
     try:
-        return load_dataflow(path)
+        return load_dataflow(path, built=built)
     except DescriptorErrors as exc:
         err.print(f"[bold red]{escape(exc.format())}[/bold red]")
         sys.exit(1)
@@ -58,9 +58,9 @@ def graph(dataflow: str) -> None:
     out.print(_load(dataflow).mermaid(), markup=False)
 
 
-def _build(df: Dataflow) -> None:
+def _build(df: Dataflow) -> int:
     """Run the dataflow's ``build:`` commands here, printing their output as node lines."""
-    run_builds(df, lambda node, line: print_log_line(ctl.LogLine("", node, line, "stdout")))
+    return run_builds(df, lambda node, line: print_log_line(ctl.LogLine("", node, line, "stdout")))
 
 
 @cli.command()
@@ -83,8 +83,8 @@ def run(dataflow: str, name: str | None, build_first: bool, grace: float) -> Non
     Ctrl-C sends STOP to every node; a second Ctrl-C kills them. Exits 1 if a node failed.
     """
     df = _load(dataflow)
-    if build_first:
-        _build(df)
+    if build_first and _build(df):
+        df = _load(dataflow, built=True)  # again: what the build made must be there now
     run_local(df, name, grace)
 
 
@@ -215,8 +215,8 @@ def destroy(coordinator: str | None) -> None:
 def start(dataflow: str, name: str | None, attach: bool, build_first: bool, grace: float, coordinator: str | None) -> None:
     """Start a dataflow on a running coordinator (see `up`)."""
     df = _load(dataflow)
-    if build_first:
-        _build(df)
+    if build_first and _build(df):
+        df = _load(dataflow, built=True)  # again: what the build made must be there now
     address = coordinator_address(coordinator)
     started = request(address, ctl.StartDataflow(df.text, str(df.path), str(df.working_dir), name))
     out.print(f"started dataflow '{started.name}' ({started.dataflow_id})")

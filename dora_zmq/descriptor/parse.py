@@ -86,6 +86,7 @@ class _Context:
     problems: Problems
     working_dir: Path
     check_paths: bool
+    built: bool  # the build commands ran: what they make must exist now
     base_env: dict[str, str] = field(default_factory=dict)  # the top-level `env:`, under every node's
 
 
@@ -107,12 +108,14 @@ class _Body:
     send_stdout_as: str | None = None
 
 
-def load_dataflow(path: str | os.PathLike[str], *, check_paths: bool = True) -> Dataflow:
+def load_dataflow(path: str | os.PathLike[str], *, check_paths: bool = True, built: bool = False) -> Dataflow:
     """Read and validate a dataflow YAML file.
 
     Args:
         path: the YAML file; relative paths inside it start from its folder.
-        check_paths: whether node programs and operator files must exist.
+        check_paths: whether node programs and operator files must exist (those a `build:`
+            makes only when ``built``).
+        built: the build commands ran already.
 
     Returns:
         The validated dataflow.
@@ -131,7 +134,7 @@ def load_dataflow(path: str | os.PathLike[str], *, check_paths: bool = True) -> 
             hint="check the file name and that it is a UTF-8 YAML file",
         )
         raise DescriptorErrors([err]) from exc
-    return parse_dataflow(text, path=file, check_paths=check_paths)
+    return parse_dataflow(text, path=file, check_paths=check_paths, built=built)
 
 
 def parse_dataflow(
@@ -140,6 +143,7 @@ def parse_dataflow(
     path: Path | None = None,
     working_dir: Path | None = None,
     check_paths: bool = True,
+    built: bool = False,
 ) -> Dataflow:
     """Parse and validate dataflow YAML text.
 
@@ -148,7 +152,8 @@ def parse_dataflow(
         path: the file it came from, used in error messages.
         working_dir: where relative paths start; defaults to ``path``'s folder, else the cwd.
         check_paths: whether node programs and operator files must exist (a coordinator or a
-            daemon on another machine passes False).
+            daemon on another machine passes False); those a `build:` makes only when ``built``.
+        built: the build commands ran already.
 
     Returns:
         The validated dataflow.
@@ -161,7 +166,7 @@ def parse_dataflow(
         working_dir = file.parent if file is not None else Path.cwd()
     base = Path(os.path.abspath(working_dir))
     problems = Problems(str(file) if file is not None else None)
-    ctx = _Context(problems, base, check_paths)
+    ctx = _Context(problems, base, check_paths, built)
     tree = load_tree(text, problems)
     nodes: tuple[NodeSpec, ...] = ()
     default_machine = None
@@ -376,9 +381,9 @@ def _read_path_body(item: YMap, value: YNode, where: Where, ctx: _Context) -> _B
     if path == "dynamic":
         body.kind = NodeKind.DYNAMIC
     else:
-        body.executable = resolve_executable(
-            path, value.line, where.key("path"), p, ctx.working_dir, ctx.check_paths
-        )
+        # A program its `build:` makes need not exist before the build (as in dora).
+        check = ctx.check_paths and (ctx.built or "build" not in item.entries)
+        body.executable = resolve_executable(path, value.line, where.key("path"), p, ctx.working_dir, check)
     body.args = read_args(_entry(item, "args"), where.key("args"), p)
     _read_ports(body, item, where, p)
     return body
@@ -413,9 +418,8 @@ def _read_custom_body(value: YNode, where: Where, ctx: _Context) -> _Body | None
     if source == "dynamic":
         body.kind = NodeKind.DYNAMIC
     else:
-        body.executable = resolve_executable(
-            source, source_node.line, where.key("source"), p, ctx.working_dir, ctx.check_paths
-        )
+        check = ctx.check_paths and (ctx.built or "build" not in value.entries)  # built: may not exist yet
+        body.executable = resolve_executable(source, source_node.line, where.key("source"), p, ctx.working_dir, check)
     body.args = read_args(_entry(value, "args"), where.key("args"), p)
     body.env = read_env(_entry(value, "envs"), where.key("envs"), p)
     body.build = read_text(_entry(value, "build"), where.key("build"), p)
@@ -509,9 +513,8 @@ def _read_operator(
     build = read_text(_entry(item, "build"), where.key("build"), p)
     if op_id is None or source is None:
         return None
-    python = resolve_python(
-        source, source_line, where.key("python"), p, ctx.working_dir, ctx.check_paths
-    )
+    check = ctx.check_paths and (ctx.built or build is None)  # a file its build makes may not exist yet
+    python = resolve_python(source, source_line, where.key("python"), p, ctx.working_dir, check)
     return OperatorSpec(
         op_id,
         python,

@@ -72,7 +72,7 @@ def run_flow(impl: str, folder: Path, yaml_text: str, programs: dict[str, str], 
     for name, source in programs.items():
         text = textwrap.dedent(source).lstrip("\n")
         if impl == "dora_zmq":
-            assert DORA_IMPORT in text, f"{name} must import Node as `{DORA_IMPORT}`"
+            assert DORA_IMPORT in text or not name.endswith(".py"), f"{name} must import Node as `{DORA_IMPORT}`"
             text = text.replace(DORA_IMPORT, OURS_IMPORT)
         (work / name).write_text(text)
         if text.startswith("#!"):

@@ -58,3 +58,25 @@ def test_build_command(tmp_path: Path, reference_python: Path) -> None:
     assert ours.returncode == 0, ours.output[-3000:]
     for impl in ("dora", "dora_zmq"):
         assert (tmp_path / impl / "artefact.txt").read_text().splitlines() == ["built-hello", "second line"], impl
+
+
+def test_build_makes_the_node_program(tmp_path: Path, reference_python: Path) -> None:
+    """A program that only exists once built passes the checks before the build, on both."""
+    flow = """
+    nodes:
+      - id: made
+        path: made.py
+        build: cp made.txt made.py
+    """
+    made = """
+    from dora import Node
+    from compat_record import record
+
+    node = Node()
+    record("made", "ran")
+    """
+    programs = {"made.txt": made}
+    ref, ours = run_both(tmp_path, flow, programs, reference_python)
+    assert ref.returncode == 0, ref.output[-3000:]
+    assert ours.returncode == 0, ours.output[-3000:]
+    assert ours.of("made") == ref.of("made") == [{"node": "made", "what": "ran"}]
