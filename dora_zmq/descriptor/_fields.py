@@ -39,6 +39,7 @@ _ID_CHAR = re.compile(r"[A-Za-z0-9_.\-]")
 _INPUT_KEYS = ("source", "queue_size")
 _DEPLOY_KEYS = ("machine",)
 _TIMER_UNITS = ("millis", "secs", "hz")
+_DORA_ONLY_SOURCES = ("logs",)  # dora/logs...: dora-rs 1.1 sources not implemented here
 _TIMER_FORMS = "dora/timer/millis/N, dora/timer/secs/N or dora/timer/hz/F (N and F positive)"
 
 
@@ -282,6 +283,12 @@ def _read_timer(text: str, line: int, input_id: str, where: Where, p: Problems) 
         )
         message += "integer" if parts[2] == "millis" else "number"
         p.add(where, line, message, f"use {_TIMER_FORMS}")
+        return None
+    if len(parts) >= 2 and parts[1] in _DORA_ONLY_SOURCES:
+        p.add(
+            where, line, f"input '{input_id}' reads '{text}', a dora-rs source that dora_zmq does not implement",
+            f"dora_zmq's own sources are timers: {_TIMER_FORMS}",
+        )
         return None
     hint = f"use {_TIMER_FORMS}"
     if len(parts) == 4 and parts[1] == "timer" and (unit := suggest(parts[2], _TIMER_UNITS)):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 __all__ = ["UNSUPPORTED", "unsupported_reason"]
 
-_REMOVE = "remove it (dora_zmq does not implement it)"
+_REMOVE = "remove it"
 
 UNSUPPORTED: dict[str, dict[str, str]] = {
     "top-level": {

@@ -65,6 +65,7 @@ _NODE_KEYS = (
 )
 RESERVED_NODE_ID = "dora"  # `dora/timer/...` sources would collide with a node's `dora/timer` output
 _BODY_KEYS = ("path", "custom", "operator", "operators")
+_DORA_ONLY_BODIES = ("ros2", "module")  # dora's other node forms, not implemented here
 _CUSTOM_KEYS = ("source", "args", "envs", "inputs", "outputs", "build", "send_stdout_as")
 _OPERATOR_KEYS = (
     "id",
@@ -323,6 +324,8 @@ def _read_body(item: YMap, where: Where, ctx: _Context) -> _Body | None:
     """Dispatch on the node's form: exactly one of path / custom / operator / operators."""
     p = ctx.problems
     forms = [key for key in _BODY_KEYS if key in item.entries]
+    if not forms and any(key in item.entries for key in _DORA_ONLY_BODIES):
+        return None  # `ros2:` / `module:` nodes: reported as dora fields not implemented
     if not forms:
         p.add(
             where,
