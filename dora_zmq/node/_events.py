@@ -90,6 +90,7 @@ class EventQueue:
         # nodes one after another, not at once).
         self.stopped_by: str | None = None
         self._upstream_stop: str | None = None
+        self._failed_queued: dict[str, Event] = {}  # NODE_FAILED events not taken yet, by node
 
     @property
     def ended(self) -> bool:
@@ -118,27 +119,41 @@ class EventQueue:
             self._cv.notify()
             return not dropped
 
-    def close_input(self, input_id: str, *, failed: str | None = None, source: str = "", stop: str | None = None) -> None:
-        """Mark an input closed (once); a ``failed`` upstream adds a NODE_FAILED event first.
+    def close_inputs(self, input_ids: list[str], *, failed: str | None = None, source: str = "", stop: str | None = None) -> None:
+        """Close inputs fed by ``source`` (each once); a ``failed`` upstream adds NODE_FAILED first.
 
-        ``stop`` is the STOP reason the upstream ended on (MANUAL or None): when the last input
-        closes, the STOP event carries it instead of ALL_INPUTS_CLOSED.
+        NODE_FAILED is dora 1.1's: one event for the failed node, ``id`` its node id, ``value``
+        ``{"source_node_id", "error", "affected_input_ids"}`` (``error`` and ``source`` also at
+        the top). ``stop`` is the STOP reason the upstream ended on (MANUAL or None): when the
+        last input closes, the STOP event carries it instead of ALL_INPUTS_CLOSED.
         """
         with self._cv:
-            if input_id not in self._open:
+            closing = [i for i in dict.fromkeys(input_ids) if i in self._open]
+            if not closing:
                 return
-            self._open.discard(input_id)
+            self._open.difference_update(closing)
             if stop == StopReason.MANUAL:
                 self._upstream_stop = stop
-            if failed is not None:
-                self._push_control(Event(type=EventType.NODE_FAILED, id=input_id, kind=EVENT_KIND, source=source, error=failed, value=None, metadata={}))
-            self._push_control(Event(type=EventType.INPUT_CLOSED, id=input_id, kind=EVENT_KIND, value=None, metadata={}))
+            if failed is not None and source in self._failed_queued:
+                # the node's other outputs failed too: one event per failed node, as dora
+                self._failed_queued[source]["value"]["affected_input_ids"].extend(closing)
+            elif failed is not None:
+                detail = {"source_node_id": source, "error": failed, "affected_input_ids": closing}
+                event = Event(type=EventType.NODE_FAILED, id=source, kind=EVENT_KIND, source=source, error=failed, value=detail, metadata={})
+                self._failed_queued[source] = event
+                self._push_control(event)
+            for input_id in closing:
+                self._push_control(Event(type=EventType.INPUT_CLOSED, id=input_id, kind=EVENT_KIND, value=None, metadata={}))
             if not self._open and not self._stop_sent:
                 self._stop_sent = True
                 if self._upstream_stop is not None:
                     self.stopped_by = self._upstream_stop
                 self._push_control(_stop(self._upstream_stop or StopReason.ALL_INPUTS_CLOSED))
             self._cv.notify()
+
+    def close_input(self, input_id: str, *, failed: str | None = None, source: str = "", stop: str | None = None) -> None:
+        """:meth:`close_inputs` for one input."""
+        self.close_inputs([input_id], failed=failed, source=source, stop=stop)
 
     def stop(self, reason: str = StopReason.MANUAL) -> None:
         """Deliver STOP before anything still queued; the stream ends after it."""
@@ -201,7 +216,12 @@ class EventQueue:
         for q in self._inputs.values():
             if q and (best is None or q[0][0] < best[0][0]):
                 best = q
-        return best.popleft()[1] if best else None
+        if best is None:
+            return None
+        event = best.popleft()[1]
+        if best is self._control and event["type"] == EventType.NODE_FAILED:
+            self._failed_queued.pop(event["id"], None)
+        return event
 
     def _push_control(self, event: Event) -> None:
         self._seq += 1

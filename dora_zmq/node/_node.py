@@ -495,10 +495,8 @@ class Node:
             announced = {m.node for m in self._deferred if isinstance(m, ctl.UpstreamExited)}
             for node in peers.exited:
                 if node not in peers.endpoints and node not in announced:
-                    for route in self._routes.values():
-                        if route.node == node:
-                            for input_id in route.inputs:
-                                self._queue.close_input(input_id, failed="node exited before the dataflow started", source=node)
+                    inputs = [i for route in self._routes.values() if route.node == node for i in route.inputs]
+                    self._queue.close_inputs(inputs, failed="node exited before the dataflow started", source=node)
 
 
 class DataflowId(str):

@@ -280,8 +280,13 @@ class Receiver(threading.Thread):
         if error is not None:
             self.upstream_failed[route.node] = error
         stop = msg.metadata.get("stop") if msg.kind is MessageKind.EOS else None
-        for input_id in route.inputs:
-            self._queue.close_input(input_id, failed=error, source=route.node, stop=stop if isinstance(stop, str) else None)
+        inputs = route.inputs
+        if error is not None:
+            # A failed node ends all its outputs: close every input it feeds now, with one
+            # NODE_FAILED (as dora). Its outputs share one socket, so nothing it sent on the
+            # others before failing is still on the way.
+            inputs = [i for r in self._routes.values() if r.node == route.node for i in r.inputs]
+        self._queue.close_inputs(inputs, failed=error, source=route.node, stop=stop if isinstance(stop, str) else None)
 
     def _open_shm(self, raw: bytes, topic: str) -> Any:
         """Map a shared-memory value (zero-copy); released upstream once the node drops it."""
@@ -339,10 +344,8 @@ class Receiver(threading.Thread):
         err = (error or "upstream node failed") if failed else None
         if err is not None and node in self.upstream_failed:
             err = None  # already reported in-band
-        for route in self._routes.values():
-            if route.node == node:
-                for input_id in route.inputs:
-                    self._queue.close_input(input_id, failed=err, source=node)
+        inputs = [i for route in self._routes.values() if route.node == node for i in route.inputs]
+        self._queue.close_inputs(inputs, failed=err, source=node)
 
     def _upstream_restarted(self, node: str) -> None:
         """An upstream node is started again (restart_policy): its inputs stay open."""

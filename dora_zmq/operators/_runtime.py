@@ -92,14 +92,14 @@ class OperatorRuntime:
             for hosted in self._live():
                 self._call(hosted, Event(event))
             return False
+        if etype == EventType.NODE_FAILED:
+            return self._upstream_failed(event)
         op_id, _, local = str(event.get("id", "")).partition("/")
         hosted = self._ops.get(op_id)
         if hosted is None or hosted.done:
             return False
         local_event = Event(event)
         local_event["id"] = local
-        if etype == EventType.NODE_FAILED:
-            local_event["type"] = EventType.ERROR  # operators know the five dora event types
         stop = self._call(hosted, local_event)
         if etype == EventType.INPUT_CLOSED:
             hosted.inputs.discard(local)
@@ -108,6 +108,20 @@ class OperatorRuntime:
                 # outputs lets downstream operators (even in this same runtime) finish too.
                 self._call(hosted, Event(type=EventType.STOP, id="ALL_INPUTS_CLOSED", kind=EVENT_KIND, value=None, metadata={}))
                 self._finish(hosted)
+        return stop
+
+    def _upstream_failed(self, event: Event) -> bool:
+        """NODE_FAILED reaches each operator reading the failed node as an ERROR per input
+        (operators know the five dora event types), with the input's operator-local id."""
+        stop = False
+        affected = (event.get("value") or {}).get("affected_input_ids", [])
+        for full_id in affected:
+            op_id, _, local = str(full_id).partition("/")
+            hosted = self._ops.get(op_id)
+            if hosted is not None and not hosted.done:
+                local_event = Event(event)
+                local_event.update(type=EventType.ERROR, id=local)
+                stop = self._call(hosted, local_event) or stop
         return stop
 
     def _call(self, hosted: _Hosted, event: Event) -> bool:

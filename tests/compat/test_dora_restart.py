@@ -90,9 +90,12 @@ def test_max_restarts_ends_a_crash_loop(tmp_path: Path, reference_python: Path) 
     ref, ours = run_both(tmp_path, flow, {"flaky.py": FLAKY, "sink.py": SINK}, reference_python)
     assert ref.returncode != 0 and ours.returncode != 0
     assert _starts(ours) == _starts(ref) == [(0, False, 0), (1, True, 1)]
-    assert [e[0] for e in _events(ours)] == [e[0] for e in _events(ref)] == [
-        "NODE_RESTARTED", "NODE_FAILED", "INPUT_CLOSED", "STOP",
-    ]
+    final = [("NODE_RESTARTED", "flaky", None), ("NODE_FAILED", "flaky", None), ("INPUT_CLOSED", "x", None), ("STOP", "ALL_INPUTS_CLOSED", None)]
+    assert _events(ours) == final
+    # dora-rs's order races with the crash, and its NODE_FAILED may come after the stream ended
+    # (README, "Differences from dora-rs")
+    assert _events(ref)[0] == final[0]
+    assert sorted(e for e in _events(ref) if e[0] != "NODE_FAILED") == sorted(e for e in final if e[0] != "NODE_FAILED")
     assert "gave up after 1 restart(s) (max_restarts)" in ours.output, ours.output[-2000:]
 
 

@@ -35,7 +35,16 @@ def test_failed_upstream_gives_node_failed_first() -> None:
     q.close_input("a", failed="boom", source="up")
     first = q.get(0)
     assert first["type"] == "NODE_FAILED" and first["error"] == "boom" and first["source"] == "up"
+    assert first["id"] == "up"  # dora 1.1: the failed node's id, details in value
+    assert first["value"] == {"source_node_id": "up", "error": "boom", "affected_input_ids": ["a"]}
     assert q.get(0)["type"] == "INPUT_CLOSED"
+
+
+def test_one_node_failed_for_several_inputs() -> None:
+    q = EventQueue({"a": 10, "b": 10})
+    q.close_inputs(["a", "b"], failed="boom", source="up")
+    events = [(e["type"], e["id"]) for e in iter(lambda: q.get(0), None)]
+    assert events == [("NODE_FAILED", "up"), ("INPUT_CLOSED", "a"), ("INPUT_CLOSED", "b"), ("STOP", "ALL_INPUTS_CLOSED")]
 
 
 def test_manual_stop_jumps_the_queue() -> None:
