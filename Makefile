@@ -20,10 +20,11 @@ venv: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/dora-zmq run dataflows/quickstart.yml
 
-## Run the whole test suite (creates .venv with the dev extras on first use).
+## Run the whole test suite (creates .venv with the dev extras on first use); the differential
+## tests against the reference implementations are `make compat`.
 test: $(STAMP)
 	$(VENV)/bin/lint-imports --no-cache
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q --ignore=tests/compat $(PYTEST_ARGS)
 
 ## The reference implementations (dora-rs 1.1.0, degirum_tools) in their own venv, for tests/compat.
 COMPAT_VENV ?= .venv-compat

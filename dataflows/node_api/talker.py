@@ -31,9 +31,10 @@ def main() -> None:
     config = node.node_config()  # this node's own YAML entry
     print(f"talker: outputs {', '.join(config['outputs'])}, COUNT={config['env']['COUNT']}")
 
-    # next() blocks until an event arrives, or returns None after `timeout` seconds.
+    # next() blocks until an event arrives; after `timeout` seconds it gives an ERROR event
+    # (None means the stream has ended).
     event = node.next(timeout=10.0)
-    if event is None:
+    if event is None or event["type"] == "ERROR":
         raise RuntimeError("talker: no timer tick within 10 s")
     tick = 0
     while event is not None:

@@ -29,7 +29,7 @@ class AsyncEvents:
         self._pending: concurrent.futures.Future[Any] | None = None
 
     async def recv(self, timeout: float | None = None) -> Any:
-        """The next event (None when the stream ended or ``timeout`` seconds passed)."""
+        """The next event, None when the stream ended, an ERROR event after ``timeout`` seconds."""
         pending = self._pending
         if pending is None:
             if self._executor is None:

@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from .._wire import value_bytes
 
-__all__ = ["EVENT_KIND", "Event", "EventQueue", "EventType", "StopReason"]
+__all__ = ["EVENT_KIND", "Event", "EventQueue", "EventType", "StopReason", "timeout_event"]
 
 
 class EventType:
@@ -226,6 +226,14 @@ class EventQueue:
     def _push_control(self, event: Event) -> None:
         self._seq += 1
         self._control.append((self._seq, event))
+
+
+def timeout_event(timeout: float) -> Event:
+    """What ``next(timeout)`` returns when nothing came in time (dora-rs 1.1's ERROR event)."""
+    return Event(
+        type=EventType.ERROR, id=None, kind=EVENT_KIND, value=None, metadata={},
+        error=f"Timeout event stream error: Receiver timed out (no event within {timeout:g} s)",
+    )
 
 
 def _stop(reason: str) -> Event:

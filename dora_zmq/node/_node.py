@@ -32,7 +32,7 @@ from ..descriptor import Dataflow, NodeSpec, OutputRef, TimerSpec, parse_dataflo
 from ..tracing import NodeTracing, setup_tracing
 from ._async import AsyncEvents
 from ._config import ENV_ADVERTISE, ENV_BIND, NodeEnvironment, relay_addresses
-from ._events import Event, EventQueue
+from ._events import Event, EventQueue, timeout_event
 from ._receiver import Receiver, Route, TimerInput
 from ._samples import OutputSample
 from ._shm_sender import ShmSender
@@ -156,12 +156,18 @@ class Node:
         return self._machine
 
     def next(self, timeout: float | None = None) -> Event | None:
-        """The next event; None when the stream has ended (or ``timeout`` seconds passed)."""
+        """The next event; None once the stream has ended.
+
+        With ``timeout`` (seconds) and no event by then: an ERROR event whose ``error`` starts
+        with ``Timeout`` (as dora-rs 1.1), so None keeps meaning "the stream ended".
+        """
         receiver = self._receiver
         receiver.nexts += 1
         event = self._queue.get(0)
         if event is None and not self._queue.ended:
             event = receiver.receive_until_event(timeout)
+            if event is None and timeout is not None and not self._queue.ended:
+                return timeout_event(timeout)
         elif not receiver.nexts & 31:
             receiver.top_up()  # a node busy with queued events still drains the socket
         if self._tracing is not None and event is not None:
@@ -181,8 +187,8 @@ class Node:
     async def recv_async(self, timeout: float | None = None) -> Event | None:
         """``await node.recv_async()``: the next event without blocking the event loop.
 
-        Returns None when the stream has ended or ``timeout`` seconds passed (as ``next``).
-        A cancelled call loses no event: the next call returns it.
+        Returns None when the stream has ended; after ``timeout`` seconds without an event, an
+        ERROR event (as ``next``). A cancelled call loses no event: the next call returns it.
         """
         event: Event | None = await self._async.recv(timeout)
         return event

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ._dora_harness import FlowRun, run_both
+from ._dora_harness import FlowRun, run_both, run_flow
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -141,3 +141,89 @@ def test_recv_async_same_on_both(tmp_path: Path, reference_python: Path) -> None
     """``await node.recv_async()`` gets every event without blocking the event loop, on both."""
     ref, ours = run_both(tmp_path, FLOW, {"source.py": SOURCE, "sink.py": ASYNC_SINK}, reference_python)
     assert_same_events(ref, ours)
+
+
+SLOW_SOURCE = """
+import time
+import pyarrow as pa
+from dora import Node
+
+node = Node()
+time.sleep(0.6)
+for i in range(5):
+    node.send_output("numbers", pa.array([i, i * 10]), {"n": i, "label": "x"})
+    time.sleep(0.02)
+"""
+
+TIMEOUT_SINK = """
+import asyncio
+from dora import Node
+from compat_record import record
+
+node = Node()
+
+def describe(event):
+    if event is None:
+        return {"type": None}
+    return {"type": event["type"], "timeout": str(event.get("error", "")).startswith("Timeout")}
+
+record("sink", "next_timeout", **describe(node.next(timeout=0.05)))
+
+async def main():
+    record("sink", "recv_async_timeout", **describe(await node.recv_async(timeout=0.05)))
+    while (event := await node.recv_async()) is not None:
+        if event["type"] == "INPUT":
+            record("sink", "value", value=event["value"].to_pylist())
+
+asyncio.run(main())
+"""
+
+
+def test_timeouts_same_on_both(tmp_path: Path, reference_python: Path) -> None:
+    """``next(timeout)`` and ``recv_async(timeout)`` give an ERROR event ("Timeout...") when
+    nothing came: None means only that the stream ended, on both."""
+    ref, ours = run_both(tmp_path, FLOW, {"source.py": SLOW_SOURCE, "sink.py": TIMEOUT_SINK}, reference_python)
+    assert ref.returncode == 0, ref.output[-3000:]
+    assert ours.returncode == 0, ours.output[-3000:]
+    for what in ("next_timeout", "recv_async_timeout"):
+        assert [r["type"] for r in ours.of("sink", what)] == [r["type"] for r in ref.of("sink", what)] == ["ERROR"], what
+        assert ours.of("sink", what)[0]["timeout"] and ref.of("sink", what)[0]["timeout"], what
+    assert sorted(r["value"] for r in ours.of("sink", "value")) == sorted(r["value"] for r in ref.of("sink", "value"))
+    assert len(ours.of("sink", "value")) == 5
+
+
+CANCELLING_SINK = """
+import asyncio
+from dora_zmq import Node
+from compat_record import record
+
+node = Node()
+
+async def main():
+    cancelled = 0
+    values = []
+    while not values:  # cancel waits until the first message: none may be lost to it
+        try:
+            event = await asyncio.wait_for(node.recv_async(), 0.01)
+        except asyncio.TimeoutError:
+            cancelled += 1
+            continue
+        values.append(event["value"].to_pylist())
+    async for event in node:
+        if event["type"] == "INPUT":
+            values.append(event["value"].to_pylist())
+    record("sink", "done", cancelled=cancelled, values=values)
+
+asyncio.run(main())
+"""
+
+
+def test_async_for_and_cancelled_recv_async(tmp_path: Path) -> None:
+    """dora_zmq only (dora-rs 1.1 has no ``async for`` on a node): a ``recv_async`` cancelled
+    by ``wait_for`` loses no event, and ``async for`` reads the rest."""
+    sink = CANCELLING_SINK.replace("from dora_zmq import Node", "from dora import Node")
+    run = run_flow("dora_zmq", tmp_path, FLOW, {"source.py": SLOW_SOURCE, "sink.py": sink}, None)
+    assert run.returncode == 0, run.output[-3000:]
+    (done,) = run.of("sink", "done")
+    assert done["cancelled"] > 5, done
+    assert done["values"] == [[i, i * 10] for i in range(5)], done
