@@ -21,10 +21,10 @@ run: $(STAMP)
 	$(VENV)/bin/dora-zmq run dataflows/quickstart.yml
 
 ## Run the whole test suite (creates .venv with the dev extras on first use); the differential
-## tests against the reference implementations are `make compat`.
+## tests against the reference implementations skip without .venv-compat (see `make compat`).
 test: $(STAMP)
 	$(VENV)/bin/lint-imports --no-cache
-	$(PY) -m pytest -q --ignore=tests/compat $(PYTEST_ARGS)
+	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 ## The reference implementations (dora-rs 1.1.0, degirum_tools) in their own venv, for tests/compat.
 COMPAT_VENV ?= .venv-compat

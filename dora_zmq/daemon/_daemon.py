@@ -515,7 +515,7 @@ class Daemon:
             return False
         state.due_at = time.monotonic() + decision.delay_s
         df.pending_exit[node] = info
-        log.warning(
+        log.info(  # the coordinator tells the user (run, attach) and counts it (list)
             "dataflow %s: node %s exited (code %s, signal %s); restart %d in %.1f s (restart_policy %s)",
             df.id, node, info.exit_code, info.signal, state.count, decision.delay_s, spec.restart.policy,
         )

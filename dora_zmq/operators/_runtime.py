@@ -34,7 +34,7 @@ class _Hosted:
     spec: OperatorSpec
     instance: Any
     send_output: SendOutput
-    legacy: bool  # only on_input (seed 002)
+    legacy: bool  # only on_input (the older dora operator API)
     done: bool = False
     inputs: set[str] = field(default_factory=set)
 
