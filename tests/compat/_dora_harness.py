@@ -26,7 +26,7 @@ from typing import Any
 
 from dora_zmq.testing import TAG_ENV, kill_tagged
 
-__all__ = ["RECORD_HELPER", "FlowRun", "run_both", "run_flow"]
+__all__ = ["EVENT_SINK", "RECORD_HELPER", "FlowRun", "run_both", "run_flow"]
 
 DORA_IMPORT = "from dora import Node"
 OURS_IMPORT = "from dora_zmq import Node"
@@ -41,6 +41,27 @@ def record(node, what, **fields):
     with open(os.environ["COMPAT_OUT"], "a", encoding="utf-8") as f:
         f.write(line + "\\n")
 '''
+
+
+# A node (id ``sink``) that records every event it gets: type, id, kind; an INPUT's value and
+# Arrow type; a NODE_FAILED's details (whether its error text names the exception ``boom-17``).
+EVENT_SINK = """
+from dora import Node
+from compat_record import record
+
+node = Node()
+for event in node:
+    fields = {"type": event["type"], "id": event["id"], "kind": event["kind"]}
+    if event["type"] == "INPUT":
+        fields["value"] = event["value"].to_pylist()
+        fields["arrow_type"] = str(event["value"].type)
+    if event["type"] == "NODE_FAILED":
+        value = event["value"]
+        fields["source_node_id"] = value["source_node_id"]
+        fields["affected_input_ids"] = sorted(value["affected_input_ids"])
+        fields["error_names_exception"] = "boom-17" in value["error"]
+    record("sink", "event", **fields)
+"""
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ._dora_harness import FlowRun, run_both
+from ._dora_harness import EVENT_SINK, FlowRun, run_both
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -37,24 +37,6 @@ node.send_output("a", pa.array([1]))
 raise RuntimeError("boom-17")
 """
 
-SINK = """
-from dora import Node
-from compat_record import record
-
-node = Node()
-for event in node:
-    fields = {"type": event["type"], "id": event["id"], "kind": event["kind"]}
-    if event["type"] == "INPUT":
-        fields["value"] = event["value"].to_pylist()
-    if event["type"] == "NODE_FAILED":
-        value = event["value"]
-        fields["source_node_id"] = value["source_node_id"]
-        fields["affected_input_ids"] = sorted(value["affected_input_ids"])
-        fields["error_names_exception"] = "boom-17" in value["error"]
-    record("sink", "event", **fields)
-"""
-
-
 def _canon(event: dict[str, object]) -> str:
     return json.dumps(event, sort_keys=True)
 
@@ -64,10 +46,10 @@ def _events(run: FlowRun) -> list[dict[str, object]]:
 
 
 def test_upstream_crash_same_on_both(tmp_path: Path, reference_python: Path) -> None:
-    ref, ours = run_both(tmp_path, FLOW, {"up.py": UP, "sink.py": SINK}, reference_python)
+    ref, ours = run_both(tmp_path, FLOW, {"up.py": UP, "sink.py": EVENT_SINK}, reference_python)
     assert ref.returncode != 0 and ours.returncode != 0
     expected = [
-        {"type": "INPUT", "id": "x", "kind": "dora", "value": [1]},
+        {"type": "INPUT", "id": "x", "kind": "dora", "value": [1], "arrow_type": "int64"},
         {"type": "NODE_FAILED", "id": "up", "kind": "dora", "source_node_id": "up",
          "affected_input_ids": ["x", "y"], "error_names_exception": True},
         {"type": "INPUT_CLOSED", "id": "x", "kind": "dora"},

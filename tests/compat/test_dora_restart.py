@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ._dora_harness import FlowRun, run_both, run_flow
+from ._dora_harness import EVENT_SINK, FlowRun, run_both, run_flow
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -48,19 +48,6 @@ for event in node:
         break
 """
 
-SINK = """
-from dora import Node
-from compat_record import record
-
-node = Node()
-for event in node:
-    fields = {"type": event["type"], "id": event["id"]}
-    if event["type"] == "INPUT":
-        fields["value"] = event["value"].to_pylist()
-    record("sink", "event", **fields)
-"""
-
-
 def _starts(run: FlowRun) -> list[tuple[int, bool, int]]:
     return [(r["attempt"], r["restart"], r["restart_count"]) for r in run.of("flaky", "start")]
 
@@ -70,7 +57,7 @@ def _events(run: FlowRun) -> list[tuple[str, str, object]]:
 
 
 def test_on_failure_restarts_like_dora(tmp_path: Path, reference_python: Path) -> None:
-    ref, ours = run_both(tmp_path, FLOW, {"flaky.py": FLAKY, "sink.py": SINK}, reference_python)
+    ref, ours = run_both(tmp_path, FLOW, {"flaky.py": FLAKY, "sink.py": EVENT_SINK}, reference_python)
     assert ref.returncode == 0, ref.output[-3000:]
     assert ours.returncode == 0, ours.output[-3000:]
     assert _starts(ours) == _starts(ref) == [(0, False, 0), (1, True, 1), (2, True, 2)]
@@ -87,7 +74,7 @@ def test_on_failure_restarts_like_dora(tmp_path: Path, reference_python: Path) -
 def test_max_restarts_ends_a_crash_loop(tmp_path: Path, reference_python: Path) -> None:
     """``max_restarts: 1``: the second crash is final on both; the subscriber's input closes."""
     flow = FLOW.replace("restart_policy: on-failure", "restart_policy: on-failure\n    max_restarts: 1")
-    ref, ours = run_both(tmp_path, flow, {"flaky.py": FLAKY, "sink.py": SINK}, reference_python)
+    ref, ours = run_both(tmp_path, flow, {"flaky.py": FLAKY, "sink.py": EVENT_SINK}, reference_python)
     assert ref.returncode != 0 and ours.returncode != 0
     assert _starts(ours) == _starts(ref) == [(0, False, 0), (1, True, 1)]
     final = [("NODE_RESTARTED", "flaky", None), ("NODE_FAILED", "flaky", None), ("INPUT_CLOSED", "x", None), ("STOP", "ALL_INPUTS_CLOSED", None)]
@@ -102,7 +89,7 @@ def test_max_restarts_ends_a_crash_loop(tmp_path: Path, reference_python: Path) 
 def test_restarts_bounded_by_default(tmp_path: Path) -> None:
     """No ``max_restarts``: dora restarts without end; dora_zmq gives up after 10 (README)."""
     always_crash = FLAKY.replace("if attempt < 2:", "if True:")
-    run = run_flow("dora_zmq", tmp_path, FLOW, {"flaky.py": always_crash, "sink.py": SINK}, None, timeout=60)
+    run = run_flow("dora_zmq", tmp_path, FLOW, {"flaky.py": always_crash, "sink.py": EVENT_SINK}, None, timeout=60)
     assert run.returncode == 1, run.output[-2000:]
     assert [r["restart_count"] for r in run.of("flaky", "start")] == list(range(11))
     assert "gave up after 10 restart(s) (max_restarts)" in run.output
