@@ -13,7 +13,8 @@ POINT = pa.struct([("x", pa.float64()), ("y", pa.float64()), ("label", pa.string
 
 
 def send_tick(node: Node, tick: int, timer_metadata: dict) -> None:
-    metadata = {"tick": tick, "timer_ns": timer_metadata.get("timestamp", 0)}
+    # metadata["timestamp"]: when the tick (or a message) was sent, a UTC datetime
+    metadata = {"tick": tick, "timer_ns": int(timer_metadata["timestamp"].timestamp() * 1e9)}
     # bytes: sent as a UInt8 array; receivers get them back in event["data"]
     node.send_output("text", f"hello {tick}".encode(), metadata)
     # a nested type: a struct array (one row per point)

@@ -34,12 +34,13 @@ __all__ = [
 
 _MAGIC = b"DZ"
 WIRE_VERSION = 2
-# magic(2) version(1) kind(1) seq(8) sent_ns(8)
+# magic(2) version(1) kind(1) seq(8) sent_ns(8): wall-clock send time (ns since the epoch), the
+# receiver's metadata["timestamp"] as dora's Python API gives it
 _HEAD = struct.Struct("<2sBBQQ")
 HEAD_SIZE = _HEAD.size
 _pack = _HEAD.pack
 _unpack_from = _HEAD.unpack_from
-_monotonic_ns = time.monotonic_ns
+_time_ns = time.time_ns
 
 #: Subscription "topics" that start with NUL never match data (data topics start with a node
 #: id); a subscriber sends ``MARKER_PREFIX + node_id`` after its real subscriptions so that a
@@ -108,16 +109,16 @@ def encode_data_frames(
     """Frames for one data message (the body is a ``pyarrow.Buffer``, sendable without copy)."""
     data = flat_data(value)
     if data is not None:
-        head = _pack(_MAGIC, WIRE_VERSION, _FLAT, seq, _monotonic_ns())
+        head = _pack(_MAGIC, WIRE_VERSION, _FLAT, seq, _time_ns())
         return [topic, head + encode_metadata(metadata) if metadata else head, schema_bytes(value.type), data]
-    head = _pack(_MAGIC, WIRE_VERSION, _DATA, seq, _monotonic_ns())
+    head = _pack(_MAGIC, WIRE_VERSION, _DATA, seq, _time_ns())
     schema, batch = encode_batch(value)
     return [topic, head + encode_metadata(metadata) if metadata else head, schema, batch]
 
 
 def encode_shm_frames(topic: bytes, seq: int, descriptor: bytes, metadata: Mapping[str, Any] | None) -> list[Any]:
     """Frames for a message whose value lies in shared memory (``descriptor`` locates it)."""
-    head = _HEAD.pack(_MAGIC, WIRE_VERSION, MessageKind.SHM, seq, time.monotonic_ns())
+    head = _HEAD.pack(_MAGIC, WIRE_VERSION, MessageKind.SHM, seq, _time_ns())
     return [topic, head + encode_metadata(metadata), b"", descriptor]
 
 
@@ -141,7 +142,7 @@ def encode_control_frames(
     topic: bytes, kind: MessageKind, seq: int, metadata: Mapping[str, Any] | None = None
 ) -> list[bytes]:
     """Frames for an in-band EOS / FAILED message (no body)."""
-    head = _HEAD.pack(_MAGIC, WIRE_VERSION, kind, seq, time.monotonic_ns())
+    head = _HEAD.pack(_MAGIC, WIRE_VERSION, kind, seq, _time_ns())
     return [topic, head + encode_metadata(metadata), b"", b""]
 
 

@@ -21,7 +21,7 @@ from .. import _control as ctl
 from .._errors import ProtocolError
 from .._shm import SegmentReader, ShmDescriptor
 from .._transport import Channel, Poller, Subscriber, Wakeup
-from .._wire import MessageKind, decode_frames, encode_release
+from .._wire import TIMESTAMP_KEY, MessageKind, decode_frames, encode_release, timestamp_of
 from ._events import EVENT_KIND, Event, EventQueue, EventType, StopReason
 
 __all__ = ["Receiver", "Route", "TimerInput"]
@@ -273,6 +273,7 @@ class Receiver(threading.Thread):
             if value is None:
                 return
         if value is not None:  # DATA or SHM
+            msg.metadata[TIMESTAMP_KEY] = timestamp_of(msg.sent_ns)  # as dora: the send time
             for input_id in route.inputs:
                 self._queue.push_input(input_id, Event(type=EventType.INPUT, id=input_id, kind=EVENT_KIND, value=value, metadata=msg.metadata))
             return
@@ -362,7 +363,7 @@ class Receiver(threading.Thread):
         now = time.monotonic()
         for t in self._timers:
             if now >= t.next_at:
-                meta = {"timestamp": time.time_ns()}
+                meta = {TIMESTAMP_KEY: timestamp_of(time.time_ns())}
                 self._queue.push_input(t.input_id, Event(type=EventType.INPUT, id=t.input_id, kind=EVENT_KIND, value=_TICK, metadata=meta))
                 # Skip missed ticks instead of bursting to catch up (as a real-time timer should).
                 t.next_at += t.interval_s * max(1, int((now - t.next_at) / t.interval_s) + 1)

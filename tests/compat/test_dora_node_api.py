@@ -44,6 +44,7 @@ for event in node:
 """
 
 SINK = """
+import datetime
 from dora import Node
 from compat_record import record
 
@@ -55,6 +56,9 @@ for event in node:
         fields["value"] = event["value"].to_pylist()
         fields["metadata"] = {k: v for k, v in event["metadata"].items() if k in ("n", "label")}
         fields["data_key"] = "data" in event
+        stamp = event["metadata"]["timestamp"]
+        age = (datetime.datetime.now(datetime.timezone.utc) - stamp).total_seconds()
+        fields["timestamp"] = [type(stamp).__name__, stamp.utcoffset().total_seconds(), 0 <= age < 30]
     record("sink", "event", **fields)
 record("sink", "loop_ran", ticked=True)
 """
@@ -131,6 +135,10 @@ def test_node_api_same_on_both(tmp_path: Path, reference_python: Path) -> None:
     """dataflow_id(), is_restart(), restart_count(), event keys, kinds, values and metadata."""
     ref, ours = run_both(tmp_path, FLOW, {"source.py": SOURCE, "sink.py": SINK}, reference_python)
     assert_same_events(ref, ours)
+    # metadata["timestamp"]: the send time, a UTC datetime, on both
+    for run in (ref, ours):
+        stamps = [e["timestamp"] for e in run.of("sink", "event") if e["type"] == "INPUT"]
+        assert stamps == [["datetime", 0.0, True]] * 3, (run.impl, stamps)
     # dora 1.1 dropped event["data"]; dora_zmq keeps it (older dora code reads it), so the key
     # is present on INPUT events here and absent there (README, "Differences from dora-rs").
     assert {e["data_key"] for e in ref.of("sink", "event") if e["type"] == "INPUT"} == {False}
@@ -149,7 +157,7 @@ import pyarrow as pa
 from dora import Node
 
 node = Node()
-time.sleep(0.6)
+time.sleep(1.0)  # the sink times out first, even on a loaded machine
 for i in range(5):
     node.send_output("numbers", pa.array([i, i * 10]), {"n": i, "label": "x"})
     time.sleep(0.02)
