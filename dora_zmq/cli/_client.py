@@ -15,7 +15,7 @@ from .._transport import Channel
 from ..coordinator import DEFAULT_ADDRESS
 from ._console import err, print_log_line
 
-__all__ = ["StopSignals", "coordinator_address", "follow", "request"]
+__all__ = ["StopSignals", "coordinator_address", "dora_address", "follow", "request"]
 
 ENV_COORDINATOR = "DORA_ZMQ_COORDINATOR"
 _REQUEST_TIMEOUT_S = 10.0
@@ -26,9 +26,15 @@ def coordinator_address(given: str | None) -> str:
     and ``$DORA_COORDINATOR_PORT`` (either may be alone), else the local default."""
     if given or os.environ.get(ENV_COORDINATOR):
         return given or os.environ[ENV_COORDINATOR]
-    host, port = os.environ.get("DORA_COORDINATOR_ADDR", "").strip(), os.environ.get("DORA_COORDINATOR_PORT", "").strip()
+    return dora_address(os.environ.get("DORA_COORDINATOR_ADDR", ""), os.environ.get("DORA_COORDINATOR_PORT", "")) or DEFAULT_ADDRESS
+
+
+def dora_address(host: str | None, port: str | int | None) -> str | None:
+    """``tcp://HOST:PORT`` from dora's separate host and port (either may be missing: the
+    default's part is used); None when neither is given."""
+    host, port = (host or "").strip(), str(port or "").strip()
     if not host and not port:
-        return DEFAULT_ADDRESS
+        return None
     default_host, default_port = DEFAULT_ADDRESS.removeprefix("tcp://").rsplit(":", 1)
     return f"tcp://{host or default_host}:{port or default_port}"
 

@@ -20,15 +20,34 @@ from ..coordinator import DEFAULT_ADDRESS, Coordinator
 from ..daemon import Daemon, run_builds
 from ..descriptor import Dataflow, load_dataflow
 from . import cli
-from ._client import StopSignals, coordinator_address, follow, request
+from ._client import StopSignals, coordinator_address, dora_address, follow, request
 from ._console import err, out, print_counters, print_failure_result, print_log_line
 from ._duration import DURATION
 from ._local import check_reachable, run_local
 
-_COORD_OPT = click.option(
-    "--coordinator", "coordinator", default=None, metavar="ADDR",
-    help=f"Coordinator control address (default: $DORA_ZMQ_COORDINATOR or {DEFAULT_ADDRESS}).",
-)
+def _remember(ctx: click.Context, param: click.Parameter, value: object) -> None:
+    if value is not None and param.name:
+        ctx.meta[f"dora_zmq.{param.name}"] = value
+
+
+def _coordinator(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """``--coordinator``, else dora's ``--coordinator-addr``/``--coordinator-port`` (eager, so
+    they were read first), else None (the environment decides)."""
+    return value or dora_address(ctx.meta.get("dora_zmq.coordinator_addr"), ctx.meta.get("dora_zmq.coordinator_port"))
+
+
+def _COORD_OPT(command: Callable[..., None]) -> Callable[..., None]:
+    """The coordinator address options: ours, and dora's spelling in two parts."""
+    for option in reversed((
+        click.option("--coordinator", "coordinator", default=None, metavar="ADDR", callback=_coordinator,
+                     help=f"Coordinator control address (default: $DORA_ZMQ_COORDINATOR or {DEFAULT_ADDRESS})."),
+        click.option("--coordinator-addr", "coordinator_addr", metavar="IP", expose_value=False, is_eager=True,
+                     callback=_remember, help="dora's spelling: the coordinator's host ($DORA_COORDINATOR_ADDR)."),
+        click.option("--coordinator-port", "coordinator_port", type=int, metavar="PORT", expose_value=False,
+                     is_eager=True, callback=_remember, help="dora's spelling: its port ($DORA_COORDINATOR_PORT)."),
+    )):
+        command = option(command)
+    return command
 _GRACE_OPT = click.option(
     "--grace-duration", "grace", type=DURATION, default="10s", show_default=True,
     help="How long nodes get to exit after STOP before SIGTERM (then SIGKILL 2 s later): 5s, 500ms, 1m or seconds.",

@@ -1,5 +1,6 @@
 """What a dora user types works here: ``down``, durations such as ``--grace-duration 5s``,
-``new --lang python``, ``DORA_COORDINATOR_ADDR``/``_PORT``, ``build`` and ``start --build``;
+``new --lang python``, ``DORA_COORDINATOR_ADDR``/``_PORT`` and ``--coordinator-addr``/``-port``,
+``build`` and ``start --build``;
 and ``list`` shows a node's restarts."""
 
 from __future__ import annotations
@@ -60,6 +61,9 @@ def test_dora_spellings_and_restarts_in_list(dora, tmp_path: Path) -> None:
             break
     assert re.search(r"flaky\s.*running.*flaky: 2", listing.stdout, re.S), listing.stdout
 
+    # dora's flags name the coordinator too (over the environment)
+    flags = dora("list", "--coordinator-addr", host, "--coordinator-port", port, env={"DORA_ZMQ_STATE_DIR": env["DORA_ZMQ_STATE_DIR"]}).wait(15)
+    assert flags.returncode == 0 and "flaky" in flags.stdout, flags.output
     stop = dora("stop", "flaky", "--grace-duration", "5s", env=env).wait(15)
     assert stop.returncode == 0, stop.output
     down = dora("down", env=env).wait(40)
