@@ -8,9 +8,9 @@ import math
 from ._fields import read_text
 from ._loader import YMap, YNode, YScalar
 from ._problems import Problems, Where, suggest
-from .models import RestartSpec
+from .models import NodeKind, NodeSpec, RestartSpec
 
-__all__ = ["RESTART_KEYS", "read_restart"]
+__all__ = ["RESTART_KEYS", "check_restart", "read_restart"]
 
 RESTART_POLICIES = ("never", "on-failure", "always")
 RESTART_KEYS = ("restart_policy", "max_restarts", "restart_delay", "max_restart_delay", "restart_window")
@@ -24,6 +24,18 @@ def read_restart(item: YMap, where: Where, p: Problems) -> tuple[str | None, Res
     max_delay = _read_seconds(item, "max_restart_delay", where, p)
     window = _read_seconds(item, "restart_window", where, p)
     return policy, RestartSpec(policy or "never", max_restarts, delay, max_delay, window)
+
+
+def check_restart(spec: NodeSpec, item: YMap, where: Where, p: Problems) -> None:
+    """A node started by hand (``path: dynamic``) is not the daemon's to restart."""
+    if spec.kind is NodeKind.DYNAMIC and spec.restart.policy != "never":
+        entry = item.entries.get("restart_policy")
+        p.add(
+            where.key("restart_policy"),
+            entry.key_line if entry else item.line,
+            "a dynamic node is started by hand: no daemon restarts it",
+            "remove restart_policy, or restart the program with its own supervisor (systemd, a shell loop)",
+        )
 
 
 def _read_policy(value: YNode | None, where: Where, p: Problems) -> str | None:

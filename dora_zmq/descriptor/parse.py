@@ -29,7 +29,7 @@ from ._fields import (
 from ._loader import YMap, YNode, YScalar, YSeq, load_tree, to_plain
 from ._problems import Problems, Where, suggest
 from ._unsupported import unsupported_reason
-from ._restart import RESTART_KEYS, read_restart
+from ._restart import RESTART_KEYS, check_restart, read_restart
 from ._stdout import check_stdout_output, operators_stdout
 from .models import SINGLE_OPERATOR_ID, Dataflow, InputSpec, NodeKind, NodeSpec, OperatorSpec
 from .validate import (
@@ -297,6 +297,7 @@ def _read_node(item: YNode, index: int, ctx: _Context) -> NodeDraft | None:
     )
     if not broken:
         check_stdout_output(spec, item, where, p)
+        check_restart(spec, item, where, p)
     return NodeDraft(spec, body.input_fields, body.single_operator, broken)
 
 

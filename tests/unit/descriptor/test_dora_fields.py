@@ -67,7 +67,7 @@ def test_a_typo_still_gets_a_did_you_mean() -> None:
 
 def test_restart_fields() -> None:
     flow = parse_dataflow(
-        "nodes:\n  - id: n\n    path: dynamic\n    restart_policy: always\n    max_restarts: 3\n"
+        "nodes:\n  - id: n\n    path: n.py\n    restart_policy: always\n    max_restarts: 3\n"
         "    restart_delay: 0.5\n    max_restart_delay: 4\n    restart_window: 60\n",
         check_paths=False,
     )
@@ -77,7 +77,7 @@ def test_restart_fields() -> None:
 
 def test_bad_restart_fields() -> None:
     errs = _errors(
-        "nodes:\n  - id: n\n    path: dynamic\n    restart_policy: sometimes\n    max_restarts: -1\n    restart_delay: soon\n"
+        "nodes:\n  - id: n\n    path: n.py\n    restart_policy: sometimes\n    max_restarts: -1\n    restart_delay: soon\n"
     )
     assert any("unknown restart_policy 'sometimes'" in e for e in errs), errs
     assert any("max_restarts must be a whole number >= 0" in e for e in errs), errs
@@ -89,3 +89,8 @@ def test_top_level_env_is_under_every_node() -> None:
         "env:\n  A: 1\n  B: top\nnodes:\n  - id: n\n    path: dynamic\n    env: {B: node}\n", check_paths=False
     )
     assert dict(flow.nodes[0].env) == {"A": "1", "B": "node"}
+
+
+def test_no_restart_policy_on_dynamic_nodes() -> None:
+    (err,) = _errors("nodes:\n  - id: n\n    path: dynamic\n    restart_policy: always\n")
+    assert "a dynamic node is started by hand: no daemon restarts it" in err
