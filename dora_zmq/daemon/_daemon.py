@@ -23,9 +23,9 @@ from .._errors import ControlError, DescriptorError
 from .._shm import cleanup_segments, cleanup_stale
 from .._transport import Channel, Poller, ipc_endpoint
 from .._version import __version__
-from ..descriptor import Dataflow, NodeKind, NodeSpec, OutputRef, parse_dataflow
+from ..descriptor import Dataflow, NodeKind, NodeSpec, parse_dataflow
 from ..tracing import LifecycleTracer
-from ._restart import RestartState
+from ._restart import RestartBook
 from ._rundir import create_run_dir, sweep_stale_run_dirs
 from ._supervisor import ExitInfo, Supervisor
 
@@ -95,10 +95,7 @@ class _Dataflow:
     # importing its libraries when an upstream already ended (e.g. a short shell script) must
     # learn whether that upstream failed, not only that it is gone (``Peers.exited``).
     exits: list[ctl.UpstreamExited] = field(default_factory=list)
-    # Nodes with a restart_policy: their restart records (a scheduled restart keeps the
-    # node in ``live``; ``pending_exit`` is its last exit, reported if the restart is called off).
-    restarts: dict[str, RestartState] = field(default_factory=dict)
-    pending_exit: dict[str, ExitInfo] = field(default_factory=dict)
+    restarts: RestartBook | None = None  # restart_policy records (a pending restart keeps a node live)
 
 
 class Daemon:
@@ -292,7 +289,7 @@ class Daemon:
         ipc_dir.mkdir(parents=True, exist_ok=True)
         df = _Dataflow(
             msg.dataflow_id, msg.name, msg.yaml, descriptor, working_dir, ipc_dir, list(msg.nodes), msg.multi_machine,
-            senders=_Senders(frozenset(msg.nodes)),
+            senders=_Senders(frozenset(msg.nodes)), restarts=RestartBook(descriptor),
         )
         self._dataflows[df.id] = df
         for node_id in msg.nodes:
@@ -352,8 +349,8 @@ class Daemon:
         df.grace_s = grace_s
         self._to_nodes(df, ctl.StopNode(df.stopping))
         self.supervisor.request_stop(df.id, grace_s)
-        for node in list(df.pending_exit):  # restarts not begun yet are called off
-            self._end_node(df, node, df.pending_exit.pop(node))
+        for node, info in df.restarts.call_off() if df.restarts else ():  # not begun: called off
+            self._end_node(df, node, info)
 
     def _begin_shutdown(self, grace_s: float) -> None:
         self._shutdown_deadline = time.monotonic() + grace_s + 5.0
@@ -377,6 +374,8 @@ class Daemon:
                 if not self._from_node(peer, msg, df_id, node, unverified_ok=True):
                     return
                 df = self._dataflows.get(df_id)
+                if df is not None and df.restarts is not None and msg.inputs_closed:
+                    df.restarts.inputs_closed.add(node)  # known here before its exit is reaped
                 if df is not None and df.descriptor.node(node).kind is NodeKind.DYNAMIC:
                     df.peers.pop(node, None)
                     info = ExitInfo(1 if error else 0, None, bool(error), error, "")
@@ -408,7 +407,7 @@ class Daemon:
             ctl.NodeSetup(
                 df.id, msg.node, df.yaml, str(df.working_dir), self.machine_id, str(df.ipc_dir),
                 tcp_bind, self.advertise, stopping=bool(df.stopping),
-                restart_count=state.count if (state := df.restarts.get(msg.node)) else 0,
+                restart_count=df.restarts.count(msg.node) if df.restarts else 0,
             ),
             to=peer,
         )
@@ -496,49 +495,27 @@ class Daemon:
         if not df.live:
             self._forget(df)
 
-    # ---- restart_policy -------------------------------------------------------------------
+    # ---- restart_policy (the rules: ._restart) -----------------------------------------------
 
     def _schedule_restart(self, df: _Dataflow, node: str, info: ExitInfo, stopped: bool) -> bool:
         """Apply the node's restart_policy to an exit; True if it will be started again."""
-        spec = df.descriptor.node(node)
-        if spec.restart.policy == "never":
+        if df.restarts is None:
             return False
-        state = df.restarts.setdefault(node, RestartState(spec.restart))
-        decision = state.decide(
-            info.failed, time.monotonic(), stopping=bool(df.stopping) or stopped, inputs_closed=self._inputs_closed(df, node)
-        )
-        if not decision.restart:
-            if decision.why:
-                log.info("dataflow %s: node %s is not restarted: %s", df.id, node, decision.why)
-                if info.failed and "max_restarts" in decision.why:
-                    info.reason = f"{info.reason}; {decision.why}" if info.reason else decision.why
-            return False
-        state.due_at = time.monotonic() + decision.delay_s
-        df.pending_exit[node] = info
-        log.info(  # the coordinator tells the user (run, attach) and counts it (list)
-            "dataflow %s: node %s exited (code %s, signal %s); restart %d in %.1f s (restart_policy %s)",
-            df.id, node, info.exit_code, info.signal, state.count, decision.delay_s, spec.restart.policy,
-        )
-        self.coordinator.send(ctl.NodeRestarting(
-            df.id, node, state.count, info.exit_code, info.signal, info.failed, info.reason, decision.delay_s, state.limit,
-        ))
-        return True
-
-    @staticmethod
-    def _inputs_closed(df: _Dataflow, node: str) -> bool:
-        """True when the node has inputs and every one of them is closed for good."""
-        spec = df.descriptor.node(node)
-        if not spec.inputs or any(not isinstance(i.source, OutputRef) for i in spec.inputs.values()):
-            return False  # a source, or a timer that never closes
-        gone = {e.node for e in df.exits}
-        return df.descriptor.upstream_nodes(node) <= gone
+        stopping = bool(df.stopping) or stopped
+        decision = df.restarts.decide(node, info, time.monotonic(), stopping=stopping, exited=[e.node for e in df.exits])
+        if decision.why:
+            log.info("dataflow %s: node %s is not restarted: %s", df.id, node, decision.why)
+        if decision.restart:
+            state = df.restarts.states[node]
+            self.coordinator.send(ctl.NodeRestarting(
+                df.id, node, state.count, info.exit_code, info.signal, info.failed, info.reason, decision.delay_s, state.limit,
+            ))  # the coordinator tells the user (run, attach) and counts it (list)
+        return decision.restart
 
     def _restart_due(self) -> None:
         now = time.monotonic()
         for df in list(self._dataflows.values()):
-            for node in [n for n in df.pending_exit if (st := df.restarts[n]).due_at is not None and st.due_at <= now]:
-                del df.pending_exit[node]
-                df.restarts[node].due_at = None
+            for node in df.restarts.due(now) if df.restarts else ():
                 self._spawn_node(df, df.descriptor.node(node))
                 if self.supervisor.get(df.id, node) is None:  # could not start: reported already
                     df.live.discard(node)
@@ -585,7 +562,7 @@ class Daemon:
             for proc, info in exited:
                 self._report_exit(proc.dataflow_id, proc.node, info)
             for df in self._dataflows.values():  # restarts that will not happen now
-                for node, info in df.pending_exit.items():
+                for node, info in df.restarts.call_off() if df.restarts else ():
                     self._report_exit(df.id, node, info)
             try:
                 self.coordinator.send(ctl.DaemonExiting(self.machine_id))

@@ -14,11 +14,13 @@ Threading: only the daemon's event loop thread touches these records.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Collection
+from dataclasses import dataclass, field
 
-from ..descriptor import RestartSpec
+from ..descriptor import Dataflow, OutputRef, RestartSpec
+from ._supervisor import ExitInfo
 
-__all__ = ["DEFAULT_MAX_RESTARTS", "RestartDecision", "RestartState"]
+__all__ = ["DEFAULT_MAX_RESTARTS", "RestartBook", "RestartDecision", "RestartState"]
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,7 @@ class RestartDecision:
     restart: bool
     delay_s: float = 0.0
     why: str = ""
+    gave_up: bool = False  # the restarts allowed are used up
 
 
 @dataclass(slots=True)
@@ -66,8 +69,9 @@ class RestartState:
         self.window_count += 1
         if self.limit and self.window_count > self.limit:
             within = f" within {self.spec.window_s:g} s" if self.spec.window_s is not None else ""
-            return RestartDecision(False, why=f"gave up after {self.limit} restart(s){within} (max_restarts)")
+            return RestartDecision(False, why=f"gave up after {self.limit} restart(s){within} (max_restarts)", gave_up=True)
         self.count += 1
+        self.due_at = now + self._delay()
         return RestartDecision(True, self._delay())
 
     def _delay(self) -> float:
@@ -76,3 +80,59 @@ class RestartState:
             return 0.0
         delay = base * 2.0 ** min(self.window_count - 1, _MAX_DOUBLINGS)
         return min(delay, self.spec.max_delay_s) if self.spec.max_delay_s is not None else delay
+
+
+@dataclass(slots=True)
+class RestartBook:
+    """The restarts of one dataflow's nodes on one daemon: records, and exits awaiting a restart."""
+
+    descriptor: Dataflow
+    states: dict[str, RestartState] = field(default_factory=dict)
+    pending: dict[str, ExitInfo] = field(default_factory=dict)  # reported if the restart is called off
+    # Nodes that said, closing, that all their inputs had closed: sooner than the upstream
+    # exits the coordinator relays, which may arrive after the node's own exit.
+    inputs_closed: set[str] = field(default_factory=set)
+
+    def count(self, node: str) -> int:
+        """How many times ``node`` was restarted."""
+        state = self.states.get(node)
+        return state.count if state else 0
+
+    def decide(self, node: str, info: ExitInfo, now: float, *, stopping: bool, exited: Collection[str]) -> RestartDecision:
+        """Apply ``node``'s policy to its exit (``exited``: upstream nodes gone for good).
+
+        A restart is scheduled (see :meth:`due`); a node that gave up has it in ``info.reason``.
+        """
+        spec = self.descriptor.node(node)
+        if spec.restart.policy == "never":
+            return RestartDecision(False)
+        state = self.states.setdefault(node, RestartState(spec.restart))
+        closed = node in self.inputs_closed or self._inputs_closed(node, exited)
+        decision = state.decide(info.failed, now, stopping=stopping, inputs_closed=closed)
+        if decision.restart:
+            self.pending[node] = info
+        elif decision.gave_up and info.failed:
+            info.reason = f"{info.reason}; {decision.why}" if info.reason else decision.why
+        return decision
+
+    def due(self, now: float) -> list[str]:
+        """Nodes whose restart time has come (taken off the schedule)."""
+        ready = [n for n in self.pending if (at := self.states[n].due_at) is not None and at <= now]
+        for node in ready:
+            del self.pending[node]
+            self.states[node].due_at = None
+            self.inputs_closed.discard(node)
+        return ready
+
+    def call_off(self) -> list[tuple[str, ExitInfo]]:
+        """Cancel every scheduled restart; their last exits, to report."""
+        called_off = list(self.pending.items())
+        self.pending.clear()
+        return called_off
+
+    def _inputs_closed(self, node: str, exited: Collection[str]) -> bool:
+        """True when the node has inputs and every one of them is closed for good."""
+        spec = self.descriptor.node(node)
+        if not spec.inputs or any(not isinstance(i.source, OutputRef) for i in spec.inputs.values()):
+            return False  # a source, or a timer that never closes
+        return self.descriptor.upstream_nodes(node) <= set(exited)

@@ -16,6 +16,7 @@ __all__ = [
     "ENV_MACHINE",
     "ENV_NODE",
     "ENV_RELAY",
+    "DataflowId",
     "NodeEnvironment",
     "relay_addresses",
 ]
@@ -92,3 +93,12 @@ class NodeEnvironment:
             dataflow_id=os.environ.get(ENV_DATAFLOW, ""),
             spawned=spawned and env_node is not None,
         )
+
+
+class DataflowId(str):
+    """A dataflow id that is also callable: ``node.dataflow_id()`` (dora) and ``node.dataflow_id``."""
+
+    __slots__ = ()
+
+    def __call__(self) -> str:
+        return str(self)

@@ -31,7 +31,8 @@ from .._wire import (
 from ..descriptor import Dataflow, NodeSpec, OutputRef, TimerSpec, parse_dataflow
 from ..tracing import NodeTracing, setup_tracing
 from ._async import AsyncEvents
-from ._config import ENV_ADVERTISE, ENV_BIND, NodeEnvironment, relay_addresses
+from ._config import ENV_ADVERTISE, ENV_BIND, DataflowId, NodeEnvironment, relay_addresses
+from ._dynamic import advertised, local_address_towards, resolve_dynamic
 from ._events import Event, EventQueue, timeout_event
 from ._receiver import Receiver, Route, TimerInput
 from ._samples import OutputSample
@@ -74,7 +75,7 @@ class Node:
         _install_config_error_hook()
         env = NodeEnvironment.from_env(node_id, coordinator)
         if not env.daemon:
-            env = _resolve_dynamic(env)
+            env = resolve_dynamic(env, _REGISTER_TIMEOUT_S)
         self._id = env.node_id
         self._closed = False
         self._lock = threading.Lock()
@@ -345,7 +346,8 @@ class Node:
                 kind = MessageKind.FAILED if error else MessageKind.EOS
                 self._pub.send(encode_control_frames(topic, kind, self._seqs[out], meta))
         self._ctrl_tx.send(ctl.NodeStats(self._dataflow_id, self._id, self.dropped, self.lost))
-        self._ctrl_tx.send(ctl.NodeClosing(self._dataflow_id, self._id, error))
+        inputs_closed = bool(self._spec.inputs) and not self._queue.open_inputs
+        self._ctrl_tx.send(ctl.NodeClosing(self._dataflow_id, self._id, error, inputs_closed))
         self._receiver.close()
         self._async.close()
         self._pub.close()
@@ -401,8 +403,8 @@ class Node:
         """Bind, announce, learn the peers, subscribe, and wait for our subscribers."""
         advertise = setup.tcp_advertise
         if self._remote:
-            advertise = os.environ.get(ENV_ADVERTISE) or _local_address_towards(self._ctrl.address)
-        endpoint = ctl.NodeEndpoint(self._machine, self._pub.ipc, _advertise(self._pub.tcp, advertise))
+            advertise = os.environ.get(ENV_ADVERTISE) or local_address_towards(self._ctrl.address)
+        endpoint = ctl.NodeEndpoint(self._machine, self._pub.ipc, advertised(self._pub.tcp, advertise))
         if self._relay is not None:
             endpoint = ctl.NodeEndpoint(self._machine, "", self._relay[1])
         self._ctrl.send(ctl.NodeBound(self._dataflow_id, self._id, endpoint))
@@ -503,71 +505,6 @@ class Node:
                 if node not in peers.endpoints and node not in announced:
                     inputs = [i for route in self._routes.values() if route.node == node for i in route.inputs]
                     self._queue.close_inputs(inputs, failed="node exited before the dataflow started", source=node)
-
-
-class DataflowId(str):
-    """A dataflow id that is also callable: ``node.dataflow_id()`` (dora) and ``node.dataflow_id``."""
-
-    __slots__ = ()
-
-    def __call__(self) -> str:
-        return str(self)
-
-
-def _resolve_dynamic(env: NodeEnvironment) -> NodeEnvironment:
-    """Ask the coordinator which daemon a dynamic node registers with."""
-    client = Channel.connect(env.coordinator)
-    try:
-        reply = client.request(ctl.ResolveNode(env.node_id, env.dataflow_id), _REGISTER_TIMEOUT_S)
-    except ControlError as exc:
-        raise NodeConfigError(
-            f"dynamic node '{env.node_id}': no coordinator answered at {env.coordinator}; "
-            f"set DORA_ZMQ_COORDINATOR=tcp://<host>:<port> or pass Node(..., coordinator=...)"
-        ) from exc
-    finally:
-        client.close()
-    if isinstance(reply, ctl.Failed):
-        raise NodeConfigError(f"dynamic node '{env.node_id}': {reply.message}")
-    remote = [a for a in reply.addresses if a.startswith("tcp://")]
-    # Same host as the daemon (its tcp address is one of ours, or it has none): use ipc.
-    same_host = not remote or _is_local_address(remote[0])
-    local = [a for a in reply.addresses if a.startswith("ipc://") and same_host and os.path.exists(a[len("ipc://"):])]
-    address = (local or remote or [""])[0]
-    if not address:
-        raise NodeConfigError(
-            f"dynamic node '{env.node_id}': the daemon of machine '{reply.machine}' is on another host and "
-            "listens for nodes on ipc only; start it with --bind-data <interface> (and --advertise <address>)"
-        )
-    return NodeEnvironment(address, env.node_id, reply.dataflow_id, False, env.coordinator)
-
-
-def _is_local_address(address: str) -> bool:
-    """True when the host of ``tcp://host:port`` is an address of this host's interfaces."""
-    import psutil
-
-    host = address.split("://", 1)[-1].rsplit(":", 1)[0]
-    ours = {a.address for addrs in psutil.net_if_addrs().values() for a in addrs}
-    return host in ours or host in ("127.0.0.1", "localhost")
-
-
-def _local_address_towards(address: str) -> str:
-    """The local IP address used to reach ``tcp://host:port`` (what peers can connect back to)."""
-    import socket
-
-    host = address.split("://", 1)[-1].rsplit(":", 1)[0]
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.connect((host, 9))  # UDP connect sends nothing; it only picks a route
-            return str(probe.getsockname()[0])
-        except OSError:
-            return "127.0.0.1"
-
-
-def _advertise(tcp: str, advertise_host: str) -> str:
-    if not tcp or not advertise_host:
-        return tcp
-    port = tcp.rsplit(":", 1)[1]
-    return f"tcp://{advertise_host}:{port}"
 
 
 def _path(p: str) -> Any:
