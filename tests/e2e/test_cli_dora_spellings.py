@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from dora_zmq.testing import free_tcp_address, write_dataflow
+from dora_zmq.testing import free_tcp_address, leaked_processes, write_dataflow
 
 FLAKY = """
 import os
@@ -45,7 +45,8 @@ def test_dora_spellings_and_restarts_in_list(dora, tmp_path: Path) -> None:
         """,
         files={"flaky.py": FLAKY},
     )
-    up = dora("up", env=env).wait(30)
+    up_process = dora("up", env=env)
+    up = up_process.wait(30)
     assert up.returncode == 0, up.output
     assert f"tcp://{host}:{port}" in up.stdout, up.output  # the dora variables picked the address
 
@@ -68,6 +69,10 @@ def test_dora_spellings_and_restarts_in_list(dora, tmp_path: Path) -> None:
     assert stop.returncode == 0, stop.output
     down = dora("down", env=env).wait(40)
     assert down.returncode == 0 and "destroyed" in down.stdout, down.output
+    deadline = time.monotonic() + 10  # the coordinator and daemon `up` started are gone
+    while (left := leaked_processes(up_process.tag)) and time.monotonic() < deadline:
+        time.sleep(0.05)  # no event to wait on for another session's processes to exit
+    assert not left, [" ".join(p.cmdline()) for p in left]
 
 
 def test_duration_and_lang_spellings(dora, tmp_path: Path) -> None:
