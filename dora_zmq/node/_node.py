@@ -299,11 +299,12 @@ class Node:
         return dict(self._descriptor.raw)
 
     def node_config(self) -> dict[str, Any]:
-        """This node's entry of the dataflow YAML."""
+        """This node's entry of the dataflow YAML, with ``inputs`` and ``outputs`` always there
+        (as dora's, which holds only those two)."""
         for entry in self._descriptor.raw.get("nodes", []):
             if isinstance(entry, dict) and entry.get("id") == self._id:
-                return dict(entry)
-        return {}
+                return {"inputs": {}, "outputs": [], **entry}
+        return {"inputs": {}, "outputs": []}
 
     @property
     def dropped(self) -> dict[str, int]:

@@ -50,6 +50,9 @@ from compat_record import record
 
 node = Node()
 record("sink", "dataflow_id", value_matches_type=isinstance(node.dataflow_id(), str))
+config = node.node_config()
+record("sink", "descriptor", nodes=[n["id"] for n in node.dataflow_descriptor()["nodes"]],
+       inputs=config["inputs"], outputs=list(config["outputs"]))
 for event in node:
     fields = {k: event[k] for k in ("type", "id", "kind")}
     if event["type"] == "INPUT":
@@ -136,6 +139,11 @@ def test_node_api_same_on_both(tmp_path: Path, reference_python: Path) -> None:
     """dataflow_id(), is_restart(), restart_count(), event keys, kinds, values and metadata."""
     ref, ours = run_both(tmp_path, FLOW, {"source.py": SOURCE, "sink.py": SINK}, reference_python)
     assert_same_events(ref, ours)
+    # dataflow_descriptor() and node_config() (dora's holds only inputs and outputs; ours the
+    # node's whole entry, README)
+    assert ours.of("sink", "descriptor") == ref.of("sink", "descriptor") == [
+        {"node": "sink", "what": "descriptor", "nodes": ["source", "sink"], "inputs": {"numbers": "source/numbers"}, "outputs": []}
+    ]
     # metadata["timestamp"]: the send time, a UTC datetime, on both
     for run in (ref, ours):
         stamps = [e["timestamp"] for e in run.of("sink", "event") if e["type"] == "INPUT"]
