@@ -104,6 +104,7 @@ def run_flow(impl: str, folder: Path, yaml_text: str, programs: dict[str, str], 
     env = dict(os.environ, COMPAT_OUT=str(out), PYTHONUNBUFFERED="1", **{TAG_ENV: tag})
     if impl == "dora":
         assert reference_python is not None
+        reference_python = reference_python.absolute()  # `make compat` names the venv relatively
         env["PATH"] = f"{reference_python.parent}{os.pathsep}{env.get('PATH', '')}"
         env.pop("VIRTUAL_ENV", None)
         argv = [str(reference_python.parent / "dora"), *args]
