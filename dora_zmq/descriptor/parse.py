@@ -500,6 +500,8 @@ def _read_operator(
     op_id = default_id if id_node is None else read_id(id_node, where.key("id"), p, "operator")
     if op_id is None and (id_node is None or (isinstance(id_node, YScalar) and id_node.is_null)):
         p.add(where, item.line, "operator has no `id`", "add `id: <name unique in this node>`")
+    inputs = read_inputs(_entry(item, "inputs"), where.key("inputs"), p)
+    outputs = read_outputs(_entry(item, "outputs"), where.key("outputs"), p)
     for key in ("shared-library", "wasm"):
         if key in item.entries:
             p.add(
@@ -508,10 +510,9 @@ def _read_operator(
                 f"`{key}` operators are not supported: only Python operators are supported",
                 "rewrite the operator in Python (`python: file.py`) or run it as a `path:` node",
             )
-            return None
+            # its ports stay known: readers of its outputs get no second, misleading error
+            return OperatorSpec(op_id, None, "", MappingProxyType(inputs), outputs, item.line) if op_id else None
     source, source_line = _read_operator_source(item, where, p)
-    inputs = read_inputs(_entry(item, "inputs"), where.key("inputs"), p)
-    outputs = read_outputs(_entry(item, "outputs"), where.key("outputs"), p)
     name = read_text(_entry(item, "name"), where.key("name"), p)
     description = read_text(_entry(item, "description"), where.key("description"), p)
     build = read_text(_entry(item, "build"), where.key("build"), p)
