@@ -104,6 +104,13 @@ class EventQueue:
         with self._cv:
             return frozenset(self._open)
 
+    def waiting(self) -> bool:
+        """True when ``get`` would return an event now."""
+        with self._cv:
+            if self._priority:
+                return True
+            return not self._ended and (bool(self._control) or any(self._inputs.values()))
+
     def push_input(self, input_id: str, event: Event) -> bool:
         """Queue an INPUT event; returns False if it displaced (dropped) an older one."""
         with self._cv:

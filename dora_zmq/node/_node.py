@@ -34,6 +34,7 @@ from ._async import AsyncEvents
 from ._config import ENV_ADVERTISE, ENV_BIND, DataflowId, NodeEnvironment, relay_addresses
 from ._dynamic import advertised, local_address_towards, resolve_dynamic
 from ._events import Event, EventQueue, timeout_event
+from ._extras import DoraExtras
 from ._receiver import Receiver, Route, TimerInput
 from ._samples import OutputSample
 from ._shm_sender import ShmSender
@@ -56,7 +57,7 @@ def _record_crash(exc_type: Any, exc: Any, tb: Any) -> None:
 _previous_hook = sys.excepthook
 
 
-class Node:
+class Node(DoraExtras):
     """A dora node: receive events from the dataflow, send outputs into it.
 
     ``Node()`` reads the environment its daemon set; ``Node("id")`` joins as a dynamic node.
@@ -171,6 +172,10 @@ class Node:
                 return timeout_event(timeout)
         elif not receiver.nexts & 31:
             receiver.top_up()  # a node busy with queued events still drains the socket
+        return self._observe(event)
+
+    def _observe(self, event: Event | None) -> Event | None:
+        """An event handed to the application (its consumer span, when tracing)."""
         if self._tracing is not None and event is not None:
             self._tracing.on_event(event)
         return event

@@ -244,3 +244,45 @@ def test_async_for_and_cancelled_recv_async(tmp_path: Path) -> None:
     (done,) = run.of("sink", "done")
     assert done["cancelled"] > 5, done
     assert done["values"] == [[i, i * 10] for i in range(5)], done
+
+
+BURST_SOURCE = """
+import time
+import pyarrow as pa
+from dora import Node
+
+node = Node()
+for i in range(3):
+    node.send_output("numbers", pa.array([i, i * 10]), {"n": i, "label": "x"})
+time.sleep(1.5)  # the sink drains meanwhile
+"""
+
+DRAINING_SINK = """
+import datetime
+import time
+from dora import Node
+from compat_record import record
+
+node = Node()
+time.sleep(0.8)  # the three messages are waiting now
+waiting = not node.is_empty()
+drained = [e["value"].to_pylist() for e in node.drain() if e["type"] == "INPUT"]
+record("sink", "drain", waiting=waiting, drained=drained, then_empty=node.is_empty(), try_recv=node.try_recv())
+node.log_info("drained")
+stamp = node.timestamp()
+record("sink", "timestamp", is_datetime=isinstance(stamp, datetime.datetime), aware=stamp.tzinfo is not None)
+record("sink", "rest", types=[e["type"] for e in node])
+"""
+
+
+def test_drain_try_recv_is_empty_log_timestamp(tmp_path: Path, reference_python: Path) -> None:
+    """dora 1.1's non-blocking reads and helpers: ``is_empty``, ``drain``, ``try_recv``,
+    ``log_info`` and ``timestamp`` behave the same on both."""
+    ref, ours = run_both(tmp_path, FLOW, {"source.py": BURST_SOURCE, "sink.py": DRAINING_SINK}, reference_python)
+    assert ref.returncode == 0, ref.output[-3000:]
+    assert ours.returncode == 0, ours.output[-3000:]
+    for what in ("drain", "timestamp", "rest"):
+        assert ours.of("sink", what) == ref.of("sink", what), what
+    assert ours.of("sink", "drain")[0]["drained"] == [[0, 0], [1, 10], [2, 20]]
+    assert ours.of("sink", "rest")[0]["types"] == ["INPUT_CLOSED", "STOP"]
+    assert "drained" in ours.output and "drained" in ref.output
