@@ -21,21 +21,67 @@ _LEVELS = ("error", "warn", "info", "debug", "trace")
 
 
 class RawSample:
-    """What ``send_output_raw`` returns: memory to fill, then ``send()`` (dora's SampleHandler)."""
+    """What ``send_output_raw`` returns: memory to fill, then ``send()`` (dora's SampleHandler).
+
+    ``with node.send_output_raw(id, n) as buf:`` fills ``buf`` (a writable memoryview) and sends
+    on a clean exit (not when the block raises). ``send()`` refuses while a memoryview from
+    :meth:`as_memoryview` is still open, and the sample is sent once. Unlike dora, views taken
+    through other objects (a NumPy array made from the memory) are not counted.
+    """
 
     def __init__(self, node: Any, output_id: str, sample: OutputSample, metadata: Mapping[str, Any] | None) -> None:
         self._node = node
         self._output_id = output_id
         self._sample = sample
         self._metadata = metadata
+        self._views: list[memoryview] = []
+        self._buffer: Any = None
+
+    def as_buffer(self) -> Any:
+        """The memory as one writable NumPy ``uint8`` array (the same object on every call)."""
+        self._check_open()
+        if self._buffer is None:
+            self._buffer = self._sample.numpy()
+        return self._buffer
 
     def as_memoryview(self) -> memoryview:
-        """A writable view of the message's bytes."""
-        return memoryview(self._sample.numpy()).cast("B")
+        """A new writable view of the message's bytes; release it before ``send()``."""
+        self._check_open()
+        view = memoryview(self._sample.numpy()).cast("B")
+        self._views.append(view)
+        return view
 
     def send(self) -> None:
-        """Send the filled memory on the output (once)."""
+        """Send the filled memory on the output.
+
+        Raises:
+            RuntimeError: a view from :meth:`as_memoryview` is still open.
+            OutputError: it was sent already.
+        """
+        if any(_is_open(v) for v in self._views):
+            raise RuntimeError("send_output_raw: a memoryview of the sample is still open; release() it before send()")
         self._node.send_output(self._output_id, self._sample, self._metadata)
+
+    def __enter__(self) -> memoryview:
+        return self.as_memoryview()
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        for view in self._views:
+            view.release()
+        if exc_type is None:
+            self.send()
+
+    def _check_open(self) -> None:
+        if self._sample.sent:
+            raise RuntimeError("send_output_raw: the sample was sent; its memory belongs to the receivers now")
+
+
+def _is_open(view: memoryview) -> bool:
+    try:
+        view.nbytes
+    except ValueError:  # released
+        return False
+    return True
 
 
 class DoraExtras:
