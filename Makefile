@@ -20,7 +20,8 @@ venv: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/dora-zmq run dataflows/quickstart.yml
 
-## Run the whole test suite (creates .venv with the dev extras on first use).
+## Run the whole test suite (creates .venv with the dev extras on first use); the differential
+## tests against the reference implementations skip without .venv-compat (see `make compat`).
 test: $(STAMP)
 	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -q $(PYTEST_ARGS)

@@ -11,6 +11,7 @@
     ├── ControlError           the coordinator or a daemon refused or could not be reached
     ├── RecordingError         a recording folder is missing, truncated or corrupt
     ├── BundleError            a dataflow folder could not be shipped (too large, corrupt, hostile)
+    ├── BuildFailed            a node's ``build:`` command failed (node, command, exit code)
     └── DataflowFailed         a dataflow ended with failed nodes (each a ``NodeFailure``)
 
 Everything a user can cause is one of these; anything else is a bug and keeps its traceback.
@@ -30,6 +31,7 @@ __all__ = [
     "ControlError",
     "RecordingError",
     "BundleError",
+    "BuildFailed",
     "DataflowFailed",
     "NodeFailure",
 ]
@@ -136,6 +138,10 @@ class BundleError(DoraZmqError):
     Too large (the message names the largest files), an archive whose digest does not match,
     or one that tries to write outside its folder: what arrives is treated as hostile.
     """
+
+
+class BuildFailed(DoraZmqError):
+    """A node's ``build:`` command could not run or exited non-zero."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,8 @@ POINT = pa.struct([("x", pa.float64()), ("y", pa.float64()), ("label", pa.string
 
 
 def send_tick(node: Node, tick: int, timer_metadata: dict) -> None:
-    metadata = {"tick": tick, "timer_ns": timer_metadata.get("timestamp", 0)}
+    # metadata["timestamp"]: when the tick (or a message) was sent, a UTC datetime
+    metadata = {"tick": tick, "timer_ns": int(timer_metadata["timestamp"].timestamp() * 1e9)}
     # bytes: sent as a UInt8 array; receivers get them back in event["data"]
     node.send_output("text", f"hello {tick}".encode(), metadata)
     # a nested type: a struct array (one row per point)
@@ -31,9 +32,10 @@ def main() -> None:
     config = node.node_config()  # this node's own YAML entry
     print(f"talker: outputs {', '.join(config['outputs'])}, COUNT={config['env']['COUNT']}")
 
-    # next() blocks until an event arrives, or returns None after `timeout` seconds.
+    # next() blocks until an event arrives; after `timeout` seconds it gives an ERROR event
+    # (None means the stream has ended).
     event = node.next(timeout=10.0)
-    if event is None:
+    if event is None or event["type"] == "ERROR":
         raise RuntimeError("talker: no timer tick within 10 s")
     tick = 0
     while event is not None:

@@ -1,4 +1,4 @@
-"""Detection operator (the seed-000 shape): frames in, `bbox` out.
+"""Detection operator (the shape of dora's object-detection example): frames in, `bbox` out.
 
 To use YOLO instead: `pip install ultralytics`, put yolov8n.pt next to this file, run with
 DETECTOR=yolo. The output format is the same either way.

@@ -1,4 +1,4 @@
-"""Plot operator, written in dora's older `on_input` form (seed 002): prints detections.
+"""Plot operator, written in dora's older `on_input` form: prints detections.
 
 A real deployment would draw the boxes with OpenCV; here each frame's detections are logged.
 """

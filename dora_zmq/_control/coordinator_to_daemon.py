@@ -5,7 +5,10 @@ from __future__ import annotations
 from ._codec import control_message
 from .records import BundleRef, NodeEndpoint, ShipMode
 
-__all__ = ["BundleUnavailable", "DaemonAccepted", "Peers", "Probe", "ShutdownDaemon", "SpawnNodes", "StopNodes", "UpstreamExited"]
+__all__ = [
+    "BundleUnavailable", "DaemonAccepted", "Peers", "Probe", "ShutdownDaemon", "SpawnNodes", "StopNodes", "UpstreamExited",
+    "UpstreamRestarted",
+]
 
 
 @control_message
@@ -68,6 +71,18 @@ class UpstreamExited:
     node: str
     failed: bool
     error: str = ""
+
+
+@control_message
+class UpstreamRestarted:
+    """A node is being restarted (``restart_policy``): its subscribers get NODE_RESTARTED.
+
+    Relayed by daemons to their nodes as is.
+    """
+
+    dataflow_id: str
+    node: str
+    restart_count: int
 
 
 @control_message

@@ -6,8 +6,8 @@ from ._codec import control_message
 from .records import NodeEndpoint, ProcessSample
 
 __all__ = [
-    "DaemonExiting", "DaemonHeartbeat", "FetchBundle", "NodeExited", "NodeLogs", "NodeReady", "NodeResources", "NodeStats",
-    "RegisterDaemon", "RequestStop",
+    "DaemonExiting", "DaemonHeartbeat", "FetchBundle", "NodeExited", "NodeLogs", "NodeReady", "NodeResources", "NodeRestarting",
+    "NodeStats", "RegisterDaemon", "RequestStop",
 ]
 
 
@@ -52,6 +52,24 @@ class NodeExited:
     reason: str = ""
     stderr_tail: str = ""
     machine: str = ""
+
+
+@control_message
+class NodeRestarting:
+    """A node process ended and its ``restart_policy`` starts it again after ``delay_s``.
+
+    Not an exit: the node's subscribers keep their inputs open (they get NODE_RESTARTED).
+    """
+
+    dataflow_id: str
+    node: str
+    restart_count: int  # this restart's number, from 1
+    exit_code: int | None
+    signal: int | None
+    failed: bool
+    reason: str = ""
+    delay_s: float = 0.0
+    limit: int = 0  # max_restarts (0: unlimited)
 
 
 @control_message

@@ -29,6 +29,7 @@ class NodeSetup:
     reader_token: str = ""
     #: The reader tokens of the nodes that subscribe to this node's outputs, by node id.
     reader_tokens: dict[str, str] | None = None
+    restart_count: int = 0  # how many times the daemon restarted this node (restart_policy)
 
 
 @control_message

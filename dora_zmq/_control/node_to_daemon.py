@@ -45,3 +45,4 @@ class NodeClosing:
     dataflow_id: str
     node: str
     error: str = ""
+    inputs_closed: bool = False  # it had inputs and all of them closed: restart_policy stops here

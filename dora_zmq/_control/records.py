@@ -64,6 +64,7 @@ class DataflowInfo:
     error: str = ""  # why the dataflow as a whole failed (e.g. no daemon for a machine)
     ended_at: float | None = None
     machines: dict[str, str] | None = None  # node -> machine id it was placed on
+    restarts: dict[str, int] | None = None  # node -> times restarted (restart_policy)
 
 
 @control_message

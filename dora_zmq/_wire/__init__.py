@@ -36,7 +36,7 @@ from ._frames import (
     marker_topic,
     parse_marker,
 )
-from ._metadata import OTEL_CONTEXT_KEY, decode_metadata, encode_metadata
+from ._metadata import OTEL_CONTEXT_KEY, TIMESTAMP_KEY, decode_metadata, encode_metadata, timestamp_of
 
 __all__ = [
     "byte_width",
@@ -45,6 +45,7 @@ __all__ = [
     "HEAD_SIZE",
     "MARKER_PREFIX",
     "OTEL_CONTEXT_KEY",
+    "TIMESTAMP_KEY",
     "MessageKind",
     "UnreadableValue",
     "WireMessage",
@@ -62,6 +63,7 @@ __all__ = [
     "encode_value",
     "marker_topic",
     "parse_marker",
+    "timestamp_of",
     "to_arrow",
     "value_bytes",
 ]

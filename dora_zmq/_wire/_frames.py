@@ -36,7 +36,8 @@ __all__ = [
 
 _MAGIC = b"DZ"
 WIRE_VERSION = 2
-# magic(2) version(1) kind(1) seq(8) sent_ns(8)
+# magic(2) version(1) kind(1) seq(8) sent_ns(8): wall-clock send time (ns since the epoch), the
+# receiver's metadata["timestamp"] as dora's Python API gives it
 _HEAD = struct.Struct("<2sBBQQ")
 HEAD_SIZE = _HEAD.size
 _pack = _HEAD.pack

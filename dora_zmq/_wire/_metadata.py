@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import json.decoder
 import json.encoder
@@ -9,10 +10,19 @@ from typing import Any, Callable, Mapping
 
 from .._errors import ProtocolError
 
-__all__ = ["OTEL_CONTEXT_KEY", "decode_metadata", "encode_metadata"]
+__all__ = ["OTEL_CONTEXT_KEY", "TIMESTAMP_KEY", "decode_metadata", "encode_metadata", "timestamp_of"]
 
 #: dora's metadata key for the W3C trace context (``traceparent:...`` entries).
 OTEL_CONTEXT_KEY = "open_telemetry_context"
+#: The key of a received message's send time in its metadata (a UTC ``datetime``, as dora's).
+TIMESTAMP_KEY = "timestamp"
+_UTC = datetime.timezone.utc
+_from_timestamp = datetime.datetime.fromtimestamp
+
+
+def timestamp_of(ns: int) -> datetime.datetime:
+    """The ``timestamp`` metadata of a message sent at ``ns`` (nanoseconds since the epoch)."""
+    return _from_timestamp(ns / 1e9, _UTC)
 
 _encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
@@ -45,6 +55,11 @@ def encode_metadata(metadata: Mapping[str, Any] | None) -> bytes:
     """
     if not metadata:
         return b""
+    if isinstance(metadata.get(TIMESTAMP_KEY), datetime.datetime):
+        # a received message's timestamp (relayed with its metadata): each message gets its own
+        metadata = {k: v for k, v in metadata.items() if k != TIMESTAMP_KEY}
+        if not metadata:
+            return b""
     try:
         return _encode(metadata if type(metadata) is dict else dict(metadata)).encode()
     except (TypeError, ValueError, RecursionError) as exc:

@@ -17,7 +17,8 @@ from ..coordinator import DEFAULT_ADDRESS
 from ._console import err, print_log_line
 
 __all__ = [
-    "StopSignals", "ask", "connect_checked", "coordinator_address", "follow", "open_stream", "request", "unreachable", "wait_for_spawn",
+    "StopSignals", "ask", "connect_checked", "coordinator_address", "dora_address", "follow", "open_stream", "request", "unreachable",
+    "wait_for_spawn",
 ]
 
 ENV_COORDINATOR = "DORA_ZMQ_COORDINATOR"
@@ -27,8 +28,21 @@ _PROBE_TIMEOUT_S = 2.0
 
 
 def coordinator_address(given: str | None) -> str:
-    """``--coordinator``, else ``$DORA_ZMQ_COORDINATOR``, else the local default."""
-    return given or os.environ.get(ENV_COORDINATOR) or DEFAULT_ADDRESS
+    """``--coordinator``, else ``$DORA_ZMQ_COORDINATOR``, else dora's ``$DORA_COORDINATOR_ADDR``
+    and ``$DORA_COORDINATOR_PORT`` (either may be alone), else the local default."""
+    if given or os.environ.get(ENV_COORDINATOR):
+        return given or os.environ[ENV_COORDINATOR]
+    return dora_address(os.environ.get("DORA_COORDINATOR_ADDR", ""), os.environ.get("DORA_COORDINATOR_PORT", "")) or DEFAULT_ADDRESS
+
+
+def dora_address(host: str | None, port: str | int | None) -> str | None:
+    """``tcp://HOST:PORT`` from dora's separate host and port (either may be missing: the
+    default's part is used); None when neither is given."""
+    host, port = (host or "").strip(), str(port or "").strip()
+    if not host and not port:
+        return None
+    default_host, default_port = DEFAULT_ADDRESS.removeprefix("tcp://").rsplit(":", 1)
+    return f"tcp://{host or default_host}:{port or default_port}"
 
 
 def request(address: str, msg: Any, timeout_s: float = _REQUEST_TIMEOUT_S) -> Any:

@@ -18,12 +18,12 @@ from .. import _control as ctl
 from .._bundle import BundleLimits, parse_size
 from .._errors import ControlError, DataflowFailed, DescriptorErrors, NodeFailure
 from ..coordinator import DEFAULT_ADDRESS, Coordinator
-from ..daemon import Daemon
-from ..descriptor import load_dataflow
+from ..daemon import Daemon, run_builds
+from ..descriptor import Dataflow, load_dataflow
 from . import cli
 from . import _logs, _top, _views  # noqa: F401 - register logs; top; list, status
 from ._client import StopSignals, coordinator_address, follow, request, wait_for_spawn
-from ._console import err, out, print_counters, print_failure_result
+from ._console import err, out, print_counters, print_failure_result, print_log_line
 from ._duration import DURATION
 from ._graph import graph  # noqa: F401 - registers the command
 from ._local import check_reachable, run_local
@@ -37,14 +37,14 @@ _CACHE_OPT = click.option(
     help="Where shipped dataflow folders are cached (default: $DORA_ZMQ_CACHE_DIR or ~/.cache/dora-zmq).",
 )
 _GRACE_OPT = click.option(
-    "--grace-duration", "grace", type=float, default=10.0, show_default=True,
-    help="Seconds nodes get to exit after STOP before SIGTERM (then SIGKILL 2 s later).",
+    "--grace-duration", "grace", type=DURATION, default="10s", show_default=True,
+    help="How long nodes get to exit after STOP before SIGTERM (then SIGKILL 2 s later): 5s, 500ms, 1m or seconds.",
 )
 
 
-def _load(path: str):  # type: ignore[no-untyped-def]
+def _load(path: str, built: bool = False):  # type: ignore[no-untyped-def]
     try:
-        return load_dataflow(path)
+        return load_dataflow(path, built=built)
     except DescriptorErrors as exc:
         err.print(f"[bold red]{escape(exc.format())}[/bold red]")
         sys.exit(1)
@@ -60,19 +60,39 @@ def check(dataflow: str) -> None:
 
 @cli.command()
 @click.argument("dataflow", type=click.Path(dir_okay=False))
+def _build(df: Dataflow) -> int:
+    """Run the dataflow's ``build:`` commands here, printing their output as node lines."""
+    return run_builds(df, lambda node, line: print_log_line(ctl.LogLine("", node, line, "stdout")))
+
+
+@cli.command()
+@click.argument("dataflow", type=click.Path(dir_okay=False))
+def build(dataflow: str) -> None:
+    """Run the `build:` commands of the dataflow's nodes and operators (in its folder)."""
+    df = _load(dataflow)
+    _build(df)
+    out.print(f"[green]built[/green] {escape(dataflow)}")
+
+
+@cli.command()
+@click.argument("dataflow", type=click.Path(dir_okay=False))
 @click.option("--name", default=None, help="A name to refer to the dataflow by.")
+@click.option("--build/--no-build", "build_first", default=True, show_default=True, help="Run the `build:` commands first (as dora's run does).")
 @_GRACE_OPT
 @record_options
 @click.option("--stop-after", "stop_after", type=DURATION, default=None, metavar="DURATION", help="Send STOP after this long (5s, 2m, 1h, 500ms, or seconds), as Ctrl-C would.")
 def run(
-    dataflow: str, name: str | None, grace: float, record_dir: str | None, record_only: tuple[str, ...], record_machine: str | None,
-    stop_after: float | None,
+    dataflow: str, name: str | None, build_first: bool, grace: float, record_dir: str | None, record_only: tuple[str, ...],
+    record_machine: str | None, stop_after: float | None,
 ) -> None:
     """Run a dataflow on this machine (coordinator and daemon embedded) until it ends.
 
     Ctrl-C sends STOP to every node; a second Ctrl-C kills them. Exits 1 if a node failed.
     """
-    flow = apply_recording(_load(dataflow), record_dir, record_only, name, record_machine)
+    df = _load(dataflow)
+    if build_first and _build(df):
+        df = _load(dataflow, built=True)  # again: what the build made must be there now
+    flow = apply_recording(df, record_dir, record_only, name, record_machine)
     try:
         run_local(flow, name, grace, stop_after)
     finally:
@@ -156,10 +176,16 @@ def keys(directory: str, operators: tuple[str, ...], daemons: tuple[str, ...], n
 @cli.command()
 @click.argument("name")
 @click.option("--kind", type=click.Choice(["dataflow", "node", "operator"]), default="dataflow", show_default=True)
-def new(name: str, kind: str) -> None:
+@click.option("--lang", default="python", show_default=True, help="The language of the starter files (dora_zmq nodes are Python).")
+def new(name: str, kind: str, lang: str) -> None:
     """Create a starter dataflow (a folder), node or operator (a .py file)."""
     from ._templates import check_name, write_template
 
+    if lang.lower() not in ("python", "py"):
+        raise ControlError(
+            f"--lang {lang}: dora_zmq's node API is Python, so are its starter files (`--lang python`); "
+            "programs in other languages run as nodes through `path:` without the node API"
+        )
     problem = check_name(name)
     if problem:
         raise click.BadParameter(problem, param_hint="NAME")
@@ -205,7 +231,7 @@ def up(coordinator: str | None) -> None:
 @cli.command()
 @_COORD_OPT
 def destroy(coordinator: str | None) -> None:
-    """Stop every dataflow, the daemons and the coordinator."""
+    """Stop every dataflow, the daemons and the coordinator (also: `down`, as in dora)."""
     address = coordinator_address(coordinator)
     reply = request(address, ctl.Destroy())
     out.print(reply.message)
@@ -229,11 +255,12 @@ def destroy(coordinator: str | None) -> None:
     "--ship-max-size", "ship_max", default=None, metavar="SIZE",
     help="Largest folder to ship, e.g. 500M (default: $DORA_ZMQ_SHIP_MAX_SIZE or 256M).",
 )
+@click.option("--build", "build_first", is_flag=True, help="Run the `build:` commands on this machine first.")
 @_GRACE_OPT
 @_COORD_OPT
 @record_options
 def start(
-    dataflow: str, name: str | None, attach: bool, ship: str | None, ship_max: str | None, grace: float,
+    dataflow: str, name: str | None, attach: bool, ship: str | None, ship_max: str | None, build_first: bool, grace: float,
     coordinator: str | None, record_dir: str | None, record_only: tuple[str, ...], record_machine: str | None,
 ) -> None:
     """Start a dataflow on a running coordinator (see `up`).
@@ -241,7 +268,10 @@ def start(
     The YAML's folder (less what .dora-zmq-ignore and the defaults leave out) is sent to the
     daemons that need it, once: an unchanged folder is not sent again.
     """
-    df = apply_recording(_load(dataflow), record_dir, record_only, name, record_machine)
+    df = _load(dataflow)
+    if build_first and _build(df):
+        df = _load(dataflow, built=True)  # again: what the build made must be there now
+    df = apply_recording(df, record_dir, record_only, name, record_machine)
     address = coordinator_address(coordinator)
     shipping = ship_folder(address, df, _ship_mode(ship), _ship_limit(ship_max))
     if shipping.bundle is not None:
@@ -266,6 +296,9 @@ def start(
     finally:
         if record_dir is not None and Path(record_dir).is_dir():  # else it is on another machine
             print_recording(record_dir)
+
+
+cli.add_command(destroy, name="down")
 
 
 @cli.command()

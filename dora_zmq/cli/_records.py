@@ -56,6 +56,7 @@ def dataflow_json(d: ctl.DataflowInfo) -> dict[str, Any]:
         "error": d.error,
         "dropped": dict(d.drops),
         "lost": dict(d.lost or {}),
+        "restarts": dict(d.restarts or {}),
     }
 
 

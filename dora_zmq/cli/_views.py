@@ -80,6 +80,9 @@ def dataflow_table(flows: list[ctl.DataflowInfo]) -> Table:
     table.add_column("age", no_wrap=True, justify="right")
     table.add_column("nodes", overflow="fold")
     table.add_column("failed", overflow="fold")
+    restarts = any(d.restarts for d in flows)  # a column only when a node was restarted
+    if restarts:
+        table.add_column("restarts", overflow="fold")
     table.add_column("dropped", overflow="fold")
     table.add_column("lost", overflow="fold")
     now = time.time()
@@ -87,11 +90,14 @@ def dataflow_table(flows: list[ctl.DataflowInfo]) -> Table:
         states: dict[str, int] = {}
         for s in d.nodes.values():
             states[s] = states.get(s, 0) + 1
-        table.add_row(
+        row = [
             escape(d.name), d.id[:8], d.status, format_age(now - d.started_at) if d.started_at else "-",
             ", ".join(f"{n} {s}" for s, n in sorted(states.items())) or "-",
-            escape(", ".join(f.node for f in d.failures)) or "-", escape(_counts(d.drops)), escape(_counts(d.lost or {})),
-        )
+            escape(", ".join(f.node for f in d.failures)) or "-",
+        ]
+        if restarts:
+            row.append(escape(_counts(d.restarts or {})))
+        table.add_row(*row, escape(_counts(d.drops)), escape(_counts(d.lost or {})))
     return table
 
 

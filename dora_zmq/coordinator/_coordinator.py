@@ -184,6 +184,8 @@ class Coordinator:
                     log.warning("coordinator: FetchBundle from %r, which is no registered daemon, refused", peer)
             case ctl.NodeReady():
                 self._node_ready(msg)
+            case ctl.NodeRestarting():
+                self._node_restarting(msg)
             case ctl.NodeExited():
                 self._node_exited(msg)
             case ctl.NodeLogs():
@@ -459,7 +461,7 @@ class Coordinator:
         if run is None or run.finished:
             return
         run.endpoints[msg.node] = msg.endpoint
-        if run.nodes.get(msg.node) in (NodeState.SPAWNING, NodeState.WAITING):
+        if run.nodes.get(msg.node) in (NodeState.SPAWNING, NodeState.WAITING, NodeState.RESTARTING):
             run.nodes[msg.node] = NodeState.READY
         self._publish_peers(run)
 
@@ -485,6 +487,21 @@ class Coordinator:
             self._finish(run, Status.FAILED if run.failures else Status.FINISHED)
         else:
             self._publish_peers(run)
+
+    def _node_restarting(self, msg: ctl.NodeRestarting) -> None:
+        """A node exited and its restart_policy starts it again: not an exit for its subscribers."""
+        run = self._dataflows.get(msg.dataflow_id)
+        if run is None or run.finished:
+            return
+        run.nodes[msg.node] = NodeState.RESTARTING
+        run.restarts[msg.node] = msg.restart_count
+        how = f"exit code {msg.exit_code}" if msg.exit_code is not None else f"signal {msg.signal}" if msg.signal else "exit code 0"
+        limit = f" of {msg.limit}" if msg.limit else ""
+        when = f" in {msg.delay_s:g} s" if msg.delay_s else ""
+        line = f"node {msg.node} exited ({how}); restarting it{when} (restart {msg.restart_count}{limit}, restart_policy)"
+        log.info("dataflow %s: %s", run.name, line)
+        self._notify(run, ctl.LogLine(run.id, msg.node, line, "dora"))
+        self._broadcast(run, ctl.UpstreamRestarted(run.id, msg.node, msg.restart_count))
 
     def _resolve_node(self, peer: bytes, node: str, ref: str) -> None:
         candidates = [

@@ -37,6 +37,7 @@ class NodeState:
     WAITING = "waiting"  # a dynamic node not connected (yet, or any more)
     EXITED = "exited"
     FAILED = "failed"
+    RESTARTING = "restarting"  # exited; its restart_policy starts it again
 
 
 @dataclass(slots=True)
@@ -93,6 +94,7 @@ class DataflowRun:
     stats: dict[str, ctl.NodeStats] = field(default_factory=dict)  # node -> its last counters
     stats_at: dict[str, float] = field(default_factory=dict)  # node -> monotonic time of those
     resources: dict[str, ctl.ProcessSample] = field(default_factory=dict)  # node -> last sample
+    restarts: dict[str, int] = field(default_factory=dict)  # node -> restarts so far
     status: str = Status.PENDING
     peers_sent: bool = False
     stopped: bool = False
@@ -166,7 +168,7 @@ class DataflowRun:
         """The row for ``dora-zmq list``."""
         return ctl.DataflowInfo(
             self.id, self.name, self.status, dict(self.nodes), list(self.failures), dict(self.drops), self.started_at, dict(self.lost),
-            self.pending_error, self.ended_at, dict(self.machines),
+            self.pending_error, self.ended_at, dict(self.machines), dict(self.restarts),
         )
 
     def result(self) -> ctl.DataflowResult:

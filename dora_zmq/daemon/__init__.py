@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
+from ._build import build_commands, run_builds
 from ._daemon import Daemon
 from ._rundir import sweep_stale_run_dirs
 
-__all__ = ["Daemon", "sweep_stale_run_dirs"]
+__all__ = ["Daemon", "build_commands", "run_builds", "sweep_stale_run_dirs"]

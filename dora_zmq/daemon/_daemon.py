@@ -27,6 +27,7 @@ from ..descriptor import NodeKind, NodeSpec, find_program, parse_dataflow
 from ..security import TRUSTED, Peer, Role
 from ..tracing import LifecycleTracer
 from ._resources import ResourceSampler, SampledProcess
+from ._restart import RestartBook
 from ._rundir import create_run_dir, sweep_stale_run_dirs
 from ._shipments import WORK_DIR, Shipments, missing_folder, runs_in_place
 from ._state import DataflowState, Senders, check_identities, check_token
@@ -172,6 +173,7 @@ class Daemon:
                     self._drain(member)
                 self._reap()
                 self._finish_shipments()
+                self._restart_due()
                 self._flush_logs()
                 if self._accepted and now >= next_beat:
                     self.coordinator.send(ctl.DaemonHeartbeat(self.machine_id))
@@ -201,7 +203,7 @@ class Daemon:
         procs = []
         for p in self.supervisor.running():
             df = self._dataflows.get(p.dataflow_id)
-            restarts = max(0, df.spawns.get(p.node, 1) - 1) if df is not None else 0
+            restarts = df.restarts.count(p.node) if df is not None and df.restarts is not None else 0
             procs.append(SampledProcess(p.dataflow_id, p.node, p.pid, restarts))
         if procs:
             self.coordinator.send(ctl.NodeResources(self.machine_id, self._resources.sample(procs)))
@@ -248,6 +250,9 @@ class Daemon:
                 if (df := self._dataflows.get(df_id)) is not None:
                     df.exits.append(msg)
                     self._to_nodes(df, msg)
+            case ctl.UpstreamRestarted(dataflow_id=df_id):
+                if (df := self._dataflows.get(df_id)) is not None:
+                    self._to_nodes(df, msg)
             case ctl.StopNodes(dataflow_id=df_id, grace_s=grace, reason=reason, trace_context=parent):
                 if (df := self._dataflows.get(df_id)) is not None:
                     self._tracer.instant(f"stop nodes of {df.name}", parent, dataflow_id=df_id, machine=self.machine_id, grace_s=grace)
@@ -283,7 +288,7 @@ class Daemon:
         df = DataflowState(
             msg.dataflow_id, msg.name, msg.yaml, descriptor, working_dir, ipc_dir, list(msg.nodes), msg.multi_machine,
             senders=Senders(frozenset(msg.nodes)), shipped=shipped, waiting_for_folder=shipped, trace_context=msg.trace_context,
-            reader_secret=msg.reader_secret,
+            reader_secret=msg.reader_secret, restarts=RestartBook(descriptor),
         )
         self._dataflows[df.id] = df
         if shipped:
@@ -366,7 +371,6 @@ class Daemon:
             return
         df.tokens[spec.id] = token
         df.live.add(spec.id)
-        df.spawns[spec.id] = df.spawns.get(spec.id, 0) + 1
 
     @staticmethod
     def _argv(df: DataflowState, spec: NodeSpec) -> list[str] | str:
@@ -399,10 +403,12 @@ class Daemon:
         df.grace_s = grace_s
         self._to_nodes(df, ctl.StopNode(df.stopping))
         self.supervisor.request_stop(df.id, grace_s)
+        for node, info in df.restarts.call_off() if df.restarts else ():  # not begun: called off
+            self._end_node(df, node, info)
 
     def _begin_shutdown(self, grace_s: float) -> None:
         self._shutdown_deadline = time.monotonic() + grace_s + 5.0
-        for df in self._dataflows.values():
+        for df in list(self._dataflows.values()):
             self._stop_dataflow(df, grace_s, "MANUAL")
 
     # ---- node side ---------------------------------------------------------------------
@@ -422,6 +428,8 @@ class Daemon:
                 if not self._from_node(peer, msg, df_id, node, unverified_ok=True):
                     return
                 df = self._dataflows.get(df_id)
+                if df is not None and df.restarts is not None and msg.inputs_closed:
+                    df.restarts.inputs_closed.add(node)  # known here before its exit is reaped
                 if df is not None and df.descriptor.node(node).kind is NodeKind.DYNAMIC:
                     df.peers.pop(node, None)
                     info = ExitInfo(1 if error else 0, None, bool(error), error, "")
@@ -455,6 +463,7 @@ class Daemon:
                 tcp_bind, self.advertise, stopping=bool(df.stopping),
                 reader_token=df.reader_token(msg.node),
                 reader_tokens={n: df.reader_token(n) for n in df.descriptor.downstream_nodes(msg.node)},
+                restart_count=df.restarts.count(msg.node) if df.restarts else 0,
             ),
             to=peer,
         )
@@ -541,12 +550,46 @@ class Daemon:
             self._flush_logs()
         for proc, info in exited:
             df = self._dataflows.get(proc.dataflow_id)
-            if df is not None:
-                df.live.discard(proc.node)
-                df.peers.pop(proc.node, None)
-            self._report_exit(proc.dataflow_id, proc.node, info)
-            if df is not None and not df.live:
-                self._forget(df)
+            if df is None:
+                self._report_exit(proc.dataflow_id, proc.node, info)
+                continue
+            df.peers.pop(proc.node, None)
+            if not self._schedule_restart(df, proc.node, info, stopped=bool(proc.signalled)):
+                self._end_node(df, proc.node, info)
+
+    def _end_node(self, df: DataflowState, node: str, info: ExitInfo) -> None:
+        """A node's process ended for good: report it, and forget a dataflow with none left."""
+        df.live.discard(node)
+        self._report_exit(df.id, node, info)
+        if not df.live:
+            self._forget(df)
+
+    # ---- restart_policy (the rules: ._restart) -----------------------------------------------
+
+    def _schedule_restart(self, df: DataflowState, node: str, info: ExitInfo, stopped: bool) -> bool:
+        """Apply the node's restart_policy to an exit; True if it will be started again."""
+        if df.restarts is None:
+            return False
+        stopping = bool(df.stopping) or stopped
+        decision = df.restarts.decide(node, info, time.monotonic(), stopping=stopping, exited=[e.node for e in df.exits])
+        if decision.why:
+            log.info("dataflow %s: node %s is not restarted: %s", df.id, node, decision.why)
+        if decision.restart:
+            state = df.restarts.states[node]
+            self.coordinator.send(ctl.NodeRestarting(
+                df.id, node, state.count, info.exit_code, info.signal, info.failed, info.reason, decision.delay_s, state.limit,
+            ))  # the coordinator tells the user (run, attach) and counts it (list)
+        return decision.restart
+
+    def _restart_due(self) -> None:
+        now = time.monotonic()
+        for df in list(self._dataflows.values()):
+            for node in df.restarts.due(now) if df.restarts else ():
+                self._spawn_node(df, df.descriptor.node(node))
+                if self.supervisor.get(df.id, node) is None:  # could not start: reported already
+                    df.live.discard(node)
+                    if not df.live:
+                        self._forget(df)
 
     def _forget(self, df: DataflowState) -> None:
         if df.waiting_for_folder:  # the unpacking worker may be writing into ipc_dir/work
@@ -600,6 +643,9 @@ class Daemon:
             self._flush_logs()  # last lines first, as in _reap
             for proc, info in exited:
                 self._report_exit(proc.dataflow_id, proc.node, info)
+            for df in self._dataflows.values():  # restarts that will not happen now
+                for node, info in df.restarts.call_off() if df.restarts else ():
+                    self._report_exit(df.id, node, info)
             try:
                 if not self.refused:  # a refused daemon never was the coordinator's
                     self.coordinator.send(ctl.DaemonExiting(self.machine_id))

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .. import _control as ctl
 from ..descriptor import Dataflow, NodeKind
+from ._restart import RestartBook
 
 __all__ = ["DataflowState", "Senders", "check_identities", "check_token"]
 
@@ -73,7 +74,7 @@ class DataflowState:
     shipped: bool = False
     waiting_for_folder: bool = False
     trace_context: str = ""
-    spawns: dict[str, int] = field(default_factory=dict)  # node -> times started (restarts + 1)
+    restarts: RestartBook | None = None  # restart_policy records (a pending restart keeps a node live)
 
     def reader_token(self, node: str) -> str:
         """``node``'s data-plane reader token ("" if the coordinator sent no secret)."""

@@ -14,6 +14,7 @@ from .models import (
     NodeKind,
     NodeSpec,
     OperatorSpec,
+    RestartSpec,
     OutputRef,
     TimerSpec,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "NodeSpec",
     "NodeKind",
     "OperatorSpec",
+    "RestartSpec",
     "InputSpec",
     "OutputRef",
     "TimerSpec",

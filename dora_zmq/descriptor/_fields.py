@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import shlex
 from collections.abc import Collection
 
@@ -18,6 +19,7 @@ from ._problems import Problems, Where, suggest
 from .models import InputSpec, OutputRef, TimerSpec
 
 __all__ = [
+    "describe_value",
     "check_keys",
     "read_text",
     "read_id",
@@ -33,13 +35,16 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_QUEUE_SIZE = 10
+_ID_CHAR = re.compile(r"[A-Za-z0-9_.\-]")
 _INPUT_KEYS = ("source", "queue_size")
 _DEPLOY_KEYS = ("machine",)
 _TIMER_UNITS = ("millis", "secs", "hz")
+_DORA_ONLY_SOURCES = ("logs",)  # dora/logs...: dora-rs 1.1 sources not implemented here
 _TIMER_FORMS = "dora/timer/millis/N, dora/timer/secs/N or dora/timer/hz/F (N and F positive)"
 
 
-def _kind(node: YNode) -> str:
+def describe_value(node: YNode) -> str:
+    """How a value reads in an error: ``a mapping``, ``a list``, ``null`` or ``'its text'``."""
     if isinstance(node, YMap):
         return "a mapping"
     if isinstance(node, YSeq):
@@ -74,13 +79,17 @@ def read_text(node: YNode | None, where: Where, p: Problems) -> str | None:
         return None
     if isinstance(node, YScalar):
         return None if _has_nul(node.text, node.line, where, p) else node.text
-    p.add(where, node.line, f"expected a string, got {_kind(node)}", "write a single value")
+    p.add(where, node.line, f"expected a string, got {describe_value(node)}", "write a single value")
     return None
 
 
 def read_id(node: YNode | None, where: Where, p: Problems, what: str) -> str | None:
-    """A non-empty id without ``/`` (``/`` separates node, operator and output in sources)
-    and without control characters (ids become topics, file names and log prefixes)."""
+    """A non-empty id of letters, digits, ``_``, ``-`` and ``.`` (dora's characters for ids;
+    ids become topics, file names and log prefixes).
+
+    ``/`` is refused with its own reason: it separates node, operator and output in sources;
+    control characters too.
+    """
     text = read_text(node, where, p)
     if node is None or text is None:
         return None
@@ -97,6 +106,11 @@ def read_id(node: YNode | None, where: Where, p: Problems, what: str) -> str | N
             f"{what} id '{text}' contains '/'",
             "'/' separates node, operator and output ids in sources; use '_' or '-'",
         )
+        return None
+    bad = sorted({c for c in text if not _ID_CHAR.match(c)})
+    if bad:
+        shown = ", ".join(repr(c) for c in bad)
+        p.add(where, node.line, f"{what} id '{text}' contains {shown}", "ids use letters, digits, '_', '-' and '.', as in dora")
         return None
     return text
 
@@ -123,7 +137,7 @@ def read_args(node: YNode | None, where: Where, p: Problems) -> tuple[str, ...]:
                 p.add(
                     where.index(i),
                     item.line,
-                    f"an argument must be a scalar, got {_kind(item)}",
+                    f"an argument must be a scalar, got {describe_value(item)}",
                     "quote it as a string",
                 )
         return tuple(args)
@@ -139,7 +153,7 @@ def read_env(node: YNode | None, where: Where, p: Problems) -> dict[str, str]:
         p.add(
             where,
             node.line,
-            f"env must be a mapping, got {_kind(node)}",
+            f"env must be a mapping, got {describe_value(node)}",
             "write `NAME: value` lines",
         )
         return {}
@@ -160,7 +174,7 @@ def read_env(node: YNode | None, where: Where, p: Problems) -> dict[str, str]:
             p.add(
                 here,
                 value.line,
-                f"env value must be a string, number or boolean, got {_kind(value)}",
+                f"env value must be a string, number or boolean, got {describe_value(value)}",
                 'give a value, e.g. `NAME: ""` for an empty string',
             )
     return env
@@ -174,7 +188,7 @@ def read_outputs(node: YNode | None, where: Where, p: Problems) -> tuple[str, ..
         p.add(
             where,
             node.line,
-            f"outputs must be a list, got {_kind(node)}",
+            f"outputs must be a list, got {describe_value(node)}",
             "write `outputs: [a, b]`",
         )
         return ()
@@ -201,7 +215,7 @@ def read_inputs(node: YNode | None, where: Where, p: Problems) -> dict[str, Inpu
         p.add(
             where,
             node.line,
-            f"inputs must be a mapping, got {_kind(node)}",
+            f"inputs must be a mapping, got {describe_value(node)}",
             "write `input_id: node/output` lines",
         )
         return {}
@@ -225,7 +239,7 @@ def _read_input(
         p.add(
             where,
             node.line,
-            f"input '{input_id}' has no source (got {_kind(node)})",
+            f"input '{input_id}' has no source (got {describe_value(node)})",
             "write `node/output` or `{source: node/output, queue_size: N}`",
         )
         return None
@@ -257,7 +271,7 @@ def _read_queue_size(node: YMap, where: Where, p: Problems) -> int | None:
     p.add(
         where.key("queue_size"),
         value.line,
-        f"queue_size must be a positive integer, got {_kind(value)}",
+        f"queue_size must be a positive integer, got {describe_value(value)}",
         f"use a whole number of messages such as {DEFAULT_QUEUE_SIZE}",
     )
     return None
@@ -293,6 +307,12 @@ def _read_timer(text: str, line: int, input_id: str, where: Where, p: Problems) 
         message += "integer" if parts[2] == "millis" else "number"
         p.add(where, line, message, f"use {_TIMER_FORMS}")
         return None
+    if len(parts) >= 2 and parts[1] in _DORA_ONLY_SOURCES:
+        p.add(
+            where, line, f"input '{input_id}' reads '{text}', a dora-rs source that dora_zmq does not implement",
+            f"dora_zmq's own sources are timers: {_TIMER_FORMS}",
+        )
+        return None
     hint = f"use {_TIMER_FORMS}"
     if len(parts) == 4 and parts[1] == "timer" and (unit := suggest(parts[2], _TIMER_UNITS)):
         hint = f"did you mean 'dora/timer/{unit}/{parts[3]}'? " + hint
@@ -320,7 +340,7 @@ def read_machine(node: YNode | None, where: Where, p: Problems) -> str | None:
         p.add(
             where,
             node.line,
-            f"deploy must be a mapping, got {_kind(node)}",
+            f"deploy must be a mapping, got {describe_value(node)}",
             "write `{machine: name}`",
         )
         return None

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .._errors import DescriptorError, DescriptorErrors
+from ._unsupported import unsupported_reason
 
 __all__ = ["Where", "Problems", "suggest"]
 
@@ -35,8 +36,8 @@ class Where:
         """The place of a mapping entry below this one."""
         return Where(self.node, f"{self.field}.{name}" if self.field else name)
 
-    def index(self, i: int) -> Where:
-        """The place of a list item below this one."""
+    def index(self, i: int | str) -> Where:
+        """The place of a list item below this one, by position or by its id."""
         return Where(self.node, f"{self.field}[{i}]")
 
 
@@ -89,6 +90,10 @@ class Problems:
             valid: the keys allowed there.
             what: what holds the key, e.g. ``"node"`` or ``"input"``.
         """
+        reason = unsupported_reason(what, key)
+        if reason is not None:
+            self.add(where, line, f"{what} field '{key}' is a dora-rs field that dora_zmq does not implement", reason)
+            return
         valid = sorted(valid)
         close = suggest(key, valid)
         hint = f"did you mean '{close}'? " if close else ""

@@ -20,6 +20,7 @@ __all__ = [
     "OutputRef",
     "InputSpec",
     "OperatorSpec",
+    "RestartSpec",
     "NodeSpec",
     "Dataflow",
 ]
@@ -108,6 +109,7 @@ class OperatorSpec:
         line: 1-based line of the operator in the YAML, when known.
         name: optional human-readable name.
         description: optional free text.
+        build: optional build command (run by ``dora-zmq build``).
     """
 
     id: str
@@ -118,6 +120,27 @@ class OperatorSpec:
     line: int | None
     name: str | None = None
     description: str | None = None
+    build: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RestartSpec:
+    """When the daemon starts a node again after it exits (dora's ``restart_policy`` fields).
+
+    Attributes:
+        policy: ``never``, ``on-failure`` (non-zero exit or a signal) or ``always``.
+        max_restarts: restarts allowed (within ``window_s`` when set); 0 means unlimited;
+            None (not given) lets the daemon apply its default bound.
+        delay_s: wait before the first restart, doubled for each further one; None: at once.
+        max_delay_s: cap of that doubling delay.
+        window_s: restarts are counted within this many seconds, then the count starts over.
+    """
+
+    policy: str = "never"
+    max_restarts: int | None = None
+    delay_s: float | None = None
+    max_delay_s: float | None = None
+    window_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +168,7 @@ class NodeSpec:
         build: optional build command, stored for the CLI.
         send_stdout_as: output id that receives the node's stdout lines, if any.
         restart_policy: ``never``, ``on-failure`` or ``always``, if given.
+        restart: the whole restart policy with its limits.
     """
 
     id: str
@@ -163,6 +187,7 @@ class NodeSpec:
     build: str | None = None
     send_stdout_as: str | None = None
     restart_policy: str | None = None
+    restart: RestartSpec = RestartSpec()
 
     @property
     def is_python(self) -> bool:
@@ -288,6 +313,13 @@ def _node_to_dict(node: NodeSpec) -> dict[str, Any]:
         "build": node.build,
         "send_stdout_as": node.send_stdout_as,
         "restart_policy": node.restart_policy,
+        "restart": {
+            "policy": node.restart.policy,
+            "max_restarts": node.restart.max_restarts,
+            "restart_delay": node.restart.delay_s,
+            "max_restart_delay": node.restart.max_delay_s,
+            "restart_window": node.restart.window_s,
+        },
     }
 
 

@@ -17,6 +17,7 @@ from types import MappingProxyType
 from .._errors import DescriptorError, DescriptorErrors
 from ._fields import (
     check_keys,
+    describe_value,
     read_args,
     read_env,
     read_id,
@@ -27,6 +28,9 @@ from ._fields import (
 )
 from ._loader import YMap, YNode, YScalar, YSeq, load_tree, to_plain
 from ._problems import Problems, Where, suggest
+from ._unsupported import unsupported_reason
+from ._restart import RESTART_KEYS, check_restart, read_restart
+from ._stdout import check_stdout_output, operators_stdout
 from .models import SINGLE_OPERATOR_ID, Dataflow, InputSpec, NodeKind, NodeSpec, OperatorSpec
 from .validate import (
     NodeDraft,
@@ -40,7 +44,7 @@ __all__ = ["load_dataflow", "parse_dataflow"]
 
 log = logging.getLogger(__name__)
 
-_TOP_KEYS = ("nodes", "communication", "deploy", "_unstable_deploy")
+_TOP_KEYS = ("nodes", "env", "communication", "deploy", "_unstable_deploy")
 _NODE_KEYS = (
     "id",
     "name",
@@ -57,9 +61,11 @@ _NODE_KEYS = (
     "_unstable_deploy",
     "build",
     "send_stdout_as",
-    "restart_policy",
+    *RESTART_KEYS,
 )
+RESERVED_NODE_ID = "dora"  # `dora/timer/...` sources would collide with a node's `dora/timer` output
 _BODY_KEYS = ("path", "custom", "operator", "operators")
+_DORA_ONLY_BODIES = ("ros2", "module")  # dora's other node forms, not implemented here
 _CUSTOM_KEYS = ("source", "args", "envs", "inputs", "outputs", "build", "send_stdout_as")
 _OPERATOR_KEYS = (
     "id",
@@ -74,7 +80,6 @@ _OPERATOR_KEYS = (
     "wasm",
 )
 _PYTHON_KEYS = ("source", "conda_env")
-_RESTART_POLICIES = ("never", "on-failure", "always")
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +87,8 @@ class _Context:
     problems: Problems
     working_dir: Path
     check_paths: bool
+    built: bool  # the build commands ran: what they make must exist now
+    base_env: dict[str, str] = field(default_factory=dict)  # the top-level `env:`, under every node's
 
 
 @dataclass(slots=True)
@@ -102,12 +109,14 @@ class _Body:
     send_stdout_as: str | None = None
 
 
-def load_dataflow(path: str | os.PathLike[str], *, check_paths: bool = True) -> Dataflow:
+def load_dataflow(path: str | os.PathLike[str], *, check_paths: bool = True, built: bool = False) -> Dataflow:
     """Read and validate a dataflow YAML file.
 
     Args:
         path: the YAML file; relative paths inside it start from its folder.
-        check_paths: whether node programs and operator files must exist.
+        check_paths: whether node programs and operator files must exist (those a `build:`
+            makes only when ``built``).
+        built: the build commands ran already.
 
     Returns:
         The validated dataflow.
@@ -126,7 +135,7 @@ def load_dataflow(path: str | os.PathLike[str], *, check_paths: bool = True) -> 
             hint="check the file name and that it is a UTF-8 YAML file",
         )
         raise DescriptorErrors([err]) from exc
-    return parse_dataflow(text, path=file, check_paths=check_paths)
+    return parse_dataflow(text, path=file, check_paths=check_paths, built=built)
 
 
 def parse_dataflow(
@@ -135,6 +144,7 @@ def parse_dataflow(
     path: Path | None = None,
     working_dir: Path | None = None,
     check_paths: bool = True,
+    built: bool = False,
 ) -> Dataflow:
     """Parse and validate dataflow YAML text.
 
@@ -143,7 +153,8 @@ def parse_dataflow(
         path: the file it came from, used in error messages.
         working_dir: where relative paths start; defaults to ``path``'s folder, else the cwd.
         check_paths: whether node programs and operator files must exist (a coordinator or a
-            daemon on another machine passes False).
+            daemon on another machine passes False); those a `build:` makes only when ``built``.
+        built: the build commands ran already.
 
     Returns:
         The validated dataflow.
@@ -156,7 +167,7 @@ def parse_dataflow(
         working_dir = file.parent if file is not None else Path.cwd()
     base = Path(os.path.abspath(working_dir))
     problems = Problems(str(file) if file is not None else None)
-    ctx = _Context(problems, base, check_paths)
+    ctx = _Context(problems, base, check_paths, built)
     tree = load_tree(text, problems)
     nodes: tuple[NodeSpec, ...] = ()
     default_machine = None
@@ -181,12 +192,15 @@ def _read_document(tree: YNode, ctx: _Context) -> tuple[list[NodeDraft], str | N
         )
         return [], None
     for text, entry in tree.entries.items():
-        if text not in _TOP_KEYS:
+        if text not in _TOP_KEYS and unsupported_reason("top-level", text):
+            p.unknown_key(top.key(text), entry.key_line, text, _TOP_KEYS, "top-level")
+        elif text not in _TOP_KEYS:
             close = suggest(text, _TOP_KEYS)
             hint = f"did you mean '{close}'? " if close else ""
             hint += f"valid top-level keys: {', '.join(_TOP_KEYS)}"
             p.add(top.key(text), entry.key_line, f"unknown top-level key '{text}'", hint)
     default_machine = _read_deploy(tree, top, p)
+    ctx.base_env.update(read_env(_entry(tree, "env"), top.key("env"), p))
     nodes = _entry(tree, "nodes")
     if nodes is None:
         p.add(
@@ -236,11 +250,11 @@ def _read_node(item: YNode, index: int, ctx: _Context) -> NodeDraft | None:
         p.add(
             Where(None, f"nodes[{index}]"),
             item.line,
-            "each node must be a mapping",
+            f"each node must be a mapping, got {describe_value(item)}",
             "write the node as `- id: name` followed by its fields",
         )
         return None
-    node_id = read_id(_entry(item, "id"), Where(None, f"nodes[{index}].id"), p, "node")
+    node_id = _read_node_id(item, index, p)
     if node_id is None and not _bad_id_reported(item):
         p.add(
             Where(None, f"nodes[{index}]"),
@@ -257,7 +271,7 @@ def _read_node(item: YNode, index: int, ctx: _Context) -> NodeDraft | None:
         for key in ("name", "description", "build", "send_stdout_as")
     }
     machine = _read_deploy(item, where, p)
-    restart_policy = _read_restart_policy(item, where, p)
+    restart_policy, restart = read_restart(item, where, p)
     if node_id is None:
         return None
     broken = body is None  # still a node: its id counts for duplicates and references
@@ -268,7 +282,7 @@ def _read_node(item: YNode, index: int, ctx: _Context) -> NodeDraft | None:
         path=body.path,
         executable=body.executable,
         args=body.args,
-        env=MappingProxyType({**env, **body.env}),
+        env=MappingProxyType({**ctx.base_env, **env, **body.env}),
         inputs=MappingProxyType(body.inputs),
         outputs=body.outputs,
         operators=body.operators,
@@ -279,8 +293,26 @@ def _read_node(item: YNode, index: int, ctx: _Context) -> NodeDraft | None:
         build=body.build or common["build"],
         send_stdout_as=body.send_stdout_as or common["send_stdout_as"],
         restart_policy=restart_policy,
+        restart=restart,
     )
+    if not broken:
+        check_stdout_output(spec, item, where, p)
+        check_restart(spec, item, where, p)
     return NodeDraft(spec, body.input_fields, body.single_operator, broken)
+
+
+def _read_node_id(item: YMap, index: int, p: Problems) -> str | None:
+    where = Where(None, f"nodes[{index}].id")
+    node_id = read_id(_entry(item, "id"), where, p, "node")
+    if node_id != RESERVED_NODE_ID:
+        return node_id
+    p.add(
+        where,
+        item.line,
+        f"node id '{RESERVED_NODE_ID}' is reserved: sources such as dora/timer/millis/100 are dora's own",
+        "rename the node",
+    )
+    return None
 
 
 def _bad_id_reported(item: YMap) -> bool:
@@ -289,23 +321,12 @@ def _bad_id_reported(item: YMap) -> bool:
     return value is not None and not (isinstance(value, YScalar) and value.is_null)
 
 
-def _read_restart_policy(item: YMap, where: Where, p: Problems) -> str | None:
-    value = _entry(item, "restart_policy")
-    policy = read_text(value, where.key("restart_policy"), p)
-    if value is None or policy is None or policy in _RESTART_POLICIES:
-        return policy
-    close = suggest(policy, _RESTART_POLICIES)
-    hint = (
-        f"did you mean '{close}'? " if close else ""
-    ) + f"use one of: {', '.join(_RESTART_POLICIES)}"
-    p.add(where.key("restart_policy"), value.line, f"unknown restart_policy '{policy}'", hint)
-    return None
-
-
 def _read_body(item: YMap, where: Where, ctx: _Context) -> _Body | None:
     """Dispatch on the node's form: exactly one of path / custom / operator / operators."""
     p = ctx.problems
     forms = [key for key in _BODY_KEYS if key in item.entries]
+    if not forms and any(key in item.entries for key in _DORA_ONLY_BODIES):
+        return None  # `ros2:` / `module:` nodes: reported as dora fields not implemented
     if not forms:
         p.add(
             where,
@@ -364,9 +385,9 @@ def _read_path_body(item: YMap, value: YNode, where: Where, ctx: _Context) -> _B
     if path == "dynamic":
         body.kind = NodeKind.DYNAMIC
     else:
-        body.executable = resolve_executable(
-            path, value.line, where.key("path"), p, ctx.working_dir, ctx.check_paths
-        )
+        # A program its `build:` makes need not exist before the build (as in dora).
+        check = ctx.check_paths and (ctx.built or "build" not in item.entries)
+        body.executable = resolve_executable(path, value.line, where.key("path"), p, ctx.working_dir, check)
     body.args = read_args(_entry(item, "args"), where.key("args"), p)
     _read_ports(body, item, where, p)
     return body
@@ -401,9 +422,8 @@ def _read_custom_body(value: YNode, where: Where, ctx: _Context) -> _Body | None
     if source == "dynamic":
         body.kind = NodeKind.DYNAMIC
     else:
-        body.executable = resolve_executable(
-            source, source_node.line, where.key("source"), p, ctx.working_dir, ctx.check_paths
-        )
+        check = ctx.check_paths and (ctx.built or "build" not in value.entries)  # built: may not exist yet
+        body.executable = resolve_executable(source, source_node.line, where.key("source"), p, ctx.working_dir, check)
     body.args = read_args(_entry(value, "args"), where.key("args"), p)
     body.env = read_env(_entry(value, "envs"), where.key("envs"), p)
     body.build = read_text(_entry(value, "build"), where.key("build"), p)
@@ -430,7 +450,7 @@ def _read_runtime_body(value: YNode, where: Where, single: bool, ctx: _Context) 
     operators: list[OperatorSpec] = []
     body = _Body(kind=NodeKind.RUNTIME)
     for i, item in enumerate(items):
-        op_where = where if single else where.index(i)
+        op_where = where if single else where.index(_operator_label(item, i))
         op = _read_operator(item, op_where, SINGLE_OPERATOR_ID if single else None, ctx)
         if op is None:
             continue
@@ -450,8 +470,17 @@ def _read_runtime_body(value: YNode, where: Where, single: bool, ctx: _Context) 
             body.input_fields[f"{op.id}/{local}"] = op_where.key("inputs").key(local).field
     body.operators = tuple(operators)
     body.outputs = tuple(f"{op.id}/{out}" for op in operators for out in op.outputs)
+    body.send_stdout_as = operators_stdout(items, where, single, p)
     body.single_operator = operators[0].id if single and operators else None
     return body
+
+
+def _operator_label(item: YNode, index: int) -> int | str:
+    """How errors name an operator of a list: its id when it has a plain one, else its position."""
+    entry = item.entries.get("id") if isinstance(item, YMap) else None
+    if entry is not None and isinstance(entry.value, YScalar) and not entry.value.is_null and entry.value.text.strip():
+        return entry.value.text
+    return index
 
 
 def _read_operator(
@@ -471,6 +500,8 @@ def _read_operator(
     op_id = default_id if id_node is None else read_id(id_node, where.key("id"), p, "operator")
     if op_id is None and (id_node is None or (isinstance(id_node, YScalar) and id_node.is_null)):
         p.add(where, item.line, "operator has no `id`", "add `id: <name unique in this node>`")
+    inputs = read_inputs(_entry(item, "inputs"), where.key("inputs"), p)
+    outputs = read_outputs(_entry(item, "outputs"), where.key("outputs"), p)
     for key in ("shared-library", "wasm"):
         if key in item.entries:
             p.add(
@@ -479,19 +510,16 @@ def _read_operator(
                 f"`{key}` operators are not supported: only Python operators are supported",
                 "rewrite the operator in Python (`python: file.py`) or run it as a `path:` node",
             )
-            return None
+            # its ports stay known: readers of its outputs get no second, misleading error
+            return OperatorSpec(op_id, None, "", MappingProxyType(inputs), outputs, item.line) if op_id else None
     source, source_line = _read_operator_source(item, where, p)
-    inputs = read_inputs(_entry(item, "inputs"), where.key("inputs"), p)
-    outputs = read_outputs(_entry(item, "outputs"), where.key("outputs"), p)
     name = read_text(_entry(item, "name"), where.key("name"), p)
     description = read_text(_entry(item, "description"), where.key("description"), p)
-    for key in ("build", "send_stdout_as"):  # accepted for dora compatibility, not used here
-        read_text(_entry(item, key), where.key(key), p)
+    build = read_text(_entry(item, "build"), where.key("build"), p)
     if op_id is None or source is None:
         return None
-    python = resolve_python(
-        source, source_line, where.key("python"), p, ctx.working_dir, ctx.check_paths
-    )
+    check = ctx.check_paths and (ctx.built or build is None)  # a file its build makes may not exist yet
+    python = resolve_python(source, source_line, where.key("python"), p, ctx.working_dir, check)
     return OperatorSpec(
         op_id,
         python,
@@ -501,6 +529,7 @@ def _read_operator(
         item.line,
         name=name,
         description=description,
+        build=build,
     )
 
 

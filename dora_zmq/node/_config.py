@@ -17,6 +17,7 @@ __all__ = [
     "ENV_MACHINE",
     "ENV_NODE",
     "ENV_RELAY",
+    "DataflowId",
     "NodeEnvironment",
     "relay_addresses",
 ]
@@ -97,3 +98,12 @@ class NodeEnvironment:
             spawned=spawned and env_node is not None,
             token=token,
         )
+
+
+class DataflowId(str):
+    """A dataflow id that is also callable: ``node.dataflow_id()`` (dora) and ``node.dataflow_id``."""
+
+    __slots__ = ()
+
+    def __call__(self) -> str:
+        return str(self)

@@ -21,7 +21,7 @@ import pyarrow as pa
 from .._transport import queue_bytes
 from .._wire import value_bytes
 
-__all__ = ["Event", "EventQueue", "EventType", "ReceivedEvent", "StopReason"]
+__all__ = ["EVENT_KIND", "Event", "EventQueue", "EventType", "ReceivedEvent", "StopReason", "timeout_event"]
 
 
 class EventType:
@@ -33,6 +33,11 @@ class EventType:
     STOP = "STOP"
     ERROR = "ERROR"
     UNKNOWN = "UNKNOWN"
+    NODE_RESTARTED = "NODE_RESTARTED"
+
+
+EVENT_KIND = "dora"
+"""The ``kind`` every event carries, as dora 1.1's events do (``"dora"`` for the dataflow's own)."""
 
 
 class StopReason:
@@ -45,10 +50,12 @@ class StopReason:
 
 
 class Event(dict):  # type: ignore[type-arg]
-    """An event dict (``type``, ``id``, ``value``, ``metadata``...).
+    """An event dict (``type``, ``id``, ``kind``, ``value``, ``metadata``...).
 
-    ``event["data"]`` (the value as bytes) is computed on first access, so nodes that only use
-    the zero-copy ``value`` never pay for a copy.
+    ``event["data"]`` (the value as bytes, the older dora API) is computed on first access, so
+    nodes that only use the zero-copy ``value`` never pay for a copy. It counts as present
+    from the start on INPUT events (``"data" in event``, ``event.get("data")``): dora-era code
+    tests the key before reading it.
 
     INPUT events from another node also carry, as attributes (not keys, so the dict stays
     exactly dora's), what the wire says of the message; 0 for timer ticks and other events.
@@ -64,12 +71,19 @@ class Event(dict):  # type: ignore[type-arg]
     seq: int = 0
 
     def __missing__(self, key: str) -> Any:
-        if key == "data":
-            value = self.get("value")
+        if key == "data" and dict.get(self, "type") == EventType.INPUT:
+            value = dict.get(self, "value")
             data = value_bytes(value) if isinstance(value, pa.Array) else b""
             self["data"] = data
             return data
         raise KeyError(key)
+
+    def __contains__(self, key: object) -> bool:
+        return dict.__contains__(self, key) or (key == "data" and dict.get(self, "type") == EventType.INPUT)
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        """``dict.get``, with the lazily computed ``data`` of an INPUT event."""
+        return self[key] if key in self else default
 
 
 class ReceivedEvent(Event):
@@ -106,6 +120,7 @@ class EventQueue:
         # nodes one after another, not at once).
         self.stopped_by: str | None = None
         self._upstream_stop: str | None = None
+        self._failed_queued: dict[str, Event] = {}  # NODE_FAILED events not taken yet, by node
 
     @property
     def ended(self) -> bool:
@@ -123,6 +138,13 @@ class EventQueue:
         """INPUT events waiting per input, now."""
         with self._cv:
             return {k: len(q) for k, q in self._inputs.items()}
+
+    def waiting(self) -> bool:
+        """True when ``get`` would return an event now."""
+        with self._cv:
+            if self._priority:
+                return True
+            return not self._ended and (bool(self._control) or any(self._inputs.values()))
 
     def push_input(self, input_id: str, event: Event) -> bool:
         """Queue an INPUT event; returns False if it displaced (dropped) an older one."""
@@ -144,27 +166,41 @@ class EventQueue:
             self._cv.notify()
             return not dropped
 
-    def close_input(self, input_id: str, *, failed: str | None = None, source: str = "", stop: str | None = None) -> None:
-        """Mark an input closed (once); a ``failed`` upstream adds a NODE_FAILED event first.
+    def close_inputs(self, input_ids: list[str], *, failed: str | None = None, source: str = "", stop: str | None = None) -> None:
+        """Close inputs fed by ``source`` (each once); a ``failed`` upstream adds NODE_FAILED first.
 
-        ``stop`` is the STOP reason the upstream ended on (MANUAL or None): when the last input
-        closes, the STOP event carries it instead of ALL_INPUTS_CLOSED.
+        NODE_FAILED is dora 1.1's: one event for the failed node, ``id`` its node id, ``value``
+        ``{"source_node_id", "error", "affected_input_ids"}`` (``error`` and ``source`` also at
+        the top). ``stop`` is the STOP reason the upstream ended on (MANUAL or None): when the
+        last input closes, the STOP event carries it instead of ALL_INPUTS_CLOSED.
         """
         with self._cv:
-            if input_id not in self._open:
+            closing = [i for i in dict.fromkeys(input_ids) if i in self._open]
+            if not closing:
                 return
-            self._open.discard(input_id)
+            self._open.difference_update(closing)
             if stop == StopReason.MANUAL:
                 self._upstream_stop = stop
-            if failed is not None:
-                self._push_control(Event(type=EventType.NODE_FAILED, id=input_id, source=source, error=failed, value=None, metadata={}))
-            self._push_control(Event(type=EventType.INPUT_CLOSED, id=input_id, value=None, metadata={}))
+            if failed is not None and source in self._failed_queued:
+                # the node's other outputs failed too: one event per failed node, as dora
+                self._failed_queued[source]["value"]["affected_input_ids"].extend(closing)
+            elif failed is not None:
+                detail = {"source_node_id": source, "error": failed, "affected_input_ids": closing}
+                event = Event(type=EventType.NODE_FAILED, id=source, kind=EVENT_KIND, source=source, error=failed, value=detail, metadata={})
+                self._failed_queued[source] = event
+                self._push_control(event)
+            for input_id in closing:
+                self._push_control(Event(type=EventType.INPUT_CLOSED, id=input_id, kind=EVENT_KIND, value=None, metadata={}))
             if not self._open and not self._stop_sent:
                 self._stop_sent = True
                 if self._upstream_stop is not None:
                     self.stopped_by = self._upstream_stop
                 self._push_control(_stop(self._upstream_stop or StopReason.ALL_INPUTS_CLOSED))
             self._cv.notify()
+
+    def close_input(self, input_id: str, *, failed: str | None = None, source: str = "", stop: str | None = None) -> None:
+        """:meth:`close_inputs` for one input."""
+        self.close_inputs([input_id], failed=failed, source=source, stop=stop)
 
     def stop(self, reason: str = StopReason.MANUAL) -> None:
         """Deliver STOP before anything still queued; the stream ends after it."""
@@ -177,10 +213,18 @@ class EventQueue:
             self._priority.append(_stop(reason))
             self._cv.notify()
 
+    def push_notice(self, event: Event) -> None:
+        """Queue a control event (e.g. NODE_RESTARTED) in arrival order; never dropped."""
+        with self._cv:
+            if self._stop_sent:
+                return
+            self._push_control(event)
+            self._cv.notify()
+
     def push_error(self, message: str, urgent: bool = False) -> None:
         """Queue an ERROR event; ``urgent`` puts it before anything queued (and before a STOP)."""
         with self._cv:
-            event = Event(type=EventType.ERROR, id=None, error=message, value=None, metadata={})
+            event = Event(type=EventType.ERROR, id=None, kind=EVENT_KIND, error=message, value=None, metadata={})
             if urgent:
                 self._priority.append(event)
             else:
@@ -224,12 +268,25 @@ class EventQueue:
             _, event, nbytes = self._inputs[best_input].popleft()
             self._bytes[best_input] -= nbytes
             return event
-        return self._control.popleft()[1] if self._control else None
+        if not self._control:
+            return None
+        event = self._control.popleft()[1]
+        if event["type"] == EventType.NODE_FAILED:
+            self._failed_queued.pop(event["id"], None)
+        return event
 
     def _push_control(self, event: Event) -> None:
         self._seq += 1
         self._control.append((self._seq, event))
 
 
+def timeout_event(timeout: float) -> Event:
+    """What ``next(timeout)`` returns when nothing came in time (dora-rs 1.1's ERROR event)."""
+    return Event(
+        type=EventType.ERROR, id=None, kind=EVENT_KIND, value=None, metadata={},
+        error=f"Timeout event stream error: Receiver timed out (no event within {timeout:g} s)",
+    )
+
+
 def _stop(reason: str) -> Event:
-    return Event(type=EventType.STOP, id=reason, value=None, metadata={})
+    return Event(type=EventType.STOP, id=reason, kind=EVENT_KIND, value=None, metadata={})

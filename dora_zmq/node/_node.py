@@ -1,4 +1,4 @@
-"""``Node``: the custom-node API of dora-rs (seed 000), plus the older tuple loop (seed 002)."""
+"""``Node``: the custom-node API of dora-rs, plus ``inputs()``, a tuple loop of our own."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ import threading
 import time
 import traceback
 import weakref
-from typing import Any, Iterator, Mapping
+from typing import Any, AsyncIterator, Iterator, Mapping
+
+import pyarrow as pa
 
 
 from .. import _control as ctl
@@ -28,12 +30,16 @@ from .._wire import (
 )
 from ..descriptor import Dataflow, NodeSpec, OutputRef, TimerSpec, parse_dataflow
 from ..tracing import NodeTracing, setup_tracing
-from ._config import ENV_ADVERTISE, ENV_BIND, NodeEnvironment, relay_addresses
-from ._events import Event, EventQueue
+from ._async import AsyncEvents
+from ._config import ENV_ADVERTISE, ENV_BIND, DataflowId, NodeEnvironment, relay_addresses
+from ._dynamic import advertised, local_address_towards, resolve_dynamic
+from ._events import Event, EventQueue, timeout_event
+from ._extras import DoraExtras
 from ._readers import ReaderTokens
 from ._receiver import Receiver, Route, TimerInput
 from ._samples import OutputSample
 from ._shm_sender import ShmSender
+from ._stdout import StdoutCapture
 
 __all__ = ["Node"]
 
@@ -52,7 +58,7 @@ def _record_crash(exc_type: Any, exc: Any, tb: Any) -> None:
 _previous_hook = sys.excepthook
 
 
-class Node:
+class Node(DoraExtras):
     """A dora node: receive events from the dataflow, send outputs into it.
 
     ``Node()`` reads the environment its daemon set; ``Node("id")`` joins as a dynamic node.
@@ -71,7 +77,7 @@ class Node:
         _install_config_error_hook()
         env = NodeEnvironment.from_env(node_id, coordinator)
         if not env.daemon:
-            env = _resolve_dynamic(env)
+            env = resolve_dynamic(env, _REGISTER_TIMEOUT_S)
         self._id = env.node_id
         self._closed = False
         self._lock = threading.Lock()
@@ -80,7 +86,8 @@ class Node:
         # close() and request_dataflow_stop() send on from the user's thread, announced here.
         self._tx_identity = f"node-tx/{secrets.token_hex(16)}"
         setup = self._register(env)
-        self._dataflow_id = setup.dataflow_id
+        self._dataflow_id = DataflowId(setup.dataflow_id)
+        self._restart_count = setup.restart_count
         self._dynamic = not env.spawned
         # A node on another host than its daemon (an edge device) cannot use the daemon's ipc
         # folder: it publishes on tcp only, under a machine name of its own.
@@ -114,6 +121,11 @@ class Node:
             self._deferred, self._dataflow_id, self._sent_counts, self._readers.label,
         )
         self._receiver.start()
+        self._async = AsyncEvents(self._id, self.next)
+        self._stdout: StdoutCapture | None = None
+        if self._spec.send_stdout_as:
+            output = self._spec.send_stdout_as
+            self._stdout = StdoutCapture(self._id, lambda line: self.send_output(output, pa.array([line])))
         provider = setup_tracing(self._id, {"dora.dataflow_id": self._dataflow_id})
         self._tracing = NodeTracing(provider, self._id, self._dataflow_id, self._machine) if provider else None
         _install_exit_hooks(self)
@@ -126,9 +138,21 @@ class Node:
         return self._id
 
     @property
-    def dataflow_id(self) -> str:
-        """The id of the running dataflow this node belongs to."""
+    def dataflow_id(self) -> "DataflowId":
+        """The id of the running dataflow: ``node.dataflow_id()`` as in dora (a method there).
+
+        The value is a ``str`` that can also be called, so the older attribute form
+        ``node.dataflow_id`` keeps working.
+        """
         return self._dataflow_id
+
+    def is_restart(self) -> bool:
+        """True if this process replaces one of this node that exited (``restart_policy``)."""
+        return self._restart_count > 0
+
+    def restart_count(self) -> int:
+        """How many times this node was restarted: 0 on the first run, 1 after one restart..."""
+        return self._restart_count
 
     @property
     def machine(self) -> str:
@@ -136,14 +160,24 @@ class Node:
         return self._machine
 
     def next(self, timeout: float | None = None) -> Event | None:
-        """The next event; None when the stream has ended (or ``timeout`` seconds passed)."""
+        """The next event; None once the stream has ended.
+
+        With ``timeout`` (seconds) and no event by then: an ERROR event whose ``error`` starts
+        with ``Timeout`` (as dora-rs 1.1), so None keeps meaning "the stream ended".
+        """
         receiver = self._receiver
         receiver.nexts += 1
         event = self._queue.get(0)
         if event is None and not self._queue.ended:
             event = receiver.receive_until_event(timeout)
+            if event is None and timeout is not None and not self._queue.ended:
+                return timeout_event(timeout)
         elif not receiver.nexts & 31:
             receiver.top_up()  # a node busy with queued events still drains the socket
+        return self._observe(event)
+
+    def _observe(self, event: Event | None) -> Event | None:
+        """An event handed to the application (its consumer span, when tracing)."""
         if self._tracing is not None and event is not None:
             self._tracing.on_event(event)
         return event
@@ -158,8 +192,24 @@ class Node:
             raise StopIteration
         return event
 
+    async def recv_async(self, timeout: float | None = None) -> Event | None:
+        """``await node.recv_async()``: the next event without blocking the event loop.
+
+        Returns None when the stream has ended; after ``timeout`` seconds without an event, an
+        ERROR event (as ``next``). A cancelled call loses no event: the next call returns it.
+        """
+        event: Event | None = await self._async.recv(timeout)
+        return event
+
+    async def __aiter__(self) -> AsyncIterator[Event]:
+        """``async for event in node:`` until the stream ends."""
+        while (event := await self.recv_async()) is not None:
+            yield event
+
     def inputs(self) -> Iterator[tuple[str, bytes, dict[str, Any]]]:
-        """The older dora loop (seed 002): ``for input_id, value, metadata in node.inputs():``.
+        """A loop of our own, for code written against the older dora tuple form.
+
+        ``for input_id, value, metadata in node.inputs():``
 
         Yields only INPUT events, with ``value`` as ``bytes``; ends when the stream ends.
         """
@@ -258,11 +308,12 @@ class Node:
         return dict(self._descriptor.raw)
 
     def node_config(self) -> dict[str, Any]:
-        """This node's entry of the dataflow YAML."""
+        """This node's entry of the dataflow YAML, with ``inputs`` and ``outputs`` always there
+        (as dora's, which holds only those two)."""
         for entry in self._descriptor.raw.get("nodes", []):
             if isinstance(entry, dict) and entry.get("id") == self._id:
-                return dict(entry)
-        return {}
+                return {"inputs": {}, "outputs": [], **entry}
+        return {"inputs": {}, "outputs": []}
 
     @property
     def dropped(self) -> dict[str, int]:
@@ -292,10 +343,16 @@ class Node:
         """
         if self._closed:
             return
+        if self._stdout is not None:  # its last lines go out before the end-of-stream
+            self._stdout.stop()
+            self._stdout = None
         self._closed = True
         error = error or (_crash[-1] if _crash else "")
         # A dynamic node may come back: leaving cleanly does not end its outputs downstream.
-        topics = {} if self._dynamic and not error else self._topics
+        # A node with a restart_policy may be started again by its daemon, which alone
+        # knows: its subscribers learn the end from the daemon's report, not in-band.
+        restartable = self._spec.restart.policy != "never"
+        topics = {} if (self._dynamic and not error) or restartable else self._topics
         # A clean end while the dataflow is being stopped says so (see EventQueue.stopped_by).
         meta = {"error": error} if error else ({"stop": self._queue.stopped_by} if self._queue.stopped_by else None)
         with self._lock:
@@ -305,8 +362,10 @@ class Node:
         self._ctrl_tx.send(ctl.NodeStats(
             self._dataflow_id, self._id, self.dropped, self.lost, dict(self._queue.received), self._sent_counts(), self._queue.depths(),
         ))
-        self._ctrl_tx.send(ctl.NodeClosing(self._dataflow_id, self._id, error))
+        inputs_closed = bool(self._spec.inputs) and not self._queue.open_inputs
+        self._ctrl_tx.send(ctl.NodeClosing(self._dataflow_id, self._id, error, inputs_closed))
         self._receiver.close()
+        self._async.close()
         self._pub.close()
         self._ctrl_tx.close(1000)
         self._shm.close()
@@ -368,8 +427,8 @@ class Node:
         """Bind, announce, learn the peers, subscribe, and wait for our subscribers."""
         advertise = setup.tcp_advertise
         if self._remote:
-            advertise = os.environ.get(ENV_ADVERTISE) or _local_address_towards(self._ctrl.address)
-        endpoint = ctl.NodeEndpoint(self._machine, self._pub.ipc, _advertise(self._pub.tcp, advertise))
+            advertise = os.environ.get(ENV_ADVERTISE) or local_address_towards(self._ctrl.address)
+        endpoint = ctl.NodeEndpoint(self._machine, self._pub.ipc, advertised(self._pub.tcp, advertise))
         if self._relay is not None:
             endpoint = ctl.NodeEndpoint(self._machine, "", self._relay[1])
         self._ctrl.send(ctl.NodeBound(self._dataflow_id, self._id, endpoint))
@@ -471,66 +530,8 @@ class Node:
             announced = {m.node for m in self._deferred if isinstance(m, ctl.UpstreamExited)}
             for node in peers.exited:
                 if node not in peers.endpoints and node not in announced:
-                    for route in self._routes.values():
-                        if route.node == node:
-                            for input_id in route.inputs:
-                                self._queue.close_input(input_id, failed="node exited before the dataflow started", source=node)
-
-
-def _resolve_dynamic(env: NodeEnvironment) -> NodeEnvironment:
-    """Ask the coordinator which daemon a dynamic node registers with."""
-    client = Channel.connect(env.coordinator)
-    try:
-        reply = client.request(ctl.ResolveNode(env.node_id, env.dataflow_id), _REGISTER_TIMEOUT_S)
-    except ControlError as exc:
-        raise NodeConfigError(
-            f"dynamic node '{env.node_id}': no coordinator answered at {env.coordinator}; "
-            f"set DORA_ZMQ_COORDINATOR=tcp://<host>:<port> or pass Node(..., coordinator=...)"
-        ) from exc
-    finally:
-        client.close()
-    if isinstance(reply, ctl.Failed):
-        raise NodeConfigError(f"dynamic node '{env.node_id}': {reply.message}")
-    remote = [a for a in reply.addresses if a.startswith("tcp://")]
-    # Same host as the daemon (its tcp address is one of ours, or it has none): use ipc.
-    same_host = not remote or _is_local_address(remote[0])
-    local = [a for a in reply.addresses if a.startswith("ipc://") and same_host and os.path.exists(a[len("ipc://"):])]
-    address = (local or remote or [""])[0]
-    if not address:
-        raise NodeConfigError(
-            f"dynamic node '{env.node_id}': the daemon of machine '{reply.machine}' is on another host and "
-            "listens for nodes on ipc only; start it with --bind-data <interface> (and --advertise <address>)"
-        )
-    return NodeEnvironment(address, env.node_id, reply.dataflow_id, False, env.coordinator)
-
-
-def _is_local_address(address: str) -> bool:
-    """True when the host of ``tcp://host:port`` is an address of this host's interfaces."""
-    import psutil
-
-    host = address.split("://", 1)[-1].rsplit(":", 1)[0]
-    ours = {a.address for addrs in psutil.net_if_addrs().values() for a in addrs}
-    return host in ours or host in ("127.0.0.1", "localhost")
-
-
-def _local_address_towards(address: str) -> str:
-    """The local IP address used to reach ``tcp://host:port`` (what peers can connect back to)."""
-    import socket
-
-    host = address.split("://", 1)[-1].rsplit(":", 1)[0]
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.connect((host, 9))  # UDP connect sends nothing; it only picks a route
-            return str(probe.getsockname()[0])
-        except OSError:
-            return "127.0.0.1"
-
-
-def _advertise(tcp: str, advertise_host: str) -> str:
-    if not tcp or not advertise_host:
-        return tcp
-    port = tcp.rsplit(":", 1)[1]
-    return f"tcp://{advertise_host}:{port}"
+                    inputs = [i for route in self._routes.values() if route.node == node for i in route.inputs]
+                    self._queue.close_inputs(inputs, failed="node exited before the dataflow started", source=node)
 
 
 def _path(p: str) -> Any:

@@ -21,14 +21,14 @@ from .. import _control as ctl
 from .._errors import ProtocolError
 from .._shm import SegmentReader, ShmDescriptor
 from .._transport import Channel, Poller, Subscriber, Wakeup
-from .._wire import MessageKind, UnreadableValue, decode_frames, encode_release
-from ._events import Event, EventQueue, EventType, ReceivedEvent, StopReason
+from .._wire import TIMESTAMP_KEY, MessageKind, UnreadableValue, decode_frames, encode_release, timestamp_of
+from ._events import EVENT_KIND, Event, EventQueue, EventType, ReceivedEvent, StopReason
 
 __all__ = ["Receiver", "Route", "TimerInput"]
 
 log = logging.getLogger(__name__)
 
-_TICK = pa.array([], type=pa.uint8())
+_TICK = pa.nulls(0)  # an empty NullArray, as dora 1.1's timer ticks
 _MAX_POLL_MS = 100
 _BATCH = 256
 _STATS_EVERY_S = 1.0
@@ -279,9 +279,10 @@ class Receiver(threading.Thread):
             if value is None:
                 return
         if value is not None:  # DATA or SHM
+            msg.metadata[TIMESTAMP_KEY] = timestamp_of(msg.sent_ns)  # as dora: the send time
             received_ns = time.time_ns()
             for input_id in route.inputs:
-                event = ReceivedEvent(type=EventType.INPUT, id=input_id, value=value, metadata=msg.metadata)
+                event = ReceivedEvent(type=EventType.INPUT, id=input_id, kind=EVENT_KIND, value=value, metadata=msg.metadata)
                 event.sent_ns, event.received_ns, event.seq = msg.sent_ns, received_ns, msg.seq
                 self._queue.push_input(input_id, event)
             return
@@ -289,8 +290,13 @@ class Receiver(threading.Thread):
         if error is not None:
             self.upstream_failed[route.node] = error
         stop = msg.metadata.get("stop") if msg.kind is MessageKind.EOS else None
-        for input_id in route.inputs:
-            self._queue.close_input(input_id, failed=error, source=route.node, stop=stop if isinstance(stop, str) else None)
+        inputs = route.inputs
+        if error is not None:
+            # A failed node ends all its outputs: close every input it feeds now, with one
+            # NODE_FAILED (as dora). Its outputs share one socket, so nothing it sent on the
+            # others before failing is still on the way.
+            inputs = [i for r in self._routes.values() if r.node == route.node for i in r.inputs]
+        self._queue.close_inputs(inputs, failed=error, source=route.node, stop=stop if isinstance(stop, str) else None)
 
     def _advance(self, route: Route, seq: int, topic: bytes) -> None:
         """Account for message ``seq`` of ``route``: a gap before it was lost in transit."""
@@ -342,6 +348,8 @@ class Receiver(threading.Thread):
                 self._queue.stop(reason)
             case ctl.UpstreamExited(node=node, failed=failed, error=error):
                 self._upstream_exited(node, failed, error)
+            case ctl.UpstreamRestarted(node=node):
+                self._upstream_restarted(node)
             case ctl.Peers():
                 self._on_peers(msg)
             case _:
@@ -355,10 +363,17 @@ class Receiver(threading.Thread):
         err = (error or "upstream node failed") if failed else None
         if err is not None and node in self.upstream_failed:
             err = None  # already reported in-band
-        for route in self._routes.values():
-            if route.node == node:
-                for input_id in route.inputs:
-                    self._queue.close_input(input_id, failed=err, source=node)
+        inputs = [i for route in self._routes.values() if route.node == node for i in route.inputs]
+        self._queue.close_inputs(inputs, failed=err, source=node)
+
+    def _upstream_restarted(self, node: str) -> None:
+        """An upstream node is started again (restart_policy): its inputs stay open."""
+        routes = [r for r in self._routes.values() if r.node == node]
+        if not routes:
+            return
+        for route in routes:
+            route.next_seq = 0  # the new process numbers its messages from 1 again
+        self._queue.push_notice(Event(type=EventType.NODE_RESTARTED, id=node, kind=EVENT_KIND, value=None, metadata={}))
 
     def _fire_timers(self) -> None:
         if not self._timers:
@@ -366,8 +381,8 @@ class Receiver(threading.Thread):
         now = time.monotonic()
         for t in self._timers:
             if now >= t.next_at:
-                meta = {"timestamp": time.time_ns()}
-                self._queue.push_input(t.input_id, Event(type=EventType.INPUT, id=t.input_id, value=_TICK, metadata=meta))
+                meta = {TIMESTAMP_KEY: timestamp_of(time.time_ns())}
+                self._queue.push_input(t.input_id, Event(type=EventType.INPUT, id=t.input_id, kind=EVENT_KIND, value=_TICK, metadata=meta))
                 # Skip missed ticks instead of bursting to catch up (as a real-time timer should).
                 t.next_at += t.interval_s * max(1, int((now - t.next_at) / t.interval_s) + 1)
 

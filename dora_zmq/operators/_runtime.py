@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping
 
 from .._errors import DoraZmqError
 from ..descriptor import OperatorSpec
-from ..node import Event, EventType, Node
+from ..node import EVENT_KIND, Event, EventType, Node
 from ._loader import load_operator_module
 from ._status import DoraStatus
 
@@ -34,7 +34,7 @@ class _Hosted:
     spec: OperatorSpec
     instance: Any
     send_output: SendOutput
-    legacy: bool  # only on_input (seed 002)
+    legacy: bool  # only on_input (the older dora operator API)
     done: bool = False
     inputs: set[str] = field(default_factory=set)
 
@@ -88,26 +88,40 @@ class OperatorRuntime:
             for hosted in self._live():
                 self._call(hosted, Event(event))
             return True
-        if etype == EventType.ERROR and event.get("id") is None:
+        if (etype == EventType.ERROR and event.get("id") is None) or etype == EventType.NODE_RESTARTED:
             for hosted in self._live():
                 self._call(hosted, Event(event))
             return False
+        if etype == EventType.NODE_FAILED:
+            return self._upstream_failed(event)
         op_id, _, local = str(event.get("id", "")).partition("/")
         hosted = self._ops.get(op_id)
         if hosted is None or hosted.done:
             return False
         local_event = Event(event)
         local_event["id"] = local
-        if etype == EventType.NODE_FAILED:
-            local_event["type"] = EventType.ERROR  # operators know the five dora event types
         stop = self._call(hosted, local_event)
         if etype == EventType.INPUT_CLOSED:
             hosted.inputs.discard(local)
             if not hosted.inputs and not hosted.done:
                 # Like a node whose inputs all closed: the operator is finished. Closing its
                 # outputs lets downstream operators (even in this same runtime) finish too.
-                self._call(hosted, Event(type=EventType.STOP, id="ALL_INPUTS_CLOSED", value=None, metadata={}))
+                self._call(hosted, Event(type=EventType.STOP, id="ALL_INPUTS_CLOSED", kind=EVENT_KIND, value=None, metadata={}))
                 self._finish(hosted)
+        return stop
+
+    def _upstream_failed(self, event: Event) -> bool:
+        """NODE_FAILED reaches each operator reading the failed node as an ERROR per input
+        (operators know the five dora event types), with the input's operator-local id."""
+        stop = False
+        affected = (event.get("value") or {}).get("affected_input_ids", [])
+        for full_id in affected:
+            op_id, _, local = str(full_id).partition("/")
+            hosted = self._ops.get(op_id)
+            if hosted is not None and not hosted.done:
+                local_event = Event(event)
+                local_event.update(type=EventType.ERROR, id=local)
+                stop = self._call(hosted, local_event) or stop
         return stop
 
     def _call(self, hosted: _Hosted, event: Event) -> bool:

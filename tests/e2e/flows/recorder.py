@@ -44,7 +44,7 @@ for event in node:
         record["metadata"] = event["metadata"]
     if "error" in event:
         record["error"] = event["error"]
-    print("EVENT " + json.dumps(record), flush=True)
+    print("EVENT " + json.dumps(record, default=str), flush=True)
     if event["type"] == "INPUT":
         inputs += 1
         if inputs == READY_AFTER:

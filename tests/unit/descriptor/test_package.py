@@ -21,6 +21,7 @@ def test_public_names() -> None:
             "NodeSpec",
             "NodeKind",
             "OperatorSpec",
+            "RestartSpec",
             "InputSpec",
             "OutputRef",
             "TimerSpec",

@@ -106,7 +106,7 @@ def test_operator_input_error_points_at_operator_field() -> None:
                 python: a.py
                 inputs: {x: ghost/y}
         """)
-    assert err.node == "rt" and err.field == "operators[0].inputs.x" and err.line == 6
+    assert err.node == "rt" and err.field == "operators[a].inputs.x" and err.line == 6
 
 
 def test_single_operator_missing_output_shows_short_names() -> None:

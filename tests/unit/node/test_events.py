@@ -35,7 +35,16 @@ def test_failed_upstream_gives_node_failed_first() -> None:
     q.close_input("a", failed="boom", source="up")
     first = q.get(0)
     assert first["type"] == "NODE_FAILED" and first["error"] == "boom" and first["source"] == "up"
+    assert first["id"] == "up"  # dora 1.1: the failed node's id, details in value
+    assert first["value"] == {"source_node_id": "up", "error": "boom", "affected_input_ids": ["a"]}
     assert q.get(0)["type"] == "INPUT_CLOSED"
+
+
+def test_one_node_failed_for_several_inputs() -> None:
+    q = EventQueue({"a": 10, "b": 10})
+    q.close_inputs(["a", "b"], failed="boom", source="up")
+    events = [(e["type"], e["id"]) for e in iter(lambda: q.get(0), None)]
+    assert events == [("NODE_FAILED", "up"), ("INPUT_CLOSED", "a"), ("INPUT_CLOSED", "b"), ("STOP", "ALL_INPUTS_CLOSED")]
 
 
 def test_manual_stop_jumps_the_queue() -> None:
@@ -66,7 +75,9 @@ def test_data_is_lazy_bytes() -> None:
     import pyarrow as pa
 
     event = Event(type="INPUT", id="a", value=pa.array([1, 2], type=pa.uint8()), metadata={})
-    assert "data" not in event
+    assert not dict.__contains__(event, "data")  # not computed yet...
+    assert "data" in event  # ...yet present for code that tests the key first
+    assert event.get("data") == b"\x01\x02"
     assert event["data"] == b"\x01\x02"
 
 
@@ -83,3 +94,15 @@ def test_queued_bytes_are_bounded_per_input_dropping_the_oldest() -> None:
     # A value larger than the whole budget still gets through (the newest always fits).
     q.push_input("big", Event(type="INPUT", id="big", value=pa.array([0] * 1024, pa.int64()), metadata={}))
     assert q.get(0)["value"].nbytes == 8 * 1024
+
+
+def test_data_only_on_input_events() -> None:
+    event = Event(type="STOP", id="MANUAL", kind="dora", value=None, metadata={})
+    assert "data" not in event
+    assert event.get("data", "absent") == "absent"
+    try:
+        event["data"]
+    except KeyError:
+        pass
+    else:
+        raise AssertionError("a STOP event has no data")
