@@ -58,8 +58,6 @@ def check(dataflow: str) -> None:
     out.print(f"[green]ok[/green] {escape(dataflow)}: {len(df.nodes)} nodes, machines: {', '.join(m or '(default)' for m in df.machines())}")
 
 
-@cli.command()
-@click.argument("dataflow", type=click.Path(dir_okay=False))
 def _build(df: Dataflow) -> int:
     """Run the dataflow's ``build:`` commands here, printing their output as node lines."""
     return run_builds(df, lambda node, line: print_log_line(ctl.LogLine("", node, line, "stdout")))

@@ -369,7 +369,8 @@ class Daemon:
             log.warning("dataflow %s: could not start node %s: %s: %s", df.id, spec.id, type(exc).__name__, exc)
             self._report_exit(df.id, spec.id, ExitInfo(None, None, True, f"could not start {argv[0]}: {exc}", ""))
             return
-        df.tokens[spec.id] = token
+        df.tokens[spec.id] = token  # a new process (a restart too): it registers once, with this
+        df.registered.discard(spec.id)
         df.live.add(spec.id)
 
     @staticmethod

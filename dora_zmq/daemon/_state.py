@@ -86,7 +86,8 @@ class DataflowState:
 def check_token(df: DataflowState, msg: ctl.RegisterNode) -> str:
     """Why this cannot be the process spawned as ``msg.node`` ("" if it is, or the node is dynamic).
 
-    A node this daemon spawned registers once, with the token it was given: an impostor
+    A process this daemon spawned registers once, with the token it was given (a restarted
+    node is a new process with a new token): an impostor
     registering as it (before or after it) would receive its setup and speak for it.
     """
     if df.descriptor.node(msg.node).kind is NodeKind.DYNAMIC:

@@ -22,6 +22,7 @@ from typing import Any, BinaryIO, Mapping
 import pyarrow as pa
 
 from .._errors import RecordingError
+from .._wire import TIMESTAMP_KEY
 from ._format import MANIFEST_NAME, Manifest, OutputRecord, Segment, batch_schema, segment_file_name, write_manifest
 
 __all__ = ["RecordingWriter"]
@@ -82,6 +83,8 @@ class RecordingWriter:
             stream.value_type = value_type
         if not stream.rows:
             stream.oldest = time.monotonic()
+        if TIMESTAMP_KEY in metadata:  # the receiver's copy of the send time (the `sent` column has it)
+            metadata = {k: v for k, v in metadata.items() if k != TIMESTAMP_KEY}
         meta = _encode_json(metadata) if metadata else "{}"
         size = value.get_total_buffer_size()  # nbytes costs ~6 µs (it walks slices); this ~0.1
         stream.rows.append((seq, sent_ns, received_ns, meta, value, size))

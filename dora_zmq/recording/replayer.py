@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .._errors import DoraZmqError, RecordingError
-from .._wire import OTEL_CONTEXT_KEY
+from .._wire import OTEL_CONTEXT_KEY, TIMESTAMP_KEY
 from ..node import Node
 from ._reader import Recording
 
@@ -97,7 +97,7 @@ def _one_pass(node: Node, recording: Recording, topics: dict[str, str], options:
                 return sent, True
         elif _stopped_before(node, start + (message.sent_ns - origin) / 1e9 / options.speed):
             return sent, True
-        metadata = {k: v for k, v in message.metadata.items() if k != OTEL_CONTEXT_KEY}
+        metadata = {k: v for k, v in message.metadata.items() if k not in (OTEL_CONTEXT_KEY, TIMESTAMP_KEY)}
         node.send_output(topics[message.topic], message.value, metadata)
         sent += 1
     return sent, False

@@ -36,7 +36,7 @@ nodes:
       count: {source: ticker/count, queue_size: 2}
 """
 
-DATAFLOW_KEYS = {"id", "name", "status", "started_at", "ended_at", "nodes", "machines", "failures", "error", "dropped", "lost"}
+DATAFLOW_KEYS = {"id", "name", "status", "started_at", "ended_at", "nodes", "machines", "failures", "error", "dropped", "lost", "restarts"}
 DAEMON_KEYS = {"machine_id", "hostname", "pid", "version", "advertise", "node_addresses", "heartbeat_age_s", "connected_s", "nodes_running"}
 
 

@@ -54,7 +54,7 @@ SINK = """
     for event in node:
         if event["type"] == "INPUT":
             row = {"id": event["id"], "value": event["value"].to_pylist(), "type": str(event["value"].type),
-                   "metadata": event["metadata"], "sent_ns": event.sent_ns}
+                   "metadata": {k: v for k, v in event["metadata"].items() if k != "timestamp"}, "sent_ns": event.sent_ns}
             print("EVENT " + json.dumps(row), flush=True)
 """
 
