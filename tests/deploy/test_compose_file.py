@@ -139,11 +139,21 @@ def test_every_service_traces_to_jaeger() -> None:
         assert "OTEL_SERVICE_NAME" not in service["environment"], name
 
 
-def test_coordinator_healthcheck_uses_the_cli() -> None:
-    coordinator = load_compose()["services"]["coordinator"]
+def test_healthchecks_use_status_and_start_waits_for_them() -> None:
+    services = load_compose()["services"]
+    coordinator = services["coordinator"]
     test = coordinator["healthcheck"]["test"]
-    assert test[:3] == ["CMD", "dora-zmq", "list"]
+    assert test[:3] == ["CMD", "dora-zmq", "status"]
     assert urlparse(option(test, "--coordinator")).port == urlparse(option(coordinator["command"], "--bind")).port
+    daemons = {name: s for name, s in services.items() if s.get("command", [None, None])[1] == "daemon"}
+    assert daemons
+    for name, daemon in daemons.items():
+        check = daemon["healthcheck"]["test"]
+        assert check[:3] == ["CMD", "dora-zmq", "status"], name
+        # healthy only once *this* machine's daemon is registered
+        assert option(check, "--machine") == option(daemon["command"], "--machine-id"), name
+        assert option(check, "--coordinator") == option(daemon["command"], "--coordinator"), name
+        assert services["start"]["depends_on"][name]["condition"] == "service_healthy", name
 
 
 def test_curve_override_gives_every_dora_service_the_keys() -> None:

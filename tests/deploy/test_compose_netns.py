@@ -157,10 +157,12 @@ def _wait_healthy(name: str, service: dict[str, Any], run: Callable[..., Dataflo
     """What `condition: service_healthy` waits for: the healthcheck, in the service's environment."""
     check = service["healthcheck"]
     assert check["test"][0] == "CMD", "run without a shell, as the test does"
-    for _ in range(int(check["retries"])):
-        # `dora-zmq list` waits for the coordinator to answer (up to 10 s), so no sleep here.
+    for attempt in range(int(check["retries"])):
         if run(name, check["test"][1:], env).wait(_seconds(check["timeout"]) + 5).returncode == 0:
             return
+        if attempt + 1 < int(check["retries"]):
+            # As compose does: the next try after `interval` (the check itself says no at once).
+            time.sleep(_seconds(check["interval"]))
     raise AssertionError(f"{name} never became healthy")
 
 
