@@ -21,8 +21,9 @@ import pytest
 
 from dora_zmq import _control as ctl
 from dora_zmq._transport import Channel
-from dora_zmq.daemon import Daemon
 from dora_zmq.testing import write_dataflow
+
+from ._rig import QUIET, DaemonRig
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -38,7 +39,6 @@ nodes:
     path: dynamic
 """
 _BOGUS = ctl.NodeEndpoint("elsewhere", "ipc:///nonexistent/forged.sock", "tcp://203.0.113.1:1")
-_QUIET = (ctl.DaemonHeartbeat, ctl.NodeLogs, ctl.NodeResources)
 
 
 class _Warnings(logging.Handler):
@@ -63,32 +63,20 @@ class _Warnings(logging.Handler):
         return found
 
 
-class _Rig:
+class _Rig(DaemonRig):
     """An in-process daemon, a stand-in coordinator (a ROUTER), and one running dataflow."""
 
     def __init__(self) -> None:
-        self.coordinator = Channel.serve("tcp://127.0.0.1:0")
-        self.daemon = Daemon(self.coordinator.address, "", tcp_bind="127.0.0.1")
-        self.thread = threading.Thread(target=self.daemon.serve_forever, name="test-daemon", daemon=True)
-        self.thread.start()
         self.channels: list[Channel] = []
+        super().__init__(tcp_bind="127.0.0.1")
         try:
-            self.daemon_peer, hello = self._recv(ctl.RegisterDaemon)
-            self.ipc, self.tcp = hello.node_addresses
-            self.coordinator.send(ctl.DaemonAccepted(), to=self.daemon_peer)
+            self.daemon_peer = self.peer
+            self.ipc, self.tcp = self.hello.node_addresses
             self.df = f"df-{uuid.uuid4().hex[:8]}"
             self.coordinator.send(ctl.SpawnNodes(self.df, "identity", _YAML, str(Path.cwd()), ["a", "b", "c"]), to=self.daemon_peer)
         except BaseException:
             self.close()
             raise
-
-    def _recv(self, kind: type, timeout_s: float = 10.0) -> tuple[bytes, Any]:
-        while True:
-            got = self.coordinator.recv(int(timeout_s * 1000))
-            assert got is not None, f"the coordinator got no {kind.__name__} within {timeout_s} s"
-            if isinstance(got[1], kind):
-                return got
-            assert isinstance(got[1], _QUIET), f"unexpected message while waiting for {kind.__name__}: {got[1]!r}"
 
     def to_coordinator_until(self, kind: type, timeout_s: float = 10.0) -> list[Any]:
         """What the daemon told the coordinator, up to and including the next ``kind``."""
@@ -96,7 +84,7 @@ class _Rig:
         while True:
             got = self.coordinator.recv(int(timeout_s * 1000))
             assert got is not None, f"the coordinator got no {kind.__name__} within {timeout_s} s; got {seen}"
-            if not isinstance(got[1], _QUIET):
+            if not isinstance(got[1], QUIET):
                 seen.append(got[1])
             if isinstance(got[1], kind):
                 return seen
@@ -107,12 +95,9 @@ class _Rig:
         return ch
 
     def close(self) -> None:
-        self.daemon.request_shutdown(0.0)
-        self.thread.join(15)
         for ch in self.channels:
             ch.close()
-        self.coordinator.close()
-        assert not self.thread.is_alive()
+        super().close()
         assert not self.daemon.run_dir.exists()
 
 

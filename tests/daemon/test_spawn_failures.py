@@ -9,53 +9,24 @@ SpawnNodes message can say what a real coordinator never would) and the real sup
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 import pytest
 
 from dora_zmq import _control as ctl
-from dora_zmq._transport import Channel
-from dora_zmq.daemon import Daemon
+
+from ._rig import DaemonRig
 
 pytestmark = pytest.mark.timeout(60)
 
-_QUIET = (ctl.DaemonHeartbeat, ctl.NodeLogs, ctl.NodeResources)
 
-
-class _Rig:
+class _Rig(DaemonRig):
     """An in-process daemon registered with a stand-in coordinator (a ROUTER)."""
-
-    def __init__(self) -> None:
-        self.coordinator = Channel.serve("tcp://127.0.0.1:0")
-        self.daemon = Daemon(self.coordinator.address, "")
-        self.thread = threading.Thread(target=self.daemon.serve_forever, name="test-daemon", daemon=True)
-        self.thread.start()
-        try:
-            self.peer, _ = self.recv(ctl.RegisterDaemon)
-            self.coordinator.send(ctl.DaemonAccepted(), to=self.peer)
-        except BaseException:
-            self.close()
-            raise
-
-    def recv(self, kind: type, timeout_s: float = 15.0) -> tuple[bytes, Any]:
-        while True:
-            got = self.coordinator.recv(int(timeout_s * 1000))
-            assert got is not None, f"the coordinator got no {kind.__name__} within {timeout_s} s"
-            if isinstance(got[1], kind):
-                return got
-            assert isinstance(got[1], _QUIET), f"unexpected message while waiting for {kind.__name__}: {got[1]!r}"
 
     def spawn(self, df: str, yaml: str, working_dir: Path, nodes: list[str]) -> list[ctl.NodeExited]:
         self.coordinator.send(ctl.SpawnNodes(df, "test", yaml, str(working_dir), nodes), to=self.peer)
         return [self.recv(ctl.NodeExited)[1] for _ in nodes]
-
-    def close(self) -> None:
-        self.daemon.request_shutdown(0.0)
-        self.thread.join(15)
-        self.coordinator.close()
-        assert not self.thread.is_alive(), "the daemon did not stop"
 
 
 @pytest.fixture
