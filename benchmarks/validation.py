@@ -1,6 +1,6 @@
 """What validating received Arrow values costs per message, by type and size (in-process).
 
-A receiver validates every value it rebuilt from a peer's IPC description (``dora_zmq._arrow_guard``):
+A receiver validates every value it rebuilt from a peer's IPC description (``dora_zmq._wire._guard``):
 ``validate(full=True)`` walks offsets, dictionary indices and null counts, so it grows with the
 value; a flat value (fixed width, no nulls: the benchmark's UInt8 payload) is rebuilt from the
 frame's size and is not validated at all. This measures, for the same message, the whole
@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 from rich.table import Table
 
-from dora_zmq._arrow_guard import reject_compressed
+from dora_zmq._wire import reject_compressed
 from dora_zmq._wire import decode_frames, encode_data_frames, encode_topic
 
 _TOPIC = encode_topic("bench", "out")

@@ -1,8 +1,8 @@
 """What a segment holds, and how big segments are.
 
 A message is a 64-byte header directly followed by one Arrow IPC stream (schema + one record
-batch with one column named ``value``: the same bytes as the socket path's body, so a receiver
-reads both the same way)::
+batch of one column, laid out as ``dora_zmq._wire`` defines it: the same bytes as the socket
+path's body, so a receiver reads both the same way)::
 
     magic "DZSEG\\0" | version u8 | pad | token u64 | length u64 | writer pid u32 | pad to 64
 
@@ -19,12 +19,12 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from .._errors import ProtocolError
-
 import pyarrow as pa
 
+from .._errors import ProtocolError
+from .._wire import IPC_EOS, MESSAGE_HEAD, has_dictionary, message_length
+
 __all__ = [
-    "COLUMN",
     "HEADER_SIZE",
     "MIB",
     "SAMPLE_DATA_OFFSET",
@@ -35,13 +35,11 @@ __all__ = [
     "pack_header",
     "stream_size",
     "unpack_header",
-    "byte_width",
     "write_stream",
 ]
 
 MIB = 1 << 20
 HEADER_SIZE = 64
-COLUMN = "value"  # same column name as dora_zmq._wire's socket body
 
 _MAGIC = b"DZSEG\x00"
 _VERSION = 1
@@ -83,13 +81,6 @@ def capacity_for(needed: int) -> int:
     if needed <= MIB:
         return 1 << (needed - 1).bit_length()
     return -(-needed // MIB) * MIB
-
-
-def has_dictionary(t: pa.DataType) -> bool:
-    """Whether ``t`` is, or contains, a dictionary type (its stream has dictionary batches)."""
-    if pa.types.is_dictionary(t):
-        return True
-    return any(has_dictionary(t.field(i).type) for i in range(t.num_fields))
 
 
 class _SchemaSizes:
@@ -140,14 +131,11 @@ def stream_size(batch: pa.RecordBatch) -> int:
 #: Where the data of an output sample (a value written in place, see ``SegmentPool.reserve``)
 #: starts in its segment: page-aligned, after the header and room for the stream's prefix.
 SAMPLE_DATA_OFFSET = 4096
-#: The end-of-stream marker of an Arrow IPC stream (continuation token, zero length).
-EOS = b"\xff\xff\xff\xff\x00\x00\x00\x00"
-_MESSAGE_HEAD = struct.Struct("<Ii")
 
 
 def sample_capacity(nbytes: int) -> int:
     """Segment size for an output sample of ``nbytes`` (its stream's padding and end included)."""
-    return capacity_for(SAMPLE_DATA_OFFSET + nbytes + 64 + len(EOS))
+    return capacity_for(SAMPLE_DATA_OFFSET + nbytes + 64 + len(IPC_EOS))
 
 
 def stream_frame(batch: pa.RecordBatch) -> tuple[bytes, int]:
@@ -155,7 +143,7 @@ def stream_frame(batch: pa.RecordBatch) -> tuple[bytes, int]:
 
     ``prefix`` is the schema message and the record batch message's header: written right
     before a body that is already in place (an output sample), it makes the bytes from there
-    on a valid IPC stream once ``EOS`` follows the body (padded to ``body_length``). Only
+    on a valid IPC stream once ``IPC_EOS`` follows the body (padded to ``body_length``). Only
     ``batch``'s metadata is serialised: the writer stops at its first body write, which does
     not fit the window, and the body length comes from ``get_record_batch_size``.
 
@@ -169,13 +157,13 @@ def stream_frame(batch: pa.RecordBatch) -> tuple[bytes, int]:
             writer.write_batch(batch)
     except (OSError, pa.ArrowInvalid):
         pass  # the body did not fit the window: expected, the prefix before it did
-    marker, schema_len = _MESSAGE_HEAD.unpack_from(window, 0)
-    batch_at = _MESSAGE_HEAD.size + schema_len
-    marker2, batch_len = _MESSAGE_HEAD.unpack_from(window, batch_at) if batch_at + 8 <= len(window) else (0, 0)
-    prefix_len = batch_at + _MESSAGE_HEAD.size + batch_len
-    if marker != 0xFFFFFFFF or marker2 != 0xFFFFFFFF or prefix_len > len(window) or prefix_len % 8:
+    schema_len = message_length(window, 0)
+    batch_at = MESSAGE_HEAD.size + schema_len
+    batch_len = message_length(window, batch_at) if schema_len > 0 else -1
+    prefix_len = batch_at + MESSAGE_HEAD.size + batch_len
+    if batch_len <= 0 or prefix_len > len(window) or prefix_len % 8:
         raise ProtocolError(f"Arrow IPC prefix of {batch.schema.types} does not fit {len(window)} bytes")
-    body_length = pa.ipc.get_record_batch_size(batch) - _MESSAGE_HEAD.size - batch_len
+    body_length = pa.ipc.get_record_batch_size(batch) - MESSAGE_HEAD.size - batch_len
     return bytes(window[:prefix_len]), body_length
 
 
@@ -192,12 +180,3 @@ def write_stream(view: memoryview, batch: pa.RecordBatch, size: int) -> int | No
         return None  # overflowed the window: the size estimate was wrong
     written = sink.tell()
     return written if written == size else None
-
-
-def byte_width(t: pa.DataType) -> int:
-    """Bytes per value of a fixed-width type whose values are whole bytes, else 0."""
-    try:
-        bits = t.bit_width
-    except ValueError:
-        return 0
-    return bits // 8 if bits % 8 == 0 and not pa.types.is_dictionary(t) else 0

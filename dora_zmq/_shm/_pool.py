@@ -36,14 +36,12 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from .._errors import ProtocolError
+from .._wire import COLUMN, IPC_EOS, byte_width, flat_values
 from ._descriptor import ShmDescriptor
 from ._layout import (
-    COLUMN,
-    EOS,
     HEADER_SIZE,
     MIB,
     SAMPLE_DATA_OFFSET,
-    byte_width,
     capacity_for,
     mark_free,
     pack_header,
@@ -226,34 +224,22 @@ class SegmentPool:
         and length, then its bytes, then the end marker. The data lands 64-byte aligned.
         False when ``value`` is not flat (the caller uses the stream writer).
         """
-        width = byte_width(value.type)
-        if not width or value.offset or value.null_count:
-            return False
-        buffers = value.buffers()
-        if len(buffers) != 2 or buffers[0] is not None or buffers[1] is None:
+        data = flat_values(value)
+        if data is None:
             return False
         framed = self._framed(value)
         if framed is None:
             return False
         prefix, body_length = framed
-        nbytes = len(value) * width
-        data = buffers[1] if buffers[1].size == nbytes else buffers[1].slice(0, nbytes)
         at = HEADER_SIZE + -(-len(prefix) // 64) * 64  # where the data goes: 64-byte aligned
-        taken = self._acquire(at + body_length + len(EOS), holders)
+        taken = self._acquire(at + body_length + len(IPC_EOS), holders)
         if taken is None:
             return None
         seg, token = taken
         at += seg.base
-        start = at - len(prefix)
-        end = at + body_length
         try:
-            mm = seg.mm
-            mm[start:at] = prefix
-            mm[at : at + nbytes] = data
-            if body_length > nbytes:
-                mm[at + nbytes : end] = bytes(body_length - nbytes)
-            mm[end : end + len(EOS)] = EOS
-            self._seal(seg, start - HEADER_SIZE, token, end + len(EOS) - start)
+            seg.mm[at : at + data.size] = data
+            start, length = self._frame(seg, at, prefix, data.size, body_length, token)
         except BaseException:
             with self._lock:
                 seg.readers.clear()
@@ -261,7 +247,7 @@ class SegmentPool:
             raise
         with self._lock:
             self._end_write(seg)
-        return ShmDescriptor(seg.name, start, end + len(EOS) - start, token, self._pid)
+        return ShmDescriptor(seg.name, start, length, token, self._pid)
 
     def _framed(self, value: pa.Array) -> tuple[bytes, int] | None:
         """The IPC stream prefix and body length of a flat ``value`` (cached per type and length).
@@ -281,6 +267,23 @@ class SegmentPool:
             framed = None
         self._frames[key] = framed
         return framed
+
+    def _frame(self, seg: Region, at: int, prefix: bytes, nbytes: int, body_length: int, token: int) -> tuple[int, int]:
+        """Make the ``nbytes`` of values at ``at`` in ``seg`` the message ``token``; ``(start, length)``.
+
+        Writes the stream's ``prefix`` (from :meth:`_framed`) right before the values, zero
+        padding up to ``body_length`` and the end marker after them, then the header (last:
+        a reader trusts nothing before it).
+        """
+        mm = seg.mm
+        start, end = at - len(prefix), at + body_length
+        mm[start:at] = prefix
+        if body_length > nbytes:
+            mm[at + nbytes : end] = bytes(body_length - nbytes)
+        mm[end : end + len(IPC_EOS)] = IPC_EOS
+        length = end + len(IPC_EOS) - start
+        self._seal(seg, start - HEADER_SIZE, token, length)
+        return start, length
 
     def _seal(self, seg: Region, at: int, token: int, length: int) -> None:
         """Write the header of the message ``token`` (``length`` bytes of stream follow it)."""
@@ -341,19 +344,9 @@ class SegmentPool:
             if seg is None or seg.published or seg.readers != {WRITER}:
                 return None  # dropped, or published already
             nbytes = len(value) * byte_width(value.type)
-            if not nbytes or SAMPLE_DATA_OFFSET + body_length + len(EOS) > seg.size or body_length < nbytes:
+            if not nbytes or SAMPLE_DATA_OFFSET + body_length + len(IPC_EOS) > seg.size or body_length < nbytes:
                 return None
-            at = seg.base + SAMPLE_DATA_OFFSET
-            end = at + body_length
-            start = at - len(prefix)
-            mm = seg.mm
-            mm[start:at] = prefix
-            padded = at + nbytes
-            if end > padded:
-                mm[padded:end] = bytes(end - padded)
-            mm[end : end + len(EOS)] = EOS
-            length = end + len(EOS) - start
-            self._seal(seg, start - HEADER_SIZE, token, length)
+            start, length = self._frame(seg, seg.base + SAMPLE_DATA_OFFSET, prefix, nbytes, body_length, token)
             seg.readers |= holders
             seg.published = True
         return ShmDescriptor(seg.name, start, length, token, self._pid)

@@ -27,17 +27,16 @@ import logging
 import mmap
 import os
 import stat
-import struct
 import threading
 from dataclasses import dataclass
 from collections.abc import Callable
 
 import pyarrow as pa
 
-from .._arrow_guard import DECODE_ERRORS, checked, reject_compressed
 from .._errors import ProtocolError
+from .._wire import DECODE_ERRORS, MESSAGE_HEAD, checked, has_dictionary, is_flat, message_length, reject_compressed
 from ._descriptor import ShmDescriptor
-from ._layout import HEADER_SIZE, MIB, byte_width, has_dictionary, unpack_header
+from ._layout import HEADER_SIZE, MIB, unpack_header
 from ._naming import shm_dir
 
 __all__ = ["ReaderStats", "SegmentReader"]
@@ -48,7 +47,6 @@ _MAP_POPULATE = getattr(mmap, "MAP_POPULATE", 0)
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
 
 ReleaseCallback = Callable[[ShmDescriptor], None]
-_MESSAGE_HEAD = struct.Struct("<Ii")  # an IPC message's continuation marker and metadata length
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +153,7 @@ class SegmentReader:
         """The array ``desc`` points at, aliasing the shared memory (no copy).
 
         The array is validated against its buffers before it is returned (the writer is a
-        peer: see ``dora_zmq._arrow_guard``); a flat one (fixed width, no nulls) only for
+        peer: see ``dora_zmq._wire._guard``); a flat one (fixed width, no nulls) only for
         buffer sizes, in constant time.
 
         Raises:
@@ -194,9 +192,9 @@ class SegmentReader:
         a cached schema does a third of the work.
         """
         reject_compressed(stream)
-        marker, schema_len = _MESSAGE_HEAD.unpack_from(stream, 0) if stream.size >= 8 else (0, 0)
-        at = _MESSAGE_HEAD.size + schema_len
-        if marker != 0xFFFFFFFF or schema_len <= 0 or at > stream.size:
+        schema_len = message_length(stream, 0)
+        at = MESSAGE_HEAD.size + schema_len
+        if schema_len <= 0 or at > stream.size:
             return pa.ipc.open_stream(stream).read_next_batch()  # another layout: the slow way
         key = stream.slice(0, at).to_pybytes()
         schema = self._schemas.get(key, False)
@@ -376,4 +374,4 @@ class SegmentReader:
 def _checked_column(batch: pa.RecordBatch) -> pa.Array:
     """The one column, validated: the segment's writer is a peer like any other."""
     value = batch.column(0)
-    return checked(value, flat=value.null_count == 0 and byte_width(value.type) > 0)
+    return checked(value, flat=is_flat(value))

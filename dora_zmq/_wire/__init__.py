@@ -12,13 +12,16 @@ A message on the data plane is a ZeroMQ multipart message of four frames::
            empty when ``body`` is a whole IPC stream, for dictionary arrays).
 ``body``   the Arrow record batch message (DATA), or a shared-memory descriptor (SHM).
 
+The Arrow layout (column name, which values are flat, IPC framing) and the checks on values
+from a peer are defined here once (``_layout``, ``_guard``); ``_shm`` imports them.
+
 End of stream (the sender finished; ``EOS``) and failure (the sender crashed; ``FAILED``) are
 sent in-band on each output's topic, so a receiver sees them after the last data message.
 """
 
 from __future__ import annotations
 
-from ._arrow import byte_width, BatchDecoder, decode_value, encode_batch, encode_value, to_arrow, value_bytes
+from ._arrow import BatchDecoder, decode_value, encode_batch, encode_value, to_arrow, value_bytes
 from ._frames import (
     HEAD_SIZE,
     MARKER_PREFIX,
@@ -36,10 +39,31 @@ from ._frames import (
     marker_topic,
     parse_marker,
 )
+from ._guard import DECODE_ERRORS, checked, reject_compressed
+from ._layout import (
+    COLUMN,
+    IPC_EOS,
+    MESSAGE_HEAD,
+    byte_width,
+    flat_values,
+    has_dictionary,
+    is_flat,
+    message_length,
+)
 from ._metadata import OTEL_CONTEXT_KEY, TIMESTAMP_KEY, decode_metadata, encode_metadata, timestamp_of
 
 __all__ = [
+    "COLUMN",
+    "DECODE_ERRORS",
+    "IPC_EOS",
+    "MESSAGE_HEAD",
     "byte_width",
+    "checked",
+    "flat_values",
+    "has_dictionary",
+    "is_flat",
+    "message_length",
+    "reject_compressed",
     "BatchDecoder",
     "encode_batch",
     "HEAD_SIZE",

@@ -6,22 +6,20 @@ from typing import Any
 
 import pyarrow as pa
 
-from .._arrow_guard import DECODE_ERRORS, checked, reject_compressed
 from .._errors import ProtocolError
+from ._guard import DECODE_ERRORS, checked, reject_compressed
+from ._layout import COLUMN, byte_width, flat_values
 
 __all__ = [
     "BatchDecoder",
-    "byte_width",
     "decode_value",
     "encode_batch",
     "encode_value",
-    "flat_data",
     "schema_bytes",
     "to_arrow",
     "value_bytes",
 ]
 
-_COLUMN = "value"
 _EMPTY = pa.array([], type=pa.uint8())
 
 
@@ -53,7 +51,7 @@ def to_arrow(data: Any) -> pa.Array:
 
 def encode_value(value: pa.Array) -> pa.Buffer:
     """Serialise one array as an Arrow IPC stream (schema + one record batch)."""
-    batch = pa.RecordBatch.from_arrays([value], [_COLUMN])
+    batch = pa.RecordBatch.from_arrays([value], [COLUMN])
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, batch.schema) as writer:
         writer.write_batch(batch)
@@ -82,23 +80,6 @@ def encode_batch(value: pa.Array) -> tuple[bytes, pa.Buffer]:
     return raw, pa.RecordBatch.from_arrays([value], schema=schema).serialize()
 
 
-def flat_data(value: pa.Array) -> pa.Buffer | None:
-    """The values of a flat array (fixed width, no nulls) as one buffer, else None.
-
-    Such an array is its type, its length and that buffer: it travels as the bare buffer
-    (no IPC message to write and parse, a few microseconds each way per message) and the
-    receiver rebuilds it around the received frame (:meth:`BatchDecoder.decode_flat`).
-    """
-    width = byte_width(value.type)
-    if not width or value.null_count:
-        return None
-    data = value.buffers()[1]
-    if data is None:
-        return None
-    start, nbytes = value.offset * width, len(value) * width
-    return data if start == 0 and data.size == nbytes else data.slice(start, nbytes)
-
-
 def schema_bytes(t: pa.DataType) -> bytes:
     """The schema message of a one-column batch of type ``t`` (cached; not for dictionaries)."""
     try:
@@ -115,7 +96,7 @@ def _schema_entry(t: pa.DataType) -> tuple[pa.Schema, bytes] | None:
         _SCHEMAS.clear()
     entry = None
     if not pa.types.is_dictionary(t):
-        schema = pa.schema([(_COLUMN, t)])
+        schema = pa.schema([(COLUMN, t)])
         entry = (schema, schema.serialize().to_pybytes())
     _SCHEMAS[t] = entry
     return entry
@@ -128,7 +109,7 @@ class BatchDecoder:
         self._schemas: dict[bytes, pa.Schema] = {}
 
     def decode(self, schema_raw: Any, body: Any) -> pa.Array:
-        """The array (aliasing ``body``, no copy), validated (see ``_arrow_guard``).
+        """The array (aliasing ``body``, no copy), validated (see ``_guard``).
 
         Raises:
             ProtocolError: the schema or batch message is not valid Arrow IPC, or the array's
@@ -145,7 +126,7 @@ class BatchDecoder:
         return checked(value)
 
     def decode_flat(self, schema_raw: Any, body: Any) -> pa.Array:
-        """The flat array whose values are ``body`` (see :func:`flat_data`), aliasing it.
+        """The flat array whose values are ``body`` (see ``_layout.flat_values``), aliasing it.
 
         Raises:
             ProtocolError: the schema is not of a flat type, or ``body`` is not whole values.
@@ -179,7 +160,7 @@ class BatchDecoder:
 def decode_value(body: Any) -> pa.Array:
     """Read the array back from an IPC body without copying (the array aliases ``body``).
 
-    The array is validated (see ``_arrow_guard``): the body may come from anyone.
+    The array is validated (see ``_guard``): the body may come from anyone.
 
     Raises:
         ProtocolError: when the body is not an Arrow IPC stream with one one-column batch
@@ -204,28 +185,7 @@ def value_bytes(value: pa.Array) -> bytes:
     """
     if len(value) == 0:
         return b""
-    t = value.type
-    width = byte_width(t)
-    if width and value.null_count == 0:
-        buf = value.buffers()[1]
-        if buf is None:
-            return b""
-        start = value.offset * width
-        return buf[start : start + len(value) * width].to_pybytes()
+    data = flat_values(value)
+    if data is not None:
+        return data.to_pybytes()
     return encode_value(value).to_pybytes()
-
-
-def byte_width(t: pa.DataType) -> int:
-    """Bytes per value for fixed-width primitive types (0 for others and booleans)."""
-    if pa.types.is_boolean(t) or not (
-        pa.types.is_integer(t)
-        or pa.types.is_floating(t)
-        or pa.types.is_temporal(t)
-        or pa.types.is_fixed_size_binary(t)
-        or pa.types.is_decimal(t)
-    ):
-        return 0
-    try:
-        return t.bit_width // 8
-    except ValueError:
-        return 0

@@ -24,7 +24,7 @@ from .. import _control as ctl
 from .._errors import ProtocolError
 from .._shm import SegmentPool, ShmDescriptor
 from .._transport import Publisher
-from .._wire import byte_width, encode_shm_frames, parse_marker, parse_release
+from .._wire import encode_shm_frames, flat_values, parse_marker, parse_release
 from ..descriptor import Dataflow, NodeKind
 from ._readers import ReaderTokens
 from ._samples import OutputSample
@@ -121,12 +121,8 @@ class ShmSender:
 
     def _sample_token(self, value: pa.Array) -> int | None:
         """The reservation ``value`` lies at the start of, if any (then it needs no copy)."""
-        if not self._samples or value.offset or value.null_count or not byte_width(value.type):
-            return None
-        buffers = value.buffers()
-        if len(buffers) != 2 or buffers[0] is not None or buffers[1] is None:
-            return None
-        return self._samples.get(buffers[1].address)
+        data = flat_values(value) if self._samples else None
+        return self._samples.get(data.address) if data is not None else None
 
     def _ensure_pool(self) -> SegmentPool:
         if self._pool is None:

@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dora_zmq import _control as ctl
-from dora_zmq._arrow_guard import reject_compressed
+from dora_zmq._wire import reject_compressed
 from dora_zmq._errors import DescriptorErrors, ProtocolError
 from dora_zmq._shm import SegmentPool, SegmentReader, ShmDescriptor, cleanup_segments, shm_dir
 from dora_zmq._wire import (

@@ -18,7 +18,6 @@ import pytest
 from dora_zmq._errors import ProtocolError
 from dora_zmq._shm import SegmentPool, SegmentReader, cleanup_segments
 from dora_zmq._shm._layout import (
-    EOS,
     HEADER_SIZE,
     SAMPLE_DATA_OFFSET,
     capacity_for,
@@ -26,6 +25,7 @@ from dora_zmq._shm._layout import (
     stream_frame,
 )
 from dora_zmq._shm._pool import WRITER, Reservation
+from dora_zmq._wire import IPC_EOS as EOS
 
 from .conftest import Releases, segment_files
 

@@ -32,7 +32,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from ._errors import ProtocolError
+from .._errors import ProtocolError
+from ._layout import CONTINUATION, MESSAGE_HEAD
 
 __all__ = ["DECODE_ERRORS", "checked", "reject_compressed"]
 
@@ -76,8 +77,7 @@ def checked(value: pa.Array, *, flat: bool = False) -> pa.Array:
     return value
 
 
-_CONTINUATION = 0xFFFFFFFF
-_unpack_head = struct.Struct("<Ii").unpack_from
+_unpack_head = MESSAGE_HEAD.unpack_from
 _unpack_i32 = struct.Struct("<i").unpack_from
 _unpack_u32 = struct.Struct("<I").unpack_from
 _unpack_u16 = struct.Struct("<H").unpack_from
@@ -104,7 +104,7 @@ def reject_compressed(ipc: Any) -> None:
         while at + 8 <= end:
             marker, size = _unpack_head(ipc, at)
             start = at + 8
-            if marker != _CONTINUATION:  # the pre-1.0 framing: no marker, the length first
+            if marker != CONTINUATION:  # the pre-1.0 framing: no marker, the length first
                 size, start = _unpack_i32(ipc, at)[0], at + 4
             if size == 0:
                 return  # end of stream
