@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ._codec import control_message
+from .contract import StopReason
 from .records import BundleRef, NodeEndpoint, ShipMode
 
 __all__ = [
@@ -91,7 +92,7 @@ class StopNodes:
 
     dataflow_id: str
     grace_s: float
-    reason: str = "MANUAL"
+    reason: str = StopReason.MANUAL
     trace_context: str = ""
 
 

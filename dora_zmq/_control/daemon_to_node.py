@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 from ._codec import control_message
+from .contract import StopReason
 
-__all__ = ["ENV_NODE_TOKEN", "NodeSetup", "RegisterRefused", "StopNode"]
-
-#: The environment variable a daemon gives each node it spawns: a one-time registration token.
-#: Only the process holding it can register as that node, and only once.
-ENV_NODE_TOKEN = "DORA_ZMQ_NODE_TOKEN"
+__all__ = ["NodeSetup", "RegisterRefused", "StopNode"]
 
 
 @control_message
@@ -43,4 +40,4 @@ class RegisterRefused:
 class StopNode:
     """Deliver a STOP event: ``reason`` is ``MANUAL`` or the dataflow's reason."""
 
-    reason: str = "MANUAL"
+    reason: str = StopReason.MANUAL

@@ -12,6 +12,7 @@ from typing import Any
 
 from .. import _control as ctl
 from .._errors import ControlError
+from .._control import ENV_COORDINATOR
 from .._transport import Channel
 from ..coordinator import DEFAULT_ADDRESS
 from ._console import err, print_log_line
@@ -21,7 +22,6 @@ __all__ = [
     "wait_for_spawn",
 ]
 
-ENV_COORDINATOR = "DORA_ZMQ_COORDINATOR"
 _REQUEST_TIMEOUT_S = 10.0
 # A TCP handshake takes milliseconds even across the world: a silent host is down or filtered.
 _PROBE_TIMEOUT_S = 2.0

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import _control as ctl
+from .._control import ENV_DAEMON, ENV_DATAFLOW, ENV_MACHINE, ENV_NODE, StopReason
 from .._errors import ControlError, DescriptorError
 from .._shm import cleanup_segments, cleanup_stale
 from .._transport import Channel, Poller, ipc_endpoint
@@ -36,12 +37,6 @@ from ._supervisor import ExitInfo, Supervisor
 __all__ = ["Daemon", "ENV_DAEMON", "ENV_DATAFLOW", "ENV_MACHINE", "ENV_NODE"]
 
 log = logging.getLogger(__name__)
-
-# The node side reads these (dora_zmq.node._config); the names are the contract.
-ENV_DAEMON = "DORA_ZMQ_DAEMON"
-ENV_NODE = "DORA_NODE_ID"
-ENV_DATAFLOW = "DORA_DATAFLOW_ID"
-ENV_MACHINE = "DORA_ZMQ_MACHINE"
 
 _HEARTBEAT_S = 0.5
 _RESOURCES_S = 1.0  # how often node CPU/memory go to the coordinator (`dora-zmq top`)
@@ -400,7 +395,7 @@ class Daemon:
         return self.run_dir / f"log_{df.id}_{node}.txt"
 
     def _stop_dataflow(self, df: DataflowState, grace_s: float, reason: str) -> None:
-        df.stopping = reason or "MANUAL"
+        df.stopping = reason or StopReason.MANUAL
         df.grace_s = grace_s
         self._to_nodes(df, ctl.StopNode(df.stopping))
         self.supervisor.request_stop(df.id, grace_s)
@@ -410,7 +405,7 @@ class Daemon:
     def _begin_shutdown(self, grace_s: float) -> None:
         self._shutdown_deadline = time.monotonic() + grace_s + 5.0
         for df in list(self._dataflows.values()):
-            self._stop_dataflow(df, grace_s, "MANUAL")
+            self._stop_dataflow(df, grace_s, StopReason.MANUAL)
 
     # ---- node side ---------------------------------------------------------------------
 

@@ -5,7 +5,18 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from .._control import ENV_NODE_TOKEN
+from .._control import (
+    DEFAULT_COORDINATOR,
+    ENV_ADVERTISE,
+    ENV_BIND,
+    ENV_COORDINATOR,
+    ENV_DAEMON,
+    ENV_DATAFLOW,
+    ENV_MACHINE,
+    ENV_NODE,
+    ENV_NODE_TOKEN,
+    ENV_RELAY,
+)
 from .._errors import NodeConfigError
 
 __all__ = [
@@ -22,15 +33,6 @@ __all__ = [
     "relay_addresses",
 ]
 
-ENV_DAEMON = "DORA_ZMQ_DAEMON"
-ENV_NODE = "DORA_NODE_ID"
-ENV_DATAFLOW = "DORA_DATAFLOW_ID"
-ENV_MACHINE = "DORA_ZMQ_MACHINE"
-ENV_COORDINATOR = "DORA_ZMQ_COORDINATOR"
-ENV_BIND = "DORA_ZMQ_BIND"
-ENV_ADVERTISE = "DORA_ZMQ_ADVERTISE"
-ENV_RELAY = "DORA_ZMQ_RELAY"
-DEFAULT_COORDINATOR = "tcp://127.0.0.1:53290"
 
 _HOW_TO_RUN = (
     "This script is a dora_zmq node: start it through a dataflow, e.g. `dora-zmq run dataflow.yml` "

@@ -18,6 +18,7 @@ from typing import Any, Mapping
 
 import pyarrow as pa
 
+from .._control import StopReason
 from .._transport import queue_bytes
 from .._wire import value_bytes
 
@@ -38,15 +39,6 @@ class EventType:
 
 EVENT_KIND = "dora"
 """The ``kind`` every event carries, as dora 1.1's events do (``"dora"`` for the dataflow's own)."""
-
-
-class StopReason:
-    """The ``id`` of a STOP event: why the node is asked to stop."""
-
-    MANUAL = "MANUAL"
-    ALL_INPUTS_CLOSED = "ALL_INPUTS_CLOSED"
-    DAEMON_LOST = "DAEMON_LOST"
-    INTERNAL_ERROR = "INTERNAL_ERROR"  # the node's receiver failed (a bug): see the ERROR event
 
 
 class Event(dict):  # type: ignore[type-arg]

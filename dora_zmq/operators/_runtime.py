@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping
 
 from .._errors import DoraZmqError
 from ..descriptor import OperatorSpec
-from ..node import EVENT_KIND, Event, EventType, Node
+from ..node import EVENT_KIND, Event, EventType, Node, StopReason
 from ._loader import load_operator_module
 from ._status import DoraStatus
 
@@ -106,7 +106,7 @@ class OperatorRuntime:
             if not hosted.inputs and not hosted.done:
                 # Like a node whose inputs all closed: the operator is finished. Closing its
                 # outputs lets downstream operators (even in this same runtime) finish too.
-                self._call(hosted, Event(type=EventType.STOP, id="ALL_INPUTS_CLOSED", kind=EVENT_KIND, value=None, metadata={}))
+                self._call(hosted, Event(type=EventType.STOP, id=StopReason.ALL_INPUTS_CLOSED, kind=EVENT_KIND, value=None, metadata={}))
                 self._finish(hosted)
         return stop
 

@@ -1,0 +1,21 @@
+"""The process contract has one owner (``_control.contract``): every side uses its names."""
+
+from __future__ import annotations
+
+from dora_zmq import StopReason, _control
+from dora_zmq import node
+from dora_zmq.daemon import _daemon as daemon
+from dora_zmq.cli import _client
+from dora_zmq.node import _config
+
+
+def test_daemon_and_node_share_the_environment_names() -> None:
+    for name in ("ENV_DAEMON", "ENV_NODE", "ENV_DATAFLOW", "ENV_MACHINE"):
+        assert getattr(daemon, name) == getattr(node, name) == getattr(_control, name)
+    assert _config.ENV_COORDINATOR == _client.ENV_COORDINATOR == _control.ENV_COORDINATOR
+    assert _config.DEFAULT_COORDINATOR == _control.DEFAULT_COORDINATOR
+
+
+def test_stop_reasons_are_the_public_ones() -> None:
+    assert StopReason is _control.StopReason
+    assert _control.StopNode().reason == _control.StopNodes("df", 1.0).reason == StopReason.MANUAL
