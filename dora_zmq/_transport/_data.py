@@ -10,14 +10,13 @@ import zmq
 
 from .._errors import ControlError
 from ..security import Peer, Plane, peer_of, secure_client, secure_server, security_enabled
+from ._options import HWM as _HWM
+from ._options import set_heartbeats
 
 __all__ = ["Publisher", "Subscriber", "ipc_endpoint", "queue_bytes"]
 
 log = logging.getLogger(__name__)
 
-# Large enough that a burst is absorbed by the receiver thread's drop-oldest queues, which
-# implement dora's queue_size; ZeroMQ's own HWM drops the *newest*, which is the wrong end.
-_HWM = 10_000
 # ZeroMQ's queues count messages, not bytes: 10,000 frames of 6 MB would be 60 GB for one slow
 # (or malicious, never-reading) peer. Each socket lowers its high-water mark as the largest
 # message it has carried grows, so one connection's queue at each end holds about
@@ -96,10 +95,7 @@ class Publisher:
         sock.setsockopt(zmq.XPUB_VERBOSER, 1)
         sock.setsockopt(zmq.SNDHWM, _HWM)
         sock.setsockopt(zmq.LINGER, _PUB_LINGER_MS)
-        # Heartbeats on the data connections too: a subscriber host that vanished is dropped
-        # within seconds (its queue freed, its shared-memory share released), not at TCP timeout.
-        sock.setsockopt(zmq.HEARTBEAT_IVL, 1000)
-        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3000)
+        set_heartbeats(sock)  # on the data connections too: a vanished subscriber host is dropped
         self._sock = sock
         self._hwm = _ByteBoundedHwm(sock, zmq.SNDHWM)
         # Through a relay every subscription comes on the relay's one connection: nothing to tell apart.
@@ -205,8 +201,7 @@ class Subscriber:
         sock = context_socket(zmq.XSUB)
         sock.setsockopt(zmq.RCVHWM, _HWM)
         sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.HEARTBEAT_IVL, 1000)
-        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3000)
+        set_heartbeats(sock)
         secure_client(sock, Plane.DATA)
         self._sock = sock
         self._hwm = _ByteBoundedHwm(sock, zmq.RCVHWM)

@@ -17,6 +17,7 @@ import zmq
 from .._errors import ControlError
 from ..security import Plane, secure_server
 from ._channel import context
+from ._options import HWM
 
 __all__ = ["Relay"]
 
@@ -35,8 +36,8 @@ class Relay:
         self._back.setsockopt(zmq.XPUB_VERBOSER, 1)
         for sock in (self._front, self._back):
             sock.setsockopt(zmq.LINGER, 0)
-            sock.setsockopt(zmq.SNDHWM, 10_000)
-            sock.setsockopt(zmq.RCVHWM, 10_000)
+            sock.setsockopt(zmq.SNDHWM, HWM)
+            sock.setsockopt(zmq.RCVHWM, HWM)
             secure_server(sock, Plane.DATA)
         try:
             self._front.bind(publishers)
