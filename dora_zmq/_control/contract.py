@@ -10,6 +10,7 @@ from __future__ import annotations
 
 __all__ = [
     "DEFAULT_COORDINATOR",
+    "DEFAULT_PORT",
     "ENV_ADVERTISE",
     "ENV_BIND",
     "ENV_COORDINATOR",
@@ -42,8 +43,10 @@ ENV_RELAY = "DORA_ZMQ_RELAY"
 #: it can register as that node, and only once.
 ENV_NODE_TOKEN = "DORA_ZMQ_NODE_TOKEN"
 
+#: The coordinator's control port when none is configured (images EXPOSE it too).
+DEFAULT_PORT = 53290
 #: The coordinator's control address when none is configured.
-DEFAULT_COORDINATOR = "tcp://127.0.0.1:53290"
+DEFAULT_COORDINATOR = f"tcp://127.0.0.1:{DEFAULT_PORT}"
 
 
 class StopReason:

@@ -30,8 +30,8 @@ __all__ = ["Coordinator", "DEFAULT_PORT", "DEFAULT_ADDRESS"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PORT = 53290
-DEFAULT_ADDRESS = f"tcp://127.0.0.1:{DEFAULT_PORT}"
+DEFAULT_PORT = ctl.DEFAULT_PORT
+DEFAULT_ADDRESS = ctl.DEFAULT_COORDINATOR
 # Daemons beat every 0.5 s: 6 missed beats and the machine is considered lost.
 DAEMON_TIMEOUT_S = float(os.environ.get("DORA_ZMQ_DAEMON_TIMEOUT", "3"))
 MACHINE_WAIT_S = float(os.environ.get("DORA_ZMQ_MACHINE_WAIT", "10"))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dora_zmq import StopReason, _control
-from dora_zmq import node
+from dora_zmq import coordinator, node
 from dora_zmq.daemon import _daemon as daemon
 from dora_zmq.cli import _client
 from dora_zmq.node import _config
@@ -13,7 +13,8 @@ def test_daemon_and_node_share_the_environment_names() -> None:
     for name in ("ENV_DAEMON", "ENV_NODE", "ENV_DATAFLOW", "ENV_MACHINE"):
         assert getattr(daemon, name) == getattr(node, name) == getattr(_control, name)
     assert _config.ENV_COORDINATOR == _client.ENV_COORDINATOR == _control.ENV_COORDINATOR
-    assert _config.DEFAULT_COORDINATOR == _control.DEFAULT_COORDINATOR
+    assert _config.DEFAULT_COORDINATOR == coordinator.DEFAULT_ADDRESS == _control.DEFAULT_COORDINATOR
+    assert coordinator.DEFAULT_ADDRESS.endswith(f":{coordinator.DEFAULT_PORT}")
 
 
 def test_stop_reasons_are_the_public_ones() -> None:
