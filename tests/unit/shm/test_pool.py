@@ -278,12 +278,13 @@ def test_segments_are_private_files_in_the_shm_dir(pool: SegmentPool) -> None:
         pa.array(np.arange(5).astype("datetime64[ns]")),
         pa.array([b"abcd", b"efgh"], pa.binary(4)),
         pa.array([1, 2, 3], pa.decimal128(10, 2)),
-        pa.array(np.arange(100, dtype=np.int16)).slice(3, 50),  # an offset: the stream writer
+        pa.array(np.arange(100, dtype=np.int16)).slice(3, 50),  # an offset: the values are sliced out
+        pa.ExtensionArray.from_storage(pa.uuid(), pa.array([bytes(range(16))] * 3, pa.binary(16))),  # storage's width
         _with_a_null(77),  # a validity buffer: the stream writer
         pa.array(["text"]),  # variable width: the stream writer
         pa.array(np.arange(0, dtype=np.float32)),
     ],
-    ids=["u8", "i32", "f64", "ts", "fsb", "dec", "slice", "null", "str", "empty"],
+    ids=["u8", "i32", "f64", "ts", "fsb", "dec", "slice", "uuid", "null", "str", "empty"],
 )
 def test_every_layout_reads_back_equal_and_aligned(pool: SegmentPool, reader: SegmentReader, value: pa.Array) -> None:
     for _ in range(2):  # the second write uses the cached stream prefix
