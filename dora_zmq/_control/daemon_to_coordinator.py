@@ -26,9 +26,15 @@ class RegisterDaemon:
 
 @control_message
 class DaemonHeartbeat:
-    """Sent every second; a daemon silent for several intervals is considered lost."""
+    """Sent every second; a daemon silent for several intervals is considered lost.
+
+    ``exits``: per dataflow, the nodes whose ``UpstreamExited`` this daemon has received. The
+    coordinator sends again the ones missing (lost with a connection that dropped), so an
+    input's end never depends on one control message surviving. None from older daemons.
+    """
 
     machine_id: str
+    exits: dict[str, list[str]] | None = None
 
 
 @control_message

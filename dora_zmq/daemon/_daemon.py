@@ -176,7 +176,8 @@ class Daemon:
                 self._restart_due()
                 self._flush_logs()
                 if self._accepted and now >= next_beat:
-                    self.coordinator.send(ctl.DaemonHeartbeat(self.machine_id))
+                    exits = {df.id: sorted({e.node for e in df.exits}) for df in self._dataflows.values()}
+                    self.coordinator.send(ctl.DaemonHeartbeat(self.machine_id, exits))
                     next_beat = now + _HEARTBEAT_S
                 if self._accepted and now >= next_resources:
                     self._send_resources()
@@ -247,8 +248,7 @@ class Daemon:
                     df.last_peers = msg
                     self._to_nodes(df, msg)
             case ctl.UpstreamExited(dataflow_id=df_id):
-                if (df := self._dataflows.get(df_id)) is not None:
-                    df.exits.append(msg)
+                if (df := self._dataflows.get(df_id)) is not None and df.note_exit(msg):
                     self._to_nodes(df, msg)
             case ctl.UpstreamRestarted(dataflow_id=df_id):
                 if (df := self._dataflows.get(df_id)) is not None:
