@@ -13,6 +13,7 @@ import zmq.utils.garbage  # noqa: F401 - see below
 
 from .. import _control
 from .._errors import ControlError, ProtocolError
+from ._liveness import keep_alive
 from ..security import TRUSTED, Peer, peer_of, secure_client, secure_server, stop_authenticator
 
 __all__ = ["Channel", "Poller", "context", "release_context"]
@@ -111,8 +112,7 @@ class Channel:
         """
         sock = context().socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 1000)
-        sock.setsockopt(zmq.HEARTBEAT_IVL, 1000)
-        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3000)
+        keep_alive(sock)  # see _liveness
         sock.setsockopt(zmq.MAXMSGSIZE, MAX_CONTROL_MESSAGE)
         sock.setsockopt(zmq.ROUTING_ID, (identity or f"peer/{secrets.token_hex(16)}").encode())
         secure_client(sock)

@@ -9,6 +9,7 @@ from typing import Any, Callable, Sequence
 import zmq
 
 from .._errors import ControlError
+from ._liveness import keep_alive
 from ..security import Peer, Plane, peer_of, secure_client, secure_server, security_enabled
 
 __all__ = ["Publisher", "Subscriber", "ipc_endpoint", "queue_bytes"]
@@ -98,8 +99,7 @@ class Publisher:
         sock.setsockopt(zmq.LINGER, _PUB_LINGER_MS)
         # Heartbeats on the data connections too: a subscriber host that vanished is dropped
         # within seconds (its queue freed, its shared-memory share released), not at TCP timeout.
-        sock.setsockopt(zmq.HEARTBEAT_IVL, 1000)
-        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3000)
+        keep_alive(sock)  # see _liveness
         self._sock = sock
         self._hwm = _ByteBoundedHwm(sock, zmq.SNDHWM)
         # Through a relay every subscription comes on the relay's one connection: nothing to tell apart.
@@ -205,8 +205,7 @@ class Subscriber:
         sock = context_socket(zmq.XSUB)
         sock.setsockopt(zmq.RCVHWM, _HWM)
         sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.HEARTBEAT_IVL, 1000)
-        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3000)
+        keep_alive(sock)  # see _liveness
         secure_client(sock, Plane.DATA)
         self._sock = sock
         self._hwm = _ByteBoundedHwm(sock, zmq.RCVHWM)
