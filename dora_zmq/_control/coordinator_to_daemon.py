@@ -6,7 +6,7 @@ from ._codec import control_message
 from .records import BundleRef, NodeEndpoint, ShipMode
 
 __all__ = [
-    "BundleUnavailable", "DaemonAccepted", "Peers", "Probe", "ShutdownDaemon", "SpawnNodes", "StopNodes", "UpstreamExited",
+    "BundleUnavailable", "DaemonAccepted", "ExitReported", "Peers", "Probe", "ShutdownDaemon", "SpawnNodes", "StopNodes", "UpstreamExited",
     "UpstreamRestarted",
 ]
 
@@ -61,6 +61,14 @@ class Peers:
     dataflow_id: str
     endpoints: dict[str, NodeEndpoint]
     exited: list[str]
+
+
+@control_message
+class ExitReported:
+    """The coordinator has the exit of ``node`` (``NodeExited``): the daemon stops resending it."""
+
+    dataflow_id: str
+    node: str
 
 
 @control_message

@@ -48,7 +48,8 @@ class NodeReady:
 
 @control_message
 class NodeExited:
-    """A node process ended."""
+    """A node process ended. The coordinator acknowledges it (``ExitReported``); the daemon
+    sends it again until then (see ``daemon._exit_reports``)."""
 
     dataflow_id: str
     node: str
@@ -58,6 +59,9 @@ class NodeExited:
     reason: str = ""
     stderr_tail: str = ""
     machine: str = ""
+    #: messages it sent per output (its last sequence numbers), from its last counters; None
+    #: if unknown. Subscribers count what never arrived as lost (see ``UpstreamExited.sent``).
+    sent: dict[str, int] | None = None
 
 
 @control_message

@@ -190,7 +190,8 @@ class Coordinator:
             case ctl.NodeRestarting():
                 self._node_restarting(msg)
             case ctl.NodeExited():
-                self._node_exited(msg)
+                self._node_exited(msg)  # a copy of a known exit changes nothing
+                self.channel.send(ctl.ExitReported(msg.dataflow_id, msg.node), to=peer)  # it stops resending
             case ctl.NodeLogs():
                 self._node_logs(msg)
             case ctl.NodeStats(dataflow_id=df_id, node=node, drops=drops, lost=lost):

@@ -21,14 +21,15 @@ __all__ = ["exit_notice", "missing_exits"]
 
 
 def exit_notice(run: DataflowRun, msg: ctl.NodeExited) -> ctl.UpstreamExited:
-    """The notice for ``msg``, with what the node sent per output (from its last counters).
+    """The notice for ``msg``, with what the node sent per output.
 
-    A node's closing report (its final ``NodeStats``) travels the same connection as its
-    exit, before it, so the counts are final for any node that closed; a node killed
-    without closing has the counts of its last report (at most a second old).
+    The daemon puts the node's last counters in its exit report (``NodeExited.sent``; a node
+    that closed sent its final ones first); a node killed without closing has the counts of
+    its last report (at most a second old). Older daemons: the counters seen here.
     """
-    stats = run.stats.get(msg.node)
-    sent = dict(stats.sent) if stats is not None and stats.sent is not None else None
+    sent = msg.sent
+    if sent is None and (stats := run.stats.get(msg.node)) is not None and stats.sent is not None:
+        sent = dict(stats.sent)
     return ctl.UpstreamExited(run.id, msg.node, msg.failed, msg.reason if msg.failed else "", sent)
 
 
