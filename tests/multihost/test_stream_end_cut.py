@@ -62,8 +62,9 @@ nodes:
     inputs: {{n: {{source: source/n, queue_size: 1000}}}}
 """
 
-# After the link returns: reconnecting (up to a few s), a heartbeat (0.5 s), the tail wait (1 s).
-ENDS_WITHIN_S = 15.0
+# After the link returns: reconnecting (about 1 s), a heartbeat (0.5 s), the tail wait (1 s).
+# Measured 1.2-1.7 s typically, up to 7 s on a loaded machine (3 engineers' tests on 2 cores).
+ENDS_WITHIN_S = 20.0
 
 
 @pytest.mark.timeout(90)
