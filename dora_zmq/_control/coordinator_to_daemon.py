@@ -7,7 +7,7 @@ from .contract import StopReason
 from .records import BundleRef, NodeEndpoint, ShipMode
 
 __all__ = [
-    "BundleUnavailable", "DaemonAccepted", "Peers", "Probe", "ShutdownDaemon", "SpawnNodes", "StopNodes", "UpstreamExited",
+    "BundleUnavailable", "DaemonAccepted", "ExitReported", "Peers", "Probe", "ShutdownDaemon", "SpawnNodes", "StopNodes", "UpstreamExited",
     "UpstreamRestarted",
 ]
 
@@ -65,13 +65,28 @@ class Peers:
 
 
 @control_message
+class ExitReported:
+    """The coordinator has the exit of ``node`` (``NodeExited``): the daemon stops resending it."""
+
+    dataflow_id: str
+    node: str
+
+
+@control_message
 class UpstreamExited:
-    """A node ended (relayed to nodes): failed means crashed or killed, with the error text."""
+    """A node ended (relayed to nodes): failed means crashed or killed, with the error text.
+
+    ``sent``: the messages it sent per output (its last sequence number), from its closing
+    report; None when unknown (older nodes, a node killed before it ever reported). With it,
+    a subscriber whose end-of-stream marker was lost in transit (a link that dropped, a
+    burst past ZeroMQ's queues) still closes the input and counts the missing tail as lost.
+    """
 
     dataflow_id: str
     node: str
     failed: bool
     error: str = ""
+    sent: dict[str, int] | None = None
 
 
 @control_message

@@ -26,9 +26,15 @@ class RegisterDaemon:
 
 @control_message
 class DaemonHeartbeat:
-    """Sent every second; a daemon silent for several intervals is considered lost."""
+    """Sent every second; a daemon silent for several intervals is considered lost.
+
+    ``exits``: per dataflow, the nodes whose ``UpstreamExited`` this daemon has received. The
+    coordinator sends again the ones missing (lost with a connection that dropped), so an
+    input's end never depends on one control message surviving. None from older daemons.
+    """
 
     machine_id: str
+    exits: dict[str, list[str]] | None = None
 
 
 @control_message
@@ -42,7 +48,8 @@ class NodeReady:
 
 @control_message
 class NodeExited:
-    """A node process ended."""
+    """A node process ended. The coordinator acknowledges it (``ExitReported``); the daemon
+    sends it again until then (see ``daemon._exit_reports``)."""
 
     dataflow_id: str
     node: str
@@ -52,6 +59,9 @@ class NodeExited:
     reason: str = ""
     stderr_tail: str = ""
     machine: str = ""
+    #: messages it sent per output (its last sequence numbers), from its last counters; None
+    #: if unknown. Subscribers count what never arrived as lost (see ``UpstreamExited.sent``).
+    sent: dict[str, int] | None = None
 
 
 @control_message

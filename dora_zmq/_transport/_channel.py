@@ -14,7 +14,7 @@ import zmq.utils.garbage  # noqa: F401 - see below
 from .. import _control
 from .._errors import ControlError, ProtocolError
 from ..security import TRUSTED, Peer, peer_of, secure_client, secure_server, stop_authenticator
-from ._options import set_heartbeats
+from ._options import keep_alive
 
 __all__ = ["Channel", "Poller", "context", "release_context"]
 
@@ -112,7 +112,7 @@ class Channel:
         """
         sock = context().socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 1000)
-        set_heartbeats(sock)
+        keep_alive(sock)  # see _options
         sock.setsockopt(zmq.MAXMSGSIZE, MAX_CONTROL_MESSAGE)
         sock.setsockopt(zmq.ROUTING_ID, (identity or f"peer/{secrets.token_hex(16)}").encode())
         secure_client(sock)

@@ -11,7 +11,7 @@ import zmq
 from .._errors import ControlError
 from ..security import Peer, Plane, peer_of, secure_client, secure_server, security_enabled
 from ._options import HWM as _HWM
-from ._options import set_heartbeats
+from ._options import keep_alive
 
 __all__ = ["Publisher", "Subscriber", "ipc_endpoint", "queue_bytes"]
 
@@ -95,7 +95,9 @@ class Publisher:
         sock.setsockopt(zmq.XPUB_VERBOSER, 1)
         sock.setsockopt(zmq.SNDHWM, _HWM)
         sock.setsockopt(zmq.LINGER, _PUB_LINGER_MS)
-        set_heartbeats(sock)  # on the data connections too: a vanished subscriber host is dropped
+        # Heartbeats on the data connections too: a subscriber host that vanished is dropped
+        # within seconds (its queue freed, its shared-memory share released), not at TCP timeout.
+        keep_alive(sock)  # see _options
         self._sock = sock
         self._hwm = _ByteBoundedHwm(sock, zmq.SNDHWM)
         # Through a relay every subscription comes on the relay's one connection: nothing to tell apart.
@@ -201,7 +203,7 @@ class Subscriber:
         sock = context_socket(zmq.XSUB)
         sock.setsockopt(zmq.RCVHWM, _HWM)
         sock.setsockopt(zmq.LINGER, 0)
-        set_heartbeats(sock)
+        keep_alive(sock)  # see _options
         secure_client(sock, Plane.DATA)
         self._sock = sock
         self._hwm = _ByteBoundedHwm(sock, zmq.RCVHWM)

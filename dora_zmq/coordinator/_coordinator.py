@@ -24,6 +24,7 @@ from ..tracing import LifecycleTracer
 from ._access import DAEMON_REPORTS, refusal
 from ._bundles import BundleService
 from ._observe import daemon_infos, node_stats
+from ._redeliver import exit_notice, missing_exits
 from ._state import DaemonRecord, DataflowRun, LogWatcher, NodeState, Status
 
 __all__ = ["Coordinator", "DEFAULT_PORT", "DEFAULT_ADDRESS"]
@@ -172,8 +173,10 @@ class Coordinator:
             # daemon reports
             case ctl.RegisterDaemon():
                 self._register_daemon(peer, sender, msg)
-            case ctl.DaemonHeartbeat():
-                pass  # _admit noted it
+            case ctl.DaemonHeartbeat(exits=exits):
+                # _admit noted it; exits it missed (a connection that dropped) go again
+                for notice in missing_exits(self._dataflows.values(), peer, exits or {}):
+                    self.channel.send(notice, to=peer)
             case ctl.DaemonExiting():
                 self._daemon_lost(peer, "daemon exited", expected=True)
             case ctl.FetchBundle():
@@ -187,7 +190,8 @@ class Coordinator:
             case ctl.NodeRestarting():
                 self._node_restarting(msg)
             case ctl.NodeExited():
-                self._node_exited(msg)
+                self._node_exited(msg)  # a copy of a known exit changes nothing
+                self.channel.send(ctl.ExitReported(msg.dataflow_id, msg.node), to=peer)  # it stops resending
             case ctl.NodeLogs():
                 self._node_logs(msg)
             case ctl.NodeStats(dataflow_id=df_id, node=node, drops=drops, lost=lost):
@@ -482,7 +486,8 @@ class Coordinator:
             summary = NodeFailure(msg.node, msg.exit_code, msg.signal, "", msg.reason, msg.machine).describe()
             at, _, _ = run.add_log(msg.node, "dora", summary)  # `dora-zmq logs` says how it ended
             self._notify(run, ctl.LogLine(run.id, msg.node, summary, "dora", at))
-        self._broadcast(run, ctl.UpstreamExited(run.id, msg.node, msg.failed, msg.reason if msg.failed else ""))
+        notice = run.exit_notices[msg.node] = exit_notice(run, msg)
+        self._broadcast(run, notice)
         if run.all_ended():
             self._finish(run, Status.FAILED if run.failures else Status.FINISHED)
         else:

@@ -95,6 +95,7 @@ class DataflowRun:
     stats_at: dict[str, float] = field(default_factory=dict)  # node -> monotonic time of those
     resources: dict[str, ctl.ProcessSample] = field(default_factory=dict)  # node -> last sample
     restarts: dict[str, int] = field(default_factory=dict)  # node -> restarts so far
+    exit_notices: dict[str, ctl.UpstreamExited] = field(default_factory=dict)  # node -> as sent (see _redeliver)
     status: str = Status.PENDING
     peers_sent: bool = False
     stopped: bool = False

@@ -27,6 +27,7 @@ from .._version import __version__
 from ..descriptor import NodeKind, NodeSpec, find_program, parse_dataflow
 from ..security import TRUSTED, Peer, Role
 from ..tracing import LifecycleTracer
+from ._exit_reports import ExitReports
 from ._resources import ResourceSampler, SampledProcess
 from ._restart import RestartBook
 from ._rundir import create_run_dir, sweep_stale_run_dirs
@@ -107,6 +108,7 @@ class Daemon:
             self._remove_run_dir()
             raise
         self.supervisor = Supervisor()
+        self._exit_reports = ExitReports()  # resent until the coordinator has them
         self._shipments = Shipments(cache_dir, machine_id, self.coordinator.send)
         self.accept_shipped = accept_shipped
         self._resources = ResourceSampler()
@@ -171,7 +173,10 @@ class Daemon:
                 self._restart_due()
                 self._flush_logs()
                 if self._accepted and now >= next_beat:
-                    self.coordinator.send(ctl.DaemonHeartbeat(self.machine_id))
+                    exits = {df.id: sorted({e.node for e in df.exits}) for df in self._dataflows.values()}
+                    self.coordinator.send(ctl.DaemonHeartbeat(self.machine_id, exits))
+                    for report in self._exit_reports.due():
+                        self.coordinator.send(report)
                     next_beat = now + _HEARTBEAT_S
                 if self._accepted and now >= next_resources:
                     self._send_resources()
@@ -242,9 +247,10 @@ class Daemon:
                     df.last_peers = msg
                     self._to_nodes(df, msg)
             case ctl.UpstreamExited(dataflow_id=df_id):
-                if (df := self._dataflows.get(df_id)) is not None:
-                    df.exits.append(msg)
+                if (df := self._dataflows.get(df_id)) is not None and df.note_exit(msg):
                     self._to_nodes(df, msg)
+            case ctl.ExitReported(dataflow_id=df_id, node=node):
+                self._exit_reports.acknowledged(df_id, node)
             case ctl.UpstreamRestarted(dataflow_id=df_id):
                 if (df := self._dataflows.get(df_id)) is not None:
                     self._to_nodes(df, msg)
@@ -419,6 +425,8 @@ class Daemon:
                     self.coordinator.send(ctl.NodeReady(df_id, node, endpoint))
             case ctl.NodeStats(dataflow_id=df_id, node=node) | ctl.RequestStop(dataflow_id=df_id, node=node):
                 if self._from_node(peer, msg, df_id, node, unverified_ok=True):
+                    if isinstance(msg, ctl.NodeStats):
+                        self._exit_reports.note_stats(msg)
                     self.coordinator.send(msg)
             case ctl.NodeClosing(dataflow_id=df_id, node=node, error=error):
                 if not self._from_node(peer, msg, df_id, node, unverified_ok=True):
@@ -606,9 +614,9 @@ class Daemon:
     def _report_exit(self, df_id: str, node: str, info: ExitInfo) -> None:
         if info.failed:
             log.info("dataflow %s: node %s failed: exit %s signal %s %s", df_id, node, info.exit_code, info.signal, info.reason)
-        self.coordinator.send(
+        self.coordinator.send(self._exit_reports.report(
             ctl.NodeExited(df_id, node, info.exit_code, info.signal, info.failed, info.reason, info.stderr_tail, self.machine_id)
-        )
+        ))
 
     def _flush_logs(self) -> None:
         batches: dict[tuple[str, str, str], list[str]] = {}

@@ -76,6 +76,14 @@ class DataflowState:
     trace_context: str = ""
     restarts: RestartBook | None = None  # restart_policy records (a pending restart keeps a node live)
 
+    def note_exit(self, msg: ctl.UpstreamExited) -> bool:
+        """Record a relayed exit; False if it is a copy already known (the coordinator resends
+        exits a heartbeat did not acknowledge, see ``DaemonHeartbeat.exits``)."""
+        if msg in self.exits:
+            return False
+        self.exits.append(msg)
+        return True
+
     def reader_token(self, node: str) -> str:
         """``node``'s data-plane reader token ("" if the coordinator sent no secret)."""
         if not self.reader_secret:

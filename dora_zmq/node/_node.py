@@ -409,7 +409,7 @@ class Node(DoraExtras):
         for spec in self._spec.inputs.values():
             if isinstance(spec.source, OutputRef):
                 topic = encode_topic(spec.source.node, spec.source.output)
-                routes.setdefault(topic, Route(spec.source.node, [])).inputs.append(spec.id)
+                routes.setdefault(topic, Route(spec.source.node, [], output=spec.source.output)).inputs.append(spec.id)
         return routes
 
     def _reader_topics(self) -> dict[str, frozenset[bytes]]:

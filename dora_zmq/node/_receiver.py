@@ -23,6 +23,7 @@ from .._shm import SegmentReader, ShmDescriptor
 from .._transport import Channel, Poller, Subscriber, Wakeup
 from .._wire import TIMESTAMP_KEY, MessageKind, UnreadableValue, decode_frames, encode_release, timestamp_of
 from ._events import EVENT_KIND, Event, EventQueue, EventType, ReceivedEvent, StopReason
+from ._stream_end import EndingUpstreams
 
 __all__ = ["Receiver", "Route", "TimerInput"]
 
@@ -45,6 +46,7 @@ class Route:
     inputs: list[str]
     next_seq: int = 0
     lost: int = 0
+    output: str = ""  # the upstream's output id (its exit notice counts messages per output)
 
 
 @dataclass(slots=True)
@@ -105,6 +107,7 @@ class Receiver(threading.Thread):
         self._parent = os.getppid() if watch_parent else None
         self.malformed = 0
         self.upstream_failed: dict[str, str] = {}
+        self._ending = EndingUpstreams(node_id, routes, lambda: queue.open_inputs, self._close_from)
 
     def close(self, timeout: float = 2.0) -> None:
         """Ask the thread to stop, wait for it, and close its sockets."""
@@ -225,6 +228,7 @@ class Receiver(threading.Thread):
             self._drain_data()
         if self._wakeup in ready or self._releases:
             self._send_releases()
+        self._ending.check()
         self._fire_timers()
         self._check_parent()
         self._report_stats()
@@ -273,6 +277,8 @@ class Receiver(threading.Thread):
             self._malformed(f"undecodable: {type(exc).__name__}: {exc}", frames[0].bytes, route.inputs)
             return
         self._advance(route, msg.seq, frames[0].bytes)
+        if self._ending:
+            self._ending.progress(route.node)
         value = msg.value
         if msg.kind is MessageKind.SHM:
             value = self._open_shm(msg.shm or b"", msg.topic, route.inputs)
@@ -346,8 +352,8 @@ class Receiver(threading.Thread):
         match msg:
             case ctl.StopNode(reason=reason):
                 self._queue.stop(reason)
-            case ctl.UpstreamExited(node=node, failed=failed, error=error):
-                self._upstream_exited(node, failed, error)
+            case ctl.UpstreamExited(node=node, failed=failed, error=error, sent=sent):
+                self._upstream_exited(node, failed, error, sent)
             case ctl.UpstreamRestarted(node=node):
                 self._upstream_restarted(node)
             case ctl.Peers():
@@ -355,7 +361,7 @@ class Receiver(threading.Thread):
             case _:
                 log.debug("node %s: ignoring control message %r", self.node_id, msg)
 
-    def _upstream_exited(self, node: str, failed: bool, error: str) -> None:
+    def _upstream_exited(self, node: str, failed: bool, error: str, sent: dict[str, int] | None) -> None:
         # Data sent before the exit may still sit in the socket: take all of it first, so
         # that INPUT_CLOSED stays after the upstream's last message (the input queues keep
         # only the newest queue_size of it; nothing arriving later would be kept).
@@ -363,8 +369,16 @@ class Receiver(threading.Thread):
         err = (error or "upstream node failed") if failed else None
         if err is not None and node in self.upstream_failed:
             err = None  # already reported in-band
+        if sent is not None:
+            # Its counts are known: close once the tail is in (or overdue), counting what
+            # never arrived; the in-band marker, if it comes, closes the inputs first.
+            self._ending.exited(node, sent, err)
+            return
         inputs = [i for route in self._routes.values() if route.node == node for i in route.inputs]
         self._queue.close_inputs(inputs, failed=err, source=node)
+
+    def _close_from(self, inputs: list[str], failed: str | None, source: str) -> None:
+        self._queue.close_inputs(inputs, failed=failed, source=source)
 
     def _upstream_restarted(self, node: str) -> None:
         """An upstream node is started again (restart_policy): its inputs stay open."""

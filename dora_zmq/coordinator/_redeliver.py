@@ -1,0 +1,44 @@
+"""Exit notices sent again to a daemon that missed them.
+
+A node's end reaches its subscribers two ways: in-band (the end-of-stream marker after its
+last message) and by the control plane (``UpstreamExited``, from the coordinator through each
+daemon). A link that drops for longer than the control sockets' heartbeat timeout loses what
+was queued on the connection, both ways. Each daemon heartbeat lists the exits it has (see
+``DaemonHeartbeat.exits``); the coordinator sends the missing ones again, so the end of a
+stream does not depend on one message surviving. Daemons ignore copies they already have.
+
+Runs on the coordinator's thread only (it owns the runs).
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from .. import _control as ctl
+from ._state import DataflowRun
+
+__all__ = ["exit_notice", "missing_exits"]
+
+
+def exit_notice(run: DataflowRun, msg: ctl.NodeExited) -> ctl.UpstreamExited:
+    """The notice for ``msg``, with what the node sent per output.
+
+    The daemon puts the node's last counters in its exit report (``NodeExited.sent``; a node
+    that closed sent its final ones first); a node killed without closing has the counts of
+    its last report (at most a second old). Older daemons: the counters seen here.
+    """
+    sent = msg.sent
+    if sent is None and (stats := run.stats.get(msg.node)) is not None and stats.sent is not None:
+        sent = dict(stats.sent)
+    return ctl.UpstreamExited(run.id, msg.node, msg.failed, msg.reason if msg.failed else "", sent)
+
+
+def missing_exits(runs: Iterable[DataflowRun], daemon: bytes, known: dict[str, list[str]]) -> list[ctl.UpstreamExited]:
+    """Exit notices of the dataflows ``daemon`` still runs (``known``'s keys) it has not got."""
+    out: list[ctl.UpstreamExited] = []
+    for run in runs:
+        have = known.get(run.id)
+        if have is None or run.finished or daemon not in run.daemons:
+            continue
+        out.extend(notice for node, notice in run.exit_notices.items() if node not in have)
+    return out
