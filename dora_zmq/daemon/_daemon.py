@@ -11,7 +11,6 @@ import os
 import secrets
 import shutil
 import socket
-import sys
 import threading
 import time
 from collections import OrderedDict
@@ -23,12 +22,14 @@ from .._errors import ControlError, DescriptorError
 from .._shm import cleanup_segments, cleanup_stale
 from .._transport import Channel, Poller, ipc_endpoint
 from .._version import __version__
-from ..descriptor import NodeKind, NodeSpec, find_program, parse_dataflow
+from ..descriptor import NodeKind, NodeSpec, parse_dataflow
 from ..security import TRUSTED, Peer, Role
 from ..tracing import LifecycleTracer
+from ._heartbeat import HeartbeatThread
 from ._resources import ResourceSampler, SampledProcess
 from ._restart import RestartBook
 from ._rundir import create_run_dir, sweep_stale_run_dirs
+from ._spawning import SpawnQueue, node_argv, node_log_path
 from ._shipments import WORK_DIR, Shipments, missing_folder, runs_in_place
 from ._state import DataflowState, Senders, check_identities, check_token
 from ._supervisor import ExitInfo, Supervisor
@@ -43,7 +44,6 @@ ENV_NODE = "DORA_NODE_ID"
 ENV_DATAFLOW = "DORA_DATAFLOW_ID"
 ENV_MACHINE = "DORA_ZMQ_MACHINE"
 
-_HEARTBEAT_S = 0.5
 _RESOURCES_S = 1.0  # how often node CPU/memory go to the coordinator (`dora-zmq top`)
 _REGISTER_RETRY_S = 1.0
 # Dataflows whose nodes all exited: their senders are kept a while, because a node's last
@@ -107,11 +107,14 @@ class Daemon:
             # identity to whoever connects with it (so a reconnecting daemon keeps its place).
             ident = f"daemon/{machine_id}/{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(16)}"
             self.coordinator = Channel.connect(coordinator, identity=ident)
+            self.identity = ident.encode()  # of its control connection (Coordinator.add_in_process_daemon)
         except BaseException:
             self.nodes.close()
             self._remove_run_dir()
             raise
         self.supervisor = Supervisor()
+        self._spawns = SpawnQueue()  # nodes to start, a slice per pass of the loop (._spawning)
+        self._heartbeat = HeartbeatThread(coordinator, ident, machine_id)  # beats even while the loop is busy
         self._shipments = Shipments(cache_dir, machine_id, self.coordinator.send)
         self.accept_shipped = accept_shipped
         self._resources = ResourceSampler()
@@ -160,6 +163,7 @@ class Daemon:
             raise RuntimeError("this daemon was closed")
         self._serving = True
         poller = Poller([self.coordinator, self.nodes])
+        self._heartbeat.start()
         next_beat = next_register = next_resources = 0.0
         try:
             while True:
@@ -169,15 +173,16 @@ class Daemon:
                 if not self._accepted and now >= next_register:
                     self._register()
                     next_register = now + _REGISTER_RETRY_S
-                for member in poller.wait(50):
+                for member in poller.wait(0 if self._spawns else 50):
                     self._drain(member)
+                self._spawn_queued()
                 self._reap()
                 self._finish_shipments()
                 self._restart_due()
                 self._flush_logs()
                 if self._accepted and now >= next_beat:
                     self.coordinator.send(ctl.DaemonHeartbeat(self.machine_id))
-                    next_beat = now + _HEARTBEAT_S
+                    next_beat = now + ctl.HEARTBEAT_INTERVAL_S  # this one also gets "register again"
                 if self._accepted and now >= next_resources:
                     self._send_resources()
                     next_resources = now + _RESOURCES_S
@@ -228,6 +233,7 @@ class Daemon:
             case ctl.DaemonAccepted(register_again=True):
                 log.warning("daemon '%s': the coordinator does not know this daemon (it restarted?); registering again", self.machine_id)
                 self._accepted = False
+                self._heartbeat.accepted.clear()
             case ctl.DaemonAccepted(error=error):
                 if error:
                     log.error("coordinator refused daemon '%s': %s", self.machine_id, error)
@@ -235,6 +241,7 @@ class Daemon:
                     self._stop.set()
                 else:
                     self._accepted = True
+                    self._heartbeat.accepted.set()
                     log.info("daemon '%s' registered with the coordinator at %s", self.machine_id, self.coordinator.address)
             case ctl.SpawnNodes():
                 self._spawn_dataflow(msg)
@@ -301,16 +308,21 @@ class Daemon:
         self._spawn_nodes(df)
 
     def _spawn_nodes(self, df: DataflowState) -> None:
+        """Queue the nodes this daemon starts; ``_spawn_queued`` starts them, a slice per pass."""
+        queued = []
         for node_id in df.nodes:
             try:
-                spec = df.descriptor.node(node_id)
+                if df.descriptor.node(node_id).kind is not NodeKind.DYNAMIC:
+                    queued.append(node_id)
             except KeyError as exc:
                 self._report_exit(df.id, node_id, ExitInfo(None, None, True, f"not in the dataflow: {exc}", ""))
-                continue
-            if spec.kind is NodeKind.DYNAMIC:
-                continue
-            self._spawn_node(df, spec)
-            self._tracer.instant(f"spawn node {node_id}", df.trace_context, dataflow_id=df.id, node_id=node_id, machine=self.machine_id)
+        self._spawns.add(df.id, queued)
+
+    def _spawn_queued(self) -> None:
+        for df_id, node_id in self._spawns.due():
+            if (df := self._dataflows.get(df_id)) is not None:
+                self._spawn_node(df, df.descriptor.node(node_id))
+                self._tracer.instant(f"spawn node {node_id}", df.trace_context, dataflow_id=df.id, node_id=node_id, machine=self.machine_id)
 
     def _finish_shipments(self) -> None:
         """Spawn the nodes of dataflows whose shipped folder is ready; fail those whose is not."""
@@ -346,7 +358,7 @@ class Daemon:
             self._report_exit(msg.dataflow_id, node, ExitInfo(None, None, True, reason, ""))
 
     def _spawn_node(self, df: DataflowState, spec: NodeSpec) -> None:
-        argv = self._argv(df, spec)
+        argv = node_argv(df, spec)
         if isinstance(argv, str):
             self._report_exit(df.id, spec.id, ExitInfo(None, None, True, argv, ""))
             return
@@ -362,7 +374,7 @@ class Daemon:
             "PYTHONUNBUFFERED": "1",
         })
         try:
-            self.supervisor.spawn(df.id, spec.id, argv, env, df.working_dir, self._log_path(df, spec.id))
+            self.supervisor.spawn(df.id, spec.id, argv, env, df.working_dir, node_log_path(self.run_dir, df, spec.id))
         except Exception as exc:  # noqa: BLE001 - whatever stops a spawn (OSError, a NUL byte's
             # ValueError, SubprocessError...) is this node's failure: unreported, the dataflow
             # would wait in "spawning" for ever.
@@ -373,37 +385,13 @@ class Daemon:
         df.registered.discard(spec.id)
         df.live.add(spec.id)
 
-    @staticmethod
-    def _argv(df: DataflowState, spec: NodeSpec) -> list[str] | str:
-        if spec.kind is NodeKind.RUNTIME:
-            return [sys.executable, "-u", "-m", "dora_zmq.operators"]
-        path = spec.executable
-        if path is None and spec.path:
-            candidate = Path(spec.path) if os.path.isabs(spec.path) else df.working_dir / spec.path
-            path = candidate if candidate.exists() else (Path(w) if (w := find_program(spec.path)) else None)
-        if path is None or not path.exists():
-            return f"node '{spec.id}': path '{spec.path}' not found (looked in {df.working_dir} and on PATH)"
-        if path.suffix == ".py":
-            return [sys.executable, "-u", str(path), *spec.args]
-        return [str(path), *spec.args]
-
-    def _log_path(self, df: DataflowState, node: str) -> Path:
-        # A shipped copy goes when the dataflow ends: its nodes' log files live in the run
-        # folder (until the daemon stops; the coordinator keeps the lines for `dora-zmq logs`).
-        bases = [self.run_dir / "logs" / df.id] if df.shipped else [df.working_dir / "out" / df.id, self.run_dir / "logs" / df.id]
-        for base in bases:
-            try:
-                base.mkdir(parents=True, exist_ok=True)
-                return base / f"log_{node}.txt"
-            except OSError:
-                continue
-        return self.run_dir / f"log_{df.id}_{node}.txt"
-
     def _stop_dataflow(self, df: DataflowState, grace_s: float, reason: str) -> None:
         df.stopping = reason or "MANUAL"
         df.grace_s = grace_s
         self._to_nodes(df, ctl.StopNode(df.stopping))
         self.supervisor.request_stop(df.id, grace_s)
+        for node in self._spawns.drop(df.id):
+            self._end_node(df, node, ExitInfo(None, None, False, "stopped before it started", ""))
         for node, info in df.restarts.call_off() if df.restarts else ():  # not begun: called off
             self._end_node(df, node, info)
 
@@ -593,7 +581,7 @@ class Daemon:
                         self._forget(df)
 
     def _forget(self, df: DataflowState) -> None:
-        if df.waiting_for_folder:  # the unpacking worker may be writing into ipc_dir/work
+        if df.waiting_for_folder or self._spawns.pending(df.id):  # the unpacking worker may be writing into ipc_dir/work
             return
         if any(df.descriptor.node(n).kind is NodeKind.DYNAMIC for n in df.peers):
             return
@@ -640,6 +628,7 @@ class Daemon:
         self._closed = True
         try:
             self._shipments.close()
+            self._heartbeat.stop()
             exited = self.supervisor.tick() + self.supervisor.close()
             self._flush_logs()  # last lines first, as in _reap
             for proc, info in exited:
