@@ -46,6 +46,10 @@ ENV_MACHINE = "DORA_ZMQ_MACHINE"
 
 _RESOURCES_S = 1.0  # how often node CPU/memory go to the coordinator (`dora-zmq top`)
 _REGISTER_RETRY_S = 1.0
+#: ``dora-zmq daemon`` on SIGTERM/SIGINT: nodes get STOP and this long, then SIGTERM, 2 s later
+#: SIGKILL; a second signal skips the grace. The process is gone EXIT_BOUND_S after the first.
+SHUTDOWN_GRACE_S = 10.0
+EXIT_BOUND_S = SHUTDOWN_GRACE_S + 5.0 + 5.0  # + the stop ladder's end and reaping, + closing
 # Dataflows whose nodes all exited: their senders are kept a while, because a node's last
 # reports (final NodeStats) may be read after its exit was, and must still be verified.
 _RETIRED_KEPT = 32
@@ -133,12 +137,14 @@ class Daemon:
         """Where this daemon's nodes connect."""
         return self.nodes.address
 
-    def request_shutdown(self, grace_s: float = 10.0) -> None:
-        """Thread-safe: stop every node (bounded ladder) and leave ``serve_forever``."""
+    def request_shutdown(self, grace_s: float = SHUTDOWN_GRACE_S) -> None:
+        """Thread-safe: stop every node (bounded ladder) and leave ``serve_forever``; called
+        again with a shorter grace (a second Ctrl-C), the nodes get that one."""
+        self._pending_grace = min(grace_s, self._pending_grace) if self._stop.is_set() else grace_s
         self._stop.set()
-        self._pending_grace = grace_s
 
-    _pending_grace = 10.0
+    _pending_grace = SHUTDOWN_GRACE_S
+    _begun_grace: float | None = None
 
     def close(self) -> None:
         """Release a daemon whose ``serve_forever`` never ran (sockets, run folder; idempotent).
@@ -168,7 +174,7 @@ class Daemon:
         try:
             while True:
                 now = time.monotonic()
-                if self._stop.is_set() and self._shutdown_deadline is None:
+                if self._stop.is_set() and self._pending_grace != self._begun_grace:
                     self._begin_shutdown(self._pending_grace)
                 if not self._accepted and now >= next_register:
                     self._register()
@@ -396,9 +402,15 @@ class Daemon:
             self._end_node(df, node, info)
 
     def _begin_shutdown(self, grace_s: float) -> None:
-        self._shutdown_deadline = time.monotonic() + grace_s + 5.0
+        self._begun_grace = grace_s
+        deadline = time.monotonic() + grace_s + 5.0
+        self._shutdown_deadline = min(deadline, self._shutdown_deadline or deadline)
+        log.info("daemon '%s' stopping: %d node(s) get %g s to exit", self.machine_id, len(self.supervisor.running()), grace_s)
         for df in list(self._dataflows.values()):
-            self._stop_dataflow(df, grace_s, "MANUAL")
+            if df.stopping:  # told STOP already: only the ladder is shortened
+                self.supervisor.request_stop(df.id, grace_s)
+            else:
+                self._stop_dataflow(df, grace_s, "MANUAL")
 
     # ---- node side ---------------------------------------------------------------------
 
