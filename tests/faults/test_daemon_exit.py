@@ -35,7 +35,7 @@ def _stack(dora, tmp_path: Path):
     coordinator = dora("coordinator", "--bind", address, env=env)
     coordinator.wait_for_line("coordinator listening")
     daemon = dora("-v", "daemon", env=env, cwd=tmp_path)
-    daemon.wait_for_line("registered with the coordinator")
+    daemon.wait_for_line("registered with the coordinator", timeout=60)
     return env, coordinator, daemon
 
 
@@ -65,7 +65,7 @@ def test_a_second_sigterm_skips_the_grace_period_of_nodes_that_ignore_stop(dora,
     )
     env, coordinator, daemon = _stack(dora, tmp_path)
     attached = dora("start", str(flow), "--attach", env=env, cwd=tmp_path)
-    attached.wait_for_line("stubborn is running")
+    attached.wait_for_line("stubborn is running", timeout=60)
     start = time.monotonic()
     daemon.send_signal(signal.SIGTERM)
     daemon.wait_for_line(f"stopping: 1 node.s. get {SHUTDOWN_GRACE_S:g} s")  # the first signal was taken
