@@ -46,8 +46,7 @@ ENV_MACHINE = "DORA_ZMQ_MACHINE"
 
 _RESOURCES_S = 1.0  # how often node CPU/memory go to the coordinator (`dora-zmq top`)
 _REGISTER_RETRY_S = 1.0
-#: ``dora-zmq daemon`` on SIGTERM/SIGINT: nodes get STOP and this long, then SIGTERM, 2 s later
-#: SIGKILL; a second signal skips the grace. The process is gone EXIT_BOUND_S after the first.
+#: On SIGTERM/SIGINT nodes get STOP and this grace (README: "Stopping a daemon"); then gone by EXIT_BOUND_S.
 SHUTDOWN_GRACE_S = 10.0
 EXIT_BOUND_S = SHUTDOWN_GRACE_S + 5.0 + 5.0  # + the stop ladder's end and reaping, + closing
 # Dataflows whose nodes all exited: their senders are kept a while, because a node's last
@@ -314,8 +313,7 @@ class Daemon:
         self._spawn_nodes(df)
 
     def _spawn_nodes(self, df: DataflowState) -> None:
-        """Queue the nodes this daemon starts; ``_spawn_queued`` starts them, a slice per pass."""
-        queued = []
+        queued = []  # started by _spawn_queued, a slice per pass of the loop
         for node_id in df.nodes:
             try:
                 if df.descriptor.node(node_id).kind is not NodeKind.DYNAMIC:
