@@ -6,7 +6,7 @@ from ._codec import control_message
 from .records import NodeEndpoint, ProcessSample
 
 __all__ = [
-    "DaemonExiting", "DaemonHeartbeat", "FetchBundle", "NodeExited", "NodeLogs", "NodeReady", "NodeResources", "NodeRestarting",
+    "HEARTBEAT_INTERVAL_S", "HEARTBEAT_ID_SUFFIX", "DaemonExiting", "DaemonHeartbeat", "FetchBundle", "NodeExited", "NodeLogs", "NodeReady", "NodeResources", "NodeRestarting",
     "NodeStats", "RegisterDaemon", "RequestStop",
 ]
 
@@ -24,13 +24,22 @@ class RegisterDaemon:
     advertise: str = ""  # the address other machines reach this one by (--advertise)
 
 
+#: How often a daemon says it is alive (from a thread that does nothing else).
+HEARTBEAT_INTERVAL_S = 0.5
+#: A daemon's heartbeat connection has the routing id of its control connection plus this
+#: suffix: the coordinator credits that daemon with its beats (same key required).
+HEARTBEAT_ID_SUFFIX = b"/heartbeat"
+
+
 @control_message
 class DaemonHeartbeat:
-    """Sent every second; a daemon silent for several intervals is considered lost.
+    """Sent every ``HEARTBEAT_INTERVAL_S``, on the control connection and on the heartbeat
+    connection; see ``coordinator/_liveness.py`` for when a silent daemon is lost.
 
-    ``exits``: per dataflow, the nodes whose ``UpstreamExited`` this daemon has received. The
-    coordinator sends again the ones missing (lost with a connection that dropped), so an
-    input's end never depends on one control message surviving. None from older daemons.
+    ``exits`` (control connection only): per dataflow, the nodes whose ``UpstreamExited`` this
+    daemon has received. The coordinator sends again the ones missing (lost with a connection
+    that dropped), so an input's end never depends on one control message surviving. None
+    from older daemons and on the heartbeat connection.
     """
 
     machine_id: str

@@ -84,6 +84,11 @@ class Channel:
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # an error, not a silent drop, for a gone peer
         sock.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a reconnecting peer takes its identity back
+        # ZeroMQ's own connection heartbeat, answered by libzmq's I/O thread (no Python load
+        # delays it): a peer cut off by the network is disconnected 3 s after its last answer,
+        # and a send to it then fails (how the coordinator confirms a silent daemon is gone).
+        sock.setsockopt(zmq.HEARTBEAT_IVL, 1000)
+        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3000)
         sock.setsockopt(zmq.MAXMSGSIZE, MAX_CONTROL_MESSAGE)
         secure_server(sock)
         channel = cls(sock, True, bind)

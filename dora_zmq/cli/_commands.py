@@ -18,7 +18,7 @@ from .. import _control as ctl
 from .._bundle import BundleLimits, parse_size
 from .._errors import ControlError, DataflowFailed, DescriptorErrors, NodeFailure
 from ..coordinator import DEFAULT_ADDRESS, Coordinator
-from ..daemon import Daemon, run_builds
+from ..daemon import EXIT_BOUND_S, SHUTDOWN_GRACE_S, Daemon, run_builds
 from ..descriptor import Dataflow, load_dataflow
 from . import cli
 from . import _logs, _top, _views  # noqa: F401 - register logs; top; list, status
@@ -104,7 +104,7 @@ def run(
 def coordinator(bind: str, cache_dir: str | None) -> None:
     """Run a coordinator in the foreground."""
     coord = Coordinator(bind, cache_dir=Path(cache_dir) if cache_dir else None)
-    _serve_in_foreground(coord.serve_forever, coord.request_shutdown, f"coordinator listening on {coord.address}", 10)
+    _serve_in_foreground(coord.serve_forever, lambda _: coord.request_shutdown(), f"coordinator listening on {coord.address}", 10)
 
 
 @cli.command()
@@ -127,7 +127,8 @@ def daemon(
         advertise=advertise, cache_dir=Path(cache_dir) if cache_dir else None, accept_shipped=accept_shipped,
     )
     banner = f"daemon '{machine_id or '(default)'}' connecting to {coordinator_address(coordinator)}"
-    _serve_in_foreground(d.serve_forever, lambda: d.request_shutdown(10.0), banner, 30)
+    # A second signal skips the nodes' grace period (as for `run`).
+    _serve_in_foreground(d.serve_forever, lambda n: d.request_shutdown(SHUTDOWN_GRACE_S if n == 1 else 0.0), banner, EXIT_BOUND_S)
     if d.refused:
         raise ControlError(f"the coordinator refused daemon '{machine_id or '(default)'}': {d.refused}")
 
@@ -144,7 +145,7 @@ def relay(publishers: str, subscribers: str) -> None:
     from .._transport import Relay
 
     r = Relay(publishers, subscribers)
-    _serve_in_foreground(r.serve_forever, r.request_stop, f"relay: publishers connect to {r.publishers}, subscribers to {r.subscribers}", 5)
+    _serve_in_foreground(r.serve_forever, lambda _: r.request_stop(), f"relay: publishers connect to {r.publishers}, subscribers to {r.subscribers}", 5)
 
 
 @cli.command()
@@ -314,16 +315,29 @@ def stop(dataflow: str | None, grace: float, coordinator: str | None) -> None:
     out.print(request(address, ctl.StopDataflow(dataflow, grace)).message)
 
 
-def _serve_in_foreground(serve: Callable[[], None], stop: Callable[[], None], banner: str, join_s: float) -> None:
-    """Run a service loop on a thread until SIGINT/SIGTERM, then stop it (bounded)."""
+def _serve_in_foreground(serve: Callable[[], None], stop: Callable[[int], None], banner: str, bound_s: float) -> None:
+    """Run a service loop on a thread until SIGINT/SIGTERM; ``stop(n)`` on the n-th signal.
+
+    The process is gone at most ``bound_s`` after the first signal: a loop that has not ended
+    by then (a wedged node pipe, a flush to a dead collector) is abandoned with ``os._exit``,
+    which skips exit hooks that could block too; the kernel kills the nodes (PDEATHSIG).
+    """
     with StopSignals() as signals:
         t = threading.Thread(target=serve, name="service", daemon=True)
         t.start()
         out.print(banner)
-        while t.is_alive() and not signals.event.wait(0.2):
-            pass
-        stop()
-        t.join(join_s)
+        handled = 0
+        deadline = float("inf")
+        while t.is_alive():
+            signals.event.wait(0.2)
+            if signals.count > handled:
+                signals.event.clear()
+                handled = signals.count
+                deadline = min(deadline, time.monotonic() + bound_s)
+                stop(handled)
+            elif time.monotonic() > deadline:
+                err.print(f"[red]did not stop within {bound_s:g} s of the signal; exiting anyway[/red]")
+                os._exit(1)
 
 
 def _ship_mode(given: str | None) -> str:

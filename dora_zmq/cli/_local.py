@@ -33,6 +33,7 @@ def run_local(dataflow: Dataflow, name: str | None, grace_s: float, stop_after_s
         log.info("run is local (127.0.0.1 and ipc sockets): the CURVE keys in %s are not used", ENV_KEYS)
     coordinator = _embedded_coordinator()
     daemon = Daemon(coordinator.address, "")
+    coordinator.add_in_process_daemon(daemon.identity)  # never declared lost (coordinator/_liveness.py)
     threads = [
         threading.Thread(target=coordinator.serve_forever, name="dora-zmq-coordinator", daemon=True),
         threading.Thread(target=daemon.serve_forever, name="dora-zmq-daemon", daemon=True),

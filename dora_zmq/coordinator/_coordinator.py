@@ -23,6 +23,7 @@ from ..security import Peer
 from ..tracing import LifecycleTracer
 from ._access import DAEMON_REPORTS, refusal
 from ._bundles import BundleService
+from ._liveness import PROBE_EVERY_S, judge
 from ._observe import daemon_infos, node_stats
 from ._redeliver import exit_notice, missing_exits
 from ._state import DaemonRecord, DataflowRun, LogWatcher, NodeState, Status
@@ -33,8 +34,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PORT = ctl.DEFAULT_PORT
 DEFAULT_ADDRESS = ctl.DEFAULT_COORDINATOR
-# Daemons beat every 0.5 s: 6 missed beats and the machine is considered lost.
-DAEMON_TIMEOUT_S = float(os.environ.get("DORA_ZMQ_DAEMON_TIMEOUT", "3"))
 MACHINE_WAIT_S = float(os.environ.get("DORA_ZMQ_MACHINE_WAIT", "10"))
 # After this long without every node started, say which ones the others are waiting for.
 START_WARN_S = float(os.environ.get("DORA_ZMQ_START_WARN", "5"))
@@ -57,6 +56,7 @@ class Coordinator:
         self.channel = Channel.serve(bind)
         self._bundles = BundleService(cache_dir, self._pinned_bundles)
         self._daemons: dict[bytes, DaemonRecord] = {}
+        self._in_process: set[bytes] = set()  # daemons in this process: never lost (._liveness)
         self._dataflows: dict[str, DataflowRun] = {}
         self._watchers: dict[str, list[LogWatcher]] = {}
         self._spawn_waiters: dict[str, list[bytes]] = {}  # dataflow id -> CLIs in WaitForSpawn
@@ -70,6 +70,11 @@ class Coordinator:
     def address(self) -> str:
         """The bound control address (with the real port when bound to port 0)."""
         return self.channel.address
+
+    def add_in_process_daemon(self, identity: bytes) -> None:
+        """Before ``serve_forever``: the daemon with this control identity runs in this
+        process (``dora-zmq run``), so it is never declared lost for being silent."""
+        self._in_process.add(identity)
 
     def request_shutdown(self) -> None:
         """Thread-safe: leave ``serve_forever`` soon."""
@@ -107,6 +112,9 @@ class Coordinator:
 
     def _admit(self, peer: bytes, sender: Peer, msg: Any) -> bool:
         """True if this connection may send ``msg`` (see ``_access``); says why not if it may not."""
+        if peer.endswith(ctl.HEARTBEAT_ID_SUFFIX):
+            self._heartbeat_connection(peer, sender, msg)
+            return False
         why = refusal(sender, msg)
         if not why and isinstance(msg, DAEMON_REPORTS):
             why = self._report_refusal(peer, sender, msg)
@@ -120,6 +128,24 @@ class Coordinator:
         elif not isinstance(msg, DAEMON_REPORTS):
             self.channel.send(ctl.Failed(why), to=peer)
         return False
+
+    def _heartbeat_connection(self, peer: bytes, sender: Peer, msg: Any) -> None:
+        """A beat from a daemon's heartbeat thread counts for the daemon whose control
+        connection it is named after, if it comes with the key that daemon registered with."""
+        record = self._daemons.get(peer[: -len(ctl.HEARTBEAT_ID_SUFFIX)])
+        if not isinstance(msg, ctl.DaemonHeartbeat):
+            why = "a heartbeat connection carries heartbeats only"
+        elif record is None:
+            log.debug("coordinator: heartbeat from %r, whose daemon is not registered (yet)", peer)
+            return
+        else:
+            why = refusal(sender, msg) or (
+                "" if record.key == sender else f"the daemon registered with {record.key.describe()}, this beat came with {sender.describe()}"
+            )
+        if why:
+            log.warning("coordinator refused %s from connection %r: %s", type(msg).__name__, peer, why)
+            return
+        record.last_seen = time.monotonic()
 
     def _report_refusal(self, peer: bytes, sender: Peer, msg: Any) -> str:
         """Why a daemon report cannot come from this connection ("" if it can)."""
@@ -560,13 +586,29 @@ class Coordinator:
         self._bundles.tick()
         now = time.monotonic()
         for ident, record in list(self._daemons.items()):
-            if now - record.last_seen > DAEMON_TIMEOUT_S:
-                self._daemon_lost(ident, f"no heartbeat for {DAEMON_TIMEOUT_S:g} s")
+            self._check_daemon(ident, record, now)
         for run in list(self._dataflows.values()):
             if run.status == Status.PENDING:
                 self._try_place(run)
             elif run.status == Status.RUNNING and not run.peers_sent and not run.start_warned:
                 self._warn_slow_start(run)
+
+    def _check_daemon(self, ident: bytes, record: DaemonRecord, now: float) -> None:
+        """Apply the liveness rule (._liveness) to one daemon."""
+        verdict = judge(now - record.last_seen, ident in self._in_process)
+        if verdict.probe and now - record.probed_at >= PROBE_EVERY_S:
+            record.probed_at = now
+            # ROUTER_MANDATORY: the send fails if the daemon's connection is gone.
+            verdict = judge(now - record.last_seen, False, connected=self.channel.send(ctl.Probe(), to=ident))
+        name = record.machine_id or "(default)"
+        if verdict.lost:
+            self._daemon_lost(ident, verdict.lost)
+        elif verdict.suspect and not record.suspect:
+            record.suspect = True
+            log.warning("daemon '%s' silent for %.1f s but its connection is open: busy, not lost (yet)", name, now - record.last_seen)
+        elif not verdict.suspect and record.suspect:
+            record.suspect = False
+            log.info("daemon '%s' is heard from again", name)
 
     def _warn_slow_start(self, run: DataflowRun) -> None:
         # A node starts once its upstream nodes have called Node() or exited. A program that

@@ -54,6 +54,8 @@ class DaemonRecord:
     version: str = ""
     advertise: str = ""
     connected_at: float = field(default_factory=time.monotonic)
+    probed_at: float = 0.0  # when its connection was last probed for being silent (._liveness)
+    suspect: bool = False  # silent past DAEMON_TIMEOUT_S, connection still open
 
 
 #: One kept log line: (Unix time received, stream, line).

@@ -11,7 +11,6 @@ import os
 import secrets
 import shutil
 import socket
-import sys
 import threading
 import time
 from collections import OrderedDict
@@ -24,13 +23,15 @@ from .._errors import ControlError, DescriptorError
 from .._shm import cleanup_segments, cleanup_stale
 from .._transport import Channel, Poller, ipc_endpoint
 from .._version import __version__
-from ..descriptor import NodeKind, NodeSpec, find_program, parse_dataflow
+from ..descriptor import NodeKind, NodeSpec, parse_dataflow
 from ..security import TRUSTED, Peer, Role
 from ..tracing import LifecycleTracer
 from ._exit_reports import ExitReports
+from ._heartbeat import HeartbeatThread
 from ._resources import ResourceSampler, SampledProcess
 from ._restart import RestartBook
 from ._rundir import create_run_dir, sweep_stale_run_dirs
+from ._spawning import SpawnQueue, node_argv, node_log_path
 from ._shipments import WORK_DIR, Shipments, missing_folder, runs_in_place
 from ._state import DataflowState, Senders, check_identities, check_token
 from ._supervisor import ExitInfo, Supervisor
@@ -39,9 +40,11 @@ __all__ = ["Daemon", "ENV_DAEMON", "ENV_DATAFLOW", "ENV_MACHINE", "ENV_NODE"]
 
 log = logging.getLogger(__name__)
 
-_HEARTBEAT_S = 0.5
 _RESOURCES_S = 1.0  # how often node CPU/memory go to the coordinator (`dora-zmq top`)
 _REGISTER_RETRY_S = 1.0
+#: On SIGTERM/SIGINT nodes get STOP and this grace (README: "Stopping a daemon"); then gone by EXIT_BOUND_S.
+SHUTDOWN_GRACE_S = 10.0
+EXIT_BOUND_S = SHUTDOWN_GRACE_S + 5.0 + 5.0  # + the stop ladder's end and reaping, + closing
 # Dataflows whose nodes all exited: their senders are kept a while, because a node's last
 # reports (final NodeStats) may be read after its exit was, and must still be verified.
 _RETIRED_KEPT = 32
@@ -103,12 +106,15 @@ class Daemon:
             # identity to whoever connects with it (so a reconnecting daemon keeps its place).
             ident = f"daemon/{machine_id}/{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(16)}"
             self.coordinator = Channel.connect(coordinator, identity=ident)
+            self.identity = ident.encode()  # of its control connection (Coordinator.add_in_process_daemon)
         except BaseException:
             self.nodes.close()
             self._remove_run_dir()
             raise
         self.supervisor = Supervisor()
         self._exit_reports = ExitReports()  # resent until the coordinator has them
+        self._spawns = SpawnQueue()  # nodes to start, a slice per pass of the loop (._spawning)
+        self._heartbeat = HeartbeatThread(coordinator, ident, machine_id)  # beats even while the loop is busy
         self._shipments = Shipments(cache_dir, machine_id, self.coordinator.send)
         self.accept_shipped = accept_shipped
         self._resources = ResourceSampler()
@@ -127,12 +133,14 @@ class Daemon:
         """Where this daemon's nodes connect."""
         return self.nodes.address
 
-    def request_shutdown(self, grace_s: float = 10.0) -> None:
-        """Thread-safe: stop every node (bounded ladder) and leave ``serve_forever``."""
+    def request_shutdown(self, grace_s: float = SHUTDOWN_GRACE_S) -> None:
+        """Thread-safe: stop every node (bounded ladder) and leave ``serve_forever``; called
+        again with a shorter grace (a second Ctrl-C), the nodes get that one."""
+        self._pending_grace = min(grace_s, self._pending_grace) if self._stop.is_set() else grace_s
         self._stop.set()
-        self._pending_grace = grace_s
 
-    _pending_grace = 10.0
+    _pending_grace = SHUTDOWN_GRACE_S
+    _begun_grace: float | None = None
 
     def close(self) -> None:
         """Release a daemon whose ``serve_forever`` never ran (sockets, run folder; idempotent).
@@ -157,27 +165,29 @@ class Daemon:
             raise RuntimeError("this daemon was closed")
         self._serving = True
         poller = Poller([self.coordinator, self.nodes])
+        self._heartbeat.start()
         next_beat = next_register = next_resources = 0.0
         try:
             while True:
                 now = time.monotonic()
-                if self._stop.is_set() and self._shutdown_deadline is None:
+                if self._stop.is_set() and self._pending_grace != self._begun_grace:
                     self._begin_shutdown(self._pending_grace)
                 if not self._accepted and now >= next_register:
                     self._register()
                     next_register = now + _REGISTER_RETRY_S
-                for member in poller.wait(50):
+                for member in poller.wait(0 if self._spawns else 50):
                     self._drain(member)
+                self._spawn_queued()
                 self._reap()
                 self._finish_shipments()
                 self._restart_due()
                 self._flush_logs()
                 if self._accepted and now >= next_beat:
                     exits = {df.id: sorted({e.node for e in df.exits}) for df in self._dataflows.values()}
-                    self.coordinator.send(ctl.DaemonHeartbeat(self.machine_id, exits))
+                    self.coordinator.send(ctl.DaemonHeartbeat(self.machine_id, exits))  # this one also gets "register again"
                     for report in self._exit_reports.due():
                         self.coordinator.send(report)
-                    next_beat = now + _HEARTBEAT_S
+                    next_beat = now + ctl.HEARTBEAT_INTERVAL_S
                 if self._accepted and now >= next_resources:
                     self._send_resources()
                     next_resources = now + _RESOURCES_S
@@ -228,6 +238,7 @@ class Daemon:
             case ctl.DaemonAccepted(register_again=True):
                 log.warning("daemon '%s': the coordinator does not know this daemon (it restarted?); registering again", self.machine_id)
                 self._accepted = False
+                self._heartbeat.accepted.clear()
             case ctl.DaemonAccepted(error=error):
                 if error:
                     log.error("coordinator refused daemon '%s': %s", self.machine_id, error)
@@ -235,6 +246,7 @@ class Daemon:
                     self._stop.set()
                 else:
                     self._accepted = True
+                    self._heartbeat.accepted.set()
                     log.info("daemon '%s' registered with the coordinator at %s", self.machine_id, self.coordinator.address)
             case ctl.SpawnNodes():
                 self._spawn_dataflow(msg)
@@ -302,16 +314,20 @@ class Daemon:
         self._spawn_nodes(df)
 
     def _spawn_nodes(self, df: DataflowState) -> None:
+        queued = []  # started by _spawn_queued, a slice per pass of the loop
         for node_id in df.nodes:
             try:
-                spec = df.descriptor.node(node_id)
+                if df.descriptor.node(node_id).kind is not NodeKind.DYNAMIC:
+                    queued.append(node_id)
             except KeyError as exc:
                 self._report_exit(df.id, node_id, ExitInfo(None, None, True, f"not in the dataflow: {exc}", ""))
-                continue
-            if spec.kind is NodeKind.DYNAMIC:
-                continue
-            self._spawn_node(df, spec)
-            self._tracer.instant(f"spawn node {node_id}", df.trace_context, dataflow_id=df.id, node_id=node_id, machine=self.machine_id)
+        self._spawns.add(df.id, queued)
+
+    def _spawn_queued(self) -> None:
+        for df_id, node_id in self._spawns.due():
+            if (df := self._dataflows.get(df_id)) is not None:
+                self._spawn_node(df, df.descriptor.node(node_id))
+                self._tracer.instant(f"spawn node {node_id}", df.trace_context, dataflow_id=df.id, node_id=node_id, machine=self.machine_id)
 
     def _finish_shipments(self) -> None:
         """Spawn the nodes of dataflows whose shipped folder is ready; fail those whose is not."""
@@ -347,7 +363,7 @@ class Daemon:
             self._report_exit(msg.dataflow_id, node, ExitInfo(None, None, True, reason, ""))
 
     def _spawn_node(self, df: DataflowState, spec: NodeSpec) -> None:
-        argv = self._argv(df, spec)
+        argv = node_argv(df, spec)
         if isinstance(argv, str):
             self._report_exit(df.id, spec.id, ExitInfo(None, None, True, argv, ""))
             return
@@ -363,7 +379,7 @@ class Daemon:
             "PYTHONUNBUFFERED": "1",
         })
         try:
-            self.supervisor.spawn(df.id, spec.id, argv, env, df.working_dir, self._log_path(df, spec.id))
+            self.supervisor.spawn(df.id, spec.id, argv, env, df.working_dir, node_log_path(self.run_dir, df, spec.id))
         except Exception as exc:  # noqa: BLE001 - whatever stops a spawn (OSError, a NUL byte's
             # ValueError, SubprocessError...) is this node's failure: unreported, the dataflow
             # would wait in "spawning" for ever.
@@ -374,44 +390,26 @@ class Daemon:
         df.registered.discard(spec.id)
         df.live.add(spec.id)
 
-    @staticmethod
-    def _argv(df: DataflowState, spec: NodeSpec) -> list[str] | str:
-        if spec.kind is NodeKind.RUNTIME:
-            return [sys.executable, "-u", "-m", "dora_zmq.operators"]
-        path = spec.executable
-        if path is None and spec.path:
-            candidate = Path(spec.path) if os.path.isabs(spec.path) else df.working_dir / spec.path
-            path = candidate if candidate.exists() else (Path(w) if (w := find_program(spec.path)) else None)
-        if path is None or not path.exists():
-            return f"node '{spec.id}': path '{spec.path}' not found (looked in {df.working_dir} and on PATH)"
-        if path.suffix == ".py":
-            return [sys.executable, "-u", str(path), *spec.args]
-        return [str(path), *spec.args]
-
-    def _log_path(self, df: DataflowState, node: str) -> Path:
-        # A shipped copy goes when the dataflow ends: its nodes' log files live in the run
-        # folder (until the daemon stops; the coordinator keeps the lines for `dora-zmq logs`).
-        bases = [self.run_dir / "logs" / df.id] if df.shipped else [df.working_dir / "out" / df.id, self.run_dir / "logs" / df.id]
-        for base in bases:
-            try:
-                base.mkdir(parents=True, exist_ok=True)
-                return base / f"log_{node}.txt"
-            except OSError:
-                continue
-        return self.run_dir / f"log_{df.id}_{node}.txt"
-
     def _stop_dataflow(self, df: DataflowState, grace_s: float, reason: str) -> None:
         df.stopping = reason or StopReason.MANUAL
         df.grace_s = grace_s
         self._to_nodes(df, ctl.StopNode(df.stopping))
         self.supervisor.request_stop(df.id, grace_s)
+        for node in self._spawns.drop(df.id):
+            self._end_node(df, node, ExitInfo(None, None, False, "stopped before it started", ""))
         for node, info in df.restarts.call_off() if df.restarts else ():  # not begun: called off
             self._end_node(df, node, info)
 
     def _begin_shutdown(self, grace_s: float) -> None:
-        self._shutdown_deadline = time.monotonic() + grace_s + 5.0
+        self._begun_grace = grace_s
+        deadline = time.monotonic() + grace_s + 5.0
+        self._shutdown_deadline = min(deadline, self._shutdown_deadline or deadline)
+        log.info("daemon '%s' stopping: %d node(s) get %g s to exit", self.machine_id, len(self.supervisor.running()), grace_s)
         for df in list(self._dataflows.values()):
-            self._stop_dataflow(df, grace_s, StopReason.MANUAL)
+            if df.stopping:  # told STOP already: only the ladder is shortened
+                self.supervisor.request_stop(df.id, grace_s)
+            else:
+                self._stop_dataflow(df, grace_s, StopReason.MANUAL)
 
     # ---- node side ---------------------------------------------------------------------
 
@@ -596,7 +594,7 @@ class Daemon:
                         self._forget(df)
 
     def _forget(self, df: DataflowState) -> None:
-        if df.waiting_for_folder:  # the unpacking worker may be writing into ipc_dir/work
+        if df.waiting_for_folder or self._spawns.pending(df.id):  # the unpacking worker may be writing into ipc_dir/work
             return
         if any(df.descriptor.node(n).kind is NodeKind.DYNAMIC for n in df.peers):
             return
@@ -643,6 +641,7 @@ class Daemon:
         self._closed = True
         try:
             self._shipments.close()
+            self._heartbeat.stop()
             exited = self.supervisor.tick() + self.supervisor.close()
             self._flush_logs()  # last lines first, as in _reap
             for proc, info in exited:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections import deque
 from pathlib import Path
 from typing import IO
@@ -94,9 +95,11 @@ class LogCapture:
         self._sink.put((self.dataflow_id, self.node, stream, line))
 
     def join(self, timeout: float = 2.0) -> None:
-        """Wait for both pipes to be drained (the process has exited), then close the file."""
+        """Wait (``timeout`` in all) for both pipes to be drained (the process has exited), then
+        close the file. A pipe a node's own child still holds open is not waited for longer."""
+        deadline = time.monotonic() + timeout
         for t in self._threads:
-            t.join(timeout)
+            t.join(max(0.0, deadline - time.monotonic()))
         with self._file_lock:
             if not self._file.closed:
                 self._file.close()

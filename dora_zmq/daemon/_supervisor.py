@@ -37,6 +37,9 @@ __all__ = ["ExitInfo", "NodeProcess", "Supervisor"]
 log = logging.getLogger(__name__)
 
 KILL_AFTER_TERM_S = 2.0
+#: How long an exited node's output is still read (it is in the pipe already, unless a child
+#: of the node holds the pipe open): bounded, because the daemon's loop waits for it.
+_DRAIN_AFTER_EXIT_S = 0.5
 # argv: the daemon's pid, then the node's argv. PR_SET_PDEATHSIG is 1; a parent that died
 # before prctl would never signal: the getppid check covers that window (exit 137, as if
 # killed). A program that cannot be executed exits 127, as in a shell.
@@ -166,7 +169,7 @@ class Supervisor:
             code = p.popen.poll()
             if code is not None:
                 del self._procs[key]
-                p.logs.join()
+                p.logs.join(_DRAIN_AFTER_EXIT_S)
                 exited.append((p, self._exit_info(p, code)))
                 continue
             if p.kill_at is not None and now >= p.kill_at:
@@ -212,6 +215,8 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 self._signal(p, signal.SIGKILL)
                 p.popen.wait(timeout_s)
-            p.logs.join(1.0)
+        drained_by = time.monotonic() + 1.0  # for all of them: 100 nodes must not take 100 s
+        for p in procs:
+            p.logs.join(max(0.0, drained_by - time.monotonic()))
         self._procs.clear()
         return [(p, self._exit_info(p, p.popen.returncode)) for p in procs]
