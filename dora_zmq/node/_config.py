@@ -7,31 +7,16 @@ from dataclasses import dataclass
 
 from .._control import (
     DEFAULT_COORDINATOR,
-    ENV_ADVERTISE,
-    ENV_BIND,
     ENV_COORDINATOR,
     ENV_DAEMON,
     ENV_DATAFLOW,
-    ENV_MACHINE,
     ENV_NODE,
     ENV_NODE_TOKEN,
     ENV_RELAY,
 )
 from .._errors import NodeConfigError
 
-__all__ = [
-    "ENV_ADVERTISE",
-    "ENV_BIND",
-    "ENV_COORDINATOR",
-    "ENV_DAEMON",
-    "ENV_DATAFLOW",
-    "ENV_MACHINE",
-    "ENV_NODE",
-    "ENV_RELAY",
-    "DataflowId",
-    "NodeEnvironment",
-    "relay_addresses",
-]
+__all__ = ["DataflowId", "NodeEnvironment", "relay_addresses"]
 
 
 _HOW_TO_RUN = (

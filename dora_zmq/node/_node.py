@@ -31,7 +31,7 @@ from .._wire import (
 from ..descriptor import Dataflow, NodeSpec, OutputRef, TimerSpec, parse_dataflow
 from ..tracing import NodeTracing, setup_tracing
 from ._async import AsyncEvents
-from ._config import ENV_ADVERTISE, ENV_BIND, DataflowId, NodeEnvironment, relay_addresses
+from ._config import DataflowId, NodeEnvironment, relay_addresses
 from ._dynamic import advertised, local_address_towards, resolve_dynamic
 from ._events import Event, EventQueue, timeout_event
 from ._extras import DoraExtras
@@ -106,7 +106,7 @@ class Node(DoraExtras):
         if self._relay is not None:
             self._pub = Publisher("", relay=self._relay[0])
         elif self._remote:
-            self._pub = Publisher("", f"tcp://{os.environ.get(ENV_BIND, '0.0.0.0')}:*", admit=self._readers.admits)
+            self._pub = Publisher("", f"tcp://{os.environ.get(ctl.ENV_BIND, '0.0.0.0')}:*", admit=self._readers.admits)
         else:
             self._pub = Publisher(ipc_endpoint(setup.ipc_dir, self._id), setup.tcp_bind, admit=self._readers.admits)
         self._sub = Subscriber()
@@ -427,7 +427,7 @@ class Node(DoraExtras):
         """Bind, announce, learn the peers, subscribe, and wait for our subscribers."""
         advertise = setup.tcp_advertise
         if self._remote:
-            advertise = os.environ.get(ENV_ADVERTISE) or local_address_towards(self._ctrl.address)
+            advertise = os.environ.get(ctl.ENV_ADVERTISE) or local_address_towards(self._ctrl.address)
         endpoint = ctl.NodeEndpoint(self._machine, self._pub.ipc, advertised(self._pub.tcp, advertise))
         if self._relay is not None:
             endpoint = ctl.NodeEndpoint(self._machine, "", self._relay[1])
