@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import shutil
 import socket
 import threading
@@ -24,16 +23,18 @@ from .._shm import cleanup_segments, cleanup_stale
 from .._transport import Channel, Poller, ipc_endpoint
 from .._version import __version__
 from ..descriptor import NodeKind, NodeSpec, parse_dataflow
-from ..security import TRUSTED, Peer, Role
+from ..security import Peer
 from ..tracing import LifecycleTracer
+from ._dataflows import new_dataflow, nodes_to_spawn
 from ._exit_reports import ExitReports
 from ._heartbeat import HeartbeatThread
+from ._logs import log_messages
+from ._identity import check_identities, check_token, control_identity, find_dynamic, key_refusal, sender_refusal
 from ._resources import ResourceSampler, SampledProcess
-from ._restart import RestartBook
 from ._rundir import create_run_dir, sweep_stale_run_dirs
-from ._spawning import SpawnQueue, node_argv, node_log_path
-from ._shipments import WORK_DIR, Shipments, missing_folder, runs_in_place
-from ._state import DataflowState, Senders, check_identities, check_token
+from ._shipments import Shipments, missing_folder
+from ._spawning import SpawnQueue, start_node
+from ._state import DataflowState, Senders
 from ._supervisor import ExitInfo, Supervisor
 
 __all__ = ["Daemon", "ENV_DAEMON", "ENV_DATAFLOW", "ENV_MACHINE", "ENV_NODE"]
@@ -42,13 +43,23 @@ log = logging.getLogger(__name__)
 
 _RESOURCES_S = 1.0  # how often node CPU/memory go to the coordinator (`dora-zmq top`)
 _REGISTER_RETRY_S = 1.0
+# How long a pass of the loop waits for a message when no spawn is queued: the loop also
+# reaps, restarts and relays logs between messages, so this bounds how late those are.
+_IDLE_POLL_MS = 50
 #: On SIGTERM/SIGINT nodes get STOP and this grace (README: "Stopping a daemon"); then gone by EXIT_BOUND_S.
 SHUTDOWN_GRACE_S = 10.0
-EXIT_BOUND_S = SHUTDOWN_GRACE_S + 5.0 + 5.0  # + the stop ladder's end and reaping, + closing
+# After the grace: the stop ladder's end (SIGTERM, KILL_AFTER_TERM_S, SIGKILL) and reaping.
+_LADDER_END_S = 5.0
+# Closing once the nodes are gone: the supervisor's last reaping, the goodbye to the coordinator.
+_CLOSING_S = 5.0
+EXIT_BOUND_S = SHUTDOWN_GRACE_S + _LADDER_END_S + _CLOSING_S
+# How long closing waits for DaemonExiting and the last exit reports to leave.
+_GOODBYE_LINGER_MS = 500
 # Dataflows whose nodes all exited: their senders are kept a while, because a node's last
 # reports (final NodeStats) may be read after its exit was, and must still be verified.
 _RETIRED_KEPT = 32
-_LOG_BATCH_BYTES = 1024 * 1024
+#: What a node reports when it was stopped before its process was started.
+STOPPED_BEFORE_START = "stopped before it started"
 
 
 class Daemon:
@@ -102,9 +113,7 @@ class Daemon:
                 bound = self.nodes.bind(f"tcp://{tcp_bind}:*")
                 port = bound.rsplit(":", 1)[1]
                 self.node_addresses.append(f"tcp://{advertise or tcp_bind}:{port}")
-            # The random part makes the routing id unguessable: the coordinator's socket hands an
-            # identity to whoever connects with it (so a reconnecting daemon keeps its place).
-            ident = f"daemon/{machine_id}/{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(16)}"
+            ident = control_identity(machine_id)
             self.coordinator = Channel.connect(coordinator, identity=ident)
             self.identity = ident.encode()  # of its control connection (Coordinator.add_in_process_daemon)
         except BaseException:
@@ -175,7 +184,7 @@ class Daemon:
                 if not self._accepted and now >= next_register:
                     self._register()
                     next_register = now + _REGISTER_RETRY_S
-                for member in poller.wait(0 if self._spawns else 50):
+                for member in poller.wait(0 if self._spawns else _IDLE_POLL_MS):
                     self._drain(member)
                 self._spawn_queued()
                 self._reap()
@@ -280,48 +289,27 @@ class Daemon:
     def _spawn_dataflow(self, msg: ctl.SpawnNodes) -> None:
         # Every node named here ends in a spawn or a reported failure: one left unreported
         # would keep the dataflow in "spawning" for ever.
-        if not ctl.is_safe_dataflow_id(msg.dataflow_id):
-            # it names this dataflow's folders, removed with it: never a path
-            log.warning("daemon '%s': refused to spawn dataflow %r: not a valid dataflow id", self.machine_id, msg.dataflow_id)
-            self._fail_nodes(msg, "refused: not a valid dataflow id")
+        df = new_dataflow(msg, self.run_dir, accept_shipped=self.accept_shipped)
+        if isinstance(df, str):
+            log.warning("daemon '%s': cannot start dataflow %r here: %s", self.machine_id, msg.dataflow_id, df)
+            for node in msg.nodes:
+                self._report_exit(msg.dataflow_id, node, ExitInfo.not_started(df))
             return
-        ipc_dir = self.run_dir / msg.dataflow_id[:12]
-        shipped = self.accept_shipped and not runs_in_place(msg)
-        working_dir = ipc_dir / WORK_DIR if shipped else Path(msg.working_dir)
-        try:
-            descriptor = parse_dataflow(msg.yaml, working_dir=working_dir, check_paths=False)
-        except DescriptorError as exc:
-            self._fail_nodes(msg, f"invalid dataflow: {exc}")
-            return
-        try:
-            ipc_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            self._fail_nodes(msg, f"cannot create the dataflow's run folder {ipc_dir}: {exc}")
-            return
-        df = DataflowState(
-            msg.dataflow_id, msg.name, msg.yaml, descriptor, working_dir, ipc_dir, list(msg.nodes), msg.multi_machine,
-            senders=Senders(frozenset(msg.nodes)), shipped=shipped, waiting_for_folder=shipped, trace_context=msg.trace_context,
-            reader_secret=msg.reader_secret, restarts=RestartBook(descriptor),
-        )
         self._dataflows[df.id] = df
-        if shipped:
+        if df.shipped:
             assert msg.bundle is not None  # runs_in_place says True without one
-            self._shipments.request(df.id, msg.bundle, working_dir)  # spawned in _finish_shipments
+            self._shipments.request(df.id, msg.bundle, df.working_dir)  # spawned in _finish_shipments
             return
-        if not working_dir.is_dir():
-            self._fail_dataflow(df, missing_folder(working_dir, self.machine_id, refused=msg.bundle is not None))
+        if not df.working_dir.is_dir():
+            self._fail_dataflow(df, missing_folder(df.working_dir, self.machine_id, refused=msg.bundle is not None))
             return
         self._spawn_nodes(df)
 
     def _spawn_nodes(self, df: DataflowState) -> None:
-        queued = []  # started by _spawn_queued, a slice per pass of the loop
-        for node_id in df.nodes:
-            try:
-                if df.descriptor.node(node_id).kind is not NodeKind.DYNAMIC:
-                    queued.append(node_id)
-            except KeyError as exc:
-                self._report_exit(df.id, node_id, ExitInfo(None, None, True, f"not in the dataflow: {exc}", ""))
-        self._spawns.add(df.id, queued)
+        queued, unknown = nodes_to_spawn(df)
+        for node_id, why in unknown.items():
+            self._report_exit(df.id, node_id, ExitInfo.not_started(why))
+        self._spawns.add(df.id, queued)  # started by _spawn_queued, a slice per pass of the loop
 
     def _spawn_queued(self) -> None:
         for df_id, node_id in self._spawns.due():
@@ -341,7 +329,7 @@ class Daemon:
                 continue
             if df.stopping:  # stopped while its folder was on the way: nothing to start
                 for node in df.nodes:
-                    self._report_exit(df.id, node, ExitInfo(None, None, False, "stopped before it started", ""))
+                    self._report_exit(df.id, node, ExitInfo.not_started(STOPPED_BEFORE_START, failed=False))
                 self._forget(df)
                 continue
             try:  # again, now that the files are there: `path: tool` may name one of them
@@ -355,40 +343,13 @@ class Daemon:
         """Report every node of ``df`` on this machine failed with ``reason``, and forget it."""
         log.error("dataflow %s: %s", df.id, reason)
         for node in df.nodes:
-            self._report_exit(df.id, node, ExitInfo(None, None, True, reason, ""))
+            self._report_exit(df.id, node, ExitInfo.not_started(reason))
         self._forget(df)
 
-    def _fail_nodes(self, msg: ctl.SpawnNodes, reason: str) -> None:
-        for node in msg.nodes:
-            self._report_exit(msg.dataflow_id, node, ExitInfo(None, None, True, reason, ""))
-
     def _spawn_node(self, df: DataflowState, spec: NodeSpec) -> None:
-        argv = node_argv(df, spec)
-        if isinstance(argv, str):
-            self._report_exit(df.id, spec.id, ExitInfo(None, None, True, argv, ""))
-            return
-        env = dict(os.environ)
-        env.update(spec.env)
-        token = secrets.token_hex(16)
-        env.update({
-            ctl.ENV_NODE_TOKEN: token,
-            ENV_DAEMON: self.node_address,
-            ENV_NODE: spec.id,
-            ENV_DATAFLOW: df.id,
-            ENV_MACHINE: self.machine_id,
-            "PYTHONUNBUFFERED": "1",
-        })
-        try:
-            self.supervisor.spawn(df.id, spec.id, argv, env, df.working_dir, node_log_path(self.run_dir, df, spec.id))
-        except Exception as exc:  # noqa: BLE001 - whatever stops a spawn (OSError, a NUL byte's
-            # ValueError, SubprocessError...) is this node's failure: unreported, the dataflow
-            # would wait in "spawning" for ever.
-            log.warning("dataflow %s: could not start node %s: %s: %s", df.id, spec.id, type(exc).__name__, exc)
-            self._report_exit(df.id, spec.id, ExitInfo(None, None, True, f"could not start {argv[0]}: {exc}", ""))
-            return
-        df.tokens[spec.id] = token  # a new process (a restart too): it registers once, with this
-        df.registered.discard(spec.id)
-        df.live.add(spec.id)
+        why = start_node(self.supervisor, df, spec, self.run_dir, self.node_address, self.machine_id)
+        if why:
+            self._report_exit(df.id, spec.id, ExitInfo.not_started(why))
 
     def _stop_dataflow(self, df: DataflowState, grace_s: float, reason: str) -> None:
         df.stopping = reason or StopReason.MANUAL
@@ -396,13 +357,13 @@ class Daemon:
         self._to_nodes(df, ctl.StopNode(df.stopping))
         self.supervisor.request_stop(df.id, grace_s)
         for node in self._spawns.drop(df.id):
-            self._end_node(df, node, ExitInfo(None, None, False, "stopped before it started", ""))
+            self._end_node(df, node, ExitInfo.not_started(STOPPED_BEFORE_START, failed=False))
         for node, info in df.restarts.call_off() if df.restarts else ():  # not begun: called off
             self._end_node(df, node, info)
 
     def _begin_shutdown(self, grace_s: float) -> None:
         self._begun_grace = grace_s
-        deadline = time.monotonic() + grace_s + 5.0
+        deadline = time.monotonic() + grace_s + _LADDER_END_S
         self._shutdown_deadline = min(deadline, self._shutdown_deadline or deadline)
         log.info("daemon '%s' stopping: %d node(s) get %g s to exit", self.machine_id, len(self.supervisor.running()), grace_s)
         for df in list(self._dataflows.values()):
@@ -440,7 +401,7 @@ class Daemon:
                 log.debug("daemon ignores node message %r", msg)
 
     def _register_node(self, peer: bytes, msg: ctl.RegisterNode) -> None:
-        df = self._dataflows.get(msg.dataflow_id) or self._find_dynamic(msg.node)
+        df = self._dataflows.get(msg.dataflow_id) or find_dynamic(self._dataflows.values(), msg.node)
         if msg.protocol != ctl.PROTOCOL_VERSION:
             self.nodes.send(ctl.RegisterRefused(f"protocol {msg.protocol} != daemon's {ctl.PROTOCOL_VERSION}; upgrade dora_zmq"), to=peer)
             return
@@ -476,63 +437,24 @@ class Daemon:
             self.nodes.send(df.last_peers, to=peer)
 
     def _node_key_allows(self, peer: bytes, sender: Peer, msg: Any) -> bool:
-        """True if the connection's key may speak as the node ``msg`` names (see README, roles).
-
-        Nodes this daemon spawns run with its daemon key. A ``node`` key (an edge device) is
-        named after the one dynamic node it may run as; an operator key is no node at all.
-        """
-        if sender == TRUSTED or sender.may(Role.DAEMON):
-            return True
-        node = getattr(msg, "node", None)
-        why = ""
-        if not sender.may(Role.NODE):
-            why = f"it has {sender.describe()}, not a node or daemon key"
-        elif node != sender.name:
-            why = f"a node key named '{sender.name}' may only run node '{sender.name}'"
-        else:
-            df = self._dataflows.get(getattr(msg, "dataflow_id", "")) or (self._find_dynamic(node) if isinstance(msg, ctl.RegisterNode) else None)
-            if df is not None and node in df.nodes and df.descriptor.node(node).kind is not NodeKind.DYNAMIC:
-                why = f"node '{node}' is started by the daemon; a node key runs only `path: dynamic` nodes"
+        """True if the connection's key may speak as the node ``msg`` names (``key_refusal``)."""
+        why = key_refusal(sender, msg, self._dataflows)
         if not why:
             return True
-        log.warning("daemon refused %s for node '%s' from connection %r: %s", type(msg).__name__, node, peer, why)
+        log.warning("daemon refused %s for node '%s' from connection %r: %s", type(msg).__name__, getattr(msg, "node", None), peer, why)
         if isinstance(msg, ctl.RegisterNode):
             self.nodes.send(ctl.RegisterRefused(why), to=peer)
         return False
 
     def _from_node(self, peer: bytes, msg: Any, df_id: str, node: str, *, unverified_ok: bool) -> bool:
-        """True if ``peer`` may send ``msg`` as ``node`` of ``df_id``; logs and says False if not.
-
-        Args:
-            unverified_ok: accept a connection that is no node's from a node that did not
-                announce its second socket (older nodes send their last reports from there).
-        """
+        """True if ``peer`` may send ``msg`` as ``node`` of ``df_id``; logs and says False if not
+        (``sender_refusal``; a dataflow that ended is still checked, for a node's last reports)."""
         df = self._dataflows.get(df_id)
         senders = df.senders if df is not None else self._retired.get(df_id)
-        if senders is None:
-            log.warning("daemon dropped %s for node '%s': this daemon runs no dataflow %s (sent by connection %r)", type(msg).__name__, node, df_id, peer)
-            return False
-        owner = senders.by_identity.get(peer)
-        if owner == node or (owner is None and unverified_ok and node in senders.unverified):
-            return True
-        actual = f"node '{owner}'" if owner is not None else "no node of that dataflow"
-        if node not in senders.nodes:
-            log.warning(
-                "daemon dropped %s: this daemon runs no node '%s' in dataflow %s (sent by connection %r, which is %s)",
-                type(msg).__name__, node, df_id, peer, actual,
-            )
-        else:
-            log.warning(
-                "daemon dropped %s claiming to come from node '%s' of dataflow %s: it was sent by connection %r, which is %s",
-                type(msg).__name__, node, df_id, peer, actual,
-            )
-        return False
-
-    def _find_dynamic(self, node: str) -> DataflowState | None:
-        for df in self._dataflows.values():
-            if node in df.nodes and df.descriptor.node(node).kind is NodeKind.DYNAMIC and not df.stopping:
-                return df
-        return None
+        why = sender_refusal(senders, peer, msg, df_id, node, unverified_ok=unverified_ok)
+        if why:
+            log.warning("%s", why)
+        return not why
 
     def _to_nodes(self, df: DataflowState, msg: Any) -> None:
         for node, peer in list(df.peers.items()):
@@ -617,23 +539,12 @@ class Daemon:
         ))
 
     def _flush_logs(self) -> None:
-        batches: dict[tuple[str, str, str], list[str]] = {}
         q = self.supervisor.log_lines
+        lines: list[tuple[str, str, str, str]] = []
         while not q.empty():
-            df_id, node, stream, line = q.get_nowait()
-            batches.setdefault((df_id, node, stream), []).append(line)
-        for (df_id, node, stream), lines in batches.items():
-            # Messages well under the control sockets' size limit (the coordinator drops a peer
-            # that sends more): a chatty node's lines go in several.
-            chunk: list[str] = []
-            size = 0
-            for line in lines:
-                if chunk and size + len(line) > _LOG_BATCH_BYTES:
-                    self.coordinator.send(ctl.NodeLogs(df_id, node, chunk, stream))
-                    chunk, size = [], 0
-                chunk.append(line)
-                size += len(line) + 8
-            self.coordinator.send(ctl.NodeLogs(df_id, node, chunk, stream))
+            lines.append(q.get_nowait())
+        for msg in log_messages(lines):
+            self.coordinator.send(msg)
 
     def _close(self) -> None:
         if self._closed:
@@ -655,7 +566,7 @@ class Daemon:
             except ControlError:
                 pass
             self._tracer.close()
-            self.coordinator.close(500)
+            self.coordinator.close(_GOODBYE_LINGER_MS)
             self.nodes.close()
         finally:
             self._remove_run_dir()

@@ -54,7 +54,7 @@ def sweep_stale_run_dirs(base: Path | None = None) -> list[Path]:
         base: where run folders are (default: the temporary directory, as for new ones).
     """
     base = Path(base) if base is not None else Path(tempfile.gettempdir())
-    removed = []
+    removed: list[Path] = []
     try:
         entries = list(os.scandir(base))
     except OSError as exc:

@@ -74,6 +74,11 @@ class ExitInfo:
     reason: str
     stderr_tail: str
 
+    @classmethod
+    def not_started(cls, reason: str, *, failed: bool = True) -> ExitInfo:
+        """A node that never ran: it could not be started (``failed``), or was stopped first."""
+        return cls(None, None, failed, reason, "")
+
 
 @dataclass(slots=True)
 class NodeProcess:
