@@ -1,7 +1,23 @@
-"""The daemon: one per machine; spawns, watches and stops that machine's nodes.
+"""The daemon's event loop: one per machine; spawns, watches and stops that machine's nodes.
 
 It sits between the coordinator (a DEALER to its ROUTER) and the local nodes (its own
 ROUTER). It is never on the data path: nodes publish to each other directly.
+
+This module decides what happens when; each piece of the work has its own module:
+
+- ``_identity``: who the daemon is to the coordinator, and who may speak for which node;
+- ``_dataflows``: from a ``SpawnNodes`` to a ``DataflowState`` (``_state``) and its run folder;
+- ``_spawning``: starting one node, and the queue that spreads a dataflow's spawns over passes;
+- ``_supervisor``: the node processes, their stop ladder and reaping; ``_logs``: their output;
+- ``_restart``: ``restart_policy``; ``_exit_reports``: exits resent until acknowledged;
+- ``_shipments``: shipped dataflow folders; ``_heartbeat``, ``_resources``, ``_rundir``.
+
+Threading: ``serve_forever`` runs on one thread, which owns all of the daemon's state (its
+dataflows, the retired senders, the spawn queue, the supervisor and both sockets). Any thread
+may call ``request_shutdown`` (it sets ``_stop`` and the grace the loop reads) and ``close``.
+The rest reaches the loop through a queue or an event it polls: log lines from the reader
+threads (``Supervisor.log_lines``), unpacked folders from the shipments' worker; the heartbeat
+thread has its own socket and reads only the ``accepted`` event the loop sets.
 """
 
 from __future__ import annotations
@@ -28,8 +44,8 @@ from ..tracing import LifecycleTracer
 from ._dataflows import new_dataflow, nodes_to_spawn
 from ._exit_reports import ExitReports
 from ._heartbeat import HeartbeatThread
-from ._logs import log_messages
 from ._identity import check_identities, check_token, control_identity, find_dynamic, key_refusal, sender_refusal
+from ._logs import log_messages
 from ._resources import ResourceSampler, SampledProcess
 from ._rundir import create_run_dir, sweep_stale_run_dirs
 from ._shipments import Shipments, missing_folder
