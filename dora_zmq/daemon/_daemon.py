@@ -36,7 +36,7 @@ from .. import _control as ctl
 from .._control import ENV_DAEMON, ENV_DATAFLOW, ENV_MACHINE, ENV_NODE, StopReason
 from .._errors import ControlError, DescriptorError
 from .._shm import cleanup_segments, cleanup_stale
-from .._transport import Channel, Poller, ipc_endpoint
+from .._transport import Channel, Poller
 from .._version import __version__
 from ..descriptor import NodeKind, NodeSpec, parse_dataflow
 from ..security import Peer
@@ -47,7 +47,7 @@ from ._heartbeat import HeartbeatThread
 from ._identity import check_identities, check_token, control_identity, find_dynamic, key_refusal, sender_refusal
 from ._logs import log_messages
 from ._resources import ResourceSampler, SampledProcess
-from ._rundir import create_run_dir, sweep_stale_run_dirs
+from ._rundir import create_run_dir, daemon_endpoint, sweep_stale_run_dirs
 from ._shipments import Shipments, missing_folder
 from ._spawning import SpawnQueue, start_node
 from ._state import DataflowState, Senders
@@ -118,7 +118,7 @@ class Daemon:
         self._closed = False
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            self.nodes = Channel.serve(ipc_endpoint(str(self.run_dir), "daemon"))
+            self.nodes = Channel.serve(daemon_endpoint(self.run_dir))  # where sweepers look (._rundir)
         except BaseException:
             self._remove_run_dir()
             raise
