@@ -369,7 +369,6 @@ class Daemon:
 
     def _stop_dataflow(self, df: DataflowState, grace_s: float, reason: str) -> None:
         df.stopping = reason or StopReason.MANUAL
-        df.grace_s = grace_s
         self._to_nodes(df, ctl.StopNode(df.stopping))
         self.supervisor.request_stop(df.id, grace_s)
         for node in self._spawns.drop(df.id):

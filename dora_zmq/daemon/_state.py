@@ -61,7 +61,6 @@ class DataflowState:
     senders: Senders = field(default_factory=Senders)
     last_peers: ctl.Peers | None = None
     stopping: str = ""
-    grace_s: float = 10.0
     live: set[str] = field(default_factory=set)
     # Every UpstreamExited relayed so far, replayed to nodes that register later: a node still
     # importing its libraries when an upstream already ended (e.g. a short shell script) must
