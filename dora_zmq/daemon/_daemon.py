@@ -35,13 +35,13 @@ from typing import Any
 from .. import _control as ctl
 from .._control import ENV_DAEMON, ENV_DATAFLOW, ENV_MACHINE, ENV_NODE, StopReason
 from .._errors import ControlError, DescriptorError
-from .._shm import cleanup_segments, cleanup_stale
+from .._shm import cleanup_stale
 from .._transport import Channel, Poller
 from .._version import __version__
 from ..descriptor import NodeKind, NodeSpec, parse_dataflow
 from ..security import Peer
 from ..tracing import LifecycleTracer
-from ._dataflows import new_dataflow, nodes_to_spawn
+from ._dataflows import new_dataflow, node_setup, nodes_to_spawn, remove_dataflow_files
 from ._exit_reports import ExitReports
 from ._heartbeat import HeartbeatThread
 from ._identity import check_identities, check_token, control_identity, find_dynamic, key_refusal, sender_refusal
@@ -432,19 +432,7 @@ class Daemon:
             return
         df.peers[msg.node] = peer
         df.senders.bind(msg.node, [peer, sender] if sender else [peer], announced=bool(sender))
-        has_dynamic = any(n.kind is NodeKind.DYNAMIC for n in df.descriptor.nodes)
-        # Peers on other hosts (other daemons' nodes, dynamic nodes) need tcp endpoints.
-        tcp_bind = f"tcp://{self.tcp_bind}:*" if (df.multi_machine or has_dynamic) and self.tcp_bind else ""
-        self.nodes.send(
-            ctl.NodeSetup(
-                df.id, msg.node, df.yaml, str(df.working_dir), self.machine_id, str(df.ipc_dir),
-                tcp_bind, self.advertise, stopping=bool(df.stopping),
-                reader_token=df.reader_token(msg.node),
-                reader_tokens={n: df.reader_token(n) for n in df.descriptor.downstream_nodes(msg.node)},
-                restart_count=df.restarts.count(msg.node) if df.restarts else 0,
-            ),
-            to=peer,
-        )
+        self.nodes.send(node_setup(df, msg.node, self.machine_id, self.tcp_bind, self.advertise), to=peer)
         for exited in df.exits:
             if exited.node not in df.peers:  # not a dynamic node that came back since
                 self.nodes.send(exited, to=peer)
@@ -539,12 +527,7 @@ class Daemon:
         self._retired[df.id] = df.senders
         while len(self._retired) > _RETIRED_KEPT:
             self._retired.popitem(last=False)
-        shutil.rmtree(df.ipc_dir, ignore_errors=True)
-        # Shared-memory messages nobody released (a crashed node, or an exit before a
-        # receiver mapped them) are only safe to remove once every local node is gone.
-        removed = cleanup_segments(df.id)
-        if removed:
-            log.info("dataflow %s: removed %d shared-memory segment(s)", df.id, removed)
+        remove_dataflow_files(df)
 
     def _report_exit(self, df_id: str, node: str, info: ExitInfo) -> None:
         if info.failed:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dora_zmq import _control as ctl
-from dora_zmq.daemon._dataflows import DATAFLOW_DIR_CHARS, dataflow_dir, new_dataflow, nodes_to_spawn
+from dora_zmq.daemon._dataflows import DATAFLOW_DIR_CHARS, dataflow_dir, new_dataflow, node_setup, nodes_to_spawn
 from dora_zmq.daemon._spawning import node_env
 from dora_zmq.daemon._state import DataflowState
 
@@ -68,3 +68,29 @@ def test_node_env_gives_the_contracts_names_the_last_word(tmp_path: Path, monkey
     assert env[ctl.ENV_NODE] == "det" and env[ctl.ENV_DATAFLOW] == _ID and env[ctl.ENV_MACHINE] == "edge"
     assert env[ctl.ENV_DAEMON] == "ipc:///run/daemon.sock" and env[ctl.ENV_NODE_TOKEN] == "tok"
     assert env["PYTHONUNBUFFERED"] == "1"
+
+
+def test_node_setup_binds_tcp_only_for_peers_on_other_hosts(tmp_path: Path) -> None:
+    static = "nodes:\n  - id: a\n    path: a.py\n    outputs: [x]\n  - id: b\n    path: b.py\n    inputs:\n      x: a/x\n"
+    local = new_dataflow(_spawn(tmp_path, yaml=static, nodes=("a", "b")), tmp_path, accept_shipped=True)
+    assert isinstance(local, DataflowState)
+    assert node_setup(local, "a", "m1", "0.0.0.0", "host-a").tcp_bind == ""  # every peer is on this machine
+    assert node_setup(local, "a", "m1", "", "").tcp_bind == ""
+    local.multi_machine = True
+    assert node_setup(local, "a", "m1", "0.0.0.0", "host-a").tcp_bind == "tcp://0.0.0.0:*"
+    with_dynamic = new_dataflow(_spawn(tmp_path), tmp_path, accept_shipped=True)  # cam is dynamic: maybe remote
+    assert isinstance(with_dynamic, DataflowState)
+    assert node_setup(with_dynamic, "det", "m1", "10.0.0.2", "").tcp_bind == "tcp://10.0.0.2:*"
+
+
+def test_node_setup_gives_a_node_its_token_and_its_readers_tokens(tmp_path: Path) -> None:
+    msg = ctl.SpawnNodes(_ID, "demo", _YAML, str(tmp_path), ["cam", "det"], reader_secret="s3cret")
+    df = new_dataflow(msg, tmp_path, accept_shipped=True)
+    assert isinstance(df, DataflowState)
+    setup = node_setup(df, "cam", "m1", "", "")
+    assert (setup.dataflow_id, setup.node, setup.machine, setup.ipc_dir) == (_ID, "cam", "m1", str(df.ipc_dir))
+    assert setup.reader_token == df.reader_token("cam") != ""
+    assert setup.reader_tokens == {"det": df.reader_token("det")}  # cam's only reader
+    assert not setup.stopping and setup.restart_count == 0
+    df.stopping = "manual"
+    assert node_setup(df, "cam", "m1", "", "").stopping
