@@ -209,7 +209,8 @@ class Daemon:
                 self._flush_logs()
                 if self._accepted and now >= next_beat:
                     exits = {df.id: sorted({e.node for e in df.exits}) for df in self._dataflows.values()}
-                    self.coordinator.send(ctl.DaemonHeartbeat(self.machine_id, exits))  # this one also gets "register again"
+                    # this one also gets "register again"
+                    self.coordinator.send(ctl.DaemonHeartbeat(self.machine_id, exits))
                     for report in self._exit_reports.due():
                         self.coordinator.send(report)
                     next_beat = now + ctl.HEARTBEAT_INTERVAL_S
@@ -229,8 +230,8 @@ class Daemon:
     def _register(self) -> None:
         self.coordinator.send(
             ctl.RegisterDaemon(
-                self.machine_id, __version__, ctl.PROTOCOL_VERSION, socket.gethostname(), os.getpid(), self.node_addresses,
-                self.advertise,
+                self.machine_id, __version__, ctl.PROTOCOL_VERSION, socket.gethostname(), os.getpid(),
+                self.node_addresses, self.advertise,
             )
         )
 
@@ -261,7 +262,10 @@ class Daemon:
     def _on_coordinator(self, msg: Any) -> None:
         match msg:
             case ctl.DaemonAccepted(register_again=True):
-                log.warning("daemon '%s': the coordinator does not know this daemon (it restarted?); registering again", self.machine_id)
+                log.warning(
+                    "daemon '%s': the coordinator does not know this daemon (it restarted?); registering again",
+                    self.machine_id,
+                )
                 self._accepted = False
                 self._heartbeat.accepted.clear()
             case ctl.DaemonAccepted(error=error):
@@ -272,7 +276,9 @@ class Daemon:
                 else:
                     self._accepted = True
                     self._heartbeat.accepted.set()
-                    log.info("daemon '%s' registered with the coordinator at %s", self.machine_id, self.coordinator.address)
+                    log.info(
+                        "daemon '%s' registered with the coordinator at %s", self.machine_id, self.coordinator.address
+                    )
             case ctl.SpawnNodes():
                 self._spawn_dataflow(msg)
             case ctl.BundleChunk():
@@ -293,7 +299,9 @@ class Daemon:
                     self._to_nodes(df, msg)
             case ctl.StopNodes(dataflow_id=df_id, grace_s=grace, reason=reason, trace_context=parent):
                 if (df := self._dataflows.get(df_id)) is not None:
-                    self._tracer.instant(f"stop nodes of {df.name}", parent, dataflow_id=df_id, machine=self.machine_id, grace_s=grace)
+                    self._tracer.instant(
+                        f"stop nodes of {df.name}", parent, dataflow_id=df_id, machine=self.machine_id, grace_s=grace
+                    )
                     self._stop_dataflow(df, grace, reason)
             case ctl.ShutdownDaemon(grace_s=grace):
                 self.request_shutdown(grace)
@@ -331,7 +339,10 @@ class Daemon:
         for df_id, node_id in self._spawns.due():
             if (df := self._dataflows.get(df_id)) is not None:
                 self._spawn_node(df, df.descriptor.node(node_id))
-                self._tracer.instant(f"spawn node {node_id}", df.trace_context, dataflow_id=df.id, node_id=node_id, machine=self.machine_id)
+                self._tracer.instant(
+                    f"spawn node {node_id}", df.trace_context,
+                    dataflow_id=df.id, node_id=node_id, machine=self.machine_id,
+                )
 
     def _finish_shipments(self) -> None:
         """Spawn the nodes of dataflows whose shipped folder is ready; fail those whose is not."""
@@ -341,7 +352,8 @@ class Daemon:
                 continue
             df.waiting_for_folder = False
             if error:
-                self._fail_dataflow(df, f"could not ship the dataflow's folder to machine '{self.machine_id or '(default)'}': {error}")
+                machine = self.machine_id or "(default)"
+                self._fail_dataflow(df, f"could not ship the dataflow's folder to machine '{machine}': {error}")
                 continue
             if df.stopping:  # stopped while its folder was on the way: nothing to start
                 for node in df.nodes:
@@ -380,7 +392,10 @@ class Daemon:
         self._begun_grace = grace_s
         deadline = time.monotonic() + grace_s + _LADDER_END_S
         self._shutdown_deadline = min(deadline, self._shutdown_deadline or deadline)
-        log.info("daemon '%s' stopping: %d node(s) get %g s to exit", self.machine_id, len(self.supervisor.running()), grace_s)
+        log.info(
+            "daemon '%s' stopping: %d node(s) get %g s to exit",
+            self.machine_id, len(self.supervisor.running()), grace_s,
+        )
         for df in list(self._dataflows.values()):
             if df.stopping:  # told STOP already: only the ladder is shortened
                 self.supervisor.request_stop(df.id, grace_s)
@@ -418,7 +433,8 @@ class Daemon:
     def _register_node(self, peer: bytes, msg: ctl.RegisterNode) -> None:
         df = self._dataflows.get(msg.dataflow_id) or find_dynamic(self._dataflows.values(), msg.node)
         if msg.protocol != ctl.PROTOCOL_VERSION:
-            self.nodes.send(ctl.RegisterRefused(f"protocol {msg.protocol} != daemon's {ctl.PROTOCOL_VERSION}; upgrade dora_zmq"), to=peer)
+            why = f"protocol {msg.protocol} != daemon's {ctl.PROTOCOL_VERSION}; upgrade dora_zmq"
+            self.nodes.send(ctl.RegisterRefused(why), to=peer)
             return
         if df is None or msg.node not in df.nodes:
             where = f"dataflow '{msg.dataflow_id}'" if msg.dataflow_id else "any running dataflow on this machine"
@@ -427,7 +443,9 @@ class Daemon:
         sender = msg.sender_identity.encode()
         refused = check_identities(df, msg.node, peer, sender) or check_token(df, msg)
         if refused:
-            log.warning("daemon refused node '%s' of dataflow %s from connection %r: %s", msg.node, df.id, peer, refused)
+            log.warning(
+                "daemon refused node '%s' of dataflow %s from connection %r: %s", msg.node, df.id, peer, refused
+            )
             self.nodes.send(ctl.RegisterRefused(refused), to=peer)
             return
         df.peers[msg.node] = peer
@@ -444,7 +462,10 @@ class Daemon:
         why = key_refusal(sender, msg, self._dataflows)
         if not why:
             return True
-        log.warning("daemon refused %s for node '%s' from connection %r: %s", type(msg).__name__, getattr(msg, "node", None), peer, why)
+        log.warning(
+            "daemon refused %s for node '%s' from connection %r: %s",
+            type(msg).__name__, getattr(msg, "node", None), peer, why,
+        )
         if isinstance(msg, ctl.RegisterNode):
             self.nodes.send(ctl.RegisterRefused(why), to=peer)
         return False
@@ -498,13 +519,15 @@ class Daemon:
         if df.restarts is None:
             return False
         stopping = bool(df.stopping) or stopped
-        decision = df.restarts.decide(node, info, time.monotonic(), stopping=stopping, exited=[e.node for e in df.exits])
+        exited = [e.node for e in df.exits]
+        decision = df.restarts.decide(node, info, time.monotonic(), stopping=stopping, exited=exited)
         if decision.why:
             log.info("dataflow %s: node %s is not restarted: %s", df.id, node, decision.why)
         if decision.restart:
             state = df.restarts.states[node]
             self.coordinator.send(ctl.NodeRestarting(
-                df.id, node, state.count, info.exit_code, info.signal, info.failed, info.reason, decision.delay_s, state.limit,
+                df.id, node, state.count, info.exit_code, info.signal, info.failed, info.reason,
+                decision.delay_s, state.limit,
             ))  # the coordinator tells the user (run, attach) and counts it (list)
         return decision.restart
 
@@ -519,7 +542,8 @@ class Daemon:
                         self._forget(df)
 
     def _forget(self, df: DataflowState) -> None:
-        if df.waiting_for_folder or self._spawns.pending(df.id):  # the unpacking worker may be writing into ipc_dir/work
+        # the unpacking worker may be writing into ipc_dir/work
+        if df.waiting_for_folder or self._spawns.pending(df.id):
             return
         if any(df.descriptor.node(n).kind is NodeKind.DYNAMIC for n in df.peers):
             return
@@ -531,9 +555,14 @@ class Daemon:
 
     def _report_exit(self, df_id: str, node: str, info: ExitInfo) -> None:
         if info.failed:
-            log.info("dataflow %s: node %s failed: exit %s signal %s %s", df_id, node, info.exit_code, info.signal, info.reason)
+            log.info(
+                "dataflow %s: node %s failed: exit %s signal %s %s",
+                df_id, node, info.exit_code, info.signal, info.reason,
+            )
         self.coordinator.send(self._exit_reports.report(
-            ctl.NodeExited(df_id, node, info.exit_code, info.signal, info.failed, info.reason, info.stderr_tail, self.machine_id)
+            ctl.NodeExited(
+                df_id, node, info.exit_code, info.signal, info.failed, info.reason, info.stderr_tail, self.machine_id
+            )
         ))
 
     def _flush_logs(self) -> None:

@@ -23,7 +23,9 @@ from ._restart import RestartBook
 from ._shipments import WORK_DIR, runs_in_place
 from ._state import DataflowState, Senders
 
-__all__ = ["DATAFLOW_DIR_CHARS", "dataflow_dir", "new_dataflow", "node_setup", "nodes_to_spawn", "remove_dataflow_files"]
+__all__ = [
+    "DATAFLOW_DIR_CHARS", "dataflow_dir", "new_dataflow", "node_setup", "nodes_to_spawn", "remove_dataflow_files",
+]
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +62,8 @@ def new_dataflow(msg: ctl.SpawnNodes, run_dir: Path, *, accept_shipped: bool) ->
         return f"cannot create the dataflow's run folder {ipc_dir}: {exc}"
     return DataflowState(
         msg.dataflow_id, msg.name, msg.yaml, descriptor, working_dir, ipc_dir, list(msg.nodes), msg.multi_machine,
-        senders=Senders(frozenset(msg.nodes)), shipped=shipped, waiting_for_folder=shipped, trace_context=msg.trace_context,
-        reader_secret=msg.reader_secret, restarts=RestartBook(descriptor),
+        senders=Senders(frozenset(msg.nodes)), shipped=shipped, waiting_for_folder=shipped,
+        trace_context=msg.trace_context, reader_secret=msg.reader_secret, restarts=RestartBook(descriptor),
     )
 
 

@@ -85,7 +85,10 @@ def sender_refusal(
     """
     kind = type(msg).__name__
     if senders is None:
-        return f"daemon dropped {kind} for node '{node}': this daemon runs no dataflow {df_id} (sent by connection {peer!r})"
+        return (
+            f"daemon dropped {kind} for node '{node}': this daemon runs no dataflow {df_id} "
+            f"(sent by connection {peer!r})"
+        )
     owner = senders.by_identity.get(peer)
     if owner == node or (owner is None and unverified_ok and node in senders.unverified):
         return ""
@@ -116,7 +119,10 @@ def check_token(df: DataflowState, msg: ctl.RegisterNode) -> str:
     if expected is None:
         return f"node '{msg.node}' was not started by this daemon (or failed to start)"
     if not hmac.compare_digest(expected.encode(), msg.token.encode()):
-        return f"node '{msg.node}' is started by the daemon: only that process (it has {ctl.ENV_NODE_TOKEN}) can register as it"
+        return (
+            f"node '{msg.node}' is started by the daemon: "
+            f"only that process (it has {ctl.ENV_NODE_TOKEN}) can register as it"
+        )
     del df.tokens[msg.node]
     df.registered.add(msg.node)
     return ""
@@ -130,5 +136,8 @@ def check_identities(df: DataflowState, node: str, peer: bytes, sender: bytes) -
             return f"{what} is node '{owner}' of this dataflow already"
     if sender and (sender == peer or len(sender) > _ROUTING_ID_MAX or sender.startswith(b"\0")):
         # ZeroMQ reserves routing ids starting with a zero byte for the ones it assigns.
-        return f"invalid sender identity {sender!r} (1 to 255 bytes, not starting with a zero byte, not the registering connection's)"
+        return (
+            f"invalid sender identity {sender!r} "
+            "(1 to 255 bytes, not starting with a zero byte, not the registering connection's)"
+        )
     return ""

@@ -120,7 +120,10 @@ class LogCapture:
                 self._unsent += 1
                 return
             if self._unsent:
-                note = f"[dora-zmq: {self._unsent} line(s) of {self.node} not forwarded (output too fast); see {self.log_path}]"
+                note = (
+                    f"[dora-zmq: {self._unsent} line(s) of {self.node} not forwarded (output too fast); "
+                    f"see {self.log_path}]"
+                )
                 self._sink.put((self.dataflow_id, self.node, "stderr", note))
                 self._unsent = 0
         self._sink.put((self.dataflow_id, self.node, stream, line))

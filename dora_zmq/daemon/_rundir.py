@@ -84,7 +84,8 @@ def sweep_stale_run_dirs(base: Path | None = None) -> list[Path]:
             continue
         removed.append(path)
     if removed:
-        log.info("removed %d run folder(s) of daemons that are gone: %s", len(removed), ", ".join(p.name for p in removed))
+        names = ", ".join(p.name for p in removed)
+        log.info("removed %d run folder(s) of daemons that are gone: %s", len(removed), names)
     return removed
 
 

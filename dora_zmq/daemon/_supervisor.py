@@ -187,7 +187,9 @@ class Supervisor:
 
     def _signal(self, p: NodeProcess, sig: signal.Signals) -> None:
         p.signalled = sig.name
-        log.warning("dataflow %s: node %s did not stop within %.1f s; sending %s", p.dataflow_id, p.node, p.grace_s, sig.name)
+        log.warning(
+            "dataflow %s: node %s did not stop within %.1f s; sending %s", p.dataflow_id, p.node, p.grace_s, sig.name
+        )
         try:
             os.killpg(p.pid, sig)
         except ProcessLookupError:

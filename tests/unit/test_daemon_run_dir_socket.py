@@ -42,7 +42,8 @@ def test_a_long_ipc_endpoint_is_the_same_in_every_process() -> None:
     code = "import sys; from dora_zmq._transport import ipc_endpoint; print(ipc_endpoint(sys.argv[1], 'daemon'))"
     for seed in ("1", "2"):
         env = {**os.environ, "PYTHONHASHSEED": seed}
-        out = subprocess.run([sys.executable, "-c", code, directory], env=env, capture_output=True, text=True, timeout=60, check=True)
+        argv = [sys.executable, "-c", code, directory]
+        out = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=True)
         assert out.stdout.strip() == here
 
 

@@ -24,7 +24,9 @@ nodes:
 _ID = "0123abcd-4567-89ef-0123-456789abcdef"
 
 
-def _spawn(working_dir: Path, df_id: str = _ID, yaml: str = _YAML, nodes: tuple[str, ...] = ("cam", "det")) -> ctl.SpawnNodes:
+def _spawn(
+    working_dir: Path, df_id: str = _ID, yaml: str = _YAML, nodes: tuple[str, ...] = ("cam", "det")
+) -> ctl.SpawnNodes:
     return ctl.SpawnNodes(df_id, "demo", yaml, str(working_dir), list(nodes))
 
 
@@ -42,7 +44,8 @@ def test_new_dataflow_makes_its_run_folder_and_runs_in_place_without_a_bundle(tm
 
 
 def test_new_dataflow_says_why_it_cannot_start(tmp_path: Path) -> None:
-    assert new_dataflow(_spawn(tmp_path, df_id="../up"), tmp_path, accept_shipped=True) == "refused: not a valid dataflow id"
+    refused = new_dataflow(_spawn(tmp_path, df_id="../up"), tmp_path, accept_shipped=True)
+    assert refused == "refused: not a valid dataflow id"
     assert not (tmp_path.parent / "up").exists()
     bad = new_dataflow(_spawn(tmp_path, yaml="nodes: 3"), tmp_path, accept_shipped=True)
     assert isinstance(bad, str) and bad.startswith("invalid dataflow: ")
@@ -71,7 +74,7 @@ def test_node_env_gives_the_contracts_names_the_last_word(tmp_path: Path, monkey
 
 
 def test_node_setup_binds_tcp_only_for_peers_on_other_hosts(tmp_path: Path) -> None:
-    static = "nodes:\n  - id: a\n    path: a.py\n    outputs: [x]\n  - id: b\n    path: b.py\n    inputs:\n      x: a/x\n"
+    static = "nodes:\n  - {id: a, path: a.py, outputs: [x]}\n  - {id: b, path: b.py, inputs: {x: a/x}}\n"
     local = new_dataflow(_spawn(tmp_path, yaml=static, nodes=("a", "b")), tmp_path, accept_shipped=True)
     assert isinstance(local, DataflowState)
     assert node_setup(local, "a", "m1", "0.0.0.0", "host-a").tcp_bind == ""  # every peer is on this machine
