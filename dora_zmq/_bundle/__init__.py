@@ -37,6 +37,7 @@ from ._transfer import (
     decode_chunk,
     encode_chunk,
     parse_size,
+    short_digest,
 )
 from ._unpack import unpack_bundle
 
@@ -59,5 +60,6 @@ __all__ = [
     "file_digest",
     "pack_folder",
     "parse_size",
+    "short_digest",
     "unpack_bundle",
 ]

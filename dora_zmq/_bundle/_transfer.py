@@ -30,6 +30,7 @@ __all__ = [
     "decode_chunk",
     "encode_chunk",
     "parse_size",
+    "short_digest",
 ]
 
 #: Raw bytes per chunk message. A chunk travels base64 in a JSON control message (about
@@ -67,6 +68,17 @@ def check_digest(digest: object) -> str:
     if not isinstance(digest, str) or not _DIGEST.match(digest):
         raise BundleError(f"invalid bundle digest {str(digest)[:80]!r} (expected 64 lower-case hex digits)")
     return digest
+
+
+#: Hex digits of a digest that logs and error messages show: 48 bits tell a reader's few
+#: bundles apart, the full 64 would bury the message. Only ever for people: files and
+#: messages name a bundle by its whole digest.
+SHORT_DIGEST_CHARS = 12
+
+
+def short_digest(digest: str) -> str:
+    """How logs and error messages name a bundle: the first ``SHORT_DIGEST_CHARS`` of its digest."""
+    return digest[:SHORT_DIGEST_CHARS]
 
 
 def encode_chunk(data: bytes) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import hashlib
 import os
 from typing import Any, Callable, Sequence
 
@@ -70,11 +71,23 @@ _POLLIN = int(zmq.POLLIN)
 _DATA_TRANSPORTS = ("ipc://", "tcp://")
 
 
+# A unix socket's path must fit in 107 bytes (sun_path); past this a socket is named by a hash.
+_IPC_PATH_MAX = 100
+# Hex digits of that hash: 40 bits tell apart the few sockets of one folder.
+_IPC_HASHED_NAME_CHARS = 10
+
+
 def ipc_endpoint(directory: str, name: str) -> str:
-    """An ``ipc://`` address in ``directory`` (kept under the 107-byte socket path limit)."""
+    """An ``ipc://`` address in ``directory`` (kept under the 107-byte socket path limit).
+
+    The same in every process: a long name is replaced by a stable hash of it (not ``hash()``,
+    which Python salts per process), so a daemon sweeping dead daemons' run folders finds the
+    socket a daemon in another process bound.
+    """
     path = os.path.join(directory, name + ".sock")
-    if len(path) > 100:
-        path = os.path.join(directory, f"{abs(hash(name)) % 10**10}.sock")
+    if len(path) > _IPC_PATH_MAX:
+        hashed = hashlib.blake2b(name.encode(), digest_size=8).hexdigest()[:_IPC_HASHED_NAME_CHARS]
+        path = os.path.join(directory, f"{hashed}.sock")
     return "ipc://" + path
 
 

@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 from .. import _control as ctl
 from .._bundle import BundleLimits, BundleReceiver, BundleStore, cache_root, check_digest, decode_chunk, encode_chunk
+from .._bundle import short_digest
 from .._errors import BundleError
 
 __all__ = ["BundleService"]
@@ -68,7 +69,7 @@ class BundleService:
         try:
             digest = check_digest(bundle.digest)
             if self.store.verified(digest):
-                log.info("bundle %s: already here, nothing to upload", digest[:12])
+                log.info("bundle %s: already here, nothing to upload", short_digest(digest))
                 return ctl.BundleWanted(digest, bundle.size)
             self._drop_stalled()
             key = (peer, digest)
@@ -84,7 +85,7 @@ class BundleService:
         """An uploaded ``BundleChunk``: the next offset, or ``Failed`` (the upload is dropped)."""
         receiver = self._uploads.get((peer, msg.digest))
         if receiver is None:
-            return ctl.Failed(f"no upload of bundle {msg.digest[:12]} in progress: send OfferBundle first")
+            return ctl.Failed(f"no upload of bundle {short_digest(msg.digest)} in progress: send OfferBundle first")
         key = (peer, msg.digest)
         try:
             data = decode_chunk(msg.data)
@@ -125,6 +126,6 @@ class BundleService:
         now = time.monotonic()
         for key, receiver in list(self._uploads.items()):
             if now - receiver.last_activity > UPLOAD_STALL_S:
-                log.warning("bundle %s: upload from %r stalled for %g s, dropped", receiver.digest[:12], key[0], UPLOAD_STALL_S)
+                log.warning("bundle %s: upload from %r stalled for %g s, dropped", short_digest(receiver.digest), key[0], UPLOAD_STALL_S)
                 receiver.abort()
                 del self._uploads[key]

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import _control as ctl
+from .._bundle import short_digest
 from .._errors import BundleError, DescriptorError, NodeFailure
 from .._transport import Channel, Poller
 from .._version import __version__
@@ -281,7 +282,7 @@ class Coordinator:
                 return ""
         except BundleError as exc:
             return str(exc)
-        return f"bundle {msg.bundle.digest[:12]} is not on the coordinator (not uploaded, or evicted since): start again"
+        return f"bundle {short_digest(msg.bundle.digest)} is not on the coordinator (not uploaded, or evicted since): start again"
 
     def _folder_arriving(self, daemon: bytes, digest: str) -> None:
         """A daemon is still fetching a bundle: its nodes are not slow to call Node(), they

@@ -1,14 +1,29 @@
-"""The daemon: one per machine; spawns, watches and stops that machine's nodes.
+"""The daemon's event loop: one per machine; spawns, watches and stops that machine's nodes.
 
 It sits between the coordinator (a DEALER to its ROUTER) and the local nodes (its own
 ROUTER). It is never on the data path: nodes publish to each other directly.
+
+This module decides what happens when; each piece of the work has its own module:
+
+- ``_identity``: who the daemon is to the coordinator, and who may speak for which node;
+- ``_dataflows``: from a ``SpawnNodes`` to a ``DataflowState`` (``_state``) and its run folder;
+- ``_spawning``: starting one node, and the queue that spreads a dataflow's spawns over passes;
+- ``_supervisor``: the node processes, their stop ladder and reaping; ``_logs``: their output;
+- ``_restart``: ``restart_policy``; ``_exit_reports``: exits resent until acknowledged;
+- ``_shipments``: shipped dataflow folders; ``_heartbeat``, ``_resources``, ``_rundir``.
+
+Threading: ``serve_forever`` runs on one thread, which owns all of the daemon's state (its
+dataflows, the retired senders, the spawn queue, the supervisor and both sockets). Any thread
+may call ``request_shutdown`` (it sets ``_stop`` and the grace the loop reads) and ``close``.
+The rest reaches the loop through a queue or an event it polls: log lines from the reader
+threads (``Supervisor.log_lines``), unpacked folders from the shipments' worker; the heartbeat
+thread has its own socket and reads only the ``accepted`` event the loop sets.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import secrets
 import shutil
 import socket
 import threading
@@ -20,20 +35,22 @@ from typing import Any
 from .. import _control as ctl
 from .._control import ENV_DAEMON, ENV_DATAFLOW, ENV_MACHINE, ENV_NODE, StopReason
 from .._errors import ControlError, DescriptorError
-from .._shm import cleanup_segments, cleanup_stale
-from .._transport import Channel, Poller, ipc_endpoint
+from .._shm import cleanup_stale
+from .._transport import Channel, Poller
 from .._version import __version__
 from ..descriptor import NodeKind, NodeSpec, parse_dataflow
-from ..security import TRUSTED, Peer, Role
+from ..security import Peer
 from ..tracing import LifecycleTracer
+from ._dataflows import new_dataflow, node_setup, nodes_to_spawn, remove_dataflow_files
 from ._exit_reports import ExitReports
 from ._heartbeat import HeartbeatThread
+from ._identity import check_identities, check_token, control_identity, find_dynamic, key_refusal, sender_refusal
+from ._logs import log_messages
 from ._resources import ResourceSampler, SampledProcess
-from ._restart import RestartBook
-from ._rundir import create_run_dir, sweep_stale_run_dirs
-from ._spawning import SpawnQueue, node_argv, node_log_path
-from ._shipments import WORK_DIR, Shipments, missing_folder, runs_in_place
-from ._state import DataflowState, Senders, check_identities, check_token
+from ._rundir import create_run_dir, daemon_endpoint, sweep_stale_run_dirs
+from ._shipments import Shipments, missing_folder
+from ._spawning import SpawnQueue, start_node
+from ._state import DataflowState, Senders
 from ._supervisor import ExitInfo, Supervisor
 
 __all__ = ["Daemon", "ENV_DAEMON", "ENV_DATAFLOW", "ENV_MACHINE", "ENV_NODE"]
@@ -42,13 +59,23 @@ log = logging.getLogger(__name__)
 
 _RESOURCES_S = 1.0  # how often node CPU/memory go to the coordinator (`dora-zmq top`)
 _REGISTER_RETRY_S = 1.0
+# How long a pass of the loop waits for a message when no spawn is queued: the loop also
+# reaps, restarts and relays logs between messages, so this bounds how late those are.
+_IDLE_POLL_MS = 50
 #: On SIGTERM/SIGINT nodes get STOP and this grace (README: "Stopping a daemon"); then gone by EXIT_BOUND_S.
 SHUTDOWN_GRACE_S = 10.0
-EXIT_BOUND_S = SHUTDOWN_GRACE_S + 5.0 + 5.0  # + the stop ladder's end and reaping, + closing
+# After the grace: the stop ladder's end (SIGTERM, KILL_AFTER_TERM_S, SIGKILL) and reaping.
+_LADDER_END_S = 5.0
+# Closing once the nodes are gone: the supervisor's last reaping, the goodbye to the coordinator.
+_CLOSING_S = 5.0
+EXIT_BOUND_S = SHUTDOWN_GRACE_S + _LADDER_END_S + _CLOSING_S
+# How long closing waits for DaemonExiting and the last exit reports to leave.
+_GOODBYE_LINGER_MS = 500
 # Dataflows whose nodes all exited: their senders are kept a while, because a node's last
 # reports (final NodeStats) may be read after its exit was, and must still be verified.
 _RETIRED_KEPT = 32
-_LOG_BATCH_BYTES = 1024 * 1024
+#: What a node reports when it was stopped before its process was started.
+STOPPED_BEFORE_START = "stopped before it started"
 
 
 class Daemon:
@@ -91,7 +118,7 @@ class Daemon:
         self._closed = False
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            self.nodes = Channel.serve(ipc_endpoint(str(self.run_dir), "daemon"))
+            self.nodes = Channel.serve(daemon_endpoint(self.run_dir))  # where sweepers look (._rundir)
         except BaseException:
             self._remove_run_dir()
             raise
@@ -102,9 +129,7 @@ class Daemon:
                 bound = self.nodes.bind(f"tcp://{tcp_bind}:*")
                 port = bound.rsplit(":", 1)[1]
                 self.node_addresses.append(f"tcp://{advertise or tcp_bind}:{port}")
-            # The random part makes the routing id unguessable: the coordinator's socket hands an
-            # identity to whoever connects with it (so a reconnecting daemon keeps its place).
-            ident = f"daemon/{machine_id}/{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(16)}"
+            ident = control_identity(machine_id)
             self.coordinator = Channel.connect(coordinator, identity=ident)
             self.identity = ident.encode()  # of its control connection (Coordinator.add_in_process_daemon)
         except BaseException:
@@ -175,7 +200,7 @@ class Daemon:
                 if not self._accepted and now >= next_register:
                     self._register()
                     next_register = now + _REGISTER_RETRY_S
-                for member in poller.wait(0 if self._spawns else 50):
+                for member in poller.wait(0 if self._spawns else _IDLE_POLL_MS):
                     self._drain(member)
                 self._spawn_queued()
                 self._reap()
@@ -184,7 +209,8 @@ class Daemon:
                 self._flush_logs()
                 if self._accepted and now >= next_beat:
                     exits = {df.id: sorted({e.node for e in df.exits}) for df in self._dataflows.values()}
-                    self.coordinator.send(ctl.DaemonHeartbeat(self.machine_id, exits))  # this one also gets "register again"
+                    # this one also gets "register again"
+                    self.coordinator.send(ctl.DaemonHeartbeat(self.machine_id, exits))
                     for report in self._exit_reports.due():
                         self.coordinator.send(report)
                     next_beat = now + ctl.HEARTBEAT_INTERVAL_S
@@ -204,8 +230,8 @@ class Daemon:
     def _register(self) -> None:
         self.coordinator.send(
             ctl.RegisterDaemon(
-                self.machine_id, __version__, ctl.PROTOCOL_VERSION, socket.gethostname(), os.getpid(), self.node_addresses,
-                self.advertise,
+                self.machine_id, __version__, ctl.PROTOCOL_VERSION, socket.gethostname(), os.getpid(),
+                self.node_addresses, self.advertise,
             )
         )
 
@@ -236,7 +262,10 @@ class Daemon:
     def _on_coordinator(self, msg: Any) -> None:
         match msg:
             case ctl.DaemonAccepted(register_again=True):
-                log.warning("daemon '%s': the coordinator does not know this daemon (it restarted?); registering again", self.machine_id)
+                log.warning(
+                    "daemon '%s': the coordinator does not know this daemon (it restarted?); registering again",
+                    self.machine_id,
+                )
                 self._accepted = False
                 self._heartbeat.accepted.clear()
             case ctl.DaemonAccepted(error=error):
@@ -247,7 +276,9 @@ class Daemon:
                 else:
                     self._accepted = True
                     self._heartbeat.accepted.set()
-                    log.info("daemon '%s' registered with the coordinator at %s", self.machine_id, self.coordinator.address)
+                    log.info(
+                        "daemon '%s' registered with the coordinator at %s", self.machine_id, self.coordinator.address
+                    )
             case ctl.SpawnNodes():
                 self._spawn_dataflow(msg)
             case ctl.BundleChunk():
@@ -268,7 +299,9 @@ class Daemon:
                     self._to_nodes(df, msg)
             case ctl.StopNodes(dataflow_id=df_id, grace_s=grace, reason=reason, trace_context=parent):
                 if (df := self._dataflows.get(df_id)) is not None:
-                    self._tracer.instant(f"stop nodes of {df.name}", parent, dataflow_id=df_id, machine=self.machine_id, grace_s=grace)
+                    self._tracer.instant(
+                        f"stop nodes of {df.name}", parent, dataflow_id=df_id, machine=self.machine_id, grace_s=grace
+                    )
                     self._stop_dataflow(df, grace, reason)
             case ctl.ShutdownDaemon(grace_s=grace):
                 self.request_shutdown(grace)
@@ -280,54 +313,36 @@ class Daemon:
     def _spawn_dataflow(self, msg: ctl.SpawnNodes) -> None:
         # Every node named here ends in a spawn or a reported failure: one left unreported
         # would keep the dataflow in "spawning" for ever.
-        if not ctl.is_safe_dataflow_id(msg.dataflow_id):
-            # it names this dataflow's folders, removed with it: never a path
-            log.warning("daemon '%s': refused to spawn dataflow %r: not a valid dataflow id", self.machine_id, msg.dataflow_id)
-            self._fail_nodes(msg, "refused: not a valid dataflow id")
+        df = new_dataflow(msg, self.run_dir, accept_shipped=self.accept_shipped)
+        if isinstance(df, str):
+            log.warning("daemon '%s': cannot start dataflow %r here: %s", self.machine_id, msg.dataflow_id, df)
+            for node in msg.nodes:
+                self._report_exit(msg.dataflow_id, node, ExitInfo.not_started(df))
             return
-        ipc_dir = self.run_dir / msg.dataflow_id[:12]
-        shipped = self.accept_shipped and not runs_in_place(msg)
-        working_dir = ipc_dir / WORK_DIR if shipped else Path(msg.working_dir)
-        try:
-            descriptor = parse_dataflow(msg.yaml, working_dir=working_dir, check_paths=False)
-        except DescriptorError as exc:
-            self._fail_nodes(msg, f"invalid dataflow: {exc}")
-            return
-        try:
-            ipc_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            self._fail_nodes(msg, f"cannot create the dataflow's run folder {ipc_dir}: {exc}")
-            return
-        df = DataflowState(
-            msg.dataflow_id, msg.name, msg.yaml, descriptor, working_dir, ipc_dir, list(msg.nodes), msg.multi_machine,
-            senders=Senders(frozenset(msg.nodes)), shipped=shipped, waiting_for_folder=shipped, trace_context=msg.trace_context,
-            reader_secret=msg.reader_secret, restarts=RestartBook(descriptor),
-        )
         self._dataflows[df.id] = df
-        if shipped:
+        if df.shipped:
             assert msg.bundle is not None  # runs_in_place says True without one
-            self._shipments.request(df.id, msg.bundle, working_dir)  # spawned in _finish_shipments
+            self._shipments.request(df.id, msg.bundle, df.working_dir)  # spawned in _finish_shipments
             return
-        if not working_dir.is_dir():
-            self._fail_dataflow(df, missing_folder(working_dir, self.machine_id, refused=msg.bundle is not None))
+        if not df.working_dir.is_dir():
+            self._fail_dataflow(df, missing_folder(df.working_dir, self.machine_id, refused=msg.bundle is not None))
             return
         self._spawn_nodes(df)
 
     def _spawn_nodes(self, df: DataflowState) -> None:
-        queued = []  # started by _spawn_queued, a slice per pass of the loop
-        for node_id in df.nodes:
-            try:
-                if df.descriptor.node(node_id).kind is not NodeKind.DYNAMIC:
-                    queued.append(node_id)
-            except KeyError as exc:
-                self._report_exit(df.id, node_id, ExitInfo(None, None, True, f"not in the dataflow: {exc}", ""))
-        self._spawns.add(df.id, queued)
+        queued, unknown = nodes_to_spawn(df)
+        for node_id, why in unknown.items():
+            self._report_exit(df.id, node_id, ExitInfo.not_started(why))
+        self._spawns.add(df.id, queued)  # started by _spawn_queued, a slice per pass of the loop
 
     def _spawn_queued(self) -> None:
         for df_id, node_id in self._spawns.due():
             if (df := self._dataflows.get(df_id)) is not None:
                 self._spawn_node(df, df.descriptor.node(node_id))
-                self._tracer.instant(f"spawn node {node_id}", df.trace_context, dataflow_id=df.id, node_id=node_id, machine=self.machine_id)
+                self._tracer.instant(
+                    f"spawn node {node_id}", df.trace_context,
+                    dataflow_id=df.id, node_id=node_id, machine=self.machine_id,
+                )
 
     def _finish_shipments(self) -> None:
         """Spawn the nodes of dataflows whose shipped folder is ready; fail those whose is not."""
@@ -337,11 +352,12 @@ class Daemon:
                 continue
             df.waiting_for_folder = False
             if error:
-                self._fail_dataflow(df, f"could not ship the dataflow's folder to machine '{self.machine_id or '(default)'}': {error}")
+                machine = self.machine_id or "(default)"
+                self._fail_dataflow(df, f"could not ship the dataflow's folder to machine '{machine}': {error}")
                 continue
             if df.stopping:  # stopped while its folder was on the way: nothing to start
                 for node in df.nodes:
-                    self._report_exit(df.id, node, ExitInfo(None, None, False, "stopped before it started", ""))
+                    self._report_exit(df.id, node, ExitInfo.not_started(STOPPED_BEFORE_START, failed=False))
                 self._forget(df)
                 continue
             try:  # again, now that the files are there: `path: tool` may name one of them
@@ -355,56 +371,31 @@ class Daemon:
         """Report every node of ``df`` on this machine failed with ``reason``, and forget it."""
         log.error("dataflow %s: %s", df.id, reason)
         for node in df.nodes:
-            self._report_exit(df.id, node, ExitInfo(None, None, True, reason, ""))
+            self._report_exit(df.id, node, ExitInfo.not_started(reason))
         self._forget(df)
 
-    def _fail_nodes(self, msg: ctl.SpawnNodes, reason: str) -> None:
-        for node in msg.nodes:
-            self._report_exit(msg.dataflow_id, node, ExitInfo(None, None, True, reason, ""))
-
     def _spawn_node(self, df: DataflowState, spec: NodeSpec) -> None:
-        argv = node_argv(df, spec)
-        if isinstance(argv, str):
-            self._report_exit(df.id, spec.id, ExitInfo(None, None, True, argv, ""))
-            return
-        env = dict(os.environ)
-        env.update(spec.env)
-        token = secrets.token_hex(16)
-        env.update({
-            ctl.ENV_NODE_TOKEN: token,
-            ENV_DAEMON: self.node_address,
-            ENV_NODE: spec.id,
-            ENV_DATAFLOW: df.id,
-            ENV_MACHINE: self.machine_id,
-            "PYTHONUNBUFFERED": "1",
-        })
-        try:
-            self.supervisor.spawn(df.id, spec.id, argv, env, df.working_dir, node_log_path(self.run_dir, df, spec.id))
-        except Exception as exc:  # noqa: BLE001 - whatever stops a spawn (OSError, a NUL byte's
-            # ValueError, SubprocessError...) is this node's failure: unreported, the dataflow
-            # would wait in "spawning" for ever.
-            log.warning("dataflow %s: could not start node %s: %s: %s", df.id, spec.id, type(exc).__name__, exc)
-            self._report_exit(df.id, spec.id, ExitInfo(None, None, True, f"could not start {argv[0]}: {exc}", ""))
-            return
-        df.tokens[spec.id] = token  # a new process (a restart too): it registers once, with this
-        df.registered.discard(spec.id)
-        df.live.add(spec.id)
+        why = start_node(self.supervisor, df, spec, self.run_dir, self.node_address, self.machine_id)
+        if why:
+            self._report_exit(df.id, spec.id, ExitInfo.not_started(why))
 
     def _stop_dataflow(self, df: DataflowState, grace_s: float, reason: str) -> None:
         df.stopping = reason or StopReason.MANUAL
-        df.grace_s = grace_s
         self._to_nodes(df, ctl.StopNode(df.stopping))
         self.supervisor.request_stop(df.id, grace_s)
         for node in self._spawns.drop(df.id):
-            self._end_node(df, node, ExitInfo(None, None, False, "stopped before it started", ""))
+            self._end_node(df, node, ExitInfo.not_started(STOPPED_BEFORE_START, failed=False))
         for node, info in df.restarts.call_off() if df.restarts else ():  # not begun: called off
             self._end_node(df, node, info)
 
     def _begin_shutdown(self, grace_s: float) -> None:
         self._begun_grace = grace_s
-        deadline = time.monotonic() + grace_s + 5.0
+        deadline = time.monotonic() + grace_s + _LADDER_END_S
         self._shutdown_deadline = min(deadline, self._shutdown_deadline or deadline)
-        log.info("daemon '%s' stopping: %d node(s) get %g s to exit", self.machine_id, len(self.supervisor.running()), grace_s)
+        log.info(
+            "daemon '%s' stopping: %d node(s) get %g s to exit",
+            self.machine_id, len(self.supervisor.running()), grace_s,
+        )
         for df in list(self._dataflows.values()):
             if df.stopping:  # told STOP already: only the ladder is shortened
                 self.supervisor.request_stop(df.id, grace_s)
@@ -440,9 +431,10 @@ class Daemon:
                 log.debug("daemon ignores node message %r", msg)
 
     def _register_node(self, peer: bytes, msg: ctl.RegisterNode) -> None:
-        df = self._dataflows.get(msg.dataflow_id) or self._find_dynamic(msg.node)
+        df = self._dataflows.get(msg.dataflow_id) or find_dynamic(self._dataflows.values(), msg.node)
         if msg.protocol != ctl.PROTOCOL_VERSION:
-            self.nodes.send(ctl.RegisterRefused(f"protocol {msg.protocol} != daemon's {ctl.PROTOCOL_VERSION}; upgrade dora_zmq"), to=peer)
+            why = f"protocol {msg.protocol} != daemon's {ctl.PROTOCOL_VERSION}; upgrade dora_zmq"
+            self.nodes.send(ctl.RegisterRefused(why), to=peer)
             return
         if df is None or msg.node not in df.nodes:
             where = f"dataflow '{msg.dataflow_id}'" if msg.dataflow_id else "any running dataflow on this machine"
@@ -451,24 +443,14 @@ class Daemon:
         sender = msg.sender_identity.encode()
         refused = check_identities(df, msg.node, peer, sender) or check_token(df, msg)
         if refused:
-            log.warning("daemon refused node '%s' of dataflow %s from connection %r: %s", msg.node, df.id, peer, refused)
+            log.warning(
+                "daemon refused node '%s' of dataflow %s from connection %r: %s", msg.node, df.id, peer, refused
+            )
             self.nodes.send(ctl.RegisterRefused(refused), to=peer)
             return
         df.peers[msg.node] = peer
         df.senders.bind(msg.node, [peer, sender] if sender else [peer], announced=bool(sender))
-        has_dynamic = any(n.kind is NodeKind.DYNAMIC for n in df.descriptor.nodes)
-        # Peers on other hosts (other daemons' nodes, dynamic nodes) need tcp endpoints.
-        tcp_bind = f"tcp://{self.tcp_bind}:*" if (df.multi_machine or has_dynamic) and self.tcp_bind else ""
-        self.nodes.send(
-            ctl.NodeSetup(
-                df.id, msg.node, df.yaml, str(df.working_dir), self.machine_id, str(df.ipc_dir),
-                tcp_bind, self.advertise, stopping=bool(df.stopping),
-                reader_token=df.reader_token(msg.node),
-                reader_tokens={n: df.reader_token(n) for n in df.descriptor.downstream_nodes(msg.node)},
-                restart_count=df.restarts.count(msg.node) if df.restarts else 0,
-            ),
-            to=peer,
-        )
+        self.nodes.send(node_setup(df, msg.node, self.machine_id, self.tcp_bind, self.advertise), to=peer)
         for exited in df.exits:
             if exited.node not in df.peers:  # not a dynamic node that came back since
                 self.nodes.send(exited, to=peer)
@@ -476,63 +458,27 @@ class Daemon:
             self.nodes.send(df.last_peers, to=peer)
 
     def _node_key_allows(self, peer: bytes, sender: Peer, msg: Any) -> bool:
-        """True if the connection's key may speak as the node ``msg`` names (see README, roles).
-
-        Nodes this daemon spawns run with its daemon key. A ``node`` key (an edge device) is
-        named after the one dynamic node it may run as; an operator key is no node at all.
-        """
-        if sender == TRUSTED or sender.may(Role.DAEMON):
-            return True
-        node = getattr(msg, "node", None)
-        why = ""
-        if not sender.may(Role.NODE):
-            why = f"it has {sender.describe()}, not a node or daemon key"
-        elif node != sender.name:
-            why = f"a node key named '{sender.name}' may only run node '{sender.name}'"
-        else:
-            df = self._dataflows.get(getattr(msg, "dataflow_id", "")) or (self._find_dynamic(node) if isinstance(msg, ctl.RegisterNode) else None)
-            if df is not None and node in df.nodes and df.descriptor.node(node).kind is not NodeKind.DYNAMIC:
-                why = f"node '{node}' is started by the daemon; a node key runs only `path: dynamic` nodes"
+        """True if the connection's key may speak as the node ``msg`` names (``key_refusal``)."""
+        why = key_refusal(sender, msg, self._dataflows)
         if not why:
             return True
-        log.warning("daemon refused %s for node '%s' from connection %r: %s", type(msg).__name__, node, peer, why)
+        log.warning(
+            "daemon refused %s for node '%s' from connection %r: %s",
+            type(msg).__name__, getattr(msg, "node", None), peer, why,
+        )
         if isinstance(msg, ctl.RegisterNode):
             self.nodes.send(ctl.RegisterRefused(why), to=peer)
         return False
 
     def _from_node(self, peer: bytes, msg: Any, df_id: str, node: str, *, unverified_ok: bool) -> bool:
-        """True if ``peer`` may send ``msg`` as ``node`` of ``df_id``; logs and says False if not.
-
-        Args:
-            unverified_ok: accept a connection that is no node's from a node that did not
-                announce its second socket (older nodes send their last reports from there).
-        """
+        """True if ``peer`` may send ``msg`` as ``node`` of ``df_id``; logs and says False if not
+        (``sender_refusal``; a dataflow that ended is still checked, for a node's last reports)."""
         df = self._dataflows.get(df_id)
         senders = df.senders if df is not None else self._retired.get(df_id)
-        if senders is None:
-            log.warning("daemon dropped %s for node '%s': this daemon runs no dataflow %s (sent by connection %r)", type(msg).__name__, node, df_id, peer)
-            return False
-        owner = senders.by_identity.get(peer)
-        if owner == node or (owner is None and unverified_ok and node in senders.unverified):
-            return True
-        actual = f"node '{owner}'" if owner is not None else "no node of that dataflow"
-        if node not in senders.nodes:
-            log.warning(
-                "daemon dropped %s: this daemon runs no node '%s' in dataflow %s (sent by connection %r, which is %s)",
-                type(msg).__name__, node, df_id, peer, actual,
-            )
-        else:
-            log.warning(
-                "daemon dropped %s claiming to come from node '%s' of dataflow %s: it was sent by connection %r, which is %s",
-                type(msg).__name__, node, df_id, peer, actual,
-            )
-        return False
-
-    def _find_dynamic(self, node: str) -> DataflowState | None:
-        for df in self._dataflows.values():
-            if node in df.nodes and df.descriptor.node(node).kind is NodeKind.DYNAMIC and not df.stopping:
-                return df
-        return None
+        why = sender_refusal(senders, peer, msg, df_id, node, unverified_ok=unverified_ok)
+        if why:
+            log.warning("%s", why)
+        return not why
 
     def _to_nodes(self, df: DataflowState, msg: Any) -> None:
         for node, peer in list(df.peers.items()):
@@ -573,13 +519,15 @@ class Daemon:
         if df.restarts is None:
             return False
         stopping = bool(df.stopping) or stopped
-        decision = df.restarts.decide(node, info, time.monotonic(), stopping=stopping, exited=[e.node for e in df.exits])
+        exited = [e.node for e in df.exits]
+        decision = df.restarts.decide(node, info, time.monotonic(), stopping=stopping, exited=exited)
         if decision.why:
             log.info("dataflow %s: node %s is not restarted: %s", df.id, node, decision.why)
         if decision.restart:
             state = df.restarts.states[node]
             self.coordinator.send(ctl.NodeRestarting(
-                df.id, node, state.count, info.exit_code, info.signal, info.failed, info.reason, decision.delay_s, state.limit,
+                df.id, node, state.count, info.exit_code, info.signal, info.failed, info.reason,
+                decision.delay_s, state.limit,
             ))  # the coordinator tells the user (run, attach) and counts it (list)
         return decision.restart
 
@@ -594,7 +542,8 @@ class Daemon:
                         self._forget(df)
 
     def _forget(self, df: DataflowState) -> None:
-        if df.waiting_for_folder or self._spawns.pending(df.id):  # the unpacking worker may be writing into ipc_dir/work
+        # the unpacking worker may be writing into ipc_dir/work
+        if df.waiting_for_folder or self._spawns.pending(df.id):
             return
         if any(df.descriptor.node(n).kind is NodeKind.DYNAMIC for n in df.peers):
             return
@@ -602,38 +551,27 @@ class Daemon:
         self._retired[df.id] = df.senders
         while len(self._retired) > _RETIRED_KEPT:
             self._retired.popitem(last=False)
-        shutil.rmtree(df.ipc_dir, ignore_errors=True)
-        # Shared-memory messages nobody released (a crashed node, or an exit before a
-        # receiver mapped them) are only safe to remove once every local node is gone.
-        removed = cleanup_segments(df.id)
-        if removed:
-            log.info("dataflow %s: removed %d shared-memory segment(s)", df.id, removed)
+        remove_dataflow_files(df)
 
     def _report_exit(self, df_id: str, node: str, info: ExitInfo) -> None:
         if info.failed:
-            log.info("dataflow %s: node %s failed: exit %s signal %s %s", df_id, node, info.exit_code, info.signal, info.reason)
+            log.info(
+                "dataflow %s: node %s failed: exit %s signal %s %s",
+                df_id, node, info.exit_code, info.signal, info.reason,
+            )
         self.coordinator.send(self._exit_reports.report(
-            ctl.NodeExited(df_id, node, info.exit_code, info.signal, info.failed, info.reason, info.stderr_tail, self.machine_id)
+            ctl.NodeExited(
+                df_id, node, info.exit_code, info.signal, info.failed, info.reason, info.stderr_tail, self.machine_id
+            )
         ))
 
     def _flush_logs(self) -> None:
-        batches: dict[tuple[str, str, str], list[str]] = {}
         q = self.supervisor.log_lines
+        lines: list[tuple[str, str, str, str]] = []
         while not q.empty():
-            df_id, node, stream, line = q.get_nowait()
-            batches.setdefault((df_id, node, stream), []).append(line)
-        for (df_id, node, stream), lines in batches.items():
-            # Messages well under the control sockets' size limit (the coordinator drops a peer
-            # that sends more): a chatty node's lines go in several.
-            chunk: list[str] = []
-            size = 0
-            for line in lines:
-                if chunk and size + len(line) > _LOG_BATCH_BYTES:
-                    self.coordinator.send(ctl.NodeLogs(df_id, node, chunk, stream))
-                    chunk, size = [], 0
-                chunk.append(line)
-                size += len(line) + 8
-            self.coordinator.send(ctl.NodeLogs(df_id, node, chunk, stream))
+            lines.append(q.get_nowait())
+        for msg in log_messages(lines):
+            self.coordinator.send(msg)
 
     def _close(self) -> None:
         if self._closed:
@@ -655,7 +593,7 @@ class Daemon:
             except ControlError:
                 pass
             self._tracer.close()
-            self.coordinator.close(500)
+            self.coordinator.close(_GOODBYE_LINGER_MS)
             self.nodes.close()
         finally:
             self._remove_run_dir()

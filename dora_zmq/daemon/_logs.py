@@ -4,7 +4,10 @@ Everything a node prints is bounded here: a line is cut at ``LINE_MAX`` bytes (a
 megabytes without a newline is read in pieces), the log file is rotated at ``FILE_MAX`` bytes
 (``log_<node>.txt.1`` keeps the previous part), and lines waiting for the daemon's event loop
 are capped at ``PENDING_MAX``; past that they still reach the file, and the coordinator gets
-one line saying how many it missed.
+one line saying how many it missed. ``log_messages`` packs the lines for the coordinator.
+
+Threading: a ``LogCapture``'s two reader threads own its file and counters; lines reach the
+daemon's event loop only through the ``sink`` queue.
 """
 
 from __future__ import annotations
@@ -14,10 +17,13 @@ import queue
 import threading
 import time
 from collections import deque
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
-__all__ = ["LogCapture"]
+from .. import _control as ctl
+
+__all__ = ["LOG_BATCH_BYTES", "LogCapture", "log_messages"]
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +31,31 @@ _TAIL_LINES = 20
 LINE_MAX = 64 * 1024
 FILE_MAX = 64 * 1024 * 1024
 PENDING_MAX = 10_000
+#: Most bytes of lines in one ``NodeLogs``: well under the control sockets' size limit (the
+#: coordinator drops a peer that sends more), so a chatty node's lines go in several.
+LOG_BATCH_BYTES = 1024 * 1024
+# What a line costs in a message beyond its characters (JSON quotes, comma, escapes): an estimate.
+_LINE_OVERHEAD = 8
+
+
+def log_messages(
+    lines: Iterable[tuple[str, str, str, str]], max_bytes: int = LOG_BATCH_BYTES
+) -> Iterator[ctl.NodeLogs]:
+    """``(dataflow_id, node, stream, line)`` as ``NodeLogs`` messages, one stream's lines in order,
+    each message's lines under about ``max_bytes`` (at least one line each)."""
+    batches: dict[tuple[str, str, str], list[str]] = {}
+    for df_id, node, stream, line in lines:
+        batches.setdefault((df_id, node, stream), []).append(line)
+    for (df_id, node, stream), stream_lines in batches.items():
+        chunk: list[str] = []
+        size = 0
+        for line in stream_lines:
+            if chunk and size + len(line) > max_bytes:
+                yield ctl.NodeLogs(df_id, node, chunk, stream)
+                chunk, size = [], 0
+            chunk.append(line)
+            size += len(line) + _LINE_OVERHEAD
+        yield ctl.NodeLogs(df_id, node, chunk, stream)
 
 
 class LogCapture:
@@ -89,7 +120,10 @@ class LogCapture:
                 self._unsent += 1
                 return
             if self._unsent:
-                note = f"[dora-zmq: {self._unsent} line(s) of {self.node} not forwarded (output too fast); see {self.log_path}]"
+                note = (
+                    f"[dora-zmq: {self._unsent} line(s) of {self.node} not forwarded (output too fast); "
+                    f"see {self.log_path}]"
+                )
                 self._sink.put((self.dataflow_id, self.node, "stderr", note))
                 self._unsent = 0
         self._sink.put((self.dataflow_id, self.node, stream, line))

@@ -69,7 +69,8 @@ class RestartState:
         self.window_count += 1
         if self.limit and self.window_count > self.limit:
             within = f" within {self.spec.window_s:g} s" if self.spec.window_s is not None else ""
-            return RestartDecision(False, why=f"gave up after {self.limit} restart(s){within} (max_restarts)", gave_up=True)
+            why = f"gave up after {self.limit} restart(s){within} (max_restarts)"
+            return RestartDecision(False, why=why, gave_up=True)
         self.count += 1
         self.due_at = now + self._delay()
         return RestartDecision(True, self._delay())
@@ -98,7 +99,9 @@ class RestartBook:
         state = self.states.get(node)
         return state.count if state else 0
 
-    def decide(self, node: str, info: ExitInfo, now: float, *, stopping: bool, exited: Collection[str]) -> RestartDecision:
+    def decide(
+        self, node: str, info: ExitInfo, now: float, *, stopping: bool, exited: Collection[str]
+    ) -> RestartDecision:
         """Apply ``node``'s policy to its exit (``exited``: upstream nodes gone for good).
 
         A restart is scheduled (see :meth:`due`); a node that gave up has it in ``info.reason``.

@@ -5,8 +5,8 @@ of a container) cannot, so each run folder holds a pid file, and every daemon th
 removes the folders of daemons that are gone. Only folders that are certainly ours and
 certainly dead are touched: the name prefix, a real folder (not a symlink) owned by this user,
 a regular pid file written by a daemon, that process gone (or its pid reused), and nothing
-listening on its ``daemon.sock`` (which also covers a live daemon in another pid namespace
-sharing ``/tmp``).
+listening on its daemon socket (``daemon_endpoint``; which also covers a live daemon in another
+pid namespace sharing ``/tmp``).
 """
 
 from __future__ import annotations
@@ -21,15 +21,21 @@ import tempfile
 from pathlib import Path
 
 from .._shm import pid_alive
+from .._transport import ipc_endpoint
 
-__all__ = ["PID_FILE", "RUN_DIR_PREFIX", "create_run_dir", "sweep_stale_run_dirs"]
+__all__ = ["PID_FILE", "RUN_DIR_PREFIX", "create_run_dir", "daemon_endpoint", "sweep_stale_run_dirs"]
 
 log = logging.getLogger(__name__)
 
 RUN_DIR_PREFIX = "dora-zmq-"
 PID_FILE = "daemon.pid"
-_SOCKET = "daemon.sock"
+_SOCKET_NAME = "daemon"
 _PID_FILE_MAX = 64  # "<pid> <start time>\n"; anything longer was not written by a daemon
+
+
+def daemon_endpoint(run_dir: Path) -> str:
+    """Where the daemon of ``run_dir`` listens for its nodes: its sweepers look there too."""
+    return ipc_endpoint(str(run_dir), _SOCKET_NAME)
 
 
 def create_run_dir() -> Path:
@@ -54,7 +60,7 @@ def sweep_stale_run_dirs(base: Path | None = None) -> list[Path]:
         base: where run folders are (default: the temporary directory, as for new ones).
     """
     base = Path(base) if base is not None else Path(tempfile.gettempdir())
-    removed = []
+    removed: list[Path] = []
     try:
         entries = list(os.scandir(base))
     except OSError as exc:
@@ -78,7 +84,8 @@ def sweep_stale_run_dirs(base: Path | None = None) -> list[Path]:
             continue
         removed.append(path)
     if removed:
-        log.info("removed %d run folder(s) of daemons that are gone: %s", len(removed), ", ".join(p.name for p in removed))
+        names = ", ".join(p.name for p in removed)
+        log.info("removed %d run folder(s) of daemons that are gone: %s", len(removed), names)
     return removed
 
 
@@ -118,7 +125,7 @@ def _is_stale(run_dir: Path) -> bool:
     pid, start = found
     if pid <= 0 or _alive(pid, start):
         return False
-    return not _listening(run_dir / _SOCKET)
+    return not _listening(Path(daemon_endpoint(run_dir).removeprefix("ipc://")))
 
 
 def _start_time(pid: int) -> int | None:

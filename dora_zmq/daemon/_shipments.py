@@ -9,9 +9,10 @@ from that copy: their working directory, ``path:`` and operators' ``python:`` re
 
 :class:`Shipments` gets the bundle: from this daemon's cache (``<cache>/daemon-<machine>``)
 when an earlier start left it there, else from the coordinator, one ``FetchBundle`` /
-``BundleChunk`` per 256 KiB chunk, up to ``WINDOW_CHUNKS`` requests in flight (the requests
-are the flow control; a stalled transfer fails after ``FETCH_STALL_S``). The digest is checked as the bytes arrive and again
-before every unpack, and the unpacker treats the archive as hostile (``dora_zmq._bundle``).
+``BundleChunk`` per ``CHUNK_BYTES`` (256 KiB), up to ``WINDOW_CHUNKS`` requests in flight (the
+requests are the flow control; a stalled transfer fails after ``FETCH_STALL_S``). The digest is
+checked as the bytes arrive and again before every unpack, and the unpacker treats the archive
+as hostile (``dora_zmq._bundle``).
 
 Threading: owned by the daemon's event loop. Unpacking (and the digest check before it) runs
 on one worker thread so that a large folder does not hold up heartbeats; the worker touches
@@ -40,6 +41,7 @@ from .._bundle import (
     check_digest,
     decode_chunk,
     file_digest,
+    short_digest,
     unpack_bundle,
 )
 from .._errors import BundleError
@@ -89,7 +91,8 @@ def missing_folder(working_dir: Path, machine_id: str, *, refused: bool) -> str:
         )
     return (
         f"{where}: it was started with --ship never, which needs the folder at the same path on every machine "
-        "(a shared mount, rsync, or an image); start it with --ship auto (the default) to send the folder to the daemons"
+        "(a shared mount, rsync, or an image); "
+        "start it with --ship auto (the default) to send the folder to the daemons"
     )
 
 
@@ -141,13 +144,18 @@ class Shipments:
             digest = check_digest(bundle.digest)
             path = self.store.path(digest)
             if path is not None:
-                log.info("dataflow %s: bundle %s found in the cache, nothing to fetch", dataflow_id, digest[:12])
+                log.info(
+                    "dataflow %s: bundle %s found in the cache, nothing to fetch", dataflow_id, short_digest(digest)
+                )
                 self._unpack(dataflow_id, digest, path, dest)
                 return
             fetch = self._fetches.get(digest)
             if fetch is None:
                 fetch = self._fetches[digest] = _Fetch(self.store.receive(digest, bundle.size))
-                log.info("dataflow %s: fetching bundle %s (%d bytes) from the coordinator", dataflow_id, digest[:12], bundle.size)
+                log.info(
+                    "dataflow %s: fetching bundle %s (%d bytes) from the coordinator",
+                    dataflow_id, short_digest(digest), bundle.size,
+                )
                 self._request_more(fetch)
             fetch.waiting.append((dataflow_id, dest))
         except BundleError as exc:
@@ -157,13 +165,16 @@ class Shipments:
         """A chunk from the coordinator: store it, ask for the next, unpack when whole."""
         fetch = self._fetches.get(msg.digest)
         if fetch is None:
-            log.debug("bundle chunk for %s, which is not being fetched, ignored", msg.digest[:12])
+            log.debug("bundle chunk for %s, which is not being fetched, ignored", short_digest(msg.digest))
             return
         receiver = fetch.receiver
         if msg.offset != receiver.offset:
             # Answers come in order on one connection, so this is a late answer to an earlier
             # fetch of the same bundle that failed: harmless (same digest, same bytes), dropped.
-            log.debug("bundle %s: chunk at %d while expecting %d, ignored", msg.digest[:12], msg.offset, receiver.offset)
+            log.debug(
+                "bundle %s: chunk at %d while expecting %d, ignored",
+                short_digest(msg.digest), msg.offset, receiver.offset,
+            )
             return
         try:
             data = decode_chunk(msg.data)
@@ -195,10 +206,14 @@ class Shipments:
             dataflow_id, digest, dest = self._unpacking.pop(future)
             exc = future.exception()
             if exc is None:
-                log.info("dataflow %s: bundle %s unpacked into %s (%d files)", dataflow_id, digest[:12], dest, future.result())
+                log.info(
+                    "dataflow %s: bundle %s unpacked into %s (%d files)",
+                    dataflow_id, short_digest(digest), dest, future.result(),
+                )
                 self._done.append((dataflow_id, dest, ""))
             else:
-                self._done.append((dataflow_id, dest, str(exc) if isinstance(exc, BundleError) else f"{type(exc).__name__}: {exc}"))
+                error = str(exc) if isinstance(exc, BundleError) else f"{type(exc).__name__}: {exc}"
+                self._done.append((dataflow_id, dest, error))
         done, self._done = self._done, []
         return done
 
@@ -228,7 +243,7 @@ class Shipments:
         if fetch is None:
             return
         fetch.receiver.abort()
-        log.warning("bundle %s: fetch failed: %s", digest[:12], error)
+        log.warning("bundle %s: fetch failed: %s", short_digest(digest), error)
         for dataflow_id, dest in fetch.waiting:
             self._done.append((dataflow_id, dest, error))
 
@@ -241,8 +256,10 @@ def _verify_and_unpack(path: Path, digest: str, dest: Path, limits: BundleLimits
     try:
         actual = file_digest(path)
     except OSError as exc:
-        raise BundleError(f"cannot read bundle {digest[:12]} from the cache: {exc}") from exc
+        raise BundleError(f"cannot read bundle {short_digest(digest)} from the cache: {exc}") from exc
     if actual != digest:
         path.unlink(missing_ok=True)  # a damaged cache entry: the next start fetches it again
-        raise BundleError(f"bundle {digest[:12]} in the cache at {path.parent} is damaged (removed; start again)")
+        raise BundleError(
+            f"bundle {short_digest(digest)} in the cache at {path.parent} is damaged (removed; start again)"
+        )
     return unpack_bundle(path, dest, max_bytes=limits.max_bytes, max_entries=limits.max_entries)

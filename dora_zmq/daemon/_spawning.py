@@ -1,5 +1,5 @@
-"""What the daemon's loop needs to start nodes: their command lines, log files, and a queue
-that spreads the spawns of a large dataflow over many passes of the loop.
+"""Starting one node: its command line, environment, log file and process; and a queue that
+spreads the spawns of a large dataflow over many passes of the daemon's loop.
 
 Why a queue: starting a process is synchronous (``Popen`` returns once the child has exec'd),
 and on a loaded machine the child waits for a CPU before it can: measured here, 65 ms per node
@@ -8,22 +8,32 @@ Meanwhile the loop would answer no node's registration, reap nothing, relay no l
 no STOP. Spawning at most ``SPAWN_SLICE_S`` per pass keeps every pass short; the nodes started
 first register and run while the rest are being started.
 
-Threading: owned by the daemon's event loop thread.
+Threading: owned by the daemon's event loop thread (the queue, and the ``DataflowState`` that
+``start_node`` records the new process's token in).
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import secrets
 import sys
 import time
 from collections import OrderedDict, deque
 from pathlib import Path
 from typing import Iterator
 
+from .. import _control as ctl
 from ..descriptor import NodeKind, NodeSpec, find_program
 from ._state import DataflowState
+from ._supervisor import Supervisor
 
-__all__ = ["SPAWN_SLICE_S", "SpawnQueue", "node_argv", "node_log_path"]
+__all__ = ["NODE_TOKEN_BYTES", "SPAWN_SLICE_S", "SpawnQueue", "node_argv", "node_env", "node_log_path", "start_node"]
+
+log = logging.getLogger(__name__)
+
+#: Random bytes of the one-time token a spawned node registers with (``check_token``): unguessable.
+NODE_TOKEN_BYTES = 16
 
 #: Longest a pass of the loop spends starting nodes (at least one is started per pass).
 SPAWN_SLICE_S = 0.05
@@ -91,3 +101,43 @@ def node_log_path(run_dir: Path, df: DataflowState, node: str) -> Path:
         except OSError:
             continue
     return run_dir / f"log_{df.id}_{node}.txt"
+
+
+def node_env(df: DataflowState, spec: NodeSpec, daemon_address: str, machine_id: str, token: str) -> dict[str, str]:
+    """The environment of a node's process: the daemon's, the node's ``env:``, then the contract's names."""
+    env = dict(os.environ)
+    env.update(spec.env)
+    env.update({
+        ctl.ENV_NODE_TOKEN: token,
+        ctl.ENV_DAEMON: daemon_address,
+        ctl.ENV_NODE: spec.id,
+        ctl.ENV_DATAFLOW: df.id,
+        ctl.ENV_MACHINE: machine_id,
+        "PYTHONUNBUFFERED": "1",
+    })
+    return env
+
+
+def start_node(
+    supervisor: Supervisor, df: DataflowState, spec: NodeSpec, run_dir: Path, daemon_address: str, machine_id: str
+) -> str:
+    """Start ``spec``'s process under ``supervisor``; "" once started, else why it could not be.
+
+    A started node is live in ``df`` and registers once, with the new token it was given.
+    """
+    argv = node_argv(df, spec)
+    if isinstance(argv, str):
+        return argv
+    token = secrets.token_hex(NODE_TOKEN_BYTES)
+    env = node_env(df, spec, daemon_address, machine_id, token)
+    try:
+        supervisor.spawn(df.id, spec.id, argv, env, df.working_dir, node_log_path(run_dir, df, spec.id))
+    except Exception as exc:  # noqa: BLE001 - whatever stops a spawn (OSError, a NUL byte's
+        # ValueError, SubprocessError...) is this node's failure: unreported, the dataflow
+        # would wait in "spawning" for ever.
+        log.warning("dataflow %s: could not start node %s: %s: %s", df.id, spec.id, type(exc).__name__, exc)
+        return f"could not start {argv[0]}: {exc}"
+    df.tokens[spec.id] = token  # a new process (a restart too): it registers once, with this
+    df.registered.discard(spec.id)
+    df.live.add(spec.id)
+    return ""

@@ -1,5 +1,7 @@
 """What a daemon knows of each dataflow it runs nodes for, and who may speak for its nodes.
 
+Records only: the checks made against them are in ``._identity``.
+
 Owned by the daemon's event-loop thread (``Daemon.serve_forever``); nothing here is shared.
 """
 
@@ -10,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import _control as ctl
-from ..descriptor import Dataflow, NodeKind
+from ..descriptor import Dataflow
 from ._restart import RestartBook
 
-__all__ = ["DataflowState", "Senders", "check_identities", "check_token"]
+__all__ = ["DataflowState", "Senders"]
 
 
 @dataclass(slots=True)
@@ -59,7 +61,6 @@ class DataflowState:
     senders: Senders = field(default_factory=Senders)
     last_peers: ctl.Peers | None = None
     stopping: str = ""
-    grace_s: float = 10.0
     live: set[str] = field(default_factory=set)
     # Every UpstreamExited relayed so far, replayed to nodes that register later: a node still
     # importing its libraries when an upstream already ended (e.g. a short shell script) must
@@ -90,35 +91,3 @@ class DataflowState:
             return ""
         return hmac.new(self.reader_secret.encode(), f"{self.id}\0{node}".encode(), "sha256").hexdigest()[:32]
 
-
-def check_token(df: DataflowState, msg: ctl.RegisterNode) -> str:
-    """Why this cannot be the process spawned as ``msg.node`` ("" if it is, or the node is dynamic).
-
-    A process this daemon spawned registers once, with the token it was given (a restarted
-    node is a new process with a new token): an impostor
-    registering as it (before or after it) would receive its setup and speak for it.
-    """
-    if df.descriptor.node(msg.node).kind is NodeKind.DYNAMIC:
-        return ""
-    if msg.node in df.registered:
-        return f"node '{msg.node}' has registered already; a node started by the daemon registers once"
-    expected = df.tokens.get(msg.node)
-    if expected is None:
-        return f"node '{msg.node}' was not started by this daemon (or failed to start)"
-    if not hmac.compare_digest(expected.encode(), msg.token.encode()):
-        return f"node '{msg.node}' is started by the daemon: only that process (it has {ctl.ENV_NODE_TOKEN}) can register as it"
-    del df.tokens[msg.node]
-    df.registered.add(msg.node)
-    return ""
-
-
-def check_identities(df: DataflowState, node: str, peer: bytes, sender: bytes) -> str:
-    """Why a registration's connections cannot be ``node``'s ("" if they can)."""
-    for ident, what in ((peer, "this connection"), (sender, "the announced sender identity")):
-        owner = df.senders.by_identity.get(ident) if ident else None
-        if owner is not None and owner != node:
-            return f"{what} is node '{owner}' of this dataflow already"
-    if sender and (sender == peer or len(sender) > 255 or sender.startswith(b"\0")):
-        # ZeroMQ reserves routing ids starting with a zero byte for the ones it assigns.
-        return f"invalid sender identity {sender!r} (1 to 255 bytes, not starting with a zero byte, not the registering connection's)"
-    return ""

@@ -74,6 +74,11 @@ class ExitInfo:
     reason: str
     stderr_tail: str
 
+    @classmethod
+    def not_started(cls, reason: str, *, failed: bool = True) -> ExitInfo:
+        """A node that never ran: it could not be started (``failed``), or was stopped first."""
+        return cls(None, None, failed, reason, "")
+
 
 @dataclass(slots=True)
 class NodeProcess:
@@ -182,7 +187,9 @@ class Supervisor:
 
     def _signal(self, p: NodeProcess, sig: signal.Signals) -> None:
         p.signalled = sig.name
-        log.warning("dataflow %s: node %s did not stop within %.1f s; sending %s", p.dataflow_id, p.node, p.grace_s, sig.name)
+        log.warning(
+            "dataflow %s: node %s did not stop within %.1f s; sending %s", p.dataflow_id, p.node, p.grace_s, sig.name
+        )
         try:
             os.killpg(p.pid, sig)
         except ProcessLookupError:
