@@ -63,10 +63,10 @@ def measure(sizes: list[int], repeat: int = 50) -> list[dict[str, Any]]:
             assert got is not None and got.equals(value)
             flat = frames[1][3] == 4  # MessageKind.FLAT: rebuilt from the frame, not validated
             n = max(5, min(repeat, int(2e6 // max(size, 1))))  # fewer repeats for large values
-            decode = _median_us(lambda: decode_frames(frames), n)
+            decode = _median_us(lambda frames=frames: decode_frames(frames), n)
             body = frames[3]
 
-            def checks() -> None:  # what decode_frames adds for untrusted input
+            def checks(body: bytes = body, got: pa.Array = got) -> None:  # what decode_frames adds for untrusted input
                 reject_compressed(body)
                 got.validate(full=True)
 
