@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import secrets
@@ -237,7 +238,7 @@ class Poller:
         try:
             ready = self._poller.poll(timeout_ms)
         except zmq.ZMQError as exc:
-            if exc.errno == zmq.EINTR:
+            if exc.errno == errno.EINTR:  # ZeroMQ reports the system's errno (pyzmq has no zmq.EINTR)
                 return []
             raise
         return [self._by_socket[s] for s, _ in ready if s in self._by_socket]

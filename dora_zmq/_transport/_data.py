@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Sequence, cast
 
 import zmq
 
@@ -156,7 +156,8 @@ class Publisher:
 
     def read_subscriptions(self) -> list[bytes]:
         """Subscription messages (``\\x01topic`` / ``\\x00topic``) waiting on the socket."""
-        if not self._sock.get(_EVENTS) & _POLLIN:
+        # cast: EVENTS is an int option; pyzmq's stub types get() for every option (int | bytes)
+        if not cast(int, self._sock.get(_EVENTS)) & _POLLIN:
             return []  # the usual case, without raising (and catching) zmq.Again
         out = []
         while True:
@@ -174,7 +175,7 @@ class Publisher:
         kind, topic = message[:1], message[1:]
         if kind == b"\x01":
             try:
-                peer = peer_of(frame.get("User-Id"))
+                peer = peer_of(str(frame.get("User-Id")))  # a str property (the stub also allows int)
             except zmq.ZMQError:  # no key on that connection (cannot happen with CURVE on)
                 peer = peer_of("unknown:")
             assert self._admit is not None
@@ -270,4 +271,5 @@ class Subscriber:
 def context_socket(kind: int) -> zmq.Socket[Any]:
     from ._channel import context
 
-    return context().socket(kind)
+    sock: zmq.Socket[Any] = context().socket(kind)
+    return sock
