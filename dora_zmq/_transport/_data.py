@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from typing import Any, Callable, Sequence, cast
@@ -70,11 +71,22 @@ _POLLIN = int(zmq.POLLIN)
 _DATA_TRANSPORTS = ("ipc://", "tcp://")
 
 
+# A Unix socket path holds at most 107 bytes (108 with its NUL); a few are kept in reserve.
+_IPC_PATH_MAX = 100
+# Bytes of the name's digest that stand for it in a path that would be too long (10 hex digits).
+_IPC_DIGEST_BYTES = 5
+
+
 def ipc_endpoint(directory: str, name: str) -> str:
-    """An ``ipc://`` address in ``directory`` (kept under the 107-byte socket path limit)."""
+    """An ``ipc://`` address in ``directory`` (kept under the 107-byte socket path limit).
+
+    A name that would make the path too long is replaced by a digest of it: the same in every
+    process (unlike ``hash()``, which Python salts per process).
+    """
     path = os.path.join(directory, name + ".sock")
-    if len(path) > 100:
-        path = os.path.join(directory, f"{abs(hash(name)) % 10**10}.sock")
+    if len(path) > _IPC_PATH_MAX:
+        digest = hashlib.blake2b(name.encode(), digest_size=_IPC_DIGEST_BYTES).hexdigest()
+        path = os.path.join(directory, f"{digest}.sock")
     return "ipc://" + path
 
 

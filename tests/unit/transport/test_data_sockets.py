@@ -3,6 +3,9 @@ framing, topic filtering, subscriptions seen by the publisher, upstream messages
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -175,11 +178,16 @@ def test_large_messages_lower_the_high_water_marks(tmp_path: Path, monkeypatch: 
 def test_ipc_endpoint_keeps_under_the_socket_path_limit(tmp_path: Path) -> None:
     assert ipc_endpoint("/tmp", "n") == "ipc:///tmp/n.sock"
     deep = "/tmp/" + "d" * 70
-    long = ipc_endpoint(deep, "node-with-a-long-name-that-would-pass-the-limit")
+    name = "node-with-a-long-name-that-would-pass-the-limit"
+    long = ipc_endpoint(deep, name)
     assert long.startswith(f"ipc://{deep}/") and long.endswith(".sock")
     assert len(long) - len("ipc://") <= 100 and "node-with" not in long
-    # the same name, the same path (within one process: see the issue about hash())
-    assert ipc_endpoint(deep, "node-with-a-long-name-that-would-pass-the-limit") == long
+    # the same name, the same path, in every process (hash() of a str differs between processes)
+    code = f"from dora_zmq._transport import ipc_endpoint; print(ipc_endpoint({deep!r}, {name!r}))"
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        other = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60, check=True)
+        assert other.stdout.strip() == long
 
 
 def test_the_relay_carries_subscriptions_up_and_data_down(tmp_path: Path) -> None:
