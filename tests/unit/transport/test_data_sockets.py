@@ -186,7 +186,9 @@ def test_ipc_endpoint_keeps_under_the_socket_path_limit(tmp_path: Path) -> None:
     code = f"from dora_zmq._transport import ipc_endpoint; print(ipc_endpoint({deep!r}, {name!r}))"
     for seed in ("1", "2"):
         env = {**os.environ, "PYTHONHASHSEED": seed}
-        other = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60, check=True)
+        other = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60, check=True
+        )
         assert other.stdout.strip() == long
 
 
