@@ -37,6 +37,7 @@ from ._transfer import (
     decode_chunk,
     encode_chunk,
     parse_size,
+    short_digest,
 )
 from ._unpack import unpack_bundle
 
@@ -58,6 +59,7 @@ __all__ = [
     "encode_chunk",
     "file_digest",
     "pack_folder",
+    "short_digest",
     "parse_size",
     "unpack_bundle",
 ]

@@ -17,6 +17,7 @@ from .._errors import BundleError
 
 __all__ = [
     "CHUNK_BYTES",
+    "SHORT_DIGEST_CHARS",
     "DEFAULT_CACHE_BYTES",
     "DEFAULT_CACHE_COUNT",
     "DEFAULT_MAX_BYTES",
@@ -27,6 +28,7 @@ __all__ = [
     "BundleLimits",
     "cache_root",
     "check_digest",
+    "short_digest",
     "decode_chunk",
     "encode_chunk",
     "parse_size",
@@ -56,6 +58,15 @@ ENV_CACHE_COUNT = "DORA_ZMQ_BUNDLE_CACHE_COUNT"
 _DIGEST = re.compile(r"[0-9a-f]{64}\Z")
 _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*\Z", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+#: How many hex digits of a digest name a bundle in messages and logs (as git's short hashes do).
+SHORT_DIGEST_CHARS = 12
+
+
+def short_digest(digest: str) -> str:
+    """The first :data:`SHORT_DIGEST_CHARS` hex digits of ``digest``: how messages name a bundle."""
+    return digest[:SHORT_DIGEST_CHARS]
 
 
 def check_digest(digest: object) -> str:
