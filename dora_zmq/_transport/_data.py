@@ -12,7 +12,7 @@ import zmq
 from .._errors import ControlError
 from ..security import Peer, Plane, peer_of, secure_client, secure_server, security_enabled
 from ._options import HWM as _HWM
-from ._options import keep_alive
+from ._options import keep_alive, worth_logging
 
 __all__ = ["Publisher", "Subscriber", "ipc_endpoint", "queue_bytes"]
 
@@ -193,7 +193,7 @@ class Publisher:
             assert self._admit is not None
             if not self._admit(peer, topic):
                 self.refused += 1
-                if self.refused <= 100 or self.refused % 1000 == 0:
+                if worth_logging(self.refused):
                     log.warning("publisher refused a subscription to %r from %s (%d so far)", topic, peer.describe(), self.refused)
                 return None
             self._sock.setsockopt(zmq.SUBSCRIBE, topic)
