@@ -63,7 +63,9 @@ def encode_value(value: pa.Array) -> pa.Buffer:
 #: pathological numbers of them reaches it, and the cache then starts afresh instead of growing for ever.
 _SCHEMA_CACHE_LIMIT = 256
 
-# type -> (one-column schema, its message bytes); None for a dictionary type (sent as a whole stream)
+# type -> (one-column schema, its message bytes); None for a dictionary type (sent as a whole stream).
+# Shared by every sending thread, without a lock: a put is a clear and a store, each atomic under the
+# GIL, and an entry lost to a concurrent clear is only computed again.
 _SCHEMAS: BoundedCache[pa.DataType, tuple[pa.Schema, bytes] | None] = BoundedCache(_SCHEMA_CACHE_LIMIT)
 
 
