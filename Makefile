@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: run test venv bench check clean lint compat compat-venv
+.PHONY: run test venv bench check clean lint typecheck compat compat-venv
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,11 @@ compat: $(STAMP) $(COMPAT_STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/ruff check dora_zmq tests benchmarks
+
+## Types: mypy strict on the package (files and options from [tool.mypy] in pyproject.toml).
+## Not yet part of `lint` and `test`: it joins them once every package is clean.
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
 
 ## Validate every example dataflow.
 check: $(STAMP)

@@ -148,6 +148,8 @@ class OtlpReceiver:
     def endpoint(self) -> str:
         """What ``OTEL_EXPORTER_OTLP_ENDPOINT`` takes."""
         host, port = self._server.server_address[:2]
+        if isinstance(host, bytes):  # typeshed allows bytes (AF_UNIX); an HTTPServer's host is a str
+            host = host.decode()
         return f"http://{host}:{port}"
 
     def env(self) -> dict[str, str]:

@@ -121,7 +121,9 @@ class BundleStore:
                 f.seek(max(0, offset))
                 return f.read(max(0, min(length, CHUNK_BYTES)))
         except OSError as exc:
-            raise BundleError(f"bundle {short_digest(digest)} is not in the cache at {self.root}: {exc.strerror}") from exc
+            raise BundleError(
+                f"bundle {short_digest(digest)} is not in the cache at {self.root}: {exc.strerror}"
+            ) from exc
 
     def add(self, data: bytes, pinned: frozenset[str] = frozenset()) -> str:
         """Store ``data`` whole (e.g. a bundle packed on this machine); returns its digest."""
@@ -140,7 +142,8 @@ class BundleStore:
         check_digest(digest)
         if not isinstance(size, int) or size <= 0 or size > self.limits.max_bytes:
             raise BundleError(
-                f"bundle {short_digest(digest)} of {size} bytes refused: the limit here is {self.limits.max_bytes} bytes "
+                f"bundle {short_digest(digest)} of {size} bytes refused: "
+                f"the limit here is {self.limits.max_bytes} bytes "
                 "($DORA_ZMQ_SHIP_MAX_SIZE on the coordinator and daemons)"
             )
         return BundleReceiver(self, digest, size)
@@ -221,7 +224,10 @@ class BundleReceiver:
         if offset != self.offset:
             raise BundleError(f"bundle {short_digest(self.digest)}: chunk at {offset}, expected {self.offset}")
         if len(data) > CHUNK_BYTES or self.offset + len(data) > self.size or not data:
-            raise BundleError(f"bundle {short_digest(self.digest)}: chunk of {len(data)} bytes at {offset} does not fit its size {self.size}")
+            raise BundleError(
+                f"bundle {short_digest(self.digest)}: chunk of {len(data)} bytes at {offset} "
+                f"does not fit its size {self.size}"
+            )
         self._file.write(data)
         self._hash.update(data)
         self.offset += len(data)
@@ -238,7 +244,10 @@ class BundleReceiver:
                 raise BundleError(f"bundle {short_digest(self.digest)}: {self.offset} of {self.size} bytes arrived")
             actual = self._hash.hexdigest()
             if actual != self.digest:
-                raise BundleError(f"bundle {short_digest(self.digest)} refused: its bytes hash to {actual[:12]} (damaged or forged)")
+                raise BundleError(
+                    f"bundle {short_digest(self.digest)} refused: "
+                    f"its bytes hash to {short_digest(actual)} (damaged or forged)"
+                )
             # No fsync: it could hold the owner's event loop (and its heartbeats) for seconds
             # on a slow card, and is not needed: a bundle is hashed again before every use,
             # and one damaged by a power cut is removed and fetched again.

@@ -17,6 +17,7 @@ from .._errors import BundleError
 
 __all__ = [
     "CHUNK_BYTES",
+    "SHORT_DIGEST_CHARS",
     "DEFAULT_CACHE_BYTES",
     "DEFAULT_CACHE_COUNT",
     "DEFAULT_MAX_BYTES",

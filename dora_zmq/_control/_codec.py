@@ -10,7 +10,7 @@ import dataclasses
 import json
 import types
 import typing
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._errors import ProtocolError
 
@@ -23,7 +23,16 @@ _REGISTRY: dict[str, type] = {}
 _HINTS: dict[type, dict[str, Any]] = {}
 T = TypeVar("T")
 
+if TYPE_CHECKING:
+    # Tells the type checker that a decorated class is a frozen dataclass (its __init__ takes the
+    # fields); at run time the decorator below does it, so typing_extensions is not needed then.
+    from typing_extensions import dataclass_transform
+else:
+    def dataclass_transform(**_: Any) -> Any:
+        return lambda decorator: decorator
 
+
+@dataclass_transform(frozen_default=True)
 def control_message(cls: type[T]) -> type[T]:
     """Class decorator: make ``cls`` a frozen, slotted dataclass known to the codec."""
     data_cls = dataclasses.dataclass(frozen=True, slots=True)(cls)
@@ -100,7 +109,7 @@ def _convert(hint: Any, value: Any) -> Any:
             except TypeError as exc:
                 errors.append(str(exc))
         raise TypeError("; ".join(errors) or f"unexpected {type(value).__name__}")
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         if not isinstance(value, dict):
             raise TypeError(f"expected an object for {hint.__name__}, got {type(value).__name__}")
         return _from_plain(hint, value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import secrets
@@ -14,7 +15,7 @@ import zmq.utils.garbage  # noqa: F401 - see below
 from .. import _control
 from .._errors import ControlError, ProtocolError
 from ..security import TRUSTED, Peer, peer_of, secure_client, secure_server, stop_authenticator
-from ._options import keep_alive
+from ._options import HEARTBEAT_IVL_MS, HEARTBEAT_TIMEOUT_MS, keep_alive, worth_logging
 
 __all__ = ["Channel", "Poller", "context", "release_context"]
 
@@ -23,6 +24,8 @@ log = logging.getLogger(__name__)
 #: The largest control message a peer may send (a dataflow's YAML travels in a few): ZeroMQ
 #: drops the connection of a peer that sends more, before allocating it.
 MAX_CONTROL_MESSAGE = 8 * 1024 * 1024
+# How long a closing client keeps trying to deliver what it queued (a last report, a stop).
+_CLIENT_LINGER_MS = 1000
 
 # pyzmq keeps zero-copy send buffers alive through a "garbage" thread that it imports lazily
 # and stops in an atexit hook. Importing it here registers that hook before any Node
@@ -87,8 +90,8 @@ class Channel:
         # ZeroMQ's own connection heartbeat, answered by libzmq's I/O thread (no Python load
         # delays it): a peer cut off by the network is disconnected 3 s after its last answer,
         # and a send to it then fails (how the coordinator confirms a silent daemon is gone).
-        sock.setsockopt(zmq.HEARTBEAT_IVL, 1000)
-        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3000)
+        sock.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_IVL_MS)
+        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT_MS)
         sock.setsockopt(zmq.MAXMSGSIZE, MAX_CONTROL_MESSAGE)
         secure_server(sock)
         channel = cls(sock, True, bind)
@@ -116,7 +119,7 @@ class Channel:
         ids must not be guessable -- ZeroMQ's own are a counter. Give ``identity`` a random part.
         """
         sock = context().socket(zmq.DEALER)
-        sock.setsockopt(zmq.LINGER, 1000)
+        sock.setsockopt(zmq.LINGER, _CLIENT_LINGER_MS)
         keep_alive(sock)  # see _options
         sock.setsockopt(zmq.MAXMSGSIZE, MAX_CONTROL_MESSAGE)
         sock.setsockopt(zmq.ROUTING_ID, (identity or f"peer/{secrets.token_hex(16)}").encode())
@@ -179,7 +182,7 @@ class Channel:
 
     def _malformed(self, peer: bytes, why: str) -> None:
         self.malformed += 1
-        if self.malformed <= 100 or self.malformed % 1000 == 0:  # a flood stays a trickle in the log
+        if worth_logging(self.malformed):
             log.warning("dropped malformed control message from %r on %s: %s (%d so far)", peer, self.address, why, self.malformed)
 
     def recv_nowait(self) -> tuple[bytes, Any] | None:
@@ -237,7 +240,7 @@ class Poller:
         try:
             ready = self._poller.poll(timeout_ms)
         except zmq.ZMQError as exc:
-            if exc.errno == zmq.EINTR:
+            if exc.errno == errno.EINTR:  # ZeroMQ reports the system's errno (pyzmq has no zmq.EINTR)
                 return []
             raise
         return [self._by_socket[s] for s, _ in ready if s in self._by_socket]

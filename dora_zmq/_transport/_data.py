@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import logging
 import hashlib
+import logging
 import os
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Sequence, cast
 
 import zmq
 
 from .._errors import ControlError
 from ..security import Peer, Plane, peer_of, secure_client, secure_server, security_enabled
 from ._options import HWM as _HWM
-from ._options import keep_alive
+from ._options import keep_alive, worth_logging
 
 __all__ = ["Publisher", "Subscriber", "ipc_endpoint", "queue_bytes"]
 
@@ -71,23 +71,22 @@ _POLLIN = int(zmq.POLLIN)
 _DATA_TRANSPORTS = ("ipc://", "tcp://")
 
 
-# A unix socket's path must fit in 107 bytes (sun_path); past this a socket is named by a hash.
+# A Unix socket path holds at most 107 bytes (108 with its NUL); a few are kept in reserve.
 _IPC_PATH_MAX = 100
-# Hex digits of that hash: 40 bits tell apart the few sockets of one folder.
-_IPC_HASHED_NAME_CHARS = 10
+# Bytes of the name's digest that stand for it in a path that would be too long (10 hex digits).
+_IPC_DIGEST_BYTES = 5
 
 
 def ipc_endpoint(directory: str, name: str) -> str:
     """An ``ipc://`` address in ``directory`` (kept under the 107-byte socket path limit).
 
-    The same in every process: a long name is replaced by a stable hash of it (not ``hash()``,
-    which Python salts per process), so a daemon sweeping dead daemons' run folders finds the
-    socket a daemon in another process bound.
+    A name that would make the path too long is replaced by a digest of it: the same in every
+    process (unlike ``hash()``, which Python salts per process).
     """
     path = os.path.join(directory, name + ".sock")
     if len(path) > _IPC_PATH_MAX:
-        hashed = hashlib.blake2b(name.encode(), digest_size=8).hexdigest()[:_IPC_HASHED_NAME_CHARS]
-        path = os.path.join(directory, f"{hashed}.sock")
+        digest = hashlib.blake2b(name.encode(), digest_size=_IPC_DIGEST_BYTES).hexdigest()
+        path = os.path.join(directory, f"{digest}.sock")
     return "ipc://" + path
 
 
@@ -169,7 +168,8 @@ class Publisher:
 
     def read_subscriptions(self) -> list[bytes]:
         """Subscription messages (``\\x01topic`` / ``\\x00topic``) waiting on the socket."""
-        if not self._sock.get(_EVENTS) & _POLLIN:
+        # cast: EVENTS is an int option; pyzmq's stub types get() for every option (int | bytes)
+        if not cast(int, self._sock.get(_EVENTS)) & _POLLIN:
             return []  # the usual case, without raising (and catching) zmq.Again
         out = []
         while True:
@@ -187,13 +187,13 @@ class Publisher:
         kind, topic = message[:1], message[1:]
         if kind == b"\x01":
             try:
-                peer = peer_of(frame.get("User-Id"))
+                peer = peer_of(str(frame.get("User-Id")))  # a str property (the stub also allows int)
             except zmq.ZMQError:  # no key on that connection (cannot happen with CURVE on)
                 peer = peer_of("unknown:")
             assert self._admit is not None
             if not self._admit(peer, topic):
                 self.refused += 1
-                if self.refused <= 100 or self.refused % 1000 == 0:
+                if worth_logging(self.refused):
                     log.warning("publisher refused a subscription to %r from %s (%d so far)", topic, peer.describe(), self.refused)
                 return None
             self._sock.setsockopt(zmq.SUBSCRIBE, topic)
@@ -283,4 +283,5 @@ class Subscriber:
 def context_socket(kind: int) -> zmq.Socket[Any]:
     from ._channel import context
 
-    return context().socket(kind)
+    sock: zmq.Socket[Any] = context().socket(kind)
+    return sock

@@ -23,7 +23,7 @@ from typing import Any
 
 import zmq
 
-__all__ = ["CONNECT_TIMEOUT_MS", "HEARTBEAT_IVL_MS", "HEARTBEAT_TIMEOUT_MS", "HWM", "keep_alive"]
+__all__ = ["CONNECT_TIMEOUT_MS", "HEARTBEAT_IVL_MS", "HEARTBEAT_TIMEOUT_MS", "HWM", "keep_alive", "worth_logging"]
 
 #: ZeroMQ's own queue bound per connection, in messages (``SNDHWM``/``RCVHWM``). Large, so a
 #: burst reaches the receiver thread's drop-oldest queues that implement dora's ``queue_size``
@@ -39,3 +39,14 @@ def keep_alive(sock: "zmq.Socket[Any]") -> None:
     sock.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_IVL_MS)
     sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT_MS)
     sock.setsockopt(zmq.CONNECT_TIMEOUT, CONNECT_TIMEOUT_MS)  # only used by connect()
+
+
+# What a peer can repeat at will (malformed messages, refused subscriptions) is logged the first
+# _LOG_FIRST times, then every _LOG_EVERY-th time: a flood stays a trickle in the log.
+_LOG_FIRST = 100
+_LOG_EVERY = 1000
+
+
+def worth_logging(count: int) -> bool:
+    """Whether the ``count``-th occurrence of something a peer can repeat at will is logged."""
+    return count <= _LOG_FIRST or count % _LOG_EVERY == 0

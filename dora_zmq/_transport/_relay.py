@@ -23,6 +23,10 @@ __all__ = ["Relay"]
 
 log = logging.getLogger(__name__)
 
+# Messages moved from one socket before the other direction gets its turn (a flood of data
+# must not hold subscriptions back, nor the reverse).
+_PUMP_BATCH = 1000
+
 
 class Relay:
     """Binds ``publishers`` (XSUB: relayed nodes connect here) and ``subscribers`` (XPUB)."""
@@ -69,7 +73,7 @@ class Relay:
             self.close()
 
     def _pump(self, source: Any, target: Any) -> None:
-        for _ in range(1000):
+        for _ in range(_PUMP_BATCH):
             try:
                 frames = source.recv_multipart(zmq.DONTWAIT, copy=False)
             except zmq.Again:

@@ -9,8 +9,10 @@ A message on the data plane is a ZeroMQ multipart message of four frames::
 ``head``   a fixed struct (magic, version, kind, sequence number, send time in ns) followed by
            the message metadata as UTF-8 JSON (empty when there is none).
 ``schema`` the Arrow schema message of the value's one-column batch (cached on both sides;
-           empty when ``body`` is a whole IPC stream, for dictionary arrays).
-``body``   the Arrow record batch message (DATA), or a shared-memory descriptor (SHM).
+           empty when ``body`` is a whole IPC stream, for dictionary arrays, and for SHM, EOS, FAILED).
+``body``   the Arrow record batch message (DATA); for a flat array (fixed width, no nulls: see
+           ``_layout``) its values buffer alone, rebuilt around the received frame (FLAT); or a
+           shared-memory descriptor (SHM).
 
 The Arrow layout (column name, which values are flat, IPC framing) and the checks on values
 from a peer are defined here once (``_layout``, ``_guard``); ``_shm`` imports them.

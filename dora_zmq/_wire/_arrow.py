@@ -6,6 +6,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from .._cache import BoundedCache
 from .._errors import ProtocolError
 from ._guard import DECODE_ERRORS, checked, reject_compressed
 from ._layout import COLUMN, byte_width, flat_values
@@ -58,7 +59,14 @@ def encode_value(value: pa.Array) -> pa.Buffer:
     return sink.getvalue()
 
 
-_SCHEMAS: dict[pa.DataType, tuple[pa.Schema, bytes] | None] = {}
+#: How many schemas each cache keeps: far more distinct types than a dataflow uses; only a peer sending
+#: pathological numbers of them reaches it, and the cache then starts afresh instead of growing for ever.
+_SCHEMA_CACHE_LIMIT = 256
+
+# type -> (one-column schema, its message bytes); None for a dictionary type (sent as a whole stream).
+# Shared by every sending thread, without a lock: a put is a clear and a store, each atomic under the
+# GIL, and an entry lost to a concurrent clear is only computed again.
+_SCHEMAS: BoundedCache[pa.DataType, tuple[pa.Schema, bytes] | None] = BoundedCache(_SCHEMA_CACHE_LIMIT)
 
 
 def encode_batch(value: pa.Array) -> tuple[bytes, pa.Buffer]:
@@ -92,21 +100,18 @@ def schema_bytes(t: pa.DataType) -> bytes:
 
 
 def _schema_entry(t: pa.DataType) -> tuple[pa.Schema, bytes] | None:
-    if len(_SCHEMAS) > 256:  # pathological numbers of distinct types: do not grow for ever
-        _SCHEMAS.clear()
     entry = None
     if not pa.types.is_dictionary(t):
         schema = pa.schema([(COLUMN, t)])
         entry = (schema, schema.serialize().to_pybytes())
-    _SCHEMAS[t] = entry
-    return entry
+    return _SCHEMAS.put(t, entry)
 
 
 class BatchDecoder:
     """Reads what :func:`encode_batch` wrote, caching schemas by their bytes."""
 
     def __init__(self) -> None:
-        self._schemas: dict[bytes, pa.Schema] = {}
+        self._schemas: BoundedCache[bytes, pa.Schema] = BoundedCache(_SCHEMA_CACHE_LIMIT)
 
     def decode(self, schema_raw: Any, body: Any) -> pa.Array:
         """The array (aliasing ``body``, no copy), validated (see ``_guard``).
@@ -151,10 +156,7 @@ class BatchDecoder:
             raise ProtocolError(f"schema frame is not a valid Arrow schema: {exc}") from exc
         if len(schema) != 1:
             raise ProtocolError(f"Arrow schema has {len(schema)} fields, expected 1")
-        if len(self._schemas) > 256:
-            self._schemas.clear()
-        self._schemas[key] = schema
-        return schema
+        return self._schemas.put(key, schema)
 
 
 def decode_value(body: Any) -> pa.Array:
@@ -186,6 +188,5 @@ def value_bytes(value: pa.Array) -> bytes:
     if len(value) == 0:
         return b""
     data = flat_values(value)
-    if data is not None:
-        return data.to_pybytes()
-    return encode_value(value).to_pybytes()
+    raw: bytes = (data if data is not None else encode_value(value)).to_pybytes()
+    return raw

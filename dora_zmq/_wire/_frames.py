@@ -70,6 +70,8 @@ class MessageKind(enum.IntEnum):
 _DATA = int(MessageKind.DATA)
 _FLAT = int(MessageKind.FLAT)
 _KINDS = tuple(MessageKind)
+# What makes a message whose head was read unreadable (its metadata or value was not).
+_VALUE_ERRORS: tuple[type[BaseException], ...] = (ProtocolError, *DECODE_ERRORS)
 
 
 class UnreadableValue(ProtocolError):
@@ -208,7 +210,7 @@ def decode_frames(frames: Sequence[Any], decoder: BatchDecoder = _DEFAULT_DECODE
             return WireMessage(topic, mkind, seq, sent_ns, metadata, decoder.decode(schema, _buffer(body)))
         shm = _bytes(body) if mkind is MessageKind.SHM else None
         return WireMessage(topic, mkind, seq, sent_ns, metadata, None, shm)
-    except (ProtocolError, *DECODE_ERRORS) as exc:
+    except _VALUE_ERRORS as exc:
         raise UnreadableValue(str(exc) or type(exc).__name__, seq) from exc
 
 

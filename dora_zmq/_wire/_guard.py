@@ -177,4 +177,5 @@ def _table_field(buf: Any, table: int, index: int, end: int) -> int:
     at = table + offset
     if at + 4 > end:
         raise struct.error("field out of bounds")
-    return at + _unpack_u32(buf, at)[0]
+    target: int = at + _unpack_u32(buf, at)[0]
+    return target

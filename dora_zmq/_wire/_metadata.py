@@ -44,7 +44,8 @@ def _fast_encoder() -> Callable[[Any], str]:
 
 _encode = _fast_encoder()
 # The C scanner alone (what json.loads calls after its Python checks): a third of the cost.
-_scan = json.decoder.JSONDecoder().scan_once
+# typeshed does not declare scan_once (JSONDecoder.__init__ sets it), hence the ignore.
+_scan: Callable[[str, int], tuple[Any, int]] = json.decoder.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
 
 def encode_metadata(metadata: Mapping[str, Any] | None) -> bytes:

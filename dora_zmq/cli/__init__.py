@@ -59,6 +59,10 @@ def cli(verbose: int) -> None:
 
 def main() -> None:
     """Console-script entry point."""
-    from . import _commands  # noqa: F401 - registers the commands
-
     cli()
+
+
+# Last, once ``cli`` exists: the command modules register themselves on it (``@cli.command``), so
+# ``from dora_zmq.cli import cli`` is the whole command line (for click's CliRunner, docs tools),
+# not an empty group until ``main()`` runs.
+from . import _commands  # noqa: E402, F401

@@ -107,9 +107,9 @@ def read_id(node: YNode | None, where: Where, p: Problems, what: str) -> str | N
             "'/' separates node, operator and output ids in sources; use '_' or '-'",
         )
         return None
-    bad = sorted({c for c in text if not _ID_CHAR.match(c)})
-    if bad:
-        shown = ", ".join(repr(c) for c in bad)
+    bad_chars = sorted({c for c in text if not _ID_CHAR.match(c)})
+    if bad_chars:
+        shown = ", ".join(repr(c) for c in bad_chars)
         p.add(where, node.line, f"{what} id '{text}' contains {shown}", "ids use letters, digits, '_', '-' and '.', as in dora")
         return None
     return text

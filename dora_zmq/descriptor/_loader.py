@@ -91,9 +91,9 @@ def load_tree(text: str, problems: Problems) -> YNode | None:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
+        where_line = mark.line + 1 if mark else None
         message = "invalid YAML: " + " ".join(p for p in (exc.context, exc.problem) if p)
-        problems.add(Where(), line, message, "fix the YAML syntax at that line")
+        problems.add(Where(), where_line, message, "fix the YAML syntax at that line")
         return None
     except yaml.YAMLError as exc:
         problems.add(Where(), None, f"invalid YAML: {exc}", "fix the YAML syntax")

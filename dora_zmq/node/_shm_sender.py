@@ -102,7 +102,8 @@ class ShmSender:
     def frames(self, pub: Publisher, output_id: str, topic: bytes, seq: int, value: pa.Array, metadata: Mapping[str, Any] | None) -> list[Any] | None:
         """Frames carrying ``value`` through shared memory, or None to send it on the socket.
 
-        Called with the node's send lock held (the publisher socket is read here too).
+        Called with the node's send lock held. ``pub`` is not read here: releases are read
+        from it after the send (:meth:`after_send`).
         """
         readers = self._eligible.get(output_id)
         # get_total_buffer_size is O(1); nbytes walks the array (2 us hot, ~15 us cold).

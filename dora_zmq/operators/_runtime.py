@@ -95,19 +95,19 @@ class OperatorRuntime:
         if etype == EventType.NODE_FAILED:
             return self._upstream_failed(event)
         op_id, _, local = str(event.get("id", "")).partition("/")
-        hosted = self._ops.get(op_id)
-        if hosted is None or hosted.done:
+        target = self._ops.get(op_id)
+        if target is None or target.done:
             return False
         local_event = Event(event)
         local_event["id"] = local
-        stop = self._call(hosted, local_event)
+        stop = self._call(target, local_event)
         if etype == EventType.INPUT_CLOSED:
-            hosted.inputs.discard(local)
-            if not hosted.inputs and not hosted.done:
+            target.inputs.discard(local)
+            if not target.inputs and not target.done:
                 # Like a node whose inputs all closed: the operator is finished. Closing its
                 # outputs lets downstream operators (even in this same runtime) finish too.
-                self._call(hosted, Event(type=EventType.STOP, id=StopReason.ALL_INPUTS_CLOSED, kind=EVENT_KIND, value=None, metadata={}))
-                self._finish(hosted)
+                self._call(target, Event(type=EventType.STOP, id=StopReason.ALL_INPUTS_CLOSED, kind=EVENT_KIND, value=None, metadata={}))
+                self._finish(target)
         return stop
 
     def _upstream_failed(self, event: Event) -> bool:
