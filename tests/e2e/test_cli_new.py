@@ -31,10 +31,14 @@ def test_new_node_and_operator_templates_run_in_a_dataflow(dora, tmp_path: Path)
         script = project / f"{name}.py"
         text = script.read_text()
         assert "# node.send_output(" in text or "# send_output(" in text, text
-        script.write_text(text.replace("# node.send_output(", "node.send_output(").replace("# send_output(", "send_output("))
+        switched_on = text.replace("# node.send_output(", "node.send_output(").replace("# send_output(", "send_output(")
+        script.write_text(switched_on)
     flow = yaml.safe_load((project / "dataflow.yml").read_text())
     flow["nodes"] += [
-        {"id": "op", "operator": {"python": "double.py", "inputs": {"numbers": "source/numbers"}, "outputs": ["my_output"]}},
+        {
+            "id": "op",
+            "operator": {"python": "double.py", "inputs": {"numbers": "source/numbers"}, "outputs": ["my_output"]},
+        },
         {"id": "relay", "path": "relay.py", "inputs": {"from_op": "op/my_output"}, "outputs": ["my_output"]},
     ]
     sink = next(node for node in flow["nodes"] if node["id"] == "sink")

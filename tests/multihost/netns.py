@@ -165,7 +165,8 @@ class Network:
         try:
             self._add_ns(host.ns)
             # both veth ends are born inside namespaces: nothing appears in the root one
-            _ip("-n", self.switch, "link", "add", host.port_if, "type", "veth", "peer", "name", _HOST_IF, "netns", host.ns)
+            veth = ("type", "veth", "peer", "name", _HOST_IF, "netns", host.ns)
+            _ip("-n", self.switch, "link", "add", host.port_if, *veth)
             _ip("-n", self.switch, "link", "set", host.port_if, "master", "br0")
             _ip("-n", self.switch, "link", "set", host.port_if, "up")
             _ip("-n", host.ns, "addr", "add", f"{host.ip}/24", "dev", _HOST_IF)
