@@ -37,6 +37,7 @@ __all__ = [
     "node_events",
     "run_cli",
     "write_dataflow",
+    "write_files",
 ]
 
 TAG_ENV = "DORA_ZMQ_TEST_TAG"
@@ -218,6 +219,20 @@ def kill_tagged(tag: str, timeout: float = 5.0) -> list[str]:
     return names
 
 
+def write_files(directory: Path, files: Mapping[str, str]) -> None:
+    """Write ``relative path -> text`` into ``directory`` (texts dedented, parent folders made).
+
+    A text starting with ``#!`` is made executable.
+    """
+    for rel, text in files.items():
+        target = directory / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        body = textwrap.dedent(text).lstrip("\n")
+        target.write_text(body)
+        if body.startswith("#!"):
+            target.chmod(0o755)
+
+
 def write_dataflow(
     directory: Path, yaml_text: str, *, copy: Iterable[str | Path] = (), files: Mapping[str, str] | None = None
 ) -> Path:
@@ -225,8 +240,7 @@ def write_dataflow(
 
     Args:
         copy: existing files to copy next to the YAML (by their base name).
-        files: ``relative path -> text`` to write (dedented); a text starting with ``#!`` is
-            made executable.
+        files: ``relative path -> text`` to write, as :func:`write_files` does.
 
     Returns:
         The path of the YAML file.
@@ -234,16 +248,8 @@ def write_dataflow(
     directory.mkdir(parents=True, exist_ok=True)
     for src in copy:
         shutil.copy(src, directory / Path(src).name)
-    for rel, text in (files or {}).items():
-        target = directory / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        body = textwrap.dedent(text).lstrip("\n")
-        target.write_text(body)
-        if body.startswith("#!"):
-            target.chmod(0o755)
-    path = directory / "dataflow.yml"
-    path.write_text(textwrap.dedent(yaml_text).lstrip("\n"))
-    return path
+    write_files(directory, {**(files or {}), "dataflow.yml": yaml_text})
+    return directory / "dataflow.yml"
 
 
 _EVENT_LINE = re.compile(r"^(\S+) EVENT (\{.*\})\s*$")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
 
-from dora_zmq.testing import DataflowProcess, kill_tagged
+from dora_zmq.testing import DataflowProcess, free_tcp_address, kill_tagged
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -39,6 +40,40 @@ def dora() -> Iterator[Callable[..., DataflowProcess]]:
         leaks += kill_tagged(p.tag)
         p.__exit__(None, None, None)
     assert not leaks, f"processes outlived the test: {leaks}"
+
+
+@dataclass
+class LocalCluster:
+    """A coordinator and daemons on this machine, started through the test's ``dora`` fixture."""
+
+    dora: Callable[..., DataflowProcess]
+    env: dict[str, str]  # DORA_ZMQ_COORDINATOR and the test's extras: pass it to every command
+
+    @property
+    def address(self) -> str:
+        return self.env["DORA_ZMQ_COORDINATOR"]
+
+    def coordinator(self, *args: str, **kwargs: Any) -> DataflowProcess:
+        """``dora-zmq coordinator --bind ADDRESS ARGS``, once it listens."""
+        p = self.dora("coordinator", "--bind", self.address, *args, env=self.env, **kwargs)
+        p.wait_for_line("coordinator listening")
+        return p
+
+    def daemon(self, *args: str, timeout: float = 20.0, **kwargs: Any) -> DataflowProcess:
+        """``dora-zmq -v daemon ARGS``, once it has registered with the coordinator."""
+        p = self.dora("-v", "daemon", *args, env=self.env, **kwargs)
+        p.wait_for_line("registered with the coordinator", timeout=timeout)
+        return p
+
+
+@pytest.fixture
+def local_cluster(dora: Callable[..., DataflowProcess]) -> Callable[..., LocalCluster]:
+    """``local_cluster(**env)``: a :class:`LocalCluster` at a free address, nothing started yet."""
+
+    def make(**env: str) -> LocalCluster:
+        return LocalCluster(dora, {"DORA_ZMQ_COORDINATOR": free_tcp_address(), **env})
+
+    return make
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from dora_zmq.testing import free_tcp_address, write_dataflow
+from dora_zmq.testing import write_dataflow
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -28,7 +28,7 @@ for event in node:
 """
 
 
-def test_second_daemon_with_a_live_machine_id_is_refused(dora, tmp_path: Path) -> None:
+def test_second_daemon_with_a_live_machine_id_is_refused(dora, local_cluster, tmp_path: Path) -> None:
     flow = write_dataflow(
         tmp_path,
         """
@@ -40,12 +40,10 @@ def test_second_daemon_with_a_live_machine_id_is_refused(dora, tmp_path: Path) -
         """,
         files={"ticker.py": _TICKER},
     )
-    address = free_tcp_address()
-    env = {"DORA_ZMQ_COORDINATOR": address}
-    coordinator = dora("coordinator", "--bind", address, env=env)
-    coordinator.wait_for_line("coordinator listening")
-    first = dora("-v", "daemon", "--machine-id", "cam", env=env, cwd=tmp_path)
-    first.wait_for_line("registered with the coordinator")
+    cluster = local_cluster()
+    env = cluster.env
+    coordinator = cluster.coordinator()
+    first = cluster.daemon("--machine-id", "cam", cwd=tmp_path)
     attached = dora("start", str(flow), "--name", "held", "--attach", env=env, cwd=tmp_path)
     attached.wait_for_line("tick")
 

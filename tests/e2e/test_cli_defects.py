@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from dora_zmq.testing import free_tcp_address, write_dataflow
+from dora_zmq.testing import write_dataflow
 
 REPO = Path(__file__).resolve().parents[2]
 FLOWS = Path(__file__).resolve().parent / "flows"
@@ -51,12 +51,12 @@ def test_an_unresolvable_coordinator_fails_fast_with_the_reason(dora) -> None:
 
 
 @pytest.mark.timeout(60)
-def test_start_without_a_daemon_fails_and_says_why_everywhere(dora, tmp_path: Path) -> None:
+def test_start_without_a_daemon_fails_and_says_why_everywhere(dora, local_cluster, tmp_path: Path) -> None:
     """`start` exits 1 with the reason; `list` and `logs` show it; node names stay apart."""
     flow = write_dataflow(tmp_path, THREE_NODES, files={"node.py": "from dora_zmq import Node\nNode()\n"})
-    address = free_tcp_address()
-    env = {"DORA_ZMQ_COORDINATOR": address, "DORA_ZMQ_MACHINE_WAIT": "1"}
-    dora("coordinator", "--bind", address, env=env).wait_for_line("coordinator listening")
+    cluster = local_cluster(DORA_ZMQ_MACHINE_WAIT="1")
+    address, env = cluster.address, cluster.env
+    cluster.coordinator()
 
     started = dora("start", str(flow), "--name", "lonely", env=env).wait(30)
     assert started.returncode == 1, started.output  # was 0, with "started"
@@ -128,9 +128,10 @@ def test_new_refuses_a_path_as_name(dora, tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(30)
-def test_empty_list_says_so(dora) -> None:
-    address = free_tcp_address()
-    dora("coordinator", "--bind", address).wait_for_line("coordinator listening")
+def test_empty_list_says_so(dora, local_cluster) -> None:
+    cluster = local_cluster()
+    cluster.coordinator()
+    address = cluster.address
     result = dora("list", "--coordinator", address).wait(20)
     assert result.returncode == 0, result.output
     assert result.stdout.strip() == "no dataflows (start one with `dora-zmq start FILE`)"  # was an empty bordered table

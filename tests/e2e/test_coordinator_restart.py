@@ -5,15 +5,13 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
-from dora_zmq.testing import free_tcp_address
 
 
-def test_daemon_registers_again_after_coordinator_restart(dora, tmp_path: Path) -> None:
-    address = free_tcp_address()
-    env = {"DORA_ZMQ_COORDINATOR": address}
-    first = dora("coordinator", "--bind", address, env=env, cwd=tmp_path)
-    first.wait_for_line("coordinator listening")
-    dora("daemon", "--machine-id", "m1", env=env, cwd=tmp_path)
+def test_daemon_registers_again_after_coordinator_restart(dora, local_cluster, tmp_path: Path) -> None:
+    cluster = local_cluster()
+    address, env = cluster.address, cluster.env
+    first = cluster.coordinator(cwd=tmp_path)
+    cluster.daemon("--machine-id", "m1", cwd=tmp_path)
     first.send_signal(signal.SIGTERM)
     assert first.wait(20).returncode == 0
     second = dora("-v", "coordinator", "--bind", address, env=env, cwd=tmp_path)

@@ -7,7 +7,9 @@ Every test runs ``dora-zmq run`` on a YAML written into ``tmp_path`` with node s
 
 from __future__ import annotations
 
+import json
 import signal
+import statistics
 import sys
 from pathlib import Path
 
@@ -240,13 +242,14 @@ def test_a_program_that_never_calls_node_does_not_hold_unrelated_nodes(dora, tmp
 
 
 def test_timers_tick_at_their_period(dora, tmp_path: Path) -> None:
+    periods = {"millis": 0.020, "hz": 0.100, "secs": 0.250}
     yml = write_dataflow(
         tmp_path,
         """
         nodes:
           - id: counter
             path: timers.py
-            env: {DURATION_S: 1.0}
+            env: {DURATION_S: 1.5}
             inputs:
               millis: dora/timer/millis/20
               hz: dora/timer/hz/10
@@ -256,13 +259,15 @@ def test_timers_tick_at_their_period(dora, tmp_path: Path) -> None:
     )
     result = dora("run", str(yml)).wait(30)
     assert result.returncode == 0, result.output
-    line = next(line for line in result.stdout.splitlines() if line.startswith("counter COUNTS "))
-    import json
-
-    counts = json.loads(line.split("COUNTS ", 1)[1])["counts"]
-    assert 25 <= counts.get("millis", 0) <= 70, line  # 50 expected
-    assert 5 <= counts.get("hz", 0) <= 14, line  # 10 expected
-    assert 2 <= counts.get("secs", 0) <= 6, line  # 4 expected
+    line = next(line for line in result.stdout.splitlines() if line.startswith("counter TICKS "))
+    ticks = json.loads(line.split("TICKS ", 1)[1])
+    for input_id, period in periods.items():
+        times = ticks.get(input_id, [])
+        assert len(times) >= 4, (input_id, line)
+        # The median interval ignores the odd tick a loaded machine delays (or skips), yet a timer
+        # at half or double speed is off by 100 % or 50 %, far outside these 20 %.
+        median = statistics.median(b - a for a, b in zip(times, times[1:]))
+        assert abs(median - period) <= 0.2 * period, (input_id, median, line)
 
 
 # ---- queue_size ------------------------------------------------------------------------------

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dora_zmq.testing import free_tcp_address
 
 FLOW = """
 nodes:
@@ -18,14 +17,13 @@ nodes:
 """
 
 
-def test_missing_machine_fails_with_the_command_to_run(dora, tmp_path: Path) -> None:
+def test_missing_machine_fails_with_the_command_to_run(dora, local_cluster, tmp_path: Path) -> None:
     (tmp_path / "dataflow.yml").write_text(FLOW)
     (tmp_path / "node.py").write_text("from dora_zmq import Node\nNode()\n")
-    address = free_tcp_address()
-    env = {"DORA_ZMQ_COORDINATOR": address, "DORA_ZMQ_MACHINE_WAIT": "1"}
-    coordinator = dora("coordinator", "--bind", address, env=env)
-    coordinator.wait_for_line("coordinator listening")
-    dora("daemon", env=env, cwd=tmp_path)
+    cluster = local_cluster(DORA_ZMQ_MACHINE_WAIT="1")
+    env = cluster.env
+    cluster.coordinator()
+    cluster.daemon(cwd=tmp_path)
     result = dora("start", "dataflow.yml", "--attach", env=env, cwd=tmp_path).wait(30)
     assert result.returncode == 1, result.output
     assert "no daemon for machine 'robot-arm' (nodes: there)" in result.stderr

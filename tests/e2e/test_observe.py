@@ -55,14 +55,14 @@ def _until(fetch: Any, check: Any, timeout: float = 15.0) -> Any:
 
 
 @pytest.fixture
-def deployment(dora, tmp_path: Path) -> dict[str, str]:
+def deployment(dora, local_cluster, tmp_path: Path) -> dict[str, str]:
     """A coordinator and two daemons (the default machine, and 'arm'), running FOREVER as 'demo'
     with the ticker on the default machine and the sink on 'arm' (over tcp, as across hosts)."""
-    address = free_tcp_address()
-    env = {"DORA_ZMQ_COORDINATOR": address}
-    dora("coordinator", "--bind", address, env=env).wait_for_line("coordinator listening")
-    dora("daemon", "--bind-data", "127.0.0.1", env=env)
-    dora("daemon", "--machine-id", "arm", "--bind-data", "127.0.0.1", "--advertise", "127.0.0.1", env=env)
+    cluster = local_cluster()
+    env = cluster.env
+    cluster.coordinator()
+    cluster.daemon("--bind-data", "127.0.0.1")
+    cluster.daemon("--machine-id", "arm", "--bind-data", "127.0.0.1", "--advertise", "127.0.0.1")
     yaml = FOREVER.replace("    path: recorder.py\n", "    path: recorder.py\n    deploy: {machine: arm}\n")
     flow = write_dataflow(tmp_path / "forever", yaml, copy=[FLOWS / "ticker.py", FLOWS / "recorder.py"])
     _until(lambda: dora("status", "--json", env=env).wait(15), lambda r: len(json.loads(r.stdout or "{}").get("daemons", [])) == 2)

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 from conftest import copy_example
 
-
-def write(dir_: Path, name: str, text: str) -> Path:
-    path = dir_ / name
-    path.write_text(textwrap.dedent(text))
-    return path
+from dora_zmq.testing import write_dataflow
 
 
 def test_object_detection_example(dora, flow_dir: Path) -> None:
@@ -60,8 +55,12 @@ MULTI = """
 
 
 def _multi_flow(dir_: Path, limit: int = 5) -> Path:
-    write(dir_, "source.py", SOURCE.replace("LIMIT", str(limit)))
-    write(dir_, "double.py", """
+    return write_dataflow(
+        dir_,
+        MULTI,
+        files={
+            "source.py": SOURCE.replace("LIMIT", str(limit)),
+            "double.py": """
         import pyarrow.compute as pc
         from dora_zmq import DoraStatus
         import os
@@ -81,8 +80,8 @@ def _multi_flow(dir_: Path, limit: int = 5) -> Path:
                 elif dora_event["type"] == "STOP":
                     print("double: stop")
                 return DoraStatus.CONTINUE
-    """)
-    write(dir_, "check.py", """
+    """,
+            "check.py": """
         from dora_zmq import DoraStatus
 
         class Operator:
@@ -93,13 +92,14 @@ def _multi_flow(dir_: Path, limit: int = 5) -> Path:
                 self.counts[dora_input["id"]] = self.counts.get(dora_input["id"], 0) + 1
                 print("check:", dora_input["id"], dora_input["value"].to_pylist(), sorted(self.counts.items()))
                 return DoraStatus.CONTINUE
-    """)
-    write(dir_, "sink.py", """
+    """,
+            "sink.py": """
         from dora_zmq import Node
         got = [e["value"].to_pylist() for e in Node() if e["type"] == "INPUT"]
         print("sink got", got)
-    """)
-    return write(dir_, "dataflow.yml", MULTI)
+    """,
+        },
+    )
 
 
 def test_several_operators_in_one_runtime(dora, flow_dir: Path) -> None:
@@ -112,8 +112,22 @@ def test_several_operators_in_one_runtime(dora, flow_dir: Path) -> None:
 
 
 def test_stop_all_stops_the_dataflow(dora, flow_dir: Path) -> None:
-    write(flow_dir, "source.py", SOURCE.replace("LIMIT", "10**9"))
-    write(flow_dir, "stopper.py", """
+    yml = write_dataflow(
+        flow_dir,
+        """
+        nodes:
+          - id: source
+            path: source.py
+            inputs: {tick: dora/timer/millis/20}
+            outputs: [numbers]
+          - id: stopper
+            operator:
+              python: stopper.py
+              inputs: {numbers: source/numbers}
+    """,
+        files={
+            "source.py": SOURCE.replace("LIMIT", "10**9"),
+            "stopper.py": """
         from dora_zmq import DoraStatus
 
         class Operator:
@@ -126,18 +140,9 @@ def test_stop_all_stops_the_dataflow(dora, flow_dir: Path) -> None:
                         print("stopper: STOP_ALL")
                         return DoraStatus.STOP_ALL
                 return DoraStatus.CONTINUE
-    """)
-    yml = write(flow_dir, "dataflow.yml", """
-        nodes:
-          - id: source
-            path: source.py
-            inputs: {tick: dora/timer/millis/20}
-            outputs: [numbers]
-          - id: stopper
-            operator:
-              python: stopper.py
-              inputs: {numbers: source/numbers}
-    """)
+    """,
+        },
+    )
     result = dora("run", str(yml)).wait(40)
     assert result.returncode == 0, result.output
     assert "stopper: STOP_ALL" in result.stdout
@@ -145,20 +150,9 @@ def test_stop_all_stops_the_dataflow(dora, flow_dir: Path) -> None:
 
 
 def test_operator_exception_fails_the_dataflow(dora, flow_dir: Path) -> None:
-    write(flow_dir, "source.py", SOURCE.replace("LIMIT", "5"))
-    write(flow_dir, "broken.py", """
-        class Operator:
-            def on_event(self, dora_event, send_output):
-                if dora_event["type"] == "INPUT":
-                    raise ValueError("bad frame shape")
-                return 0
-    """)
-    write(flow_dir, "sink.py", """
-        from dora_zmq import Node
-        for e in Node():
-            print("sink event", e["type"], e.get("error", ""))
-    """)
-    yml = write(flow_dir, "dataflow.yml", """
+    yml = write_dataflow(
+        flow_dir,
+        """
         nodes:
           - id: source
             path: source.py
@@ -173,7 +167,23 @@ def test_operator_exception_fails_the_dataflow(dora, flow_dir: Path) -> None:
           - id: sink
             path: sink.py
             inputs: {bbox: vision/detector/bbox}
-    """)
+    """,
+        files={
+            "source.py": SOURCE.replace("LIMIT", "5"),
+            "broken.py": """
+        class Operator:
+            def on_event(self, dora_event, send_output):
+                if dora_event["type"] == "INPUT":
+                    raise ValueError("bad frame shape")
+                return 0
+    """,
+            "sink.py": """
+        from dora_zmq import Node
+        for e in Node():
+            print("sink event", e["type"], e.get("error", ""))
+    """,
+        },
+    )
     result = dora("run", str(yml)).wait(40)
     assert result.returncode == 1, result.output
     assert "node 'vision' failed (exit code 1)" in result.stderr

@@ -218,10 +218,8 @@ def test_ctrl_c_leaves_a_complete_recording(dora, flow_dir: Path) -> None:
     assert len(got) >= 20 and [m.value[0].as_py() for m in got] == list(range(1, len(got) + 1))
 
 
-def test_start_records_on_another_machine_over_tcp(dora, flow_dir: Path) -> None:
+def test_start_records_on_another_machine_over_tcp(dora, local_cluster, flow_dir: Path) -> None:
     """`start --record` on a coordinator with two daemons; the recorder runs on the second."""
-    from dora_zmq.testing import free_tcp_address
-
     yml = write_dataflow(flow_dir, """
         nodes:
           - id: camera
@@ -235,11 +233,11 @@ def test_start_records_on_another_machine_over_tcp(dora, flow_dir: Path) -> None
               frame: {source: camera/frame, queue_size: 100}
               info: {source: camera/info, queue_size: 100}
         """, files={"camera.py": CAMERA, "sink.py": SINK})
-    address = free_tcp_address()
-    env = {"DORA_ZMQ_COORDINATOR": address}
-    dora("coordinator", "--bind", address, env=env).wait_for_line("coordinator listening")
+    cluster = local_cluster()
+    env = cluster.env
+    cluster.coordinator()
     for machine in ("robot", "base"):
-        dora("daemon", "--machine-id", machine, "--bind-data", "127.0.0.1", env=env, cwd=flow_dir)
+        cluster.daemon("--machine-id", machine, "--bind-data", "127.0.0.1", cwd=flow_dir)
     started = dora("start", str(yml), "--attach", "--record", str(flow_dir / "rec"), "--record-machine", "base", env=env, cwd=flow_dir).wait(60)
     assert started.returncode == 0, started.output
     rec = Recording.open(flow_dir / "rec")

@@ -26,16 +26,16 @@ WHERE = """
 """
 
 
-def _cluster(dora, tmp_path: Path, *daemon_args: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
-    env = {"DORA_ZMQ_COORDINATOR": free_tcp_address(), "DORA_ZMQ_CACHE_DIR": str(tmp_path / "cache")}
-    dora("coordinator", "--bind", env["DORA_ZMQ_COORDINATOR"], env=env).wait_for_line("coordinator listening")
-    dora("-v", "daemon", *daemon_args, env=env).wait_for_line("registered with the coordinator")
-    return env
+def _cluster(local_cluster, tmp_path: Path, *daemon_args: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    cluster = local_cluster(DORA_ZMQ_CACHE_DIR=str(tmp_path / "cache"))
+    cluster.coordinator()
+    cluster.daemon(*daemon_args)
+    return cluster.env
 
 
 @pytest.mark.timeout(60)
-def test_auto_runs_in_place_and_always_from_a_copy(dora, tmp_path: Path) -> None:
-    env = _cluster(dora, tmp_path)
+def test_auto_runs_in_place_and_always_from_a_copy(dora, local_cluster, tmp_path: Path) -> None:
+    env = _cluster(local_cluster, tmp_path)
     folder = tmp_path / "flow"
     yml = write_dataflow(folder, "nodes:\n  - id: where\n    path: where.py\n", files={"where.py": WHERE})
 
@@ -70,8 +70,8 @@ def test_folder_over_the_limit_is_refused_naming_its_largest_files(dora, tmp_pat
 
 
 @pytest.mark.timeout(60)
-def test_a_daemon_that_refuses_shipped_folders_runs_in_place(dora, tmp_path: Path) -> None:
-    env = _cluster(dora, tmp_path, "--no-shipped")
+def test_a_daemon_that_refuses_shipped_folders_runs_in_place(dora, local_cluster, tmp_path: Path) -> None:
+    env = _cluster(local_cluster, tmp_path, "--no-shipped")
     folder = tmp_path / "flow"
     yml = write_dataflow(folder, "nodes:\n  - id: where\n    path: where.py\n", files={"where.py": WHERE})
     result = dora("start", str(yml), "--ship", "always", "--attach", env=env).wait(30)
@@ -80,8 +80,8 @@ def test_a_daemon_that_refuses_shipped_folders_runs_in_place(dora, tmp_path: Pat
 
 
 @pytest.mark.timeout(60)
-def test_programs_the_bundle_leaves_out_are_named_at_start(dora, tmp_path: Path) -> None:
-    env = _cluster(dora, tmp_path)
+def test_programs_the_bundle_leaves_out_are_named_at_start(dora, local_cluster, tmp_path: Path) -> None:
+    env = _cluster(local_cluster, tmp_path)
     (tmp_path / "tools").mkdir()
     (tmp_path / "tools" / "outside.py").write_text(textwrap.dedent(WHERE))
     yml = write_dataflow(

@@ -15,16 +15,15 @@ import pytest
 from dora_zmq import _control as ctl
 from dora_zmq._bundle import CHUNK_BYTES, encode_chunk
 from dora_zmq._transport import Channel
-from dora_zmq.testing import free_tcp_address
 
 YAML = "nodes:\n  - id: a\n    path: /bin/true\n"  # valid: only the shipping part is wrong
 
 
 @pytest.fixture
-def coordinator(dora, tmp_path: Path):  # type: ignore[no-untyped-def]
-    address = free_tcp_address()
-    dora("coordinator", "--bind", address, "--cache-dir", str(tmp_path / "cache")).wait_for_line("coordinator listening")
-    client = Channel.connect(address)
+def coordinator(local_cluster, tmp_path: Path):  # type: ignore[no-untyped-def]
+    cluster = local_cluster()
+    cluster.coordinator("--cache-dir", str(tmp_path / "cache"))
+    client = Channel.connect(cluster.address)
     try:
         yield client
     finally:
@@ -96,13 +95,12 @@ def _upload(client: Channel, data: bytes) -> ctl.BundleRef:
 
 
 @pytest.mark.timeout(60)
-def test_a_hostile_archive_with_a_matching_digest_is_refused_by_the_daemon(dora, tmp_path: Path) -> None:
+def test_a_hostile_archive_with_a_matching_digest_is_refused_by_the_daemon(local_cluster, tmp_path: Path) -> None:
     """A hostile client computes the right digest for its own archive: the unpacker is the guard."""
-    address = free_tcp_address()
-    env = {"DORA_ZMQ_COORDINATOR": address}
-    dora("coordinator", "--bind", address, "--cache-dir", str(tmp_path / "cache"), env=env).wait_for_line("coordinator listening")
-    daemon = dora("-v", "daemon", "--cache-dir", str(tmp_path / "cache"), env=env)
-    daemon.wait_for_line("registered with the coordinator")
+    cluster = local_cluster()
+    cluster.coordinator("--cache-dir", str(tmp_path / "cache"))
+    cluster.daemon("--cache-dir", str(tmp_path / "cache"))
+    address = cluster.address
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
         body = b"#!/bin/sh\necho pwned\n"

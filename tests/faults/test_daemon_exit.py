@@ -11,7 +11,7 @@ import pytest
 
 from dora_zmq.daemon import SHUTDOWN_GRACE_S
 from dora_zmq.daemon._supervisor import KILL_AFTER_TERM_S
-from dora_zmq.testing import free_tcp_address, write_dataflow
+from dora_zmq.testing import write_dataflow
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -29,18 +29,14 @@ while True:
 """
 
 
-def _stack(dora, tmp_path: Path):
-    address = free_tcp_address()
-    env = {"DORA_ZMQ_COORDINATOR": address}
-    coordinator = dora("coordinator", "--bind", address, env=env)
-    coordinator.wait_for_line("coordinator listening")
-    daemon = dora("-v", "daemon", env=env, cwd=tmp_path)
-    daemon.wait_for_line("registered with the coordinator", timeout=60)
-    return env, coordinator, daemon
+def _stack(local_cluster, tmp_path: Path):
+    cluster = local_cluster()
+    coordinator = cluster.coordinator()
+    return cluster.env, coordinator, cluster.daemon(cwd=tmp_path, timeout=60)
 
 
-def test_an_idle_daemon_exits_at_once_after_sigterm(dora, tmp_path: Path) -> None:
-    env, coordinator, daemon = _stack(dora, tmp_path)
+def test_an_idle_daemon_exits_at_once_after_sigterm(dora, local_cluster, tmp_path: Path) -> None:
+    env, coordinator, daemon = _stack(local_cluster, tmp_path)
     start = time.monotonic()
     daemon.send_signal(signal.SIGTERM)
     result = daemon.wait(10)
@@ -52,7 +48,7 @@ def test_an_idle_daemon_exits_at_once_after_sigterm(dora, tmp_path: Path) -> Non
     coordinator.wait(15)
 
 
-def test_a_second_sigterm_skips_the_grace_period_of_nodes_that_ignore_stop(dora, tmp_path: Path) -> None:
+def test_a_second_sigterm_skips_the_grace_period_of_nodes_that_ignore_stop(dora, local_cluster, tmp_path: Path) -> None:
     flow = write_dataflow(
         tmp_path,
         """
@@ -63,7 +59,7 @@ def test_a_second_sigterm_skips_the_grace_period_of_nodes_that_ignore_stop(dora,
         """,
         files={"stubborn.py": _STUBBORN},
     )
-    env, coordinator, daemon = _stack(dora, tmp_path)
+    env, coordinator, daemon = _stack(local_cluster, tmp_path)
     attached = dora("start", str(flow), "--attach", env=env, cwd=tmp_path)
     attached.wait_for_line("stubborn is running", timeout=60)
     start = time.monotonic()

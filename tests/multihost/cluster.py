@@ -6,13 +6,14 @@ same environment variables, so what compose starts is what these tests exercise.
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 from typing import Any, Callable
 
-from dora_zmq.testing import DataflowProcess
+from dora_zmq.testing import DataflowProcess, write_files
 
 from .netns import Host, Network
+
+__all__ = ["PORT", "Cluster", "write_files"]  # write_files: tests written against it import it from here
 
 PORT = 53290
 
@@ -56,7 +57,3 @@ class Cluster:
     def cli(self, host: Host, *args: str, **kwargs: Any) -> DataflowProcess:
         return self.dora(*args, prefix=host.prefix, env=self.base_env(**kwargs.pop("env", {})), cwd=self.workdir, **kwargs)
 
-
-def write_files(dir_: Path, files: dict[str, str]) -> None:
-    for name, text in files.items():
-        (dir_ / name).write_text(textwrap.dedent(text).lstrip())

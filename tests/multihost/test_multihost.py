@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 
-from .cluster import Cluster, write_files
+from dora_zmq.testing import write_files
+
+from .cluster import Cluster
 
 pytestmark = pytest.mark.netns
 

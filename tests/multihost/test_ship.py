@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from dora_zmq._bundle import CHUNK_BYTES
-from dora_zmq.testing import DataflowProcess
+from dora_zmq.testing import DataflowProcess, write_files
 
-from .cluster import Cluster, write_files
+from .cluster import Cluster
 from .netns import Host
 
 pytestmark = pytest.mark.netns

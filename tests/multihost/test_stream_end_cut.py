@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from .cluster import Cluster, write_files
+from dora_zmq.testing import write_files
+
+from .cluster import Cluster
 
 pytestmark = pytest.mark.netns
 
