@@ -121,11 +121,13 @@ def stream_size(batch: pa.RecordBatch) -> int:
     """
     overhead = _sizes.overhead(batch.schema)
     if overhead is not None:
-        return overhead + pa.ipc.get_record_batch_size(batch)
+        body: int = pa.ipc.get_record_batch_size(batch)
+        return overhead + body
     sink = pa.MockOutputStream()
     with pa.ipc.new_stream(sink, batch.schema) as writer:
         writer.write_batch(batch)
-    return sink.size()
+    size: int = sink.size()
+    return size
 
 
 #: Where the data of an output sample (a value written in place, see ``SegmentPool.reserve``)
