@@ -10,7 +10,7 @@ import dataclasses
 import json
 import types
 import typing
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._errors import ProtocolError
 
@@ -24,6 +24,14 @@ _HINTS: dict[type, dict[str, Any]] = {}
 T = TypeVar("T")
 
 
+if TYPE_CHECKING:  # tells type checkers that a decorated class takes its fields as arguments
+    from typing_extensions import dataclass_transform
+else:
+    def dataclass_transform(**_: Any) -> Any:
+        return lambda f: f
+
+
+@dataclass_transform(frozen_default=True)
 def control_message(cls: type[T]) -> type[T]:
     """Class decorator: make ``cls`` a frozen, slotted dataclass known to the codec."""
     data_cls = dataclasses.dataclass(frozen=True, slots=True)(cls)
