@@ -46,7 +46,7 @@ class Outputs:
                 shm.drain(pub)
             seq = self._seqs[output_id]
             self._seqs[output_id] = seq + 1
-            frames = shm.frames(pub, output_id, topic, seq, value, metadata) if shm.threshold else None
+            frames = shm.frames(output_id, topic, seq, value, metadata) if shm.threshold else None
             pub.send(frames or encode_data_frames(topic, seq, value, metadata))
             if frames is not None:
                 shm.after_send(pub)

@@ -42,6 +42,7 @@ _LOGGED_MALFORMED = 100  # malformed messages logged one by one; past that, one 
 _MALFORMED_LOG_EVERY = 1000  # ...this many (a flood stays a trickle in the log)
 _TOPIC_SHOWN = 64  # bytes of an unknown topic quoted in a log line
 _WHY_SHOWN = 300  # characters of a decoder's complaint quoted in a log line
+_CTRL_LINGER_MS = 200  # how long the last stats report may take to leave at close
 
 
 class SendingSide(Protocol):
@@ -185,7 +186,7 @@ class Receiver:
             self._shm.close()
         self.send_releases()
         self._sub.close()
-        self._ctrl.close(200)
+        self._ctrl.close(_CTRL_LINGER_MS)
         self.wakeup.close()
 
     def poll_timeout_ms(self) -> int:

@@ -122,7 +122,9 @@ class ShmSender:
                 return OutputSample(reservation.owner, reservation.buffer, reservation.token)
         return OutputSample.on_heap(nbytes)
 
-    def frames(self, pub: Publisher, output_id: str, topic: bytes, seq: int, value: pa.Array, metadata: Mapping[str, Any] | None) -> list[Any] | None:
+    def frames(
+        self, output_id: str, topic: bytes, seq: int, value: pa.Array, metadata: Mapping[str, Any] | None
+    ) -> list[Any] | None:
         """Frames carrying ``value`` through shared memory, or None to send it on the socket.
 
         Called with the node's send lock held.
