@@ -13,7 +13,7 @@ import pyarrow as pa
 from .. import _control as ctl
 from .._errors import ControlError, NodeConfigError, OutputError
 from .._transport import Channel, Publisher, Subscriber, ipc_endpoint, release_context
-from .._wire import MessageKind, encode_topic, marker_topic, to_arrow
+from .._wire import MessageKind, encode_topic, to_arrow
 from ..descriptor import Dataflow, NodeSpec, OutputRef, TimerSpec, parse_dataflow
 from ..tracing import NodeTracing, setup_tracing
 from ._async import AsyncEvents
@@ -26,7 +26,7 @@ from ._outputs import Outputs
 from ._readers import ReaderTokens
 from ._receiver import ReceiverSetup, Route, TimerInput
 from ._samples import OutputSample
-from ._session import Session, announced_exits
+from ._session import Session
 from ._shm_sender import ShmSender
 from ._start import StartBarrier
 from ._stdout import StdoutCapture
@@ -101,7 +101,7 @@ class Node(DoraExtras):
         )
         barrier = StartBarrier(self._id, self._descriptor, self._ctrl, self._pub, self._readers, self._queue)
         started = barrier.run(
-            ctl.NodeBound(self._dataflow_id, self._id, endpoint), setup.stopping, self._attach, self._outputs.post_peers,
+            ctl.NodeBound(self._dataflow_id, self._id, endpoint), setup.stopping, self._session.attach, self._outputs.post_peers,
         )
         self._ctrl_tx = Channel.connect(env.daemon, identity=self._tx_identity)
         self._session.begin(started.deferred)
@@ -113,11 +113,6 @@ class Node(DoraExtras):
         provider = setup_tracing(self._id, {"dora.dataflow_id": self._dataflow_id})
         self._tracing = NodeTracing(provider, self._id, self._dataflow_id, self._machine) if provider else None
         install_exit_hooks(self)
-
-    def _attach(self, peers: ctl.Peers, deferred: list[Any]) -> None:
-        """The start barrier's step 3: connect to the upstreams, subscribe (see ``_start``)."""
-        self._session.receiver.attach(peers, announced_exits(deferred))
-        self._session.receiver.subscribe(marker_topic(self._readers.label))
 
     # ---- public API -------------------------------------------------------------------
 

@@ -47,6 +47,7 @@ from typing import Any
 
 from .. import _control as ctl
 from .._transport import Channel, Subscriber
+from .._wire import marker_topic
 from ._events import Event, EventQueue, StopReason, timeout_event
 from ._receiver import MAX_POLL_MS, Receiver, ReceiverSetup, SendingSide
 
@@ -69,6 +70,7 @@ class Session:
     def __init__(self, setup: ReceiverSetup, sub: Subscriber, ctrl: Channel, queue: EventQueue, sending: SendingSide) -> None:
         self.node_id = setup.node_id
         self.receiver = Receiver(setup, sub, ctrl, queue, sending)  # owner: the baton holder
+        self._marker_label = setup.reader_label or setup.node_id
         self._queue = queue
         self._baton = threading.Lock()  # held by whoever runs a receive step
         self._handoff = threading.Condition()  # guards _borrowers; the receiver thread sleeps on it
@@ -79,6 +81,16 @@ class Session:
         self._thread = threading.Thread(target=self._run, name=f"dora-zmq-receiver-{self.node_id}", daemon=True)
 
     # ---- start and stop (application thread) -------------------------------------------
+
+    def attach(self, peers: ctl.Peers, deferred: list[Any]) -> None:
+        """The start barrier's step 3: connect to the upstreams and subscribe (see ``_start``).
+
+        ``deferred``: the control messages kept so far (upstreams whose exit notice is among
+        them are closed by it, not here).
+        """
+        announced = {m.node for m in deferred if isinstance(m, ctl.UpstreamExited)}
+        self.receiver.attach(peers, announced)
+        self.receiver.subscribe(marker_topic(self._marker_label))
 
     def begin(self, deferred: list[Any]) -> None:
         """Start receiving: apply what came during start-up, then start the receiver thread.
@@ -214,8 +226,3 @@ class Session:
     def lost(self) -> dict[str, int]:
         """Messages lost in transit per input."""
         return self.receiver.lost()
-
-
-def announced_exits(deferred: list[Any]) -> set[str]:
-    """Upstreams whose exit notice is among ``deferred`` (control messages of start-up)."""
-    return {m.node for m in deferred if isinstance(m, ctl.UpstreamExited)}
