@@ -93,16 +93,17 @@ class Node(DoraExtras):
         self._shm = ShmSender(self._dataflow_id, self._id, self._machine, self._descriptor, self._spec.outputs, self._readers)
         self._outputs = Outputs(self._topics, self._pub, self._shm)  # owns _pub and _shm from here on
         receiving = ReceiverSetup(
-            self._id, self._build_routes(), self._timers(), self._dataflow_id, self._machine, self._readers.label, env.spawned,
+            self._id, self._build_routes(), self._timers(), dataflow_id=self._dataflow_id, machine=self._machine,
+            reader_label=self._readers.label, watch_parent=env.spawned,
         )
         self._session = Session(receiving, self._sub, self._ctrl, self._queue, self._outputs)
+        relay_public = relay[1] if relay is not None else None
         endpoint = announced_endpoint(
-            self._machine, self._pub, setup.tcp_advertise, remote, relay[1] if relay is not None else None, self._ctrl.address,
+            self._machine, self._pub, setup.tcp_advertise, remote, relay_public, self._ctrl.address
         )
         barrier = StartBarrier(self._id, self._descriptor, self._ctrl, self._pub, self._readers, self._queue)
-        started = barrier.run(
-            ctl.NodeBound(self._dataflow_id, self._id, endpoint), setup.stopping, self._session.attach, self._outputs.post_peers,
-        )
+        bound = ctl.NodeBound(self._dataflow_id, self._id, endpoint)
+        started = barrier.run(bound, setup.stopping, self._session.attach, self._outputs.post_peers)
         self._ctrl_tx = Channel.connect(env.daemon, identity=self._tx_identity)
         self._session.begin(started.deferred)
         self._async = AsyncEvents(self._id, self.next)

@@ -99,7 +99,9 @@ class Receiver:
     snapshots :meth:`lost` and ``upstream_failed`` (read by the application thread).
     """
 
-    def __init__(self, setup: ReceiverSetup, sub: Subscriber, ctrl: Channel, queue: EventQueue, sending: SendingSide) -> None:
+    def __init__(
+        self, setup: ReceiverSetup, sub: Subscriber, ctrl: Channel, queue: EventQueue, sending: SendingSide
+    ) -> None:
         self.node_id = setup.node_id
         self.dataflow_id = setup.dataflow_id
         self._machine = setup.machine

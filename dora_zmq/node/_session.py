@@ -67,7 +67,9 @@ _JOIN_S = 2.0
 class Session:
     """The receiving half of a node behind one call, :meth:`next_event`."""
 
-    def __init__(self, setup: ReceiverSetup, sub: Subscriber, ctrl: Channel, queue: EventQueue, sending: SendingSide) -> None:
+    def __init__(
+        self, setup: ReceiverSetup, sub: Subscriber, ctrl: Channel, queue: EventQueue, sending: SendingSide
+    ) -> None:
         self.node_id = setup.node_id
         self.receiver = Receiver(setup, sub, ctrl, queue, sending)  # owner: the baton holder
         self._marker_label = setup.reader_label or setup.node_id

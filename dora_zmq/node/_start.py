@@ -48,7 +48,13 @@ class StartBarrier:
     """One node's start barrier (see the module docstring)."""
 
     def __init__(
-        self, node_id: str, descriptor: Dataflow, ctrl: Channel, pub: Publisher, readers: ReaderTokens, queue: EventQueue
+        self,
+        node_id: str,
+        descriptor: Dataflow,
+        ctrl: Channel,
+        pub: Publisher,
+        readers: ReaderTokens,
+        queue: EventQueue,
     ) -> None:
         self._id = node_id
         self._descriptor = descriptor
@@ -125,7 +131,10 @@ class StartBarrier:
         while not (expected <= markers | exited and expected <= known | exited):
             if time.monotonic() > deadline:
                 missing = sorted(expected - (markers & known) - exited)
-                log.warning("node %s: subscribers %s not attached after %.0f s; starting anyway", self._id, missing, START_TIMEOUT_S)
+                log.warning(
+                    "node %s: subscribers %s not attached after %.0f s; starting anyway",
+                    self._id, missing, START_TIMEOUT_S,
+                )
                 return
             for member in poller.wait(_SUBSCRIBERS_POLL_MS):
                 if member is self._pub:
@@ -148,5 +157,8 @@ class StartBarrier:
     def _collect_markers(self, markers: set[str]) -> None:
         for sub in self._pub.read_subscriptions():
             parsed = parse_marker(sub)
-            if parsed is not None and parsed[0] and (reader := self._readers.reader_of(parsed[1], "a start marker")) is not None:
+            if parsed is None or not parsed[0]:
+                continue
+            reader = self._readers.reader_of(parsed[1], "a start marker")
+            if reader is not None:
                 markers.add(reader)
