@@ -21,6 +21,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from .._cache import BoundedCache
 from .._errors import ProtocolError
 from .._wire import IPC_EOS, MESSAGE_HEAD, has_dictionary, message_length
 
@@ -83,11 +84,18 @@ def capacity_for(needed: int) -> int:
     return -(-needed // MIB) * MIB
 
 
+#: Schemas whose stream overhead is kept (a bound against a peer of ever-new schemas).
+SCHEMA_SIZES_KEPT = 64
+#: The most an Arrow IPC body is padded past its values (Arrow pads buffers to 64 bytes).
+BODY_PADDING_MAX = 64
+
+
 class _SchemaSizes:
     """Per-schema cost of the stream around the record batch (schema message + end marker)."""
 
     def __init__(self) -> None:
-        self._cache: dict[pa.Schema, int | None] = {}
+        # Owner: any thread (a module-wide cache; a racing put only costs a second dry run).
+        self._cache: BoundedCache[pa.Schema, int | None] = BoundedCache(SCHEMA_SIZES_KEPT)
 
     def overhead(self, schema: pa.Schema) -> int | None:
         """Bytes the stream adds to ``get_record_batch_size``, or None when that is not exact.
@@ -104,10 +112,7 @@ class _SchemaSizes:
             with pa.ipc.new_stream(sink, schema):
                 pass
             size = sink.size()
-        if len(self._cache) > 64:
-            self._cache.clear()
-        self._cache[schema] = size
-        return size
+        return self._cache.put(schema, size)
 
 
 _sizes = _SchemaSizes()
@@ -121,11 +126,13 @@ def stream_size(batch: pa.RecordBatch) -> int:
     """
     overhead = _sizes.overhead(batch.schema)
     if overhead is not None:
-        return overhead + pa.ipc.get_record_batch_size(batch)
+        body: int = pa.ipc.get_record_batch_size(batch)
+        return overhead + body
     sink = pa.MockOutputStream()
     with pa.ipc.new_stream(sink, batch.schema) as writer:
         writer.write_batch(batch)
-    return sink.size()
+    size: int = sink.size()
+    return size
 
 
 #: Where the data of an output sample (a value written in place, see ``SegmentPool.reserve``)
@@ -135,7 +142,7 @@ SAMPLE_DATA_OFFSET = 4096
 
 def sample_capacity(nbytes: int) -> int:
     """Segment size for an output sample of ``nbytes`` (its stream's padding and end included)."""
-    return capacity_for(SAMPLE_DATA_OFFSET + nbytes + 64 + len(IPC_EOS))
+    return capacity_for(SAMPLE_DATA_OFFSET + nbytes + BODY_PADDING_MAX + len(IPC_EOS))
 
 
 def stream_frame(batch: pa.RecordBatch) -> tuple[bytes, int]:

@@ -1,5 +1,8 @@
 """The sender's side: a pool of shared-memory segments that Arrow values are written into.
 
+This module is the allocator (which region a message gets, who holds it, when it is free);
+how a message is laid out inside its region is ``_framing``'s job.
+
 Why a pool: a fresh tmpfs segment costs a page fault (and zeroing) per 4 KiB page on first
 touch, about 18 ms for 16 MiB here, while writing into a segment already mapped costs one
 memcpy (about 0.65 ms). Memory is therefore kept and reused once every reader has released
@@ -35,27 +38,19 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from .._errors import ProtocolError
 from .._wire import COLUMN, IPC_EOS, byte_width, flat_values
 from ._descriptor import ShmDescriptor
-from ._layout import (
-    HEADER_SIZE,
-    MIB,
-    SAMPLE_DATA_OFFSET,
-    capacity_for,
-    mark_free,
-    pack_header,
-    sample_capacity,
-    stream_frame,
-    stream_size,
-)
-from ._layout import write_stream as _write_stream  # a module global: tests replace it
+from ._framing import Framed, StreamFramer, data_offset, frame_in_place, seal, serialise
+from ._layout import HEADER_SIZE, MIB, SAMPLE_DATA_OFFSET, capacity_for, mark_free, sample_capacity, stream_size
 from ._naming import segment_name, shm_dir
 from ._segment import SLOT_MAX, Region, SampleOwner, Slab, create_file, destroy_file, slab_slots
 
-__all__ = ["PoolStats", "Reservation", "SegmentPool", "WRITER"]
+__all__ = ["DEFAULT_MAX_BYTES", "PoolStats", "Reservation", "SampleOwner", "SegmentPool", "WRITER"]
 
 log = logging.getLogger(__name__)
+
+#: The most shared memory a pool maps by default, free and in use together.
+DEFAULT_MAX_BYTES = 256 * MIB
 
 #: The holder of a reserved segment while the writing application still has views of it.
 WRITER = "\0writer"
@@ -95,7 +90,8 @@ class PoolStats:
 def _destroy_all(segments: dict[str, Region], slabs: dict[str, Slab], pid: int) -> None:
     if os.getpid() != pid:
         return  # a forked child exiting must not unlink its parent's segments
-    for f in [*segments.values(), *slabs.values()]:
+    files: list[Region | Slab] = [*segments.values(), *slabs.values()]
+    for f in files:
         destroy_file(f)
     segments.clear()
     slabs.clear()
@@ -120,7 +116,7 @@ class SegmentPool:
         self,
         dataflow_id: str,
         node_id: str,
-        max_bytes: int = 256 * MIB,
+        max_bytes: int = DEFAULT_MAX_BYTES,
         *,
         directory: str | os.PathLike[str] | None = None,
         unlink_at_exit: bool = True,
@@ -147,7 +143,7 @@ class SegmentPool:
         # Samples whose views all died, reported by finalizers that may run inside garbage
         # collection while this thread holds _lock: applied under the lock later.
         self._dropped: collections.deque[int] = collections.deque()
-        self._frames: dict[tuple[pa.DataType, int], tuple[bytes, int] | None] = {}  # see _framed
+        self._framer = StreamFramer()  # owner: the writing thread (write/publish), no lock
         self._writes = self._reused = self._created = self._evicted = self._fallbacks = 0
         self._finalizer = weakref.finalize(self, _destroy_all, self._segments, self._slabs, self._pid)
         # A node closes its pool itself (keeping unreleased messages for its receivers) in its
@@ -180,9 +176,10 @@ class SegmentPool:
         holders = set(readers)
         if not holders:
             raise ValueError("a shared-memory message needs at least one reader")
-        flat = self._write_flat(value, holders)
-        if flat is not False:
-            return flat
+        data = flat_values(value)
+        framed = self._framer.framed(value) if data is not None else None
+        if data is not None and framed is not None:
+            return self._write_flat(data, framed, holders)
         batch = pa.RecordBatch.from_arrays([value], [COLUMN])
         size = stream_size(batch)
         taken = self._acquire(HEADER_SIZE + size, holders)
@@ -191,16 +188,17 @@ class SegmentPool:
         seg, token = taken
         written: int | None = None
         try:
-            written = self._serialise(seg, batch, size)
+            written = serialise(seg.mm, seg.base, batch, size)
             if written is None:  # the quick size estimate was off (never seen): measure
                 exact = pa.MockOutputStream()
                 with pa.ipc.new_stream(exact, batch.schema) as w:
                     w.write_batch(batch)
                 size = exact.size()
                 if HEADER_SIZE + size <= seg.size:
-                    written = self._serialise(seg, batch, size)
+                    written = serialise(seg.mm, seg.base, batch, size)
             if written is not None:
-                self._seal(seg, seg.base, token, written)
+                seal(seg.mm, seg.base, token, written, self._pid)
+                seg.header_at = seg.base
         except BaseException:
             written = None  # the finally clause frees the segment, then this propagates
             raise
@@ -216,22 +214,15 @@ class SegmentPool:
             return None
         return ShmDescriptor(seg.name, seg.base + HEADER_SIZE, written, token, self._pid)
 
-    def _write_flat(self, value: pa.Array, holders: set[Hashable]) -> ShmDescriptor | None | bool:
-        """Write a flat array (one data buffer, no nulls) as a cached stream prefix plus one copy.
+    def _write_flat(self, data: pa.Buffer, framed: Framed, holders: set[Hashable]) -> ShmDescriptor | None:
+        """Write a flat array's ``data`` (one buffer, no nulls) as its stream prefix plus one copy.
 
         Arrow's stream writer costs about 250 µs a message on a cold path here (per-call
         overhead, not bytes); a flat array's stream is a prefix that depends only on its type
-        and length, then its bytes, then the end marker. The data lands 64-byte aligned.
-        False when ``value`` is not flat (the caller uses the stream writer).
+        and length (``framed``), then its bytes, then the end marker.
         """
-        data = flat_values(value)
-        if data is None:
-            return False
-        framed = self._framed(value)
-        if framed is None:
-            return False
         prefix, body_length = framed
-        at = HEADER_SIZE + -(-len(prefix) // 64) * 64  # where the data goes: 64-byte aligned
+        at = data_offset(prefix)
         taken = self._acquire(at + body_length + len(IPC_EOS), holders)
         if taken is None:
             return None
@@ -240,6 +231,7 @@ class SegmentPool:
         try:
             seg.mm[at : at + data.size] = data
             start, length = self._frame(seg, at, prefix, data.size, body_length, token)
+
         except BaseException:
             with self._lock:
                 seg.readers.clear()
@@ -249,56 +241,11 @@ class SegmentPool:
             self._end_write(seg)
         return ShmDescriptor(seg.name, start, length, token, self._pid)
 
-    def _framed(self, value: pa.Array) -> tuple[bytes, int] | None:
-        """The IPC stream prefix and body length of a flat ``value`` (cached per type and length).
-
-        None when the schema is too large to frame this way.
-        """
-        key = (value.type, len(value))
-        try:
-            return self._frames[key]
-        except KeyError:
-            pass
-        if len(self._frames) > 64:  # a stream of frames has one shape; this is a bound only
-            self._frames.clear()
-        try:
-            framed: tuple[bytes, int] | None = stream_frame(pa.RecordBatch.from_arrays([value], [COLUMN]))
-        except ProtocolError:
-            framed = None
-        self._frames[key] = framed
-        return framed
-
     def _frame(self, seg: Region, at: int, prefix: bytes, nbytes: int, body_length: int, token: int) -> tuple[int, int]:
-        """Make the ``nbytes`` of values at ``at`` in ``seg`` the message ``token``; ``(start, length)``.
-
-        Writes the stream's ``prefix`` (from :meth:`_framed`) right before the values, zero
-        padding up to ``body_length`` and the end marker after them, then the header (last:
-        a reader trusts nothing before it).
-        """
-        mm = seg.mm
-        start, end = at - len(prefix), at + body_length
-        mm[start:at] = prefix
-        if body_length > nbytes:
-            mm[at + nbytes : end] = bytes(body_length - nbytes)
-        mm[end : end + len(IPC_EOS)] = IPC_EOS
-        length = end + len(IPC_EOS) - start
-        self._seal(seg, start - HEADER_SIZE, token, length)
+        """Frame the values at ``at`` in ``seg`` as message ``token`` (see ``frame_in_place``)."""
+        start, length = frame_in_place(seg.mm, at, prefix, nbytes, body_length, token, self._pid)
+        seg.header_at = start - HEADER_SIZE
         return start, length
-
-    def _seal(self, seg: Region, at: int, token: int, length: int) -> None:
-        """Write the header of the message ``token`` (``length`` bytes of stream follow it)."""
-        pack_header(seg.mm, at, token, length, self._pid)
-        seg.header_at = at
-
-    @staticmethod
-    def _serialise(seg: Region, batch: pa.RecordBatch, size: int) -> int | None:
-        """Write the IPC stream right after the header; its size, or None if ``size`` was wrong."""
-        at = seg.base + HEADER_SIZE
-        view = memoryview(seg.mm)[at : at + size]
-        try:
-            return _write_stream(view, batch, size)
-        finally:
-            view.release()  # every Arrow object over it is gone once _write_stream returned
 
     # -- writing in place (output samples) -------------------------------------------------
 
@@ -334,7 +281,7 @@ class SegmentPool:
         reservation or ``value`` does not fit it (the caller sends a copy instead).
         """
         holders = set(readers)
-        framed = self._framed(value)
+        framed = self._framer.framed(value)
         if framed is None:  # a schema too large to frame in place: send a copy
             return None
         prefix, body_length = framed
@@ -489,7 +436,7 @@ class SegmentPool:
         slab = Slab(name, path, size, mm, capacity) if slotted else None
         with self._lock:
             self._reserved -= size
-            if self._closed:
+            if self._is_closed():  # closed while the file was being created (lock released)
                 destroy_file(slab or Region(name, path, size, mm))
                 raise RuntimeError("SegmentPool is closed")
             self._created += 1
@@ -500,6 +447,10 @@ class SegmentPool:
                 seg, *rest = slab.slots
                 self._free_slots.setdefault(capacity, [])[:0] = reversed(rest)
             return seg, self._take(seg, holders)
+
+    def _is_closed(self) -> bool:
+        """Lock held. Whether :meth:`close` ran (a call: it may have run since the last look)."""
+        return self._closed
 
     def _next_name(self) -> str:
         return segment_name(self.dataflow_id, self.node_id, self._pid, next(self._names))

@@ -11,7 +11,7 @@ is only a wrapper, and the arrays read from it hold the underlying C++ buffer, n
 wrapper; a finalizer on the wrapper fires while the data is still in use. Instead every
 opened message gets a small owner object passed as ``base`` of ``pa.foreign_buffer``: Arrow
 keeps a reference to it for as long as any C++ buffer derived from it (slices, child arrays,
-NumPy views) lives, and a ``weakref.finalize`` on the owner calls ``on_release``.
+NumPy views) lives, and the owner's ``__del__`` calls ``on_release`` (see ``_Owner``).
 
 ``on_release`` runs in whatever thread drops the last reference, possibly inside the garbage
 collector while that thread holds a lock. It must be quick, must not raise and must not take
@@ -33,6 +33,7 @@ from collections.abc import Callable
 
 import pyarrow as pa
 
+from .._cache import BoundedCache
 from .._errors import ProtocolError
 from .._wire import DECODE_ERRORS, MESSAGE_HEAD, checked, has_dictionary, is_flat, message_length, reject_compressed
 from ._descriptor import ShmDescriptor
@@ -47,6 +48,13 @@ _MAP_POPULATE = getattr(mmap, "MAP_POPULATE", 0)
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
 
 ReleaseCallback = Callable[[ShmDescriptor], None]
+
+#: What reading a forged or damaged message may raise (each becomes a ProtocolError).
+_OPEN_ERRORS: tuple[type[BaseException], ...] = (ProtocolError, *DECODE_ERRORS)
+
+#: Distinct schema prefixes whose parsed schema is kept (a peer sends a handful of shapes;
+#: the bound keeps a peer that sends ever-new ones from growing the cache without end).
+SCHEMA_CACHE_ENTRIES = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,11 +148,15 @@ class SegmentReader:
         self.directory = os.fspath(directory) if directory is not None else shm_dir()
         self.max_cached_bytes = max_cached_bytes
         self._lock = threading.Lock()
+        # Not a BoundedCache: its entries are live mappings, bounded by bytes and pruned
+        # least recently used first, never all at once (see _prune).
         self._maps: dict[str, _Mapping] = {}
         # mappings whose messages died, appended by finalizers in any thread and drained
         # under the lock (a finalizer never takes the lock: it may run inside it)
         self._dead: collections.deque[_Mapping] = collections.deque()
-        self._schemas: dict[bytes, pa.Schema | None] = {}  # None: read as a stream
+        # None: read as a stream. Used under no lock: open() runs on one thread at a time
+        # (the node's receiving side); a racing put would only cost a re-parse.
+        self._schemas: BoundedCache[bytes, pa.Schema | None] = BoundedCache(SCHEMA_CACHE_ENTRIES)
         self._tick = 0
         self._closed = False
         self._opened = self._failed = self._live = 0
@@ -179,7 +191,7 @@ class SegmentReader:
                 return _checked_column(batch)
             error = f"{batch.num_columns} columns, expected 1"
             del batch
-        except (ProtocolError, *DECODE_ERRORS) as exc:
+        except _OPEN_ERRORS as exc:
             error = str(exc) or type(exc).__name__
         del buf
         # raised outside the except block, so no traceback keeps the buffer (and the segment)
@@ -202,9 +214,7 @@ class SegmentReader:
             schema = pa.ipc.read_schema(pa.py_buffer(key))
             if any(has_dictionary(f.type) for f in schema):
                 schema = None  # dictionary batches come first: let a stream reader see them
-            if len(self._schemas) > 64:
-                self._schemas.clear()
-            self._schemas[key] = schema
+            self._schemas.put(key, schema)
         if schema is None:
             return pa.ipc.open_stream(stream).read_next_batch()
         return pa.ipc.read_record_batch(stream.slice(at), schema)

@@ -1,4 +1,5 @@
-"""Where a node started by hand (``path: dynamic``) registers, and the address it publishes at."""
+"""Dynamic-node addressing: where a node started by hand (``path: dynamic``) registers, the
+machine name it publishes under, and the endpoint it announces."""
 
 from __future__ import annotations
 
@@ -6,10 +7,10 @@ import os
 
 from .. import _control as ctl
 from .._errors import ControlError, NodeConfigError
-from .._transport import Channel
+from .._transport import Channel, Publisher
 from ._config import NodeEnvironment
 
-__all__ = ["advertised", "local_address_towards", "resolve_dynamic"]
+__all__ = ["advertised", "announced_endpoint", "local_address_towards", "machine_name", "resolve_dynamic"]
 
 
 def resolve_dynamic(env: NodeEnvironment, timeout_s: float) -> NodeEnvironment:
@@ -67,3 +68,25 @@ def advertised(tcp: str, advertise_host: str) -> str:
         return tcp
     port = tcp.rsplit(":", 1)[1]
     return f"tcp://{advertise_host}:{port}"
+
+
+def machine_name(daemon_machine: str, node_id: str, remote: bool, relayed: bool) -> str:
+    """The machine a node publishes under: its daemon's, or its own when peers reach it over
+    tcp only (a node on another host than its daemon, or behind a relay)."""
+    return f"{daemon_machine}/{node_id}" if remote or relayed else daemon_machine
+
+
+def announced_endpoint(
+    machine: str, pub: Publisher, tcp_advertise: str, remote: bool, relay_public: str | None, daemon: str
+) -> ctl.NodeEndpoint:
+    """The endpoint a node announces: its publisher's addresses as peers can reach them.
+
+    A remote node advertises ``$DORA_ZMQ_ADVERTISE`` or the address it reaches ``daemon`` from;
+    behind a relay, the relay's public address stands for it.
+    """
+    if relay_public is not None:
+        return ctl.NodeEndpoint(machine, "", relay_public)
+    advertise = tcp_advertise
+    if remote:
+        advertise = os.environ.get(ctl.ENV_ADVERTISE) or local_address_towards(daemon)
+    return ctl.NodeEndpoint(machine, pub.ipc, advertised(pub.tcp, advertise))

@@ -7,12 +7,14 @@ way, see ``_transport``): 10,000 queued 6 MB frames would be 60 GB, so past that
 oldest go too, counted as the same drops. Control events (INPUT_CLOSED, NODE_FAILED, STOP)
 go to a separate unbounded deque and are never dropped. ``get`` returns the event that arrived
 first across all deques, so an INPUT_CLOSED always comes after that input's last message.
+
+Owner: its own lock (the session's baton holder pushes, the application pops; see
+``_session``). ``get`` never waits: waiting for an event is the session's (it receives).
 """
 
 from __future__ import annotations
 
 import threading
-import time
 from collections import deque
 from typing import Any, Mapping
 
@@ -73,7 +75,7 @@ class Event(dict):  # type: ignore[type-arg]
     def __contains__(self, key: object) -> bool:
         return dict.__contains__(self, key) or (key == "data" and dict.get(self, "type") == EventType.INPUT)
 
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, key: str, default: Any = None) -> Any:
         """``dict.get``, with the lazily computed ``data`` of an INPUT event."""
         return self[key] if key in self else default
 
@@ -92,7 +94,7 @@ class EventQueue:
     """Thread-safe event buffer with per-input drop-oldest queues."""
 
     def __init__(self, queue_sizes: Mapping[str, int], max_bytes: int | None = None) -> None:
-        self._cv = threading.Condition()
+        self._lock = threading.Lock()
         # (arrival number, event, value bytes) per input
         self._inputs: dict[str, deque[tuple[int, Event, int]]] = {k: deque() for k in queue_sizes}
         self._sizes = dict(queue_sizes)
@@ -117,30 +119,30 @@ class EventQueue:
     @property
     def ended(self) -> bool:
         """True once the stream has ended and nothing more will come."""
-        with self._cv:
+        with self._lock:
             return self._ended and not self._priority
 
     @property
     def open_inputs(self) -> frozenset[str]:
         """Inputs not closed yet."""
-        with self._cv:
+        with self._lock:
             return frozenset(self._open)
 
     def depths(self) -> dict[str, int]:
         """INPUT events waiting per input, now."""
-        with self._cv:
+        with self._lock:
             return {k: len(q) for k, q in self._inputs.items()}
 
     def waiting(self) -> bool:
         """True when ``get`` would return an event now."""
-        with self._cv:
+        with self._lock:
             if self._priority:
                 return True
             return not self._ended and (bool(self._control) or any(self._inputs.values()))
 
     def push_input(self, input_id: str, event: Event) -> bool:
         """Queue an INPUT event; returns False if it displaced (dropped) an older one."""
-        with self._cv:
+        with self._lock:
             if input_id not in self._open:
                 return True
             q = self._inputs[input_id]
@@ -155,7 +157,6 @@ class EventQueue:
             self._seq += 1
             q.append((self._seq, event, nbytes))
             self._bytes[input_id] += nbytes
-            self._cv.notify()
             return not dropped
 
     def close_inputs(self, input_ids: list[str], *, failed: str | None = None, source: str = "", stop: str | None = None) -> None:
@@ -166,7 +167,7 @@ class EventQueue:
         the top). ``stop`` is the STOP reason the upstream ended on (MANUAL or None): when the
         last input closes, the STOP event carries it instead of ALL_INPUTS_CLOSED.
         """
-        with self._cv:
+        with self._lock:
             closing = [i for i in dict.fromkeys(input_ids) if i in self._open]
             if not closing:
                 return
@@ -188,7 +189,6 @@ class EventQueue:
                 if self._upstream_stop is not None:
                     self.stopped_by = self._upstream_stop
                 self._push_control(_stop(self._upstream_stop or StopReason.ALL_INPUTS_CLOSED))
-            self._cv.notify()
 
     def close_input(self, input_id: str, *, failed: str | None = None, source: str = "", stop: str | None = None) -> None:
         """:meth:`close_inputs` for one input."""
@@ -196,55 +196,37 @@ class EventQueue:
 
     def stop(self, reason: str = StopReason.MANUAL) -> None:
         """Deliver STOP before anything still queued; the stream ends after it."""
-        with self._cv:
+        with self._lock:
             if reason == StopReason.MANUAL:
                 self.stopped_by = reason
             if self._stop_sent and reason not in (StopReason.DAEMON_LOST, StopReason.INTERNAL_ERROR):
                 return
             self._stop_sent = True
             self._priority.append(_stop(reason))
-            self._cv.notify()
 
     def push_notice(self, event: Event) -> None:
         """Queue a control event (e.g. NODE_RESTARTED) in arrival order; never dropped."""
-        with self._cv:
+        with self._lock:
             if self._stop_sent:
                 return
             self._push_control(event)
-            self._cv.notify()
 
     def push_error(self, message: str, urgent: bool = False) -> None:
         """Queue an ERROR event; ``urgent`` puts it before anything queued (and before a STOP)."""
-        with self._cv:
+        with self._lock:
             event = Event(type=EventType.ERROR, id=None, kind=EVENT_KIND, error=message, value=None, metadata={})
             if urgent:
                 self._priority.append(event)
             else:
                 self._push_control(event)
-            self._cv.notify()
 
-    def end(self) -> None:
-        """End the stream now: ``get`` returns None from here on (queued inputs are dropped)."""
-        with self._cv:
-            self._ended = True
-            self._cv.notify_all()
-
-    def get(self, timeout: float | None = None) -> Event | None:
-        """The next event, or None when the stream has ended (or on timeout)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._cv:
-            while True:
-                event = self._pop()
-                if event is not None:
-                    if event["type"] == EventType.STOP:
-                        self._ended = True
-                    return event
-                if self._ended:
-                    return None
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return None
-                self._cv.wait(remaining)
+    def get(self) -> Event | None:
+        """The next event, or None when none is waiting (or the stream has ended)."""
+        with self._lock:
+            event = self._pop()
+            if event is not None and event["type"] == EventType.STOP:
+                self._ended = True
+            return event
 
     def _pop(self) -> Event | None:
         if self._priority:

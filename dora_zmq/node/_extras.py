@@ -12,7 +12,7 @@ import datetime
 import sys
 from typing import TYPE_CHECKING, Any, Mapping
 
-from ._events import Event
+from ._events import Event, EventQueue
 from ._samples import OutputSample
 
 __all__ = ["DoraExtras", "RawSample"]
@@ -87,7 +87,7 @@ def _is_open(view: memoryview) -> bool:
 class DoraExtras:
     """Mixed into ``Node``: the methods use its queue, ``send_output`` and ``allocate_output``."""
 
-    _queue: Any
+    _queue: EventQueue
 
     if TYPE_CHECKING:  # provided by Node
 
@@ -97,7 +97,7 @@ class DoraExtras:
 
     def try_recv(self) -> Event | None:
         """The next event if one is waiting, else None, without waiting."""
-        return self._observe(self._queue.get(0))
+        return self._observe(self._queue.get())
 
     def drain(self) -> list[Event]:
         """Every event waiting now (possibly none), without waiting."""

@@ -2,43 +2,33 @@
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
 import secrets
-import sys
-import threading
-import time
-import traceback
-import weakref
+from pathlib import Path
 from typing import Any, AsyncIterator, Iterator, Mapping
 
 import pyarrow as pa
 
-
 from .. import _control as ctl
 from .._errors import ControlError, NodeConfigError, OutputError
-from .._transport import Channel, Poller, Publisher, Subscriber, ipc_endpoint, release_context
-from .._wire import (
-    MessageKind,
-    encode_control_frames,
-    encode_data_frames,
-    encode_topic,
-    marker_topic,
-    parse_marker,
-    to_arrow,
-)
+from .._transport import Channel, Publisher, Subscriber, ipc_endpoint, release_context
+from .._wire import MessageKind, encode_topic, to_arrow
 from ..descriptor import Dataflow, NodeSpec, OutputRef, TimerSpec, parse_dataflow
 from ..tracing import NodeTracing, setup_tracing
 from ._async import AsyncEvents
 from ._config import DataflowId, NodeEnvironment, relay_addresses
-from ._dynamic import advertised, local_address_towards, resolve_dynamic
-from ._events import Event, EventQueue, timeout_event
+from ._dynamic import announced_endpoint, machine_name, resolve_dynamic
+from ._events import Event, EventQueue
 from ._extras import DoraExtras
+from ._hooks import install_config_error_hook, install_exit_hooks, last_crash
+from ._outputs import Outputs
 from ._readers import ReaderTokens
-from ._receiver import Receiver, Route, TimerInput
+from ._receiver import ReceiverSetup, Route, TimerInput
 from ._samples import OutputSample
+from ._session import Session
 from ._shm_sender import ShmSender
+from ._start import StartBarrier
 from ._stdout import StdoutCapture
 
 __all__ = ["Node"]
@@ -46,16 +36,7 @@ __all__ = ["Node"]
 log = logging.getLogger(__name__)
 
 _REGISTER_TIMEOUT_S = float(os.environ.get("DORA_ZMQ_REGISTER_TIMEOUT", "30"))
-_START_TIMEOUT_S = float(os.environ.get("DORA_ZMQ_START_TIMEOUT", "60"))
-_crash: list[str] = []
-
-
-def _record_crash(exc_type: Any, exc: Any, tb: Any) -> None:
-    _crash.append("".join(traceback.format_exception_only(exc_type, exc)).strip())
-    _previous_hook(exc_type, exc, tb)
-
-
-_previous_hook = sys.excepthook
+_CLOSE_LINGER_MS = 1000  # how long close() waits for its last reports to the daemon to leave
 
 
 class Node(DoraExtras):
@@ -74,14 +55,15 @@ class Node(DoraExtras):
     """
 
     def __init__(self, node_id: str | None = None, *, coordinator: str | None = None) -> None:
-        _install_config_error_hook()
+        install_config_error_hook()
         env = NodeEnvironment.from_env(node_id, coordinator)
         if not env.daemon:
             env = resolve_dynamic(env, _REGISTER_TIMEOUT_S)
+        # Threading: see _session (the model of the whole node). Fields set here and never
+        # changed are anyone's to read; the mutable ones name their owner.
         self._id = env.node_id
-        self._closed = False
-        self._lock = threading.Lock()
-        self._ctrl = Channel.connect(env.daemon)
+        self._closed = False  # owner: the application thread (close)
+        self._ctrl = Channel.connect(env.daemon)  # the start barrier's, then the session's
         # The daemon takes this node's reports only from its own sockets: this one, and the one
         # close() and request_dataflow_stop() send on from the user's thread, announced here.
         self._tx_identity = f"node-tx/{secrets.token_hex(16)}"
@@ -91,44 +73,47 @@ class Node(DoraExtras):
         self._dynamic = not env.spawned
         # A node on another host than its daemon (an edge device) cannot use the daemon's ipc
         # folder: it publishes on tcp only, under a machine name of its own.
-        self._remote = env.daemon.startswith("tcp://") and not env.spawned
-        relayed = relay_addresses() is not None
-        # Its own machine name: peers must reach it over tcp (directly, or via the relay).
-        self._machine = f"{setup.machine}/{self._id}" if self._remote or relayed else setup.machine
+        remote = env.daemon.startswith("tcp://") and not env.spawned
+        relay = relay_addresses()
+        self._machine = machine_name(setup.machine, self._id, remote, relay is not None)
         self._descriptor: Dataflow = parse_dataflow(setup.yaml, working_dir=_path(setup.working_dir), check_paths=False)
         self._spec: NodeSpec = self._descriptor.node(self._id)
+        # owner: the application thread (close_output); send_output reads them
         self._topics = {out: encode_topic(self._id, out) for out in self._spec.outputs}
-        self._seqs = {out: 1 for out in self._spec.outputs}
         self._closed_outputs: set[str] = set()
         self._queue = EventQueue({i.id: i.queue_size for i in self._spec.inputs.values()})
         self._readers = ReaderTokens(self._id, setup.reader_token, setup.reader_tokens, self._reader_topics())
-        self._relay = relay_addresses()
-        if self._relay is not None:
-            self._pub = Publisher("", relay=self._relay[0])
-        elif self._remote:
+        if relay is not None:
+            self._pub = Publisher("", relay=relay[0])
+        elif remote:
             self._pub = Publisher("", f"tcp://{os.environ.get(ctl.ENV_BIND, '0.0.0.0')}:*", admit=self._readers.admits)
         else:
             self._pub = Publisher(ipc_endpoint(setup.ipc_dir, self._id), setup.tcp_bind, admit=self._readers.admits)
-        self._sub = Subscriber()
+        self._sub = Subscriber()  # the start barrier's, then the session's baton holder's
         self._shm = ShmSender(self._dataflow_id, self._id, self._machine, self._descriptor, self._spec.outputs, self._readers)
-        self._routes = self._build_routes()
-        self._peer_lock = threading.Lock()
-        self._deferred: list[Any] = []  # control messages that arrived during start-up
-        self._start(setup)
-        self._ctrl_tx = Channel.connect(env.daemon, identity=self._tx_identity)
-        self._receiver = Receiver(
-            self._id, self._sub, self._ctrl, self._routes, self._timers(), self._queue, self._connect_peers, env.spawned,
-            self._deferred, self._dataflow_id, self._sent_counts, self._readers.label,
+        self._outputs = Outputs(self._topics, self._pub, self._shm)  # owns _pub and _shm from here on
+        receiving = ReceiverSetup(
+            self._id, self._build_routes(), self._timers(), dataflow_id=self._dataflow_id, machine=self._machine,
+            reader_label=self._readers.label, watch_parent=env.spawned,
         )
-        self._receiver.start()
+        self._session = Session(receiving, self._sub, self._ctrl, self._queue, self._outputs)
+        relay_public = relay[1] if relay is not None else None
+        endpoint = announced_endpoint(
+            self._machine, self._pub, setup.tcp_advertise, remote, relay_public, self._ctrl.address
+        )
+        barrier = StartBarrier(self._id, self._descriptor, self._ctrl, self._pub, self._readers, self._queue)
+        bound = ctl.NodeBound(self._dataflow_id, self._id, endpoint)
+        started = barrier.run(bound, setup.stopping, self._session.attach, self._outputs.post_peers)
+        self._ctrl_tx = Channel.connect(env.daemon, identity=self._tx_identity)
+        self._session.begin(started.deferred)
         self._async = AsyncEvents(self._id, self.next)
-        self._stdout: StdoutCapture | None = None
+        self._stdout: StdoutCapture | None = None  # owner: the application thread
         if self._spec.send_stdout_as:
             output = self._spec.send_stdout_as
             self._stdout = StdoutCapture(self._id, lambda line: self.send_output(output, pa.array([line])))
         provider = setup_tracing(self._id, {"dora.dataflow_id": self._dataflow_id})
         self._tracing = NodeTracing(provider, self._id, self._dataflow_id, self._machine) if provider else None
-        _install_exit_hooks(self)
+        install_exit_hooks(self)
 
     # ---- public API -------------------------------------------------------------------
 
@@ -165,18 +150,12 @@ class Node(DoraExtras):
         With ``timeout`` (seconds) and no event by then: an ERROR event whose ``error`` starts
         with ``Timeout`` (as dora-rs 1.1), so None keeps meaning "the stream ended".
         """
-        receiver = self._receiver
-        receiver.nexts += 1
-        event = self._queue.get(0)
-        if event is None and not self._queue.ended:
-            event = receiver.receive_until_event(timeout)
-            if event is None and timeout is not None and not self._queue.ended:
-                return timeout_event(timeout)
-        elif not receiver.nexts & 31:
-            receiver.top_up()  # a node busy with queued events still drains the socket
-        return self._observe(event)
+        event = self._session.next_event(timeout)
+        if self._tracing is not None and event is not None:
+            self._tracing.on_event(event)
+        return event
 
-    def _observe(self, event: Event | None) -> Event | None:
+    def _observe(self, event: Event | None) -> Event | None:  # used by DoraExtras.try_recv
         """An event handed to the application (its consumer span, when tracing)."""
         if self._tracing is not None and event is not None:
             self._tracing.on_event(event)
@@ -246,15 +225,7 @@ class Node(DoraExtras):
         value = to_arrow(data)
         if self._tracing is not None:
             metadata = self._tracing.on_send(output_id, metadata, value.get_total_buffer_size())
-        with self._lock:
-            if self._pub.manual:  # subscriptions take effect once read (see Publisher)
-                self._shm.drain(self._pub)
-            seq = self._seqs[output_id]
-            self._seqs[output_id] = seq + 1
-            frames = self._shm.frames(self._pub, output_id, topic, seq, value, metadata) if self._shm.threshold else None
-            self._pub.send(frames or encode_data_frames(topic, seq, value, metadata))
-            if frames is not None:
-                self._shm.after_send(self._pub)
+        self._outputs.send(output_id, topic, value, metadata)
 
     def allocate_output(self, output_id: str, nbytes: int) -> OutputSample:
         """Memory for one message on ``output_id``, to fill in place and pass to ``send_output``.
@@ -277,8 +248,7 @@ class Node(DoraExtras):
             raise OutputError(f"node '{self._id}' has no output '{output_id}' (declared: {declared})")
         if nbytes < 0:
             raise ValueError(f"nbytes must be >= 0, got {nbytes}")
-        with self._lock:
-            return self._shm.allocate(self._pub, output_id, nbytes)
+        return self._outputs.allocate(output_id, nbytes)
 
     def close_output(self, output_id: str) -> None:
         """Send end-of-stream on one output: its subscribers get INPUT_CLOSED (idempotent).
@@ -288,11 +258,10 @@ class Node(DoraExtras):
         """
         if output_id not in self._spec.outputs:
             raise OutputError(f"node '{self._id}' has no output '{output_id}'")
-        with self._lock:
-            topic = self._topics.pop(output_id, None)
-            self._closed_outputs.add(output_id)
-            if topic is not None and not self._closed:
-                self._pub.send(encode_control_frames(topic, MessageKind.EOS, self._seqs[output_id]))
+        topic = self._topics.pop(output_id, None)
+        self._closed_outputs.add(output_id)
+        if topic is not None and not self._closed:
+            self._outputs.end({output_id: topic}, MessageKind.EOS)
 
     @property
     def descriptor(self) -> Dataflow:
@@ -328,11 +297,7 @@ class Node(DoraExtras):
     @property
     def lost(self) -> dict[str, int]:
         """Messages lost in transit per input (e.g. while a network link was down)."""
-        return self._receiver.lost()
-
-    def _sent_counts(self) -> dict[str, int]:
-        """Messages sent per output (sequence numbers start at 1); any thread may call it."""
-        return {out: seq - 1 for out, seq in list(self._seqs.items())}
+        return self._session.lost()
 
     def close(self, error: str | None = None) -> None:
         """Send end-of-stream on every output and leave the dataflow (idempotent; also at exit).
@@ -347,7 +312,7 @@ class Node(DoraExtras):
             self._stdout.stop()
             self._stdout = None
         self._closed = True
-        error = error or (_crash[-1] if _crash else "")
+        error = error or last_crash()
         # A dynamic node may come back: leaving cleanly does not end its outputs downstream.
         # A node with a restart_policy may be started again by its daemon, which alone
         # knows: its subscribers learn the end from the daemon's report, not in-band.
@@ -355,20 +320,17 @@ class Node(DoraExtras):
         topics = {} if (self._dynamic and not error) or restartable else self._topics
         # A clean end while the dataflow is being stopped says so (see EventQueue.stopped_by).
         meta = {"error": error} if error else ({"stop": self._queue.stopped_by} if self._queue.stopped_by else None)
-        with self._lock:
-            for out, topic in topics.items():
-                kind = MessageKind.FAILED if error else MessageKind.EOS
-                self._pub.send(encode_control_frames(topic, kind, self._seqs[out], meta))
+        self._outputs.end(topics, MessageKind.FAILED if error else MessageKind.EOS, meta)
         self._ctrl_tx.send(ctl.NodeStats(
-            self._dataflow_id, self._id, self.dropped, self.lost, dict(self._queue.received), self._sent_counts(), self._queue.depths(),
+            self._dataflow_id, self._id, self.dropped, self.lost, dict(self._queue.received),
+            self._outputs.sent_counts(), self._queue.depths(),
         ))
         inputs_closed = bool(self._spec.inputs) and not self._queue.open_inputs
         self._ctrl_tx.send(ctl.NodeClosing(self._dataflow_id, self._id, error, inputs_closed))
-        self._receiver.close()
+        self._session.close()
         self._async.close()
-        self._pub.close()
-        self._ctrl_tx.close(1000)
-        self._shm.close()
+        self._outputs.close()
+        self._ctrl_tx.close(_CLOSE_LINGER_MS)
         release_context()  # flush what is queued before the interpreter frees the buffers
         if self._tracing is not None:
             self._tracing.close()
@@ -423,160 +385,6 @@ class Node(DoraExtras):
     def _timers(self) -> list[TimerInput]:
         return [TimerInput(i.id, i.source.interval_s) for i in self._spec.inputs.values() if isinstance(i.source, TimerSpec)]
 
-    def _start(self, setup: ctl.NodeSetup) -> None:
-        """Bind, announce, learn the peers, subscribe, and wait for our subscribers."""
-        advertise = setup.tcp_advertise
-        if self._remote:
-            advertise = os.environ.get(ctl.ENV_ADVERTISE) or local_address_towards(self._ctrl.address)
-        endpoint = ctl.NodeEndpoint(self._machine, self._pub.ipc, advertised(self._pub.tcp, advertise))
-        if self._relay is not None:
-            endpoint = ctl.NodeEndpoint(self._machine, "", self._relay[1])
-        self._ctrl.send(ctl.NodeBound(self._dataflow_id, self._id, endpoint))
-        if setup.stopping:
-            self._queue.stop()
-            return
-        markers: set[str] = set()
-        exited: set[str] = set()
-        peers = self._await_peers(markers, exited)
-        if peers is None:
-            return
-        self._connect_peers(peers, initial=True)
-        for topic in self._routes:
-            self._sub.subscribe(topic)
-        self._sub.subscribe(marker_topic(self._readers.label))
-        self._await_subscribers(markers, exited | set(peers.exited), set(peers.endpoints))
 
-    def _await_peers(self, markers: set[str], exited: set[str]) -> ctl.Peers | None:
-        """Wait until every upstream node (dynamic ones aside) has bound its publisher or ended."""
-        upstream = {
-            n for n in self._descriptor.upstream_nodes(self._id) if self._descriptor.node(n).kind.value != "dynamic"
-        }
-        poller = Poller([self._ctrl, self._pub])
-        latest: ctl.Peers | None = None
-        while True:
-            for member in poller.wait(1000):
-                if member is self._pub:
-                    self._collect_markers(markers)
-                    continue
-                got = self._ctrl.recv_nowait()
-                msg = got[1] if got else None
-                if isinstance(msg, ctl.Peers):
-                    latest = msg
-                elif isinstance(msg, ctl.StopNode):
-                    self._queue.stop(msg.reason)
-                    return None
-                elif msg is not None:
-                    if isinstance(msg, ctl.UpstreamExited):
-                        exited.add(msg.node)
-                    self._deferred.append(msg)
-                if latest is not None and upstream <= set(latest.endpoints) | set(latest.exited) | exited:
-                    return latest
-
-    def _await_subscribers(self, markers: set[str], exited: set[str], known: set[str]) -> None:
-        """Wait until every subscriber is attached (its marker came) and its endpoint is known.
-
-        The endpoint says which machine it runs on: without it the first large message would
-        not know that shared memory can reach that subscriber.
-        """
-        expected = {
-            n for n in self._descriptor.downstream_nodes(self._id) if self._descriptor.node(n).kind.value != "dynamic"
-        }
-        poller = Poller([self._ctrl, self._pub])
-        deadline = time.monotonic() + _START_TIMEOUT_S
-        while not (expected <= markers | exited and expected <= known | exited):
-            if time.monotonic() > deadline:
-                missing = sorted(expected - (markers & known) - exited)
-                log.warning("node %s: subscribers %s not attached after %.0f s; starting anyway", self._id, missing, _START_TIMEOUT_S)
-                return
-            for member in poller.wait(200):
-                if member is self._pub:
-                    self._collect_markers(markers)
-                elif (got := self._ctrl.recv_nowait()) is not None:
-                    msg = got[1]
-                    if isinstance(msg, ctl.UpstreamExited):
-                        exited.add(msg.node)
-                        self._deferred.append(msg)
-                    elif isinstance(msg, ctl.StopNode):
-                        self._queue.stop(msg.reason)
-                        return
-                    else:
-                        if isinstance(msg, ctl.Peers):
-                            known |= set(msg.endpoints)
-                            exited |= set(msg.exited)
-                            self._shm.update_peers(msg)
-                        self._deferred.append(msg)
-
-    def _collect_markers(self, markers: set[str]) -> None:
-        for sub in self._pub.read_subscriptions():
-            parsed = parse_marker(sub)
-            if parsed is not None and parsed[0] and (reader := self._readers.reader_of(parsed[1], "a start marker")) is not None:
-                markers.add(reader)
-
-    def _connect_peers(self, peers: ctl.Peers, initial: bool = False) -> None:
-        self._shm.update_peers(peers)
-        with self._peer_lock:
-            for route in self._routes.values():
-                ep = peers.endpoints.get(route.node)
-                if ep is not None:
-                    try:
-                        self._sub.connect(ep.for_peer(self._machine))
-                    except ControlError as exc:  # a forged or broken peer list costs that entry only
-                        log.warning("node %s: ignoring the endpoint of upstream node %s: %s", self._id, route.node, exc)
-            # An UpstreamExited for the node was received already (the daemon replays them):
-            # the receiver closes those inputs with the right NODE_FAILED-or-not; closing
-            # them here would call a clean exit (a shell script that only prints) a failure.
-            if not initial:
-                return  # later exits arrive as UpstreamExited, which drains data first
-            announced = {m.node for m in self._deferred if isinstance(m, ctl.UpstreamExited)}
-            for node in peers.exited:
-                if node not in peers.endpoints and node not in announced:
-                    inputs = [i for route in self._routes.values() if route.node == node for i in route.inputs]
-                    self._queue.close_inputs(inputs, failed="node exited before the dataflow started", source=node)
-
-
-def _path(p: str) -> Any:
-    from pathlib import Path
-
+def _path(p: str) -> Path | None:
     return Path(p) if p else None
-
-
-def _config_error_hook(exc_type: Any, exc: Any, tb: Any) -> None:
-    """An uncaught NodeConfigError (a script run by hand) shows its message only, no stack:
-    the message says how to run the node, a traceback into dora_zmq would only hide that."""
-    if isinstance(exc, NodeConfigError):
-        exc.__cause__ = None
-        exc.__suppress_context__ = True
-        tb = None
-        exc.__traceback__ = None  # the default hook reads it from the exception too
-    _hook_before_config(exc_type, exc, tb)
-
-
-_hook_before_config = sys.excepthook
-
-
-def _install_config_error_hook() -> None:
-    global _hook_before_config
-    if sys.excepthook is not _config_error_hook and sys.excepthook is not _record_crash:
-        _hook_before_config = sys.excepthook
-        sys.excepthook = _config_error_hook
-
-
-_live_nodes: "weakref.WeakSet[Node]" = weakref.WeakSet()
-
-
-def _install_exit_hooks(node: Node) -> None:
-    global _previous_hook
-    if not _live_nodes:
-        atexit.register(_close_all)
-        if sys.excepthook is not _record_crash:
-            _previous_hook = sys.excepthook
-            sys.excepthook = _record_crash
-    _live_nodes.add(node)
-
-
-def _close_all() -> None:
-    for node in list(_live_nodes):
-        try:
-            node.close()
-        except Exception:  # noqa: BLE001 - at exit, report and go on closing the others
-            log.exception("error while closing node %s at exit", node.id)

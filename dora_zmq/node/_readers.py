@@ -49,7 +49,9 @@ class ReaderTokens:
         self.label = f"{node_id}/{own}" if own else node_id
         self._readers = dict(readers or {})
         self._required = bool(own)
-        self.rejected: dict[str, int] = {}  # what (marker, release) -> how many were ignored
+        # what (marker, release) -> how many were ignored. Owner: whoever reads the publisher's
+        # subscriptions (the start barrier, then the holder of the send lock, see _session).
+        self.rejected: dict[str, int] = {}
 
     def admits(self, peer: Peer, topic: bytes) -> bool:
         """True if the connection with ``peer``'s key may subscribe to ``topic``."""

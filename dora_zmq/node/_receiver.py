@@ -1,8 +1,12 @@
-"""A node's receiver thread: drains the data and control sockets into the event queue.
+"""The receive step: what the holder of a node's sockets does with what arrived.
 
 Draining continuously (instead of reading in ``next()``) is what makes ``queue_size`` mean
-"keep the newest N": ZeroMQ's own high-water mark would drop the newest. The thread also
-fires timer inputs, and watches for its parent daemon's death (the orphan guard).
+"keep the newest N": ZeroMQ's own high-water mark would drop the newest. A step also fires
+timer inputs, sends shared-memory releases upstream, applies control messages and watches
+for its parent daemon's death (the orphan guard).
+
+Who runs a step, and when, is the session's business (see ``_session``, which holds the
+threading model): every method here runs on whichever thread holds the session's baton.
 """
 
 from __future__ import annotations
@@ -10,32 +14,48 @@ from __future__ import annotations
 import collections
 import logging
 import os
-import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Protocol, Sequence
 
 import pyarrow as pa
 
 from .. import _control as ctl
-from .._errors import ProtocolError
+from .._errors import ControlError, ProtocolError
 from .._shm import SegmentReader, ShmDescriptor
 from .._transport import Channel, Poller, Subscriber, Wakeup
 from .._wire import TIMESTAMP_KEY, MessageKind, UnreadableValue, decode_frames, encode_release, timestamp_of
 from ._events import EVENT_KIND, Event, EventQueue, EventType, ReceivedEvent, StopReason
 from ._stream_end import EndingUpstreams
 
-__all__ = ["Receiver", "Route", "TimerInput"]
+__all__ = ["MAX_POLL_MS", "Receiver", "ReceiverSetup", "Route", "SendingSide", "TimerInput"]
 
 log = logging.getLogger(__name__)
 
 _TICK = pa.nulls(0)  # an empty NullArray, as dora 1.1's timer ticks
-_MAX_POLL_MS = 100
-_BATCH = 256
+#: The longest a step waits: an idle node looks at its timers, parent and stats this often.
+MAX_POLL_MS = 100
+_BATCH = 256  # data messages handled per step before control and timers get a turn
 _STATS_EVERY_S = 1.0
 _RELEASES_PER_MESSAGE = 64  # shared-memory releases sent upstream in one message (~6 KB)
-# How long the application thread may be away from next() before this thread drains for it.
-_GRACE_S = 0.005
+_LOGGED_MALFORMED = 100  # malformed messages logged one by one; past that, one line per...
+_MALFORMED_LOG_EVERY = 1000  # ...this many (a flood stays a trickle in the log)
+_TOPIC_SHOWN = 64  # bytes of an unknown topic quoted in a log line
+_WHY_SHOWN = 300  # characters of a decoder's complaint quoted in a log line
+_CTRL_LINGER_MS = 200  # how long the last stats report may take to leave at close
+
+
+class SendingSide(Protocol):
+    """What the receive step tells the node's sending side (``_outputs.Outputs``), by message."""
+
+    def post_peers(self, peers: ctl.Peers) -> None:
+        """New peer endpoints: which outputs may use shared memory (applied by the sender)."""
+
+    def sent_counts(self) -> dict[str, int]:
+        """Messages sent per output (a snapshot, for the stats report)."""
+
+    def reclaim(self) -> None:
+        """Apply waiting shared-memory releases if the sender is idle (never blocks)."""
 
 
 @dataclass(slots=True)
@@ -58,166 +78,92 @@ class TimerInput:
     next_at: float = field(default=0.0)
 
 
-class Receiver(threading.Thread):
-    """Owns the node's SUB socket and control channel once the node has started."""
+@dataclass(frozen=True, slots=True)
+class ReceiverSetup:
+    """What a node receives, fixed at start: its inputs' routes and timers, and its names."""
+
+    node_id: str
+    routes: dict[bytes, Route]
+    timers: list[TimerInput] = field(default_factory=list)
+    dataflow_id: str = ""
+    machine: str = ""  # the machine this node publishes under (picks ipc or tcp per peer)
+    reader_label: str = ""  # names its releases upstream (see _readers); the node id if empty
+    watch_parent: bool = False  # a spawned node stops when its daemon (parent) dies
+
+
+class Receiver:
+    """The node's SUB socket, control channel and everything they feed, one step at a time.
+
+    Owner: the holder of the session's baton (one thread at a time; no lock of its own),
+    except :meth:`on_release` (any thread: a deque append and a pipe write) and the
+    snapshots :meth:`lost` and ``upstream_failed`` (read by the application thread).
+    """
 
     def __init__(
-        self,
-        node_id: str,
-        sub: Subscriber,
-        ctrl: Channel,
-        routes: dict[bytes, Route],
-        timers: list[TimerInput],
-        queue: EventQueue,
-        on_peers: Callable[[Any], None],
-        watch_parent: bool,
-        deferred: list[Any] | None = None,
-        dataflow_id: str = "",
-        sent_counts: Callable[[], dict[str, int]] | None = None,
-        reader_label: str = "",
+        self, setup: ReceiverSetup, sub: Subscriber, ctrl: Channel, queue: EventQueue, sending: SendingSide
     ) -> None:
-        super().__init__(name=f"dora-zmq-receiver-{node_id}", daemon=True)
-        self.node_id = node_id
-        self.dataflow_id = dataflow_id
-        self._reader_label = reader_label or node_id  # names its releases (see _readers)
+        self.node_id = setup.node_id
+        self.dataflow_id = setup.dataflow_id
+        self._machine = setup.machine
+        self._reader_label = setup.reader_label or setup.node_id
         self._reported: tuple[dict[str, int], dict[str, int]] = ({}, {})
         self._reported_counts: tuple[dict[str, int], dict[str, int], dict[str, int]] = ({}, {}, {})
-        self._sent_counts = sent_counts or dict
+        self._sending = sending
         self._next_stats = 0.0
         self._sub = sub
         self._ctrl = ctrl
-        self._routes = routes
-        self._timers = timers
+        self._routes = setup.routes
+        self._timers = setup.timers
         self._queue = queue
-        self._on_peers = on_peers
-        self._deferred = list(deferred or [])
         self._shm: SegmentReader | None = None
+        # Releases of shared-memory values: appended by any thread (on_release), sent by the step.
         self._releases: collections.deque[ShmDescriptor] = collections.deque()
-        self._wakeup = Wakeup()
-        self._closing = threading.Event()
-        # Whoever runs a receive step holds ``_owner``: this thread, or the application thread
-        # borrowing the sockets while it waits in next() (see ``receive_until_event``).
-        self._owner = threading.Lock()
-        self._handoff = threading.Condition()
-        self._borrowers = 0
-        #: calls of Node.next(), counted by the application thread (see ``_idle_turn``)
-        self.nexts = 0
-        self._nexts_seen = 0
-        self._poller = Poller([self._sub, self._ctrl, self._wakeup])
-        self._parent = os.getppid() if watch_parent else None
+        # Mail for the step: one meaning, "look again" (a release waits, or the session wants
+        # the baton back); poll() returns when it is notified.
+        self.wakeup = Wakeup()
+        self._poller = Poller([self._sub, self._ctrl, self.wakeup])
+        self._parent = os.getppid() if setup.watch_parent else None
         self.malformed = 0
         self.upstream_failed: dict[str, str] = {}
-        self._ending = EndingUpstreams(node_id, routes, lambda: queue.open_inputs, self._close_from)
+        self._ending = EndingUpstreams(self.node_id, self._routes, lambda: queue.open_inputs, self._close_from)
 
-    def close(self, timeout: float = 2.0) -> None:
-        """Ask the thread to stop, wait for it, and close its sockets."""
-        self._closing.set()
-        with self._handoff:
-            self._handoff.notify_all()
-        self._wakeup.notify()
-        if self.is_alive():
-            self.join(timeout)
-
-    def start(self) -> None:
-        """Start the thread (timers start counting now)."""
+    def start_timers(self) -> None:
+        """Timers start counting now."""
         now = time.monotonic()
         for t in self._timers:
             t.next_at = now + t.interval_s
-        with self._owner:
-            self._drain_data()
-            for msg in self._deferred:
-                self._handle_control(msg)
-        super().start()
 
-    def run(self) -> None:
-        try:
-            while not self._closing.is_set():
-                if not self._idle_turn():
-                    continue
-                with self._owner:
-                    if not self._borrowers and not self._closing.is_set():
-                        self._step(self._poll_timeout_ms())
-        except Exception as exc:  # noqa: BLE001 - a bug here must end the stream, not hang next()
-            log.exception("node %s: receiver failed; ending the event stream", self.node_id)
-            self._queue.push_error(f"dora_zmq receiver failed: {type(exc).__name__}: {exc}", urgent=True)
-            self._queue.stop(StopReason.INTERNAL_ERROR)
-        finally:
-            with self._owner:
-                self._shutdown()
+    def attach(self, peers: ctl.Peers, announced: set[str]) -> None:
+        """At start: connect to the upstream peers, subscribe, close inputs of those that ended.
 
-    def _idle_turn(self) -> bool:
-        """Wait while the application thread is receiving; True when this thread should step.
-
-        A node that keeps up comes back to next() within microseconds of handling an event.
-        Taking the sockets back in between would cost two thread switches per message (and
-        the GIL ping-pong that goes with them), so this thread only takes over once the
-        application has not called next() for ``_GRACE_S`` (it is busy: drain for it, fire
-        timers, send releases, watch control). It is never notified per event: it looks again every
-        grace while the application is away, every 100 ms while it waits in next().
+        ``announced``: upstreams whose ``UpstreamExited`` came during start-up (the daemon
+        replays them); those are closed by that message, with the right NODE_FAILED-or-not:
+        closing them here would call a clean exit (a shell script that only prints) a failure.
         """
-        with self._handoff:
-            if self._closing.is_set():
-                return False
-            if self._borrowers:
-                self._handoff.wait(_MAX_POLL_MS / 1000)  # an idle node wakes 10 times a second
-                return False
-            if self.nexts != self._nexts_seen:  # next() was called within the last grace
-                self._nexts_seen = self.nexts
-                self._handoff.wait(_GRACE_S)
-                return False
-            return True
+        self._connect(peers)
+        for node in peers.exited:
+            if node not in peers.endpoints and node not in announced:
+                inputs = [i for route in self._routes.values() if route.node == node for i in route.inputs]
+                self._queue.close_inputs(inputs, failed="node exited before the dataflow started", source=node)
 
-    def receive_until_event(self, timeout: float | None) -> Event | None:
-        """Called by ``next()`` when the queue is empty: receive on this (the caller's) thread.
+    def subscribe(self, marker: bytes) -> None:
+        """Subscribe to every input's topic, then to ``marker`` (which tells upstreams we are here)."""
+        for topic in self._routes:
+            self._sub.subscribe(topic)
+        self._sub.subscribe(marker)
 
-        Handing the sockets to the waiting application thread saves a thread wake-up per
-        message when the node keeps up (a message is decoded and returned by the thread that
-        wants it); when it falls behind, this thread drains in the background, which is what
-        keeps ``queue_size`` meaning "the newest N".
-        """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._handoff:
-            self._borrowers += 1
-        if not self._owner.acquire(blocking=False):
-            self._wakeup.notify()  # get this thread out of its poll
-            self._owner.acquire()
-        try:
-            while not self._closing.is_set():
-                event = self._queue.get(0)
-                if event is not None or self._queue.ended:
-                    return event
-                wait_ms = self._poll_timeout_ms()
-                if deadline is not None:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        return None
-                    wait_ms = min(wait_ms, int(left * 1000) + 1)
-                self._step(wait_ms)
-        finally:
-            self._owner.release()
-            with self._handoff:
-                self._borrowers -= 1
-        return self._queue.get(0)  # closed: what is left, else None (never block on a dead queue)
+    def _connect(self, peers: ctl.Peers) -> None:
+        self._sending.post_peers(peers)
+        for route in self._routes.values():
+            ep = peers.endpoints.get(route.node)
+            if ep is not None:
+                try:
+                    self._sub.connect(ep.for_peer(self._machine))
+                except ControlError as exc:  # a forged or broken peer list costs that entry only
+                    log.warning("node %s: ignoring the endpoint of upstream node %s: %s", self.node_id, route.node, exc)
 
-    def top_up(self) -> None:
-        """Called by ``next()`` now and then when it took an event from the queue.
-
-        While the queue has events, ``next()`` returns them without looking at the socket,
-        and this thread stays off (``next()`` is being called): a node that falls behind in a
-        long burst would leave the backlog in ZeroMQ's queues, which drop the *newest* when
-        full, and keep its shared-memory releases, so the sender could reuse nothing. Moving
-        what waits into the input queues keeps ``queue_size`` meaning "the newest N".
-        """
-        if self._owner.acquire(blocking=False):
-            try:
-                self._drain_data()
-                if self._releases:
-                    self._send_releases()
-            finally:
-                self._owner.release()
-
-    def _step(self, timeout_ms: int) -> None:
-        """Wait up to ``timeout_ms`` and handle what arrived (the caller holds ``_owner``)."""
+    def step(self, timeout_ms: int) -> None:
+        """Wait up to ``timeout_ms`` and handle what arrived (the caller holds the baton)."""
         ready = self._poller.wait(timeout_ms)
         # Control first: when a STOP and an upstream's end-of-stream arrive together
         # (the upstream stopped on the same STOP), the node must see STOP MANUAL, not
@@ -225,29 +171,34 @@ class Receiver(threading.Thread):
         if self._ctrl in ready:
             self._drain_control()
         if self._sub in ready:
-            self._drain_data()
-        if self._wakeup in ready or self._releases:
-            self._send_releases()
+            self.drain_data()
+        if self.wakeup in ready:
+            self.wakeup.clear()
+        if self._releases:
+            self.send_releases()
         self._ending.check()
         self._fire_timers()
         self._check_parent()
         self._report_stats()
+        self._sending.reclaim()
 
-    def _shutdown(self) -> None:
+    def shutdown(self) -> None:
+        """Close the sockets (the last step: the releases still waiting leave first)."""
         if self._shm is not None:
             self._shm.close()
-        self._send_releases()
+        self.send_releases()
         self._sub.close()
-        self._ctrl.close(200)
-        self._wakeup.close()
+        self._ctrl.close(_CTRL_LINGER_MS)
+        self.wakeup.close()
 
-    def _poll_timeout_ms(self) -> int:
+    def poll_timeout_ms(self) -> int:
+        """How long the next step may wait: until the next timer, at most MAX_POLL_MS."""
         if not self._timers:
-            return _MAX_POLL_MS
+            return MAX_POLL_MS
         wait = min(t.next_at for t in self._timers) - time.monotonic()
-        return max(0, min(_MAX_POLL_MS, int(wait * 1000) + 1)) if wait > 0 else 0
+        return max(0, min(MAX_POLL_MS, int(wait * 1000) + 1)) if wait > 0 else 0
 
-    def _drain_data(self, limit: int | None = _BATCH) -> None:
+    def drain_data(self, limit: int | None = _BATCH) -> None:
         """Handle what waits on the data socket: at most ``limit`` messages (None: all)."""
         n = 0
         while limit is None or n < limit:
@@ -260,7 +211,7 @@ class Receiver(threading.Thread):
     def _handle_frames(self, frames: list[Any]) -> None:
         route = self._routes.get(frames[0].bytes) if frames else None
         if route is None:
-            self._malformed("unknown or missing topic", frames[0].bytes[:64] if frames else b"")
+            self._malformed("unknown or missing topic", frames[0].bytes[:_TOPIC_SHOWN] if frames else b"")
             return
         try:
             msg = decode_frames(frames)
@@ -316,39 +267,49 @@ class Receiver(threading.Thread):
         try:
             desc = ShmDescriptor.decode(raw)
             if self._shm is None:
-                self._shm = SegmentReader(on_release=self._on_release)
+                self._shm = SegmentReader(on_release=self.on_release)
             return self._shm.open(desc)
         except (ProtocolError, OSError, ValueError) as exc:
             self._malformed(f"shared-memory value not readable: {exc}", topic.encode(), inputs)
             return None
 
-    def _on_release(self, desc: ShmDescriptor) -> None:
-        # May run in any thread, even inside garbage collection: only a deque append and a
-        # pipe write here; the receiver thread sends the release upstream.
+    def on_release(self, desc: ShmDescriptor) -> None:
+        """The application dropped a shared-memory value: queue its release upstream.
+
+        May run in any thread, even inside garbage collection: only a deque append and a
+        pipe write here; the next step sends the release.
+        """
         self._releases.append(desc)
         if len(self._releases) == 1:  # else a wake-up is pending already (saves a syscall)
-            self._wakeup.notify()
+            self.wakeup.notify()
 
-    def _send_releases(self) -> None:
+    def has_releases(self) -> bool:
+        """Whether releases wait to be sent."""
+        return bool(self._releases)
+
+    def send_releases(self) -> None:
         """Send what the application released, many per message (a burst releases many)."""
-        self._wakeup.clear()
         while self._releases:
-            batch = []
+            batch: list[bytes] = []
             while self._releases and len(batch) < _RELEASES_PER_MESSAGE:
                 batch.append(self._releases.popleft().encode())
             self._sub.send_upstream(encode_release(self._reader_label, b"".join(batch)))
 
     def _malformed(self, why: str, topic: bytes, inputs: Sequence[str] = ()) -> None:
         self.malformed += 1
-        if self.malformed <= 100 or self.malformed % 1000 == 0:  # a flood stays a trickle in the log
-            where = f"input {', '.join(inputs)}" if inputs else f"topic {topic[:64]!r}"
-            log.warning("node %s: dropped malformed data message on %s (%s); %d so far", self.node_id, where, why[:300], self.malformed)
+        if self.malformed <= _LOGGED_MALFORMED or self.malformed % _MALFORMED_LOG_EVERY == 0:
+            where = f"input {', '.join(inputs)}" if inputs else f"topic {topic[:_TOPIC_SHOWN]!r}"
+            log.warning(
+                "node %s: dropped malformed data message on %s (%s); %d so far",
+                self.node_id, where, why[:_WHY_SHOWN], self.malformed,
+            )
 
     def _drain_control(self) -> None:
         while (got := self._ctrl.recv_nowait()) is not None:
-            self._handle_control(got[1])
+            self.handle_control(got[1])
 
-    def _handle_control(self, msg: Any) -> None:
+    def handle_control(self, msg: Any) -> None:
+        """Apply one control message from the daemon (also those deferred during start-up)."""
         match msg:
             case ctl.StopNode(reason=reason):
                 self._queue.stop(reason)
@@ -357,7 +318,7 @@ class Receiver(threading.Thread):
             case ctl.UpstreamRestarted(node=node):
                 self._upstream_restarted(node)
             case ctl.Peers():
-                self._on_peers(msg)
+                self._connect(msg)
             case _:
                 log.debug("node %s: ignoring control message %r", self.node_id, msg)
 
@@ -365,7 +326,7 @@ class Receiver(threading.Thread):
         # Data sent before the exit may still sit in the socket: take all of it first, so
         # that INPUT_CLOSED stays after the upstream's last message (the input queues keep
         # only the newest queue_size of it; nothing arriving later would be kept).
-        self._drain_data(limit=None)
+        self.drain_data(limit=None)
         err = (error or "upstream node failed") if failed else None
         if err is not None and node in self.upstream_failed:
             err = None  # already reported in-band
@@ -409,7 +370,7 @@ class Receiver(threading.Thread):
         self._next_stats = now + _STATS_EVERY_S
         drops = dict(self._queue.drops)
         lost = self.lost()
-        counts = (dict(self._queue.received), self._sent_counts(), self._queue.depths())
+        counts = (dict(self._queue.received), self._sending.sent_counts(), self._queue.depths())
         if (drops, lost) == self._reported and counts == self._reported_counts:
             return
         for input_id, n in drops.items():

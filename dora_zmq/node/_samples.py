@@ -54,12 +54,13 @@ class OutputSample:
         return cls(owner, pa.foreign_buffer(buffer.address, nbytes, base=owner), None)
 
     def __len__(self) -> int:
-        return self._buffer.size
+        return self.nbytes
 
     @property
     def nbytes(self) -> int:
         """The sample's size in bytes."""
-        return self._buffer.size
+        size: int = self._buffer.size
+        return size
 
     @property
     def buffer(self) -> pa.Buffer:
@@ -69,7 +70,8 @@ class OutputSample:
     @property
     def address(self) -> int:
         """The address of the first byte."""
-        return self._buffer.address
+        address: int = self._buffer.address
+        return address
 
     def numpy(self, dtype: Any = "uint8", shape: Any = None) -> Any:
         """A writable NumPy view of the memory, of ``dtype`` and optionally ``shape``.

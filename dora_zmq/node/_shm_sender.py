@@ -10,17 +10,24 @@ release upstream on its data connection when its application drops the value. A 
 that disconnects (exits or crashes) releases everything it held (its barrier marker is
 unsubscribed). At exit the node unlinks only released segments; the daemon removes the rest
 when the dataflow ends, because a subscriber may not have mapped them yet.
+
+Owner: the holder of the node's send lock (``Outputs.lock``); every method but
+``post_peers`` runs under it. New peer lists come from the receive step as messages
+(``post_peers``), applied by the owner before it decides how to send.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
+import time
 from typing import Any, Mapping
 
 import pyarrow as pa
 
 from .. import _control as ctl
+from .._cache import BoundedCache
 from .._errors import ProtocolError
 from .._shm import SegmentPool, ShmDescriptor
 from .._transport import Publisher
@@ -38,6 +45,9 @@ log = logging.getLogger(__name__)
 #: 64 KiB against 9-12k through shared memory); below, the socket's copies are cheaper than
 #: the shared-memory bookkeeping (40 KiB: 19-23k msgs/s against 12-15k).
 _DEFAULT_THRESHOLD = 64 * 1024
+#: Output samples remembered by address (reservations whose value may still be sent); a
+#: bound, not a working set: an application keeps a few samples in flight.
+_SAMPLES_KEPT = 1024
 
 
 def shm_threshold() -> int:
@@ -66,13 +76,26 @@ class ShmSender:
             nodes = {n for n, _ in descriptor.subscribers(node_id, out)}
             self._dynamic |= {out for n in nodes if descriptor.node(n).kind is NodeKind.DYNAMIC}
             self._subscribers[out] = frozenset(nodes)
+        # All owned by the send lock's holder:
         self._local: set[str] = set()  # subscriber nodes on this machine
         self._gone: set[str] = set()  # subscribers that disconnected or exited
         self._eligible: dict[str, frozenset[str]] = {}
-        self._samples: dict[int, int] = {}  # data address of a shared-memory sample -> token
+        # data address of a shared-memory sample -> token
+        self._samples: BoundedCache[int, int] = BoundedCache(_SAMPLES_KEPT)
+        self.drained_at = 0.0  # monotonic time of the last drain (see Outputs.reclaim)
+        # Peer lists posted by the receive step (any thread; a deque append is atomic).
+        self._inbox: collections.deque[ctl.Peers] = collections.deque()
 
-    def update_peers(self, peers: ctl.Peers) -> None:
-        """Recompute which outputs may use shared memory (called when endpoints change)."""
+    def post_peers(self, peers: ctl.Peers) -> None:
+        """Endpoints changed (any thread): applied by the owner before its next decision."""
+        self._inbox.append(peers)
+
+    def _apply_inbox(self) -> None:
+        while self._inbox:
+            self._update_peers(self._inbox.popleft())
+
+    def _update_peers(self, peers: ctl.Peers) -> None:
+        """Recompute which outputs may use shared memory (owner only)."""
         self._local = {n for n, ep in peers.endpoints.items() if ep.machine == self._machine and ep.ipc}
         for node in set(peers.exited) - self._gone:
             self._reader_gone(node)  # its disconnection may reach this node later, or first
@@ -90,21 +113,24 @@ class ShmSender:
         """Memory for one message on ``output_id``: shared memory when it can go zero-copy."""
         if self._pool is not None:
             self.drain(pub)
+        if self._inbox:
+            self._apply_inbox()
         if self.threshold and nbytes >= self.threshold and self._eligible.get(output_id):
             reservation = self._ensure_pool().reserve(nbytes)
             if reservation is not None:
-                if len(self._samples) > 1024:  # addresses of long-gone reservations
-                    self._samples.clear()
-                self._samples[reservation.address] = reservation.token
+                self._samples.put(reservation.address, reservation.token)
                 return OutputSample(reservation.owner, reservation.buffer, reservation.token)
         return OutputSample.on_heap(nbytes)
 
-    def frames(self, pub: Publisher, output_id: str, topic: bytes, seq: int, value: pa.Array, metadata: Mapping[str, Any] | None) -> list[Any] | None:
+    def frames(
+        self, output_id: str, topic: bytes, seq: int, value: pa.Array, metadata: Mapping[str, Any] | None
+    ) -> list[Any] | None:
         """Frames carrying ``value`` through shared memory, or None to send it on the socket.
 
-        Called with the node's send lock held. ``pub`` is not read here: releases are read
-        from it after the send (:meth:`after_send`).
+        Called with the node's send lock held.
         """
+        if self._inbox:
+            self._apply_inbox()
         readers = self._eligible.get(output_id)
         # get_total_buffer_size is O(1); nbytes walks the array (2 us hot, ~15 us cold).
         if not readers or value.get_total_buffer_size() < self.threshold:
@@ -135,8 +161,17 @@ class ShmSender:
         if self._pool is not None:
             self.drain(pub)
 
+    @property
+    def holds_segments(self) -> bool:
+        """Whether a pool exists (then releases may wait on the publisher socket)."""
+        return self._pool is not None
+
     def drain(self, pub: Publisher) -> None:
-        """Apply the releases and disconnects waiting on the publisher socket."""
+        """Apply the peer lists posted, then the releases and disconnects waiting on ``pub``."""
+        if self._pool is not None:
+            self.drained_at = time.monotonic()
+        if self._inbox:
+            self._apply_inbox()
         for message in pub.read_subscriptions():
             release = parse_release(message)
             if release is not None:

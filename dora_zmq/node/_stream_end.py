@@ -11,7 +11,7 @@ exit notice plus a short drain (until the sender's last sequence number has arri
 nothing more arrived from it for ``TAIL_WAIT_S``). What never arrived is counted as lost in
 transit, so that per input ``received + dropped + lost == sent``.
 
-Owned by the receiver's ``_owner`` holder (one thread at a time); no lock of its own.
+Owner: the holder of the session's baton (one thread at a time, see ``_session``); no lock of its own.
 """
 
 from __future__ import annotations

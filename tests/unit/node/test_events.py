@@ -15,7 +15,7 @@ def test_queue_size_keeps_the_newest_and_counts_drops() -> None:
     q = EventQueue({"a": 2})
     for i in range(5):
         q.push_input("a", data(i))
-    assert [q.get(0)["metadata"]["i"] for _ in range(2)] == [3, 4]
+    assert [q.get()["metadata"]["i"] for _ in range(2)] == [3, 4]
     assert q.drops == {"a": 3}
 
 
@@ -25,25 +25,25 @@ def test_input_closed_after_data_then_stop_then_end() -> None:
     q.close_input("a")
     q.push_input("b", Event(type="INPUT", id="b", value=None, metadata={}))
     q.close_input("b")
-    kinds = [(e["type"], e["id"]) for e in iter(lambda: q.get(0), None)]
+    kinds = [(e["type"], e["id"]) for e in iter(lambda: q.get(), None)]
     assert kinds == [("INPUT", "a"), ("INPUT_CLOSED", "a"), ("INPUT", "b"), ("INPUT_CLOSED", "b"), ("STOP", "ALL_INPUTS_CLOSED")]
-    assert q.ended and q.get(0) is None
+    assert q.ended and q.get() is None
 
 
 def test_failed_upstream_gives_node_failed_first() -> None:
     q = EventQueue({"a": 10})
     q.close_input("a", failed="boom", source="up")
-    first = q.get(0)
+    first = q.get()
     assert first["type"] == "NODE_FAILED" and first["error"] == "boom" and first["source"] == "up"
     assert first["id"] == "up"  # dora 1.1: the failed node's id, details in value
     assert first["value"] == {"source_node_id": "up", "error": "boom", "affected_input_ids": ["a"]}
-    assert q.get(0)["type"] == "INPUT_CLOSED"
+    assert q.get()["type"] == "INPUT_CLOSED"
 
 
 def test_one_node_failed_for_several_inputs() -> None:
     q = EventQueue({"a": 10, "b": 10})
     q.close_inputs(["a", "b"], failed="boom", source="up")
-    events = [(e["type"], e["id"]) for e in iter(lambda: q.get(0), None)]
+    events = [(e["type"], e["id"]) for e in iter(lambda: q.get(), None)]
     assert events == [("NODE_FAILED", "up"), ("INPUT_CLOSED", "a"), ("INPUT_CLOSED", "b"), ("STOP", "ALL_INPUTS_CLOSED")]
 
 
@@ -51,24 +51,25 @@ def test_manual_stop_jumps_the_queue() -> None:
     q = EventQueue({"a": 10})
     q.push_input("a", data(1))
     q.stop()
-    assert (q.get(0)["type"], q.get(0)) == ("STOP", None)
+    assert (q.get()["type"], q.get()) == ("STOP", None)
 
 
 def test_urgent_error_precedes_stop() -> None:
     q = EventQueue({"a": 10})
     q.push_error("receiver failed", urgent=True)
     q.stop("INTERNAL_ERROR")
-    assert [q.get(0)["type"], q.get(0)["id"]] == ["ERROR", "INTERNAL_ERROR"]
+    assert [q.get()["type"], q.get()["id"]] == ["ERROR", "INTERNAL_ERROR"]
 
 
-def test_get_wakes_on_push_from_another_thread() -> None:
+def test_get_sees_a_push_from_another_thread() -> None:
+    # get() never waits (the session receives while the queue is empty); what another
+    # thread pushed is there once that thread is done.
     q = EventQueue({"a": 10})
-    t = threading.Timer(0.05, lambda: q.push_input("a", data(7)))
+    assert q.get() is None
+    t = threading.Thread(target=lambda: q.push_input("a", data(7)))
     t.start()
-    try:
-        assert q.get(5)["metadata"]["i"] == 7
-    finally:
-        t.join()
+    t.join(5)
+    assert q.get()["metadata"]["i"] == 7
 
 
 def test_data_is_lazy_bytes() -> None:
@@ -89,11 +90,11 @@ def test_queued_bytes_are_bounded_per_input_dropping_the_oldest() -> None:
         q.push_input("big", Event(type="INPUT", id="big", value=pa.array([i] * 128, pa.int64()), metadata={}))  # 1 KiB each
     q.push_input("small", Event(type="INPUT", id="small", value=pa.array([1], pa.int64()), metadata={}))
     assert q.drops == {"big": 7, "small": 0}  # 10,000 messages allowed, but only 3 KiB
-    got = [q.get(0) for _ in range(4)]
+    got = [q.get() for _ in range(4)]
     assert [e["value"][0].as_py() for e in got if e["id"] == "big"] == [7, 8, 9]
     # A value larger than the whole budget still gets through (the newest always fits).
     q.push_input("big", Event(type="INPUT", id="big", value=pa.array([0] * 1024, pa.int64()), metadata={}))
-    assert q.get(0)["value"].nbytes == 8 * 1024
+    assert q.get()["value"].nbytes == 8 * 1024
 
 
 def test_data_only_on_input_events() -> None:

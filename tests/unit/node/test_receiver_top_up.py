@@ -1,7 +1,7 @@
-"""``Receiver.top_up``: a node busy with queued events still drains its socket and sends releases.
+"""``Session.top_up``: a node busy with queued events still drains its socket and sends releases.
 
-Real ZeroMQ sockets in one process; the receiver's thread is not started, so only the calls
-made here move messages.
+Real ZeroMQ sockets in one process; the session's receiver thread is not started, so only the
+calls made here move messages.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from dora_zmq._shm import ShmDescriptor
 from dora_zmq._transport import Channel, Publisher, Subscriber, ipc_endpoint
 from dora_zmq._wire import encode_data_frames, parse_release
 from dora_zmq.node._events import Event, EventQueue
-from dora_zmq.node._receiver import Receiver, Route
+from dora_zmq.node._receiver import ReceiverSetup, Route
+from dora_zmq.node._session import Session
 
 TOPIC = b"src/out\0"
 
@@ -34,15 +35,26 @@ def wired(tmp_path: Path):
         assert time.monotonic() < deadline, "subscription never reached the publisher"
         pub.socket.poll(100)
     queue = EventQueue({"in": 1000})
-    receiver = Receiver("dst", sub, ctrl, {TOPIC: Route("src", ["in"])}, [], queue, lambda _: None, False)
+    session = Session(ReceiverSetup("dst", {TOPIC: Route("src", ["in"])}), sub, ctrl, queue, _NoSender())
     try:
-        yield pub, sub, receiver, queue
+        yield pub, sub, session, queue
     finally:
-        receiver._wakeup.close()  # the thread that would close it was never started
-        sub.close()
-        ctrl.close()
+        session.close()  # never started: closes the sockets here
         daemon.close()
         pub.close(0)
+
+
+class _NoSender:
+    """A node with no outputs: the receive step has nothing to tell its sending side."""
+
+    def post_peers(self, peers: object) -> None:
+        pass
+
+    def sent_counts(self) -> dict[str, int]:
+        return {}
+
+    def reclaim(self) -> None:
+        pass
 
 
 @pytest.mark.timeout(30)
@@ -57,7 +69,7 @@ def test_waiting_messages_move_into_the_queue_while_it_has_events(wired) -> None
         assert time.monotonic() < deadline, f"only {len(got)} events after top-ups"
         sub.socket.poll(100)
         receiver.top_up()
-        while (event := queue.get(0)) is not None:
+        while (event := queue.get()) is not None:
             got.append(event["value"][0].as_py())
     assert got == [-1, *range(100)]  # all of them, in order, none lost
 
@@ -67,7 +79,7 @@ def test_releases_leave_on_a_top_up(wired) -> None:
     pub, _, receiver, _ = wired
     descs = [ShmDescriptor("dora-zmq-df-src-1-0", 64 + i * 1024, 100, 7 + i, 1) for i in range(3)]
     for d in descs:
-        receiver._on_release(d)  # what the application dropping a shared-memory value does
+        receiver.receiver.on_release(d)  # what the application dropping a shared-memory value does
     receiver.top_up()
     deadline = time.monotonic() + 10
     releases = []

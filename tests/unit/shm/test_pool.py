@@ -12,6 +12,7 @@ import pytest
 
 from dora_zmq._errors import ProtocolError
 from dora_zmq._shm import HEADER_SIZE, SegmentPool, SegmentReader, ShmDescriptor, shm_dir
+from dora_zmq._shm import _framing as framing_module
 from dora_zmq._shm import _pool as pool_module
 
 from .conftest import Releases, segment_files
@@ -166,16 +167,16 @@ def test_small_values_share_a_slab_and_reuse_its_slots(pool: SegmentPool, reader
 def test_release_during_the_write_keeps_the_segment_reserved(
     pool: SegmentPool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = pool_module._write_stream
+    real = framing_module._write_stream
     nested = []
 
     def racing(*args: object) -> int | None:
-        monkeypatch.setattr(pool_module, "_write_stream", real)
+        monkeypatch.setattr(framing_module, "_write_stream", real)
         assert pool.reader_gone("r") == 1  # the only reader dies while we copy
         nested.append(pool.write(pa.array([9]), {"x"}))  # must not be given our segment
         return real(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(pool_module, "_write_stream", racing)
+    monkeypatch.setattr(framing_module, "_write_stream", racing)
     desc = pool.write(_with_a_null(1000), {"r"})  # not flat: the stream writer's path
     assert desc is not None and nested[0] is not None
     assert _where(nested[0]) != _where(desc)
@@ -187,16 +188,16 @@ def test_release_during_the_write_keeps_the_segment_reserved(
 def test_release_during_a_flat_write_keeps_the_segment_reserved(
     pool: SegmentPool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = pool_module.pack_header
+    real = framing_module.pack_header
     nested = []
 
     def racing(*args: object) -> None:
-        monkeypatch.setattr(pool_module, "pack_header", real)
+        monkeypatch.setattr(framing_module, "pack_header", real)
         assert pool.reader_gone("r") == 1  # the only reader dies while we copy
         nested.append(pool.write(pa.array([9]), {"x"}))  # must not be given our segment
         real(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(pool_module, "pack_header", racing)
+    monkeypatch.setattr(framing_module, "pack_header", racing)
     desc = pool.write(pa.array(np.arange(1000)), {"r"})
     assert desc is not None and nested[0] is not None
     assert _where(nested[0]) != _where(desc)
