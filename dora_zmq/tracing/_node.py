@@ -11,18 +11,17 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 from opentelemetry.trace import Link, SpanContext, SpanKind
-from opentelemetry.trace.propagation import _SPAN_KEY
 
 from .._wire import OTEL_CONTEXT_KEY
+from . import _sdk
 from ._context import format_context, parse_context
-from ._lean import _FEED_AT, _SIZE_KEY, _LeanSpans
+from ._lean import _LeanSpans
 from ._setup import shutdown_tracing
 
 log = logging.getLogger(__name__)
-
-
+_SIZE_KEY = _sdk.SIZE_KEY
+_SPAN_KEY = _sdk.SPAN_KEY
 
 class NodeTracing:
     """Spans of one node: a consumer span per input handled, a producer span per output sent.
@@ -51,14 +50,13 @@ class NodeTracing:
         self._outputs: dict[str, tuple[str, dict[str, Any]]] = {}  # id -> span name, attributes
         self._parsed: tuple[Any, Any] = (None, None)  # the last context text read, and its span context
         self._lean = _LeanSpans.create(self._tracer)
-        self._var = _context_var()
+        self._var = _sdk.context_var()
 
     def on_event(self, event: dict[str, Any]) -> None:
         """Called when ``next()`` returns: ends the previous input span, starts this one's."""
         # The message path. Every step of a paced message runs with cold caches, and costs
-        # about the memory it touches: so this is written flat (no helper calls; the span
-        # ended and the span started as LeanSpan.end/__init__ would, the context variable set
-        # directly), and takes what the feeding thread made ahead (see _LeanSpans._refill).
+        # about the memory it touches: so this sets the context variable directly and takes
+        # what the feeding thread made ahead (see _LeanSpans.input_span).
         lean = self._lean
         var = self._var
         is_input = event.get("type") == "INPUT"
@@ -71,19 +69,9 @@ class NodeTracing:
             token = self._token
             if token is not None:
                 self._token = None
-                try:
-                    var.reset(token)  # what otel_context.detach(token) comes to
-                except (AttributeError, ValueError, RuntimeError):  # no variable, or a token of another context
-                    otel_context.detach(token)  # the API's way (it reports a bad token)
-            if (
-                lean is not None and type(span) is lean._span and span._end_time is None and not span._dora_touched
-                and lean._multi._span_processors is lean._batch
-            ):
-                span._end_time = now
-                waiting = lean._waiting
-                waiting.append(span)
-                if len(waiting) == _FEED_AT:
-                    lean._wake.set()
+                _detach(var, token)
+            if lean is not None:
+                lean.end_input(span, now)
             else:
                 span.end()
         if not is_input:
@@ -105,32 +93,8 @@ class NodeTracing:
             attrs = attrs.copy()
             attrs[_SIZE_KEY] = size
             span = self._sdk_start(name, SpanKind.CONSUMER, self._parse(text) if text else None, attrs)
-        elif lean._multi._span_processors is lean._batch:
-            spares = lean._spares
-            try:
-                spare = spares.pop() if spares else None  # (no exception raised when there is none)
-            except IndexError:  # another thread took the last one
-                spare = None
-            if spare is None:  # none made ahead (a burst)
-                span = lean._span(name, attrs, size, text)
-            else:  # LeanSpan.__init__, with this event's start time
-                span, context = spare
-                span._name = name
-                span._dora_attributes = attrs
-                span._dora_size = size
-                span._dora_text = text
-                span._start_time = now
-                if not text or not isinstance(text, str):  # no parent (a timer tick): a new trace
-                    roots = lean._roots  # what working its context out would make, made ahead
-                    try:
-                        root = roots.pop() if roots else None
-                    except IndexError:  # another thread took the last one
-                        root = None
-                    if root is not None:
-                        span._context, span._dora_parts = root
-                        span._parent = None
         else:
-            span = lean.consume(name, text, attrs, size)
+            span, context = lean.input_span(name, attrs, size, text, now)
         self._current = span
         self._current_text = text
         if key != self._current_input:  # another input than last time: the fan-in links change
@@ -183,34 +147,17 @@ class NodeTracing:
             span.end()
             out[OTEL_CONTEXT_KEY] = format_context(span.get_span_context())
             return out
-        if links or lean._multi._span_processors is not lean._batch:
+        if links or not lean.batched():
             out[OTEL_CONTEXT_KEY] = lean.produce(name, attrs, size, parent, links)
             return out
-        # _LeanSpans.produce, inline, with the parent's parts kept for the next sends.
+        # The parent's parts are kept for the next sends of this input.
         if parent is current:
             parts = self._current_parts
             if parts is None:
                 parts = self._current_parts = lean.parent_parts(current)
         else:
-            last, parts = lean._format
-            if parent is not last:
-                parts = lean.parent_parts(parent)
-        if parts is None:  # a root: a new trace each time
-            out[OTEL_CONTEXT_KEY] = lean.produce(name, attrs, size, None, links)
-            return out
-        ids = lean._ids
-        try:
-            span_id, hex_id = ids.pop() if ids else lean.new_id()
-        except IndexError:  # another thread took the last one
-            span_id, hex_id = lean.new_id()
-        source, prefix, suffix, sampled = parts
-        if sampled:
-            start = time_ns()
-            waiting = lean._waiting
-            waiting.append((name, attrs, size, span_id, source, start, time_ns(), None, None))
-            if len(waiting) == _FEED_AT:
-                lean._wake.set()
-        out[OTEL_CONTEXT_KEY] = prefix + hex_id + suffix
+            parts = lean.parent_parts(parent)
+        out[OTEL_CONTEXT_KEY] = lean.produce_under(name, attrs, size, parts)
         return out
 
     def _parse(self, text: str) -> Any:
@@ -244,22 +191,12 @@ class NodeTracing:
         shutdown_tracing(self._provider)
 
 
-def _context_var() -> ContextVar[Any] | None:
-    """The ``ContextVar`` behind OpenTelemetry's runtime context (None: another runtime context)."""
-    runtime = otel_context._RUNTIME_CONTEXT
-    if type(runtime) is ContextVarsRuntimeContext:
-        var = getattr(runtime, "_current_context", None)
-        if isinstance(var, ContextVar):
-            return var
-    return None
-
-
 def _detach(var: ContextVar[Any] | None, token: Any) -> None:
     """``otel_context.detach(token)``: straight to the context variable when possible."""
     if var is not None:
         try:
-            var.reset(token)
+            var.reset(token)  # what otel_context.detach(token) comes to
             return
-        except (ValueError, RuntimeError):  # made in another context: let the API report it
+        except (AttributeError, ValueError, RuntimeError):  # no variable, or a token of another context
             pass
-    otel_context.detach(token)
+    otel_context.detach(token)  # the API's way (it reports a bad token)

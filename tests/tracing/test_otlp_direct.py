@@ -87,7 +87,7 @@ def _run_direct(monkeypatch: pytest.MonkeyPatch, scenario: Any) -> tuple[list[Ex
     try:
         provider = _provider(collector)
         nt = NodeTracing(provider, "node-x", "df", "m1")
-        assert nt._lean is not None and nt._lean._direct is not None
+        assert nt._lean is not None and nt._lean.direct is not None
         scenario(nt, provider.get_tracer("user"))
         nt.close()
         return collector.requests(), readables, collector
@@ -185,7 +185,7 @@ def test_a_processor_added_later_gets_every_span_from_then_on() -> None:
         nt.on_event(_event("a", TEXTS[0]))
         nt.on_send("out", None, 2)
         nt.close()
-        assert nt._lean._direct is None
+        assert nt._lean.direct is None
         # the first send went out directly; the first input span ended after the processor came
         assert len(_spans(collector.requests())) == 4
         assert sorted(s.name for s in memory.get_finished_spans()) == ["node-x/a", "node-x/a", "node-x/out"]
@@ -207,7 +207,7 @@ def test_a_failing_collector_is_reported_now_and_then(caplog: pytest.LogCaptureF
         assert len(collector.bodies) == 3
         warnings = [r.getMessage() for r in caplog.records if "could not export" in r.getMessage()]
         assert len(warnings) == 1 and "could not export 1 spans" in warnings[0]  # the next ones in 30 s
-        assert nt._lean._direct._lost == 2
+        assert nt._lean.direct._lost == 2
     finally:
         collector.close()
 
@@ -217,7 +217,7 @@ def test_other_exporters_keep_the_batch_processor() -> None:
     provider.add_span_processor(BatchSpanProcessor(InMemorySpanExporter()))
     nt = NodeTracing(provider, "n", "df", "m")
     try:
-        assert nt._lean is not None and nt._lean._direct is None
+        assert nt._lean is not None and nt._lean.direct is None
     finally:
         nt.close()
 
