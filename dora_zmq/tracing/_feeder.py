@@ -64,7 +64,9 @@ class SpanFeeder:
             waiting = self.waiting
             if len(waiting) >= _MAX_WAITING and time_ns() >= self._drop_warned:
                 # The deque dropped its oldest (the message path does not count, to stay cheap).
-                log.warning("tracing: more than %d spans were waiting for export; the oldest were dropped", _MAX_WAITING)
+                log.warning(
+                    "tracing: more than %d spans were waiting for export; the oldest were dropped", _MAX_WAITING
+                )
                 self._drop_warned = time_ns() + _DROP_WARN_EVERY_NS
             self._begin()
             while waiting:

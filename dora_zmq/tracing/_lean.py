@@ -148,7 +148,9 @@ class _LeanSpans:
         """True if the processors are batch processors only: spans are handed over later."""
         return _sdk.processors(self._multi) is self._batch or self.batch_ends() is not None
 
-    def new_context(self, parent: SpanContext | None, span_id: int | None = None) -> tuple[SpanContext, SpanContext | None]:
+    def new_context(
+        self, parent: SpanContext | None, span_id: int | None = None
+    ) -> tuple[SpanContext, SpanContext | None]:
         """A new span's context and its parent (None for a root), as start_span decides them.
 
         ``span_id``: the span's id if it was given one already (see ``LeanSpan.dora_plain_ids``).
@@ -160,8 +162,8 @@ class _LeanSpans:
         return SpanContext(trace_id, span_id or self.new_span_id(), False, self._root_flags), None
 
     def start(
-        self, name: str, kind: SpanKind, parent: SpanContext | None, attrs: dict[str, Any], links: tuple[Link, ...] = (),
-        size: int | None = None,
+        self, name: str, kind: SpanKind, parent: SpanContext | None, attrs: dict[str, Any],
+        links: tuple[Link, ...] = (), size: int | None = None,
     ) -> Any:
         """What ``tracer.start_span(name, <parent>, kind, attrs (+ the size, if given), links)`` returns."""
         context, parent = self.new_context(parent)
@@ -171,7 +173,7 @@ class _LeanSpans:
         if size is not None:
             span._dora_size = size
         if self.batch_ends() is None:
-            parent_context = trace.set_span_in_context(trace.NonRecordingSpan(parent)) if parent is not None else Context()
+            parent_context = Context() if parent is None else trace.set_span_in_context(trace.NonRecordingSpan(parent))
             self._multi.on_start(span, parent_context=parent_context)
         return span
 
@@ -188,9 +190,11 @@ class _LeanSpans:
             return self.start(name, SpanKind.CONSUMER, parse_context(text), attrs)
         return self.span_type(name, attrs, size, text)  # its context is worked out when needed
 
-    def input_span(self, name: str, attrs: dict[str, Any], size: int, text: Any, now: int) -> tuple[Any, Context | None]:
-        """An input's consumer span (:meth:`consume`, started at ``now``) and, if made ahead, the
-        ``Context`` holding it (None: make it)."""
+    def input_span(
+        self, name: str, attrs: dict[str, Any], size: int, text: Any, now: int
+    ) -> tuple[Any, Context | None]:
+        """An input's consumer span (:meth:`consume`, started at ``now``), and the ``Context``
+        holding it if that was made ahead (None: make it)."""
         if not self.batched():
             return self.consume(name, text, attrs, size), None
         spares = self._spares

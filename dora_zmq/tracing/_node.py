@@ -21,7 +21,7 @@ from ._setup import shutdown_tracing
 
 log = logging.getLogger(__name__)
 _SIZE_KEY = _sdk.SIZE_KEY
-_SPAN_KEY = _sdk.SPAN_KEY
+_CURRENT_SPAN = _sdk.SPAN_KEY  # the Context key of the current span
 
 class NodeTracing:
     """Spans of one node: a consumer span per input handled, a producer span per output sent.
@@ -45,7 +45,7 @@ class NodeTracing:
         self._current_parts: Any = None  # _LeanSpans.parent_parts of it, once asked for
         self._token: Any = None
         self._latest: dict[str, Any] = {}  # input id -> consumer span of its latest message (but _current_input's)
-        self._links: tuple[Link, ...] | None = None  # links of the outputs sent now (cached)
+        self._fan_in: tuple[Link, ...] | None = None  # links of the outputs sent now (cached)
         self._inputs: dict[Any, tuple[str, dict[str, Any], str]] = {}  # id -> span name, attributes, str(id)
         self._outputs: dict[str, tuple[str, dict[str, Any]]] = {}  # id -> span name, attributes
         self._parsed: tuple[Any, Any] = (None, None)  # the last context text read, and its span context
@@ -101,7 +101,7 @@ class NodeTracing:
             if self._last_span is not None:
                 self._latest[self._current_input] = self._last_span
             self._current_input = key
-            self._links = None
+            self._fan_in = None
         self._last_span = span
         if var is None:
             self._token = otel_context.attach(trace.set_span_in_context(span))
@@ -109,7 +109,7 @@ class NodeTracing:
         # What attach(set_span_in_context(span)) does, without its layers.
         base = var.get()
         if context is None or base:
-            context = Context({**base, _SPAN_KEY: span})
+            context = Context({**base, _CURRENT_SPAN: span})
         self._token = var.set(context)
 
     def _input_spec(self, input_id: Any, event: dict[str, Any]) -> tuple[str, dict[str, Any], str]:
@@ -129,12 +129,14 @@ class NodeTracing:
         else:
             parent = trace.get_current_span().get_span_context()
         # Fan-in: the other inputs' latest messages contributed too; link them.
-        links = self._links
+        links = self._fan_in
         if links is None:
-            links = self._links = tuple(Link(span.get_span_context()) for key, span in self._latest.items() if key != self._current_input)
+            others = (span for key, span in self._latest.items() if key != self._current_input)
+            links = self._fan_in = tuple(Link(span.get_span_context()) for span in others)
         spec = self._outputs.get(output_id)
         if spec is None:
-            spec = self._outputs[output_id] = (f"{self._node}/{output_id}", dict(self._attrs, **{"dora.output_id": output_id}))
+            output_attrs: dict[str, Any] = dict(self._attrs, **{"dora.output_id": output_id})
+            spec = self._outputs[output_id] = (f"{self._node}/{output_id}", output_attrs)
         name, attrs = spec
         out = dict(metadata) if metadata else {}
         lean = self._lean
@@ -168,9 +170,13 @@ class NodeTracing:
             self._parsed = (text, context)
         return context
 
-    def _sdk_start(self, name: str, kind: SpanKind, parent: SpanContext | None, attrs: dict[str, Any], links: tuple[Link, ...] = ()) -> Any:
+    def _sdk_start(
+        self, name: str, kind: SpanKind, parent: SpanContext | None, attrs: dict[str, Any], links: tuple[Link, ...] = ()
+    ) -> Any:
         """A span from ``tracer.start_span`` (when :class:`_LeanSpans` cannot be used)."""
-        context = trace.set_span_in_context(trace.NonRecordingSpan(parent)) if parent is not None else otel_context.Context()
+        context = otel_context.Context()
+        if parent is not None:
+            context = trace.set_span_in_context(trace.NonRecordingSpan(parent))
         return self._tracer.start_span(name, context=context, kind=kind, attributes=attrs, links=list(links))
 
     def _end_current(self) -> None:

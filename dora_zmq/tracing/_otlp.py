@@ -63,7 +63,9 @@ _LINK = struct.Struct(">HH16sHQBI")
 _LINK_TAG = 0x6A21  # field 13, length 33
 _LINK_FLAGS_TAG = 0x35
 _LINK_LOCAL, _LINK_REMOTE = (int.from_bytes(flags.to_bytes(4, "little"), "big") for flags in (0x100, 0x300))
-_KIND_CODES = {SpanKind.INTERNAL: 1, SpanKind.SERVER: 2, SpanKind.CLIENT: 3, SpanKind.PRODUCER: 4, SpanKind.CONSUMER: 5}
+_KIND_CODES: dict[SpanKind, Any] = {  # (the protobuf enum's values)
+    SpanKind.INTERNAL: 1, SpanKind.SERVER: 2, SpanKind.CLIENT: 3, SpanKind.PRODUCER: 4, SpanKind.CONSUMER: 5,
+}
 _ONE_BYTE = 0x80  # a varint below this is one byte
 _BYTE = [bytes((i,)) for i in range(_ONE_BYTE)]
 _INT64 = (1 << 64) - 1
@@ -103,11 +105,11 @@ class OtlpDirect:
         from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
         self._exporter = exporter
-        self._client = client  # the exporter's HTTP client (see _sdk.otlp_client)
+        self._http = client  # the exporter's HTTP client (see _sdk.otlp_client)
         self._encode_spans = encode_spans
-        self._resource = resource
+        self._otel_resource = resource
         self._scope = scope
-        self._span_type = span_type
+        self._span_type: Any = span_type  # (its spans have dora_plain_ids: see _span)
         self._readable = readable  # _lean's maker of ReadableSpans (for the odd span)
         # (name, kind, id(attrs)) -> (attrs, bytes); and message size -> its attribute's bytes
         self._static: BoundedCache[tuple[str, Any, int], tuple[Any, bytes]] = BoundedCache(_HEADS)
@@ -123,7 +125,9 @@ class OtlpDirect:
         # by the SDK's encoder from a template span, with the spans left out.
         from opentelemetry.sdk.trace import ReadableSpan
 
-        template = ReadableSpan(name="t", context=SpanContext(1, 1, False), resource=resource, instrumentation_scope=scope)
+        template = ReadableSpan(
+            name="t", context=SpanContext(1, 1, False), resource=resource, instrumentation_scope=scope
+        )
         request = encode_spans([template])
         resource_spans = request.resource_spans[0]
         scope_spans = resource_spans.scope_spans[0]
@@ -154,6 +158,7 @@ class OtlpDirect:
 
     def add(self, finished: Any) -> None:
         """Encode a finished span (a span of ``span_type`` or a producer span's fields)."""
+        chunk: bytes | None
         if type(finished) is tuple:
             chunk = self._producer(*finished)
         else:
@@ -184,16 +189,17 @@ class OtlpDirect:
         if entry is None or entry[0] is not attrs:  # (an id may be reused once its dict is gone)
             from opentelemetry.proto.trace.v1.trace_pb2 import Span as PB2Span
 
-            head = PB2Span(name=name, kind=_KIND_CODES[kind]).SerializeToString() + self._attributes(attrs)
+            head = PB2Span(name=name, kind=_KIND_CODES[kind]).SerializeToString() + self._attribute_bytes(attrs)
             entry = self._static.put(key, (attrs, head))
         return entry[1]
 
-    def _attributes(self, attrs: dict[str, Any]) -> bytes:
+    def _attribute_bytes(self, attrs: dict[str, Any]) -> bytes:
         """The bytes of the attributes ``attrs``, as the SDK's encoder writes them."""
         from opentelemetry.sdk.trace import ReadableSpan
 
         template = ReadableSpan(
-            name="t", context=SpanContext(1, 1, False), attributes=attrs, resource=self._resource, instrumentation_scope=self._scope,
+            name="t", context=SpanContext(1, 1, False), attributes=attrs, resource=self._otel_resource,
+            instrumentation_scope=self._scope,
         )
         span = self._encode_spans([template]).resource_spans[0].scope_spans[0].spans[0]
         return b"".join(_field(b"J", kv.SerializeToString()) for kv in span.attributes)
@@ -201,7 +207,7 @@ class OtlpDirect:
     def _size(self, size: Any) -> bytes:
         """The bytes of the message size attribute."""
         if type(size) is not int:
-            return self._attributes({_SIZE_KEY: size})
+            return self._attribute_bytes({_SIZE_KEY: size})
         out = self._sizes.get(size)
         if out is None:
             value = b"\x18" + _varint(size)  # AnyValue.int_value (field 3)
@@ -209,8 +215,9 @@ class OtlpDirect:
         return out
 
     def _producer(
-        self, name: str, attrs: dict[str, Any], size: Any, span_id: int, parent: Any, start: int, end: int, trace_id: Any, flags: Any
-    ) -> bytes:
+        self, name: str, attrs: dict[str, Any], size: Any, span_id: int, parent: Any, start: int, end: int,
+        trace_id: Any, flags: Any,
+    ) -> bytes | None:
         """A producer span from its fields (``_LeanSpans.produce``)."""
         if _SIZE_KEY in attrs:  # (not dora_zmq's attributes) the size replaces it: as the SDK would
             return self._generic((name, attrs, size, span_id, parent, start, end, trace_id, flags))
@@ -220,7 +227,8 @@ class OtlpDirect:
         else:
             plain = parent.dora_plain_ids() if type(parent) is self._span_type else None
             if plain is not None:  # a consumer span of this node, its context not worked out
-                ids = _IDS.pack(_TAG_TRACE_ID, self._trace_bytes(plain[0]), _TAG_SPAN_ID, span_id, _TAG_PARENT_ID, plain[1])
+                trace_bytes = self._trace_bytes(plain[0])
+                ids = _IDS.pack(_TAG_TRACE_ID, trace_bytes, _TAG_SPAN_ID, span_id, _TAG_PARENT_ID, plain[1])
                 remote = _HAS_IS_REMOTE
             else:
                 if not isinstance(parent, SpanContext):
@@ -244,7 +252,7 @@ class OtlpDirect:
             return self._generic(span)  # (a user's attribute, event or status; or a size attribute in attrs)
         name, kind, attrs, size, links, start, end = fields
         if links is not None:  # (an output of a node with several inputs)
-            link_bytes = self._links(links)
+            link_bytes = self._link_bytes(links)
             if link_bytes is None:
                 return self._generic(span)
         else:
@@ -279,7 +287,7 @@ class OtlpDirect:
         return b"".join((b"\x12", _LEN[n] if n < _LEN_MAX else _varint(n), ids, head, size_bytes, link_bytes, tail))
 
     @staticmethod
-    def _links(links: Any) -> bytes | None:
+    def _link_bytes(links: Any) -> bytes | None:
         """The bytes of a span's links (None: one has attributes, or some were dropped)."""
         if getattr(links, "dropped", 0):
             return None
@@ -290,7 +298,8 @@ class OtlpDirect:
             context = link.context
             remote = _LINK_REMOTE if context.is_remote else _LINK_LOCAL
             trace_id = context.trace_id.to_bytes(16, "big")
-            out.append(_LINK.pack(_LINK_TAG, _TAG_TRACE_ID, trace_id, _TAG_SPAN_ID, context.span_id, _LINK_FLAGS_TAG, remote))
+            span_id = context.span_id
+            out.append(_LINK.pack(_LINK_TAG, _TAG_TRACE_ID, trace_id, _TAG_SPAN_ID, span_id, _LINK_FLAGS_TAG, remote))
         return b"".join(out)
 
     def _generic(self, finished: Any) -> bytes | None:
@@ -298,7 +307,7 @@ class OtlpDirect:
         readable = self._readable(finished)
         if readable is None:
             return None
-        body = self._encode_spans([readable]).resource_spans[0].scope_spans[0].spans[0].SerializeToString()
+        body: bytes = self._encode_spans([readable]).resource_spans[0].scope_spans[0].spans[0].SerializeToString()
         return b"\x12" + _varint(len(body)) + body
 
     # -- sending ---------------------------------------------------------------------------
@@ -327,7 +336,7 @@ class OtlpDirect:
         data = b"".join((b"\n", _varint(resource_len), self._resource_head, b"\x12", head, self._scope_head, *chunks))
         token = self._attach(self._set_value(self._suppress, True)) if self._suppress is not None else None
         try:
-            result = self._client.export(data)
+            result = self._http.export(data)
             if not getattr(result, "success", False):
                 self._failed(len(chunks), getattr(result, "reason", None) or getattr(result, "error", None))
         except Exception as exc:  # noqa: BLE001 - a failing collector must not stop the feeding thread

@@ -126,7 +126,9 @@ class SdkSpan(Span):
     _record_exception = True
     _set_status_on_exception = True
     _status = UNSET
-    _end_time: int | None = None  # type: ignore[assignment]
+    _end_time: int | None = None
+    _context: SpanContext  # (declared SpanContext | None by the SDK: always set here, see __getattr__)
+    _start_time: int
     _record_end_metrics = None
     _kind = SpanKind.CONSUMER  # what the message path makes; started() sets its own
     _dora_attributes: dict[str, Any]
@@ -149,7 +151,7 @@ class SdkSpan(Span):
     @classmethod
     def blank(cls) -> Any:
         """A consumer span to fill in later (:meth:`fill`)."""
-        span = cls.__new__(cls)
+        span = object.__new__(cls)
         span.fill(None, None, None, None, 0)
         return span
 
@@ -173,7 +175,7 @@ class SdkSpan(Span):
         links: Sequence[Link],
     ) -> Any:
         """A span whose context is known already (``_LeanSpans.start``)."""
-        span = cls.__new__(cls)
+        span = object.__new__(cls)
         span._name = name
         span._kind = kind
         span._dora_attributes = attributes

@@ -5,9 +5,12 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from opentelemetry import trace
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
 
 
 log = logging.getLogger(__name__)
@@ -41,7 +44,7 @@ def tracing_config(env: Mapping[str, str] | None = None) -> TracingConfig | None
     return TracingConfig(exporter, endpoint)
 
 
-def setup_tracing(service: str, attributes: Mapping[str, Any] | None = None) -> trace.TracerProvider | None:
+def setup_tracing(service: str, attributes: Mapping[str, Any] | None = None) -> TracerProvider | None:
     """A tracer provider for this process, or None when tracing is off.
 
     The provider is also made the global one, so the user's own
@@ -57,7 +60,8 @@ def setup_tracing(service: str, attributes: Mapping[str, Any] | None = None) -> 
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 
-    resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME") or service, "host.name": socket.gethostname(), **(attributes or {})})
+    service_name = os.environ.get("OTEL_SERVICE_NAME") or service
+    resource = Resource.create({"service.name": service_name, "host.name": socket.gethostname(), **(attributes or {})})
     _quiet_sdk_logs()
     provider = TracerProvider(resource=resource)
     if config.exporter == "console":
@@ -80,7 +84,7 @@ def setup_tracing(service: str, attributes: Mapping[str, Any] | None = None) -> 
     return provider
 
 
-_process_provider: Any = None
+_process_provider: TracerProvider | None = None
 
 
 class _RateLimit(logging.Filter):
