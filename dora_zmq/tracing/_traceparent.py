@@ -16,7 +16,7 @@ from typing import Any
 from opentelemetry.trace import TraceFlags
 
 _PLAIN = re.compile(r"traceparent:00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
-_ZERO_TRACE, _ZERO_SPAN = "0" * 32, "0" * 16
+ZERO_TRACE, ZERO_SPAN = "0" * 32, "0" * 16  # invalid ids
 _SUFFIXES = ("-00", "-01", "-02", "-03")  # a child's text after its span id, by its flags
 _CHILD_FLAGS = int(TraceFlags.SAMPLED | getattr(TraceFlags, "RANDOM_TRACE_ID", 0))  # what a child keeps
 _SAMPLED = int(TraceFlags.SAMPLED)
@@ -32,7 +32,7 @@ def plain_ids(text: Any) -> tuple[str, str, str] | None:
     if match is None:
         return None
     trace_id, span_id, flags = match.groups()
-    if trace_id == _ZERO_TRACE or span_id == _ZERO_SPAN:
+    if trace_id == ZERO_TRACE or span_id == ZERO_SPAN:
         return None  # an all-zero (invalid) id: parse_context decides
     return trace_id, span_id, flags
 
