@@ -2,7 +2,7 @@
 
 Threading: the message path (any thread that ends a span or sends a message) only appends to
 :attr:`SpanFeeder.waiting` (a ``deque``: append and popleft are atomic, no lock). The feeding
-thread owns the rest: every ``_FEED_INTERVAL_S`` (or as soon as ``_FEED_AT`` spans wait) it
+thread owns the rest: every ``_FEED_INTERVAL_S`` (or as soon as ``FEED_AT`` spans wait) it
 takes them all, under :attr:`SpanFeeder.lock`, and hands each to ``export``; then it calls
 ``refill`` (what the message path pops, made ahead). A flush (close, exit) takes the same lock
 from another thread. Beyond ``_MAX_WAITING`` waiting spans the oldest are dropped (the batch
@@ -23,7 +23,7 @@ from ._setup import _EXPORT_TIMEOUT_S
 log = logging.getLogger(__name__)
 
 _FEED_INTERVAL_S = 0.5  # how often finished spans go to the exporter side
-_FEED_AT = 1024  # ... or as soon as this many are waiting
+FEED_AT = 1024  # ... or as soon as this many are waiting
 _MAX_WAITING = 16384  # beyond this the oldest are dropped
 _DROP_WARN_EVERY_NS = 30 * 10**9  # a full queue is reported at most this often
 
@@ -52,11 +52,19 @@ class SpanFeeder:
         self.thread.start()
 
     def add(self, finished: Any) -> None:
-        """A finished span (or a producer span's fields) for the exporter, soon. Any thread."""
+        """A finished span (or a producer span's fields) for the exporter, soon. Any thread.
+
+        (The message path appends to :attr:`waiting` itself, and calls :meth:`wake` when it
+        holds ``FEED_AT``: one call less per span.)
+        """
         waiting = self.waiting
         waiting.append(finished)
-        if len(waiting) == _FEED_AT:
+        if len(waiting) == FEED_AT:
             self._wake.set()
+
+    def wake(self) -> None:
+        """Feed now (many spans wait)."""
+        self._wake.set()
 
     def feed(self, flush: bool = False) -> None:
         """Hand every waiting span over (``flush``: and send everything now)."""

@@ -27,7 +27,7 @@ from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags
 
 from . import _sdk
 from ._context import format_context, parse_context
-from ._feeder import SpanFeeder
+from ._feeder import FEED_AT, SpanFeeder
 from ._otlp import _EXPORT_AT, OtlpDirect
 from ._span import Finished, lean_span_type, readable_maker
 from ._traceparent import child_text_parts
@@ -58,7 +58,7 @@ class _LeanSpans:
       (by a child, a send, or at export);
     * a producer span is just the ids and the metadata text while the message waits;
     * finished spans wait in a deque, and a thread takes them every ``_FEED_INTERVAL_S`` (or
-      at ``_FEED_AT`` waiting; and on close, and at exit: :mod:`._feeder`): with the OTLP/HTTP exporter alone
+      at ``FEED_AT`` waiting; and on close, and at exit: :mod:`._feeder`): with the OTLP/HTTP exporter alone
       (what :func:`setup_tracing` makes) it writes them as OTLP protobuf bytes and sends them
       itself (:class:`OtlpDirect`, about 2-3 µs a span instead of about 40 µs through
       ``ReadableSpan`` s, the batch processor and the exporter's encoder: what made a burst
@@ -99,11 +99,13 @@ class _LeanSpans:
         random_ids = TraceFlags.RANDOM_TRACE_ID if ids.is_trace_id_random() else 0
         self._root_flags = TraceFlags(TraceFlags.SAMPLED | random_ids)
         self._multi = tracer.span_processor
+        self._procs = _sdk.processors_getter(self._multi)
         self._seen: Any = None  # the processors last looked at ...
         self._ends: list[Any] | None = None  # ... and their on_end when all are batch processors
         self._batch: Any = ()  # ... and them again in that case
         self.batch_ends()
         self._format: tuple[Any, Any] = (self, None)  # a span context, and parent_parts of it
+        self._span_parts: tuple[Any, Parts | None] = (self, None)  # a span of span_type, and its parent_parts
         self.span_type = lean_span_type(tracer, self)
         self._readable = readable_maker(tracer)
         # With setup_tracing's provider (one batch processor around the OTLP/HTTP exporter) the
@@ -113,6 +115,7 @@ class _LeanSpans:
         self.direct = OtlpDirect.create(tracer, self._direct_procs, self.span_type, self._readable)
         self.feeder = SpanFeeder(self._begin_feed, self._export, self._end_feed, self._refill)
         self.finished = self.feeder.add  # a finished span (or a producer span's fields), for export soon
+        self._waiting = self.feeder.waiting  # (appended to directly on the message path: see SpanFeeder.add)
         self._refill()
         self.feeder.start()
         atexit.register(self.feeder.feed, True)
@@ -134,7 +137,7 @@ class _LeanSpans:
 
     def batch_ends(self) -> list[Any] | None:
         """The processors' ``on_end`` if all are ``BatchSpanProcessor`` s, else None."""
-        procs = _sdk.processors(self._multi)
+        procs = self._procs()
         if procs is not self._seen:
             from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
@@ -146,7 +149,7 @@ class _LeanSpans:
 
     def batched(self) -> bool:
         """True if the processors are batch processors only: spans are handed over later."""
-        return _sdk.processors(self._multi) is self._batch or self.batch_ends() is not None
+        return self._procs() is self._batch or self.batch_ends() is not None
 
     def new_context(
         self, parent: SpanContext | None, span_id: int | None = None
@@ -195,7 +198,7 @@ class _LeanSpans:
     ) -> tuple[Any, Context | None]:
         """An input's consumer span (:meth:`consume`, started at ``now``), and the ``Context``
         holding it if that was made ahead (None: make it)."""
-        if not self.batched():
+        if self._procs() is not self._batch and self.batch_ends() is None:  # (batched(), without a call)
             return self.consume(name, text, attrs, size), None
         spares = self._spares
         try:
@@ -218,8 +221,14 @@ class _LeanSpans:
 
     def end_input(self, span: Any, now: int) -> None:
         """End an input's consumer span at ``now`` (any span: one of another type ends its way)."""
-        if type(span) is self.span_type and self.batched() and span.end_now(now):
-            self.finished(span)
+        if (
+            type(span) is self.span_type and (self._procs() is self._batch or self.batch_ends() is not None)
+            and span.end_now(now)
+        ):
+            waiting = self._waiting  # (SpanFeeder.add, without a call)
+            waiting.append(span)
+            if len(waiting) == FEED_AT:
+                self.feeder.wake()
         else:
             span.end()
 
@@ -228,16 +237,15 @@ class _LeanSpans:
 
         ``parent``: a span, a span context, or None (a root: a new trace).
         """
-        if links or not self.batched():
+        if links or (self._procs() is not self._batch and self.batch_ends() is None):  # (not batched())
             if parent is not None and not isinstance(parent, SpanContext):
                 parent = parent.get_span_context()
             span = self.start(name, SpanKind.PRODUCER, parent, attrs, links, size)  # (attrs stay the output's)
             span.end()
             return format_context(span.get_span_context())
-        return self.produce_under(name, attrs, size, self.parent_parts(parent))
-
-    def produce_under(self, name: str, attrs: dict[str, Any], size: int, parts: Parts | None) -> str:
-        """:meth:`produce` without links, batch processors only, the parent given by its ``parts``."""
+        last, parts = self._span_parts  # (parent_parts' cache, without a call: an input's outputs)
+        if parent is not last:
+            parts = self.parent_parts(parent)
         ids = self._ids
         try:
             span_id, hex_id = ids.pop() if ids else self.new_id()
@@ -252,8 +260,11 @@ class _LeanSpans:
             return f"traceparent:00-{trace_id:032x}-{hex_id}-{flags:02x}"
         source, prefix, suffix, sampled = parts
         if sampled:
-            now = time_ns()
-            self.finished((name, attrs, size, span_id, source, now, time_ns(), None, None))
+            start = time_ns()
+            waiting = self._waiting  # (SpanFeeder.add, without a call)
+            waiting.append((name, attrs, size, span_id, source, start, time_ns(), None, None))
+            if len(waiting) == FEED_AT:
+                self.feeder.wake()
         return prefix + hex_id + suffix
 
     def new_id(self) -> tuple[int, str]:
@@ -270,9 +281,14 @@ class _LeanSpans:
         from (or were made ahead with its context), so its context is worked out at export.
         """
         if type(parent) is self.span_type:
+            last, known = self._span_parts  # (a node sends several outputs per input)
+            if parent is last:
+                return known
             parts = parent._dora_parts or child_text_parts(parent._dora_text)
             if parts is not None:
-                return (parent, *parts)
+                found: Parts = (parent, *parts)
+                self._span_parts = (parent, found)
+                return found
             parent = parent.get_span_context()
         elif parent is not None and not isinstance(parent, SpanContext):
             parent = parent.get_span_context()
@@ -301,7 +317,7 @@ class _LeanSpans:
 
     def _begin_feed(self) -> None:
         direct = self.direct
-        if direct is not None and _sdk.processors(self._multi) is not self._direct_procs:
+        if direct is not None and self._procs() is not self._direct_procs:
             direct.send()  # processors were added: from now on they get every span
             self.direct = None
 

@@ -42,7 +42,6 @@ class NodeTracing:
         self._current_input = ""  # the input of the last INPUT event
         self._last_span: Any = None  # the consumer span of that event (not cleared when it ends)
         self._current_text: str | None = None
-        self._current_parts: Any = None  # _LeanSpans.parent_parts of it, once asked for
         self._token: Any = None
         self._latest: dict[str, Any] = {}  # input id -> consumer span of its latest message (but _current_input's)
         self._fan_in: tuple[Link, ...] | None = None  # links of the outputs sent now (cached)
@@ -65,11 +64,13 @@ class NodeTracing:
         if span is not None:
             self._current = None
             self._current_text = None
-            self._current_parts = None
             token = self._token
             if token is not None:
                 self._token = None
-                _detach(var, token)
+                try:
+                    var.reset(token)  # type: ignore[union-attr]  # what otel_context.detach(token) comes to
+                except (AttributeError, ValueError, RuntimeError):  # no variable, or a token of another context
+                    otel_context.detach(token)  # the API's way (it reports a bad token)
             if lean is not None:
                 lean.end_input(span, now)
             else:
@@ -149,17 +150,7 @@ class NodeTracing:
             span.end()
             out[OTEL_CONTEXT_KEY] = format_context(span.get_span_context())
             return out
-        if links or not lean.batched():
-            out[OTEL_CONTEXT_KEY] = lean.produce(name, attrs, size, parent, links)
-            return out
-        # The parent's parts are kept for the next sends of this input.
-        if parent is current:
-            parts = self._current_parts
-            if parts is None:
-                parts = self._current_parts = lean.parent_parts(current)
-        else:
-            parts = lean.parent_parts(parent)
-        out[OTEL_CONTEXT_KEY] = lean.produce_under(name, attrs, size, parts)
+        out[OTEL_CONTEXT_KEY] = lean.produce(name, attrs, size, parent, links)
         return out
 
     def _parse(self, text: str) -> Any:
@@ -187,7 +178,6 @@ class NodeTracing:
             self._current.end()
             self._current = None
             self._current_text = None
-            self._current_parts = None
 
     def close(self) -> None:
         """End the open span and flush everything to the exporter (bounded)."""

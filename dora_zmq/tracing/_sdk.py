@@ -16,8 +16,9 @@ Threading: nothing here owns state but :class:`SdkSpan`'s fields, which belong t
 
 from __future__ import annotations
 
+import functools
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from time import time_ns
 from typing import Any, ClassVar
@@ -69,6 +70,11 @@ def processors(multi: Any) -> Sequence[SpanProcessor]:
     """The span processors behind a provider's multi-processor (a new tuple when one is added)."""
     procs: Sequence[SpanProcessor] = multi._span_processors
     return procs
+
+
+def processors_getter(multi: Any) -> Callable[[], Sequence[SpanProcessor]]:
+    """:func:`processors` of ``multi`` as a call without Python frames (the message path asks)."""
+    return functools.partial(getattr, multi, "_span_processors")
 
 
 def context_var() -> ContextVar[Context] | None:
