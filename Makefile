@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: run test venv bench check clean lint typecheck compat compat-venv
+.PHONY: run test venv bench check clean lint typecheck compat compat-venv otel-range
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,26 @@ compat-venv: $(COMPAT_STAMP)
 compat: $(STAMP) $(COMPAT_STAMP)
 	DORA_ZMQ_COMPAT_VENV=$(COMPAT_VENV) $(PY) -m pytest -q tests/compat $(PYTEST_ARGS)
 
+## The differential span tests (dora_zmq's spans against the SDK's own, tests/tracing) at both
+## ends of the OpenTelemetry range pinned in pyproject.toml, each in its own venv (.venv-otel-VERSION).
+## The lowest is the first release whose OTLP/HTTP exporter has the client tracing/_sdk.py uses.
+OTEL_LOWEST ?= 1.45.0
+OTEL_HIGHEST ?= 1.45.2
+OTEL_TESTS := tests/tracing/test_node_spans.py tests/tracing/test_lean_paths.py tests/tracing/test_otlp_direct.py
+OTEL_PACKAGES = opentelemetry-api==$* opentelemetry-sdk==$* opentelemetry-exporter-otlp-proto-http==$* \
+	opentelemetry-proto==$*
+
+.venv-otel-%/.installed: pyproject.toml
+	$(PYTHON) -m venv .venv-otel-$*
+	.venv-otel-$*/bin/python -m pip install --quiet -e . pytest pytest-timeout $(OTEL_PACKAGES)
+	touch $@
+
+otel-range: .venv-otel-$(OTEL_LOWEST)/.installed .venv-otel-$(OTEL_HIGHEST)/.installed
+	for v in $(OTEL_LOWEST) $(OTEL_HIGHEST); do \
+	  .venv-otel-$$v/bin/python -c "import opentelemetry.sdk.version as v; assert v.__version__ == '$$v', v.__version__" \
+	  && .venv-otel-$$v/bin/python -m pytest -q -p no:cacheprovider $(OTEL_TESTS) || exit 1; \
+	done
+
 ## Static checks: the import layers (lint-imports) and real mistakes (ruff check; no formatting).
 lint: $(STAMP)
 	$(VENV)/bin/lint-imports --no-cache
@@ -67,4 +87,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/run.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) $(COMPAT_VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) $(COMPAT_VENV) .venv-otel-* build *.egg-info .pytest_cache

@@ -46,6 +46,13 @@ fewer traces, the SDK's standard sampler variables work (``OTEL_TRACES_SAMPLER=
 parentbased_traceidratio``, ``OTEL_TRACES_SAMPLER_ARG=0.01``: one source message in 100 is
 traced through the whole graph, as downstream nodes follow the parent's decision), but spans
 then take the SDK's general path (``tracer.start_span``), cheap only for the traces left out.
+
+Modules: ``_setup`` (the provider from ``OTEL_*``), ``_context`` (the metadata text),
+``_lifecycle`` (coordinator and daemon spans), ``_node`` (:class:`NodeTracing`), and its fast
+path: ``_lean`` (a tracer's cheap spans), ``_span`` (their type), ``_feeder`` (the queue of
+finished spans and its thread), ``_traceparent`` (the plain metadata text, sliced), ``_otlp``
+(OTLP bytes written directly) and ``_sdk``, the only module that touches OpenTelemetry's
+private names (the range of releases it is tested with is pinned in ``pyproject.toml``).
 """
 
 

@@ -10,6 +10,8 @@ from opentelemetry.trace import INVALID_SPAN_CONTEXT, SpanContext, TraceFlags
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.trace.span import TraceState
 
+from ._traceparent import ZERO_SPAN, ZERO_TRACE
+
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +61,7 @@ def parse_context(text: Any) -> SpanContext | None:
     if match is None:
         return None
     version, trace_id, span_id, flags, extra = match.groups()
-    if trace_id == "0" * 32 or span_id == "0" * 16 or version == "ff" or (version == "00" and extra):
+    if trace_id == ZERO_TRACE or span_id == ZERO_SPAN or version == "ff" or (version == "00" and extra):
         return None
     trace_state = TraceState.from_header([state]) if state is not None and len(state) <= _MAX_HEADER else None
     return SpanContext(int(trace_id, 16), int(span_id, 16), True, TraceFlags(int(flags, 16)), trace_state)

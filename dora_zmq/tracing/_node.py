@@ -11,18 +11,17 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 from opentelemetry.trace import Link, SpanContext, SpanKind
-from opentelemetry.trace.propagation import _SPAN_KEY
 
 from .._wire import OTEL_CONTEXT_KEY
+from . import _sdk
 from ._context import format_context, parse_context
-from ._lean import _FEED_AT, _SIZE_KEY, _LeanSpans
+from ._lean import _LeanSpans
 from ._setup import shutdown_tracing
 
 log = logging.getLogger(__name__)
-
-
+_SIZE_KEY = _sdk.SIZE_KEY
+_CURRENT_SPAN = _sdk.SPAN_KEY  # the Context key of the current span
 
 class NodeTracing:
     """Spans of one node: a consumer span per input handled, a producer span per output sent.
@@ -43,22 +42,20 @@ class NodeTracing:
         self._current_input = ""  # the input of the last INPUT event
         self._last_span: Any = None  # the consumer span of that event (not cleared when it ends)
         self._current_text: str | None = None
-        self._current_parts: Any = None  # _LeanSpans.parent_parts of it, once asked for
         self._token: Any = None
         self._latest: dict[str, Any] = {}  # input id -> consumer span of its latest message (but _current_input's)
-        self._links: tuple[Link, ...] | None = None  # links of the outputs sent now (cached)
+        self._fan_in: tuple[Link, ...] | None = None  # links of the outputs sent now (cached)
         self._inputs: dict[Any, tuple[str, dict[str, Any], str]] = {}  # id -> span name, attributes, str(id)
         self._outputs: dict[str, tuple[str, dict[str, Any]]] = {}  # id -> span name, attributes
         self._parsed: tuple[Any, Any] = (None, None)  # the last context text read, and its span context
         self._lean = _LeanSpans.create(self._tracer)
-        self._var = _context_var()
+        self._var = _sdk.context_var()
 
     def on_event(self, event: dict[str, Any]) -> None:
         """Called when ``next()`` returns: ends the previous input span, starts this one's."""
         # The message path. Every step of a paced message runs with cold caches, and costs
-        # about the memory it touches: so this is written flat (no helper calls; the span
-        # ended and the span started as LeanSpan.end/__init__ would, the context variable set
-        # directly), and takes what the feeding thread made ahead (see _LeanSpans._refill).
+        # about the memory it touches: so this sets the context variable directly and takes
+        # what the feeding thread made ahead (see _LeanSpans.input_span).
         lean = self._lean
         var = self._var
         is_input = event.get("type") == "INPUT"
@@ -67,23 +64,15 @@ class NodeTracing:
         if span is not None:
             self._current = None
             self._current_text = None
-            self._current_parts = None
             token = self._token
             if token is not None:
                 self._token = None
                 try:
-                    var.reset(token)  # what otel_context.detach(token) comes to
+                    var.reset(token)  # type: ignore[union-attr]  # what otel_context.detach(token) comes to
                 except (AttributeError, ValueError, RuntimeError):  # no variable, or a token of another context
                     otel_context.detach(token)  # the API's way (it reports a bad token)
-            if (
-                lean is not None and type(span) is lean._span and span._end_time is None and not span._dora_touched
-                and lean._multi._span_processors is lean._batch
-            ):
-                span._end_time = now
-                waiting = lean._waiting
-                waiting.append(span)
-                if len(waiting) == _FEED_AT:
-                    lean._wake.set()
+            if lean is not None:
+                lean.end_input(span, now)
             else:
                 span.end()
         if not is_input:
@@ -105,39 +94,15 @@ class NodeTracing:
             attrs = attrs.copy()
             attrs[_SIZE_KEY] = size
             span = self._sdk_start(name, SpanKind.CONSUMER, self._parse(text) if text else None, attrs)
-        elif lean._multi._span_processors is lean._batch:
-            spares = lean._spares
-            try:
-                spare = spares.pop() if spares else None  # (no exception raised when there is none)
-            except IndexError:  # another thread took the last one
-                spare = None
-            if spare is None:  # none made ahead (a burst)
-                span = lean._span(name, attrs, size, text)
-            else:  # LeanSpan.__init__, with this event's start time
-                span, context = spare
-                span._name = name
-                span._dora_attributes = attrs
-                span._dora_size = size
-                span._dora_text = text
-                span._start_time = now
-                if not text or not isinstance(text, str):  # no parent (a timer tick): a new trace
-                    roots = lean._roots  # what working its context out would make, made ahead
-                    try:
-                        root = roots.pop() if roots else None
-                    except IndexError:  # another thread took the last one
-                        root = None
-                    if root is not None:
-                        span._context, span._dora_parts = root
-                        span._parent = None
         else:
-            span = lean.consume(name, text, attrs, size)
+            span, context = lean.input_span(name, attrs, size, text, now)
         self._current = span
         self._current_text = text
         if key != self._current_input:  # another input than last time: the fan-in links change
             if self._last_span is not None:
                 self._latest[self._current_input] = self._last_span
             self._current_input = key
-            self._links = None
+            self._fan_in = None
         self._last_span = span
         if var is None:
             self._token = otel_context.attach(trace.set_span_in_context(span))
@@ -145,7 +110,7 @@ class NodeTracing:
         # What attach(set_span_in_context(span)) does, without its layers.
         base = var.get()
         if context is None or base:
-            context = Context({**base, _SPAN_KEY: span})
+            context = Context({**base, _CURRENT_SPAN: span})
         self._token = var.set(context)
 
     def _input_spec(self, input_id: Any, event: dict[str, Any]) -> tuple[str, dict[str, Any], str]:
@@ -165,12 +130,14 @@ class NodeTracing:
         else:
             parent = trace.get_current_span().get_span_context()
         # Fan-in: the other inputs' latest messages contributed too; link them.
-        links = self._links
+        links = self._fan_in
         if links is None:
-            links = self._links = tuple(Link(span.get_span_context()) for key, span in self._latest.items() if key != self._current_input)
+            others = (span for key, span in self._latest.items() if key != self._current_input)
+            links = self._fan_in = tuple(Link(span.get_span_context()) for span in others)
         spec = self._outputs.get(output_id)
         if spec is None:
-            spec = self._outputs[output_id] = (f"{self._node}/{output_id}", dict(self._attrs, **{"dora.output_id": output_id}))
+            output_attrs: dict[str, Any] = dict(self._attrs, **{"dora.output_id": output_id})
+            spec = self._outputs[output_id] = (f"{self._node}/{output_id}", output_attrs)
         name, attrs = spec
         out = dict(metadata) if metadata else {}
         lean = self._lean
@@ -183,34 +150,7 @@ class NodeTracing:
             span.end()
             out[OTEL_CONTEXT_KEY] = format_context(span.get_span_context())
             return out
-        if links or lean._multi._span_processors is not lean._batch:
-            out[OTEL_CONTEXT_KEY] = lean.produce(name, attrs, size, parent, links)
-            return out
-        # _LeanSpans.produce, inline, with the parent's parts kept for the next sends.
-        if parent is current:
-            parts = self._current_parts
-            if parts is None:
-                parts = self._current_parts = lean.parent_parts(current)
-        else:
-            last, parts = lean._format
-            if parent is not last:
-                parts = lean.parent_parts(parent)
-        if parts is None:  # a root: a new trace each time
-            out[OTEL_CONTEXT_KEY] = lean.produce(name, attrs, size, None, links)
-            return out
-        ids = lean._ids
-        try:
-            span_id, hex_id = ids.pop() if ids else lean.new_id()
-        except IndexError:  # another thread took the last one
-            span_id, hex_id = lean.new_id()
-        source, prefix, suffix, sampled = parts
-        if sampled:
-            start = time_ns()
-            waiting = lean._waiting
-            waiting.append((name, attrs, size, span_id, source, start, time_ns(), None, None))
-            if len(waiting) == _FEED_AT:
-                lean._wake.set()
-        out[OTEL_CONTEXT_KEY] = prefix + hex_id + suffix
+        out[OTEL_CONTEXT_KEY] = lean.produce(name, attrs, size, parent, links)
         return out
 
     def _parse(self, text: str) -> Any:
@@ -221,9 +161,13 @@ class NodeTracing:
             self._parsed = (text, context)
         return context
 
-    def _sdk_start(self, name: str, kind: SpanKind, parent: SpanContext | None, attrs: dict[str, Any], links: tuple[Link, ...] = ()) -> Any:
+    def _sdk_start(
+        self, name: str, kind: SpanKind, parent: SpanContext | None, attrs: dict[str, Any], links: tuple[Link, ...] = ()
+    ) -> Any:
         """A span from ``tracer.start_span`` (when :class:`_LeanSpans` cannot be used)."""
-        context = trace.set_span_in_context(trace.NonRecordingSpan(parent)) if parent is not None else otel_context.Context()
+        context = otel_context.Context()
+        if parent is not None:
+            context = trace.set_span_in_context(trace.NonRecordingSpan(parent))
         return self._tracer.start_span(name, context=context, kind=kind, attributes=attrs, links=list(links))
 
     def _end_current(self) -> None:
@@ -234,7 +178,6 @@ class NodeTracing:
             self._current.end()
             self._current = None
             self._current_text = None
-            self._current_parts = None
 
     def close(self) -> None:
         """End the open span and flush everything to the exporter (bounded)."""
@@ -244,22 +187,12 @@ class NodeTracing:
         shutdown_tracing(self._provider)
 
 
-def _context_var() -> ContextVar[Any] | None:
-    """The ``ContextVar`` behind OpenTelemetry's runtime context (None: another runtime context)."""
-    runtime = otel_context._RUNTIME_CONTEXT
-    if type(runtime) is ContextVarsRuntimeContext:
-        var = getattr(runtime, "_current_context", None)
-        if isinstance(var, ContextVar):
-            return var
-    return None
-
-
 def _detach(var: ContextVar[Any] | None, token: Any) -> None:
     """``otel_context.detach(token)``: straight to the context variable when possible."""
     if var is not None:
         try:
-            var.reset(token)
+            var.reset(token)  # what otel_context.detach(token) comes to
             return
-        except (ValueError, RuntimeError):  # made in another context: let the API report it
+        except (AttributeError, ValueError, RuntimeError):  # no variable, or a token of another context
             pass
-    otel_context.detach(token)
+    otel_context.detach(token)  # the API's way (it reports a bad token)

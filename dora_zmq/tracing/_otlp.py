@@ -32,12 +32,18 @@ from typing import Any
 
 from opentelemetry.trace import SpanContext, SpanKind
 
+from .._cache import BoundedCache
+from . import _sdk
+from ._traceparent import SPAN_ID, TRACE_ID
+
 log = logging.getLogger(__name__)
 
-_SIZE_KEY = "messaging.message.body.size"
+_SIZE_KEY = _sdk.SIZE_KEY
 _EXPORT_AT = 4096  # spans per request (about 0.2 kB each)
 _EXPORT_EVERY_S = 1.0  # ... or sooner: a span waits at most about this long for a request
-_WARN_EVERY_S = 30.0
+_WARN_EVERY_S = 30.0  # a failing collector is reported at most this often
+_HEADS = 4096  # span heads kept (name, kind, attribute dict): a node has a few per input and output
+_SIZES = 4096  # message size attributes kept (a stream's sizes repeat)
 
 # The fixed-size fields of a span, packed at once: trace id (field 1, 16 bytes), span id (2)
 # and parent span id (4, 8 bytes each, big-endian like the ids' bytes) ...
@@ -57,14 +63,19 @@ _LINK = struct.Struct(">HH16sHQBI")
 _LINK_TAG = 0x6A21  # field 13, length 33
 _LINK_FLAGS_TAG = 0x35
 _LINK_LOCAL, _LINK_REMOTE = (int.from_bytes(flags.to_bytes(4, "little"), "big") for flags in (0x100, 0x300))
-_KIND_CODES = {SpanKind.INTERNAL: 1, SpanKind.SERVER: 2, SpanKind.CLIENT: 3, SpanKind.PRODUCER: 4, SpanKind.CONSUMER: 5}
-_BYTE = [bytes((i,)) for i in range(128)]
+_KIND_CODES: dict[SpanKind, Any] = {  # (the protobuf enum's values)
+    SpanKind.INTERNAL: 1, SpanKind.SERVER: 2, SpanKind.CLIENT: 3, SpanKind.PRODUCER: 4, SpanKind.CONSUMER: 5,
+}
+_ONE_BYTE = 0x80  # a varint below this is one byte
+_BYTE = [bytes((i,)) for i in range(_ONE_BYTE)]
+_INT64 = (1 << 64) - 1
 
 
 def _varint(n: int) -> bytes:
-    if 0 <= n < 128:
+    """A protobuf varint (a negative ``n`` as an int64: two's complement, 10 bytes)."""
+    if 0 <= n < _ONE_BYTE:
         return _BYTE[n]
-    n &= (1 << 64) - 1  # int64: two's complement, 10 bytes
+    n &= _INT64
     out = bytearray()
     while n >= 0x80:
         out.append((n & 0x7F) | 0x80)
@@ -73,8 +84,8 @@ def _varint(n: int) -> bytes:
     return bytes(out)
 
 
-_LEN_MAX = 16384
-_LEN = [_varint(n) for n in range(_LEN_MAX)]  # the length prefixes of spans
+_LEN_MAX = 16384  # spans shorter than this (all but odd ones) take their length prefix from _LEN
+_LEN = [_varint(n) for n in range(_LEN_MAX)]
 
 
 def _field(tag: bytes, payload: bytes) -> bytes:
@@ -89,33 +100,34 @@ class OtlpDirect:
     :meth:`add` and :meth:`send`.
     """
 
-    def __init__(self, exporter: Any, resource: Any, scope: Any, span_type: type, readable: Any) -> None:
+    def __init__(self, exporter: Any, client: Any, resource: Any, scope: Any, span_type: type, readable: Any) -> None:
         from opentelemetry.context import attach, detach, set_value
         from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
         self._exporter = exporter
-        self._client = exporter._client
+        self._http = client  # the exporter's HTTP client (see _sdk.otlp_client)
         self._encode_spans = encode_spans
-        self._resource = resource
+        self._otel_resource = resource
         self._scope = scope
-        self._span_type = span_type
+        self._span_type: Any = span_type  # (its spans have dora_plain_ids: see _span)
         self._readable = readable  # _lean's maker of ReadableSpans (for the odd span)
-        self._static: dict[tuple[str, Any, int], tuple[Any, bytes]] = {}  # (name, kind, id(attrs)) -> (attrs, bytes)
-        self._sizes: dict[int, bytes] = {}  # message size -> its attribute's bytes
+        # (name, kind, id(attrs)) -> (attrs, bytes); and message size -> its attribute's bytes
+        self._static: BoundedCache[tuple[str, Any, int], tuple[Any, bytes]] = BoundedCache(_HEADS)
+        self._sizes: BoundedCache[int, bytes] = BoundedCache(_SIZES)
         self._chunks: list[bytes] = []  # encoded spans (each a ScopeSpans.spans field)
         self._first = 0.0  # when the oldest of them was added (monotonic)
         self._last_trace = ("", b"")  # the last trace id read from a metadata text: hex, bytes
         self._lost = 0  # spans not exported since the last warning
         self._warn_at = 0.0  # when a failed request may be reported again (monotonic)
         self._attach, self._detach, self._set_value = attach, detach, set_value
-        import opentelemetry.context as otel_context
-
-        self._suppress = getattr(otel_context, "_SUPPRESS_INSTRUMENTATION_KEY", None)
+        self._suppress = _sdk.suppress_key()
         # The request around the spans: ResourceSpans{resource, ScopeSpans{scope, spans}}, made
         # by the SDK's encoder from a template span, with the spans left out.
         from opentelemetry.sdk.trace import ReadableSpan
 
-        template = ReadableSpan(name="t", context=SpanContext(1, 1, False), resource=resource, instrumentation_scope=scope)
+        template = ReadableSpan(
+            name="t", context=SpanContext(1, 1, False), resource=resource, instrumentation_scope=scope
+        )
         request = encode_spans([template])
         resource_spans = request.resource_spans[0]
         scope_spans = resource_spans.scope_spans[0]
@@ -134,11 +146,10 @@ class OtlpDirect:
             if len(processors) != 1 or type(processors[0]) is not BatchSpanProcessor:
                 return None
             exporter = processors[0].span_exporter
-            if type(exporter) is not OTLPSpanExporter or not callable(getattr(getattr(exporter, "_client", None), "export", None)):
+            client = _sdk.otlp_client(exporter) if type(exporter) is OTLPSpanExporter else None
+            if client is None:
                 return None
-            if type(getattr(exporter, "_metrics", None)).__name__ != "NoOpExporterMetrics":
-                return None  # the exporter's own metrics are on: let it count its requests
-            return cls(exporter, tracer.resource, tracer._instrumentation_scope, span_type, readable)
+            return cls(exporter, client, tracer.resource, _sdk.instrumentation_scope(tracer), span_type, readable)
         except Exception:  # an SDK or exporter this does not know: the batch processor does it
             log.debug("direct OTLP encoding unavailable", exc_info=True)
             return None
@@ -147,6 +158,7 @@ class OtlpDirect:
 
     def add(self, finished: Any) -> None:
         """Encode a finished span (a span of ``span_type`` or a producer span's fields)."""
+        chunk: bytes | None
         if type(finished) is tuple:
             chunk = self._producer(*finished)
         else:
@@ -159,8 +171,8 @@ class OtlpDirect:
     def _trace_bytes(self, text: str) -> bytes:
         """The trace id in a plain metadata text (``traceparent:00-<trace id>-...``), as bytes."""
         last, value = self._last_trace
-        if text[15:47] != last:
-            last = text[15:47]
+        if text[TRACE_ID] != last:
+            last = text[TRACE_ID]
             value = bytes.fromhex(last)
             self._last_trace = (last, value)
         return value
@@ -174,21 +186,20 @@ class OtlpDirect:
         """The bytes of name, kind and ``attrs`` (made once per span name, kind and attribute dict)."""
         key = (name, kind, id(attrs))
         entry = self._static.get(key)
-        if entry is None or entry[0] is not attrs:
-            if len(self._static) > 4096:
-                self._static.clear()
+        if entry is None or entry[0] is not attrs:  # (an id may be reused once its dict is gone)
             from opentelemetry.proto.trace.v1.trace_pb2 import Span as PB2Span
 
-            head = PB2Span(name=name, kind=_KIND_CODES[kind]).SerializeToString() + self._attributes(attrs)
-            entry = self._static[key] = (attrs, head)
+            head = PB2Span(name=name, kind=_KIND_CODES[kind]).SerializeToString() + self._attribute_bytes(attrs)
+            entry = self._static.put(key, (attrs, head))
         return entry[1]
 
-    def _attributes(self, attrs: dict[str, Any]) -> bytes:
+    def _attribute_bytes(self, attrs: dict[str, Any]) -> bytes:
         """The bytes of the attributes ``attrs``, as the SDK's encoder writes them."""
         from opentelemetry.sdk.trace import ReadableSpan
 
         template = ReadableSpan(
-            name="t", context=SpanContext(1, 1, False), attributes=attrs, resource=self._resource, instrumentation_scope=self._scope,
+            name="t", context=SpanContext(1, 1, False), attributes=attrs, resource=self._otel_resource,
+            instrumentation_scope=self._scope,
         )
         span = self._encode_spans([template]).resource_spans[0].scope_spans[0].spans[0]
         return b"".join(_field(b"J", kv.SerializeToString()) for kv in span.attributes)
@@ -196,18 +207,17 @@ class OtlpDirect:
     def _size(self, size: Any) -> bytes:
         """The bytes of the message size attribute."""
         if type(size) is not int:
-            return self._attributes({_SIZE_KEY: size})
+            return self._attribute_bytes({_SIZE_KEY: size})
         out = self._sizes.get(size)
         if out is None:
-            if len(self._sizes) > 4096:
-                self._sizes.clear()
             value = b"\x18" + _varint(size)  # AnyValue.int_value (field 3)
-            out = self._sizes[size] = _field(b"J", _field(b"\n", _SIZE_KEY.encode()) + _field(b"\x12", value))
+            out = self._sizes.put(size, _field(b"J", _field(b"\n", _SIZE_KEY.encode()) + _field(b"\x12", value)))
         return out
 
     def _producer(
-        self, name: str, attrs: dict[str, Any], size: Any, span_id: int, parent: Any, start: int, end: int, trace_id: Any, flags: Any
-    ) -> bytes:
+        self, name: str, attrs: dict[str, Any], size: Any, span_id: int, parent: Any, start: int, end: int,
+        trace_id: Any, flags: Any,
+    ) -> bytes | None:
         """A producer span from its fields (``_LeanSpans.produce``)."""
         if _SIZE_KEY in attrs:  # (not dora_zmq's attributes) the size replaces it: as the SDK would
             return self._generic((name, attrs, size, span_id, parent, start, end, trace_id, flags))
@@ -217,7 +227,8 @@ class OtlpDirect:
         else:
             plain = parent.dora_plain_ids() if type(parent) is self._span_type else None
             if plain is not None:  # a consumer span of this node, its context not worked out
-                ids = _IDS.pack(_TAG_TRACE_ID, self._trace_bytes(plain[0]), _TAG_SPAN_ID, span_id, _TAG_PARENT_ID, plain[1])
+                trace_bytes = self._trace_bytes(plain[0])
+                ids = _IDS.pack(_TAG_TRACE_ID, trace_bytes, _TAG_SPAN_ID, span_id, _TAG_PARENT_ID, plain[1])
                 remote = _HAS_IS_REMOTE
             else:
                 if not isinstance(parent, SpanContext):
@@ -236,13 +247,12 @@ class OtlpDirect:
 
     def _span(self, span: Any) -> bytes | None:
         """A span of ``span_type`` (None: not sampled, nothing to export)."""
-        fields = span.__dict__
-        size = span._dora_size
-        if span._dora_touched or span._status is not self._span_type._status or (size is not None and _SIZE_KEY in span._dora_attributes):
+        fields = span.export_fields()
+        if fields is None:
             return self._generic(span)  # (a user's attribute, event or status; or a size attribute in attrs)
-        links = fields.get("_links")
+        name, kind, attrs, size, links, start, end = fields
         if links is not None:  # (an output of a node with several inputs)
-            link_bytes = self._links(links)
+            link_bytes = self._link_bytes(links)
             if link_bytes is None:
                 return self._generic(span)
         else:
@@ -252,13 +262,14 @@ class OtlpDirect:
             text, span_id, sampled = plain
             if not sampled:
                 return None
-            ids = _IDS.pack(_TAG_TRACE_ID, self._trace_bytes(text), _TAG_SPAN_ID, span_id, _TAG_PARENT_ID, int(text[48:64], 16))
+            parent_id = int(text[SPAN_ID], 16)
+            ids = _IDS.pack(_TAG_TRACE_ID, self._trace_bytes(text), _TAG_SPAN_ID, span_id, _TAG_PARENT_ID, parent_id)
             remote = _REMOTE
         else:
-            context = span._context
+            context = span.get_span_context()
             if not context.trace_flags.sampled:
                 return None
-            parent = span._parent
+            parent = span.parent_context()
             if parent is None:
                 ids = _ROOT_IDS.pack(_TAG_TRACE_ID, context.trace_id.to_bytes(16, "big"), _TAG_SPAN_ID, context.span_id)
                 remote = _HAS_IS_REMOTE
@@ -269,14 +280,14 @@ class OtlpDirect:
             state = context.trace_state
             if state:
                 ids += _field(b"\x1a", ",".join(f"{k}={v}" for k, v in state.items()).encode())
-        head = self._head(span._name, span._kind, span._dora_attributes)
+        head = self._head(name, kind, attrs)
         size_bytes = b"" if size is None else self._size(size)
         n = len(ids) + len(head) + len(size_bytes) + len(link_bytes) + _TAIL_LEN
-        tail = _TAIL.pack(_STATUS_UNSET, _FLAGS_TAG, remote, _START_TAG, span._start_time, _END_TAG, span._end_time)
+        tail = _TAIL.pack(_STATUS_UNSET, _FLAGS_TAG, remote, _START_TAG, start, _END_TAG, end)
         return b"".join((b"\x12", _LEN[n] if n < _LEN_MAX else _varint(n), ids, head, size_bytes, link_bytes, tail))
 
     @staticmethod
-    def _links(links: Any) -> bytes | None:
+    def _link_bytes(links: Any) -> bytes | None:
         """The bytes of a span's links (None: one has attributes, or some were dropped)."""
         if getattr(links, "dropped", 0):
             return None
@@ -287,7 +298,8 @@ class OtlpDirect:
             context = link.context
             remote = _LINK_REMOTE if context.is_remote else _LINK_LOCAL
             trace_id = context.trace_id.to_bytes(16, "big")
-            out.append(_LINK.pack(_LINK_TAG, _TAG_TRACE_ID, trace_id, _TAG_SPAN_ID, context.span_id, _LINK_FLAGS_TAG, remote))
+            span_id = context.span_id
+            out.append(_LINK.pack(_LINK_TAG, _TAG_TRACE_ID, trace_id, _TAG_SPAN_ID, span_id, _LINK_FLAGS_TAG, remote))
         return b"".join(out)
 
     def _generic(self, finished: Any) -> bytes | None:
@@ -295,7 +307,7 @@ class OtlpDirect:
         readable = self._readable(finished)
         if readable is None:
             return None
-        body = self._encode_spans([readable]).resource_spans[0].scope_spans[0].spans[0].SerializeToString()
+        body: bytes = self._encode_spans([readable]).resource_spans[0].scope_spans[0].spans[0].SerializeToString()
         return b"\x12" + _varint(len(body)) + body
 
     # -- sending ---------------------------------------------------------------------------
@@ -313,7 +325,7 @@ class OtlpDirect:
         if not chunks:
             return
         self._chunks = []
-        if getattr(self._exporter, "_shutdown", False):
+        if _sdk.exporter_shut_down(self._exporter):
             log.info("tracing: the exporter was shut down; %d spans dropped", len(chunks))
             return
         # ExportTraceServiceRequest{resource_spans: ResourceSpans{..., scope_spans: ScopeSpans{..., spans}}},
@@ -324,7 +336,7 @@ class OtlpDirect:
         data = b"".join((b"\n", _varint(resource_len), self._resource_head, b"\x12", head, self._scope_head, *chunks))
         token = self._attach(self._set_value(self._suppress, True)) if self._suppress is not None else None
         try:
-            result = self._client.export(data)
+            result = self._http.export(data)
             if not getattr(result, "success", False):
                 self._failed(len(chunks), getattr(result, "reason", None) or getattr(result, "error", None))
         except Exception as exc:  # noqa: BLE001 - a failing collector must not stop the feeding thread

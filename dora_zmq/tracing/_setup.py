@@ -5,15 +5,26 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from opentelemetry import trace
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
 
 
 log = logging.getLogger(__name__)
 
 _EXPORT_TIMEOUT_S = 2.0  # a dead collector must never hold a node up for long
 _FLUSH_AT_EXIT_S = 5.0
+# Few, large exports: a request per 4096 spans (or per second) costs less than one per 512,
+# and bounds the flush at exit with a dead collector (each failed batch takes about 1 s of
+# retries) to 2 batches instead of 16.
+_BATCH_QUEUE = 8192  # spans the batch processor keeps (it drops beyond)
+_BATCH_SIZE = 4096  # spans per request
+_BATCH_DELAY_MS = 1000  # ... or a request per second
+_SDK_LOG_EVERY_S = 30.0  # the SDK's per-span and per-retry warnings, at most once per this
+_LOG_KEY_CHARS = 60  # warnings are told apart by this much of their text (the rest holds counts, ids)
 
 
 class TracingConfig:
@@ -41,7 +52,7 @@ def tracing_config(env: Mapping[str, str] | None = None) -> TracingConfig | None
     return TracingConfig(exporter, endpoint)
 
 
-def setup_tracing(service: str, attributes: Mapping[str, Any] | None = None) -> trace.TracerProvider | None:
+def setup_tracing(service: str, attributes: Mapping[str, Any] | None = None) -> TracerProvider | None:
     """A tracer provider for this process, or None when tracing is off.
 
     The provider is also made the global one, so the user's own
@@ -57,7 +68,8 @@ def setup_tracing(service: str, attributes: Mapping[str, Any] | None = None) -> 
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 
-    resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME") or service, "host.name": socket.gethostname(), **(attributes or {})})
+    service_name = os.environ.get("OTEL_SERVICE_NAME") or service
+    resource = Resource.create({"service.name": service_name, "host.name": socket.gethostname(), **(attributes or {})})
     _quiet_sdk_logs()
     provider = TracerProvider(resource=resource)
     if config.exporter == "console":
@@ -66,13 +78,10 @@ def setup_tracing(service: str, attributes: Mapping[str, Any] | None = None) -> 
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         exporter = OTLPSpanExporter(timeout=_EXPORT_TIMEOUT_S)
-    # Few, large exports: a request per 4096 spans (or per second) costs less than one per 512,
-    # and bounds the flush at exit with a dead collector (each failed batch takes about 1 s of
-    # retries) to 2 batches instead of 16.
     provider.add_span_processor(
         BatchSpanProcessor(
-            exporter, max_queue_size=8192, max_export_batch_size=4096, schedule_delay_millis=1000,
-            export_timeout_millis=_EXPORT_TIMEOUT_S * 1000,
+            exporter, max_queue_size=_BATCH_QUEUE, max_export_batch_size=_BATCH_SIZE,
+            schedule_delay_millis=_BATCH_DELAY_MS, export_timeout_millis=_EXPORT_TIMEOUT_S * 1000,
         )
     )
     trace.set_tracer_provider(provider)
@@ -80,7 +89,7 @@ def setup_tracing(service: str, attributes: Mapping[str, Any] | None = None) -> 
     return provider
 
 
-_process_provider: Any = None
+_process_provider: TracerProvider | None = None
 
 
 class _RateLimit(logging.Filter):
@@ -90,7 +99,7 @@ class _RateLimit(logging.Filter):
     thousands of lines per second in the node's log, and real CPU time on the hot path.
     """
 
-    def __init__(self, interval: float = 30.0) -> None:
+    def __init__(self, interval: float = _SDK_LOG_EVERY_S) -> None:
         super().__init__()
         self._interval = interval
         self._last: dict[str, float] = {}
@@ -98,7 +107,7 @@ class _RateLimit(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         import time
 
-        key = str(record.msg)[:60]
+        key = str(record.msg)[:_LOG_KEY_CHARS]
         now = time.monotonic()
         if now - self._last.get(key, -self._interval) < self._interval:
             return False

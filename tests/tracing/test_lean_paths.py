@@ -23,7 +23,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from dora_zmq.tracing import NodeTracing
-from dora_zmq.tracing._lean import _child_text_parts
+from dora_zmq.tracing._traceparent import child_text_parts as _child_text_parts
 
 from .test_node_spans import KEY, _event, _normalize, _run
 
@@ -204,19 +204,19 @@ def test_fan_in_links_name_the_latest_message_of_every_other_input(monkeypatch: 
 
 
 def test_spans_dropped_for_want_of_room_are_reported(caplog: pytest.LogCaptureFixture) -> None:
-    from dora_zmq.tracing import _lean
+    from dora_zmq.tracing import _feeder
 
     nt, _ = _tracing()
     try:
         lean = nt._lean
-        with lean._feed_lock:  # the feeding thread waits: the deque fills up
-            for i in range(_lean._MAX_WAITING + 10):
+        with lean.feeder.lock:  # the feeding thread waits: the deque fills up
+            for i in range(_feeder._MAX_WAITING + 10):
                 nt.on_event(_event("a", TEXTS[0], pa.array([i % 256], pa.uint8())))
-        with caplog.at_level("WARNING", logger="dora_zmq.tracing._lean"):
+        with caplog.at_level("WARNING", logger="dora_zmq.tracing._feeder"):
             lean.feed()
             lean.feed()
         assert [r.getMessage() for r in caplog.records].count(
-            f"tracing: more than {_lean._MAX_WAITING} spans were waiting for export; the oldest were dropped"
+            f"tracing: more than {_feeder._MAX_WAITING} spans were waiting for export; the oldest were dropped"
         ) == 1
     finally:
         nt.close()

@@ -207,7 +207,7 @@ def test_spans_reach_the_exporter_without_close() -> None:
         assert any(t.name == "dora-otel-spans" for t in threading.enumerate())
     finally:
         nt.close()
-    assert not any(t.name == "dora-otel-spans" and t.is_alive() for t in threading.enumerate() if t is nt._lean._feeder)
+    assert not any(t.name == "dora-otel-spans" and t.is_alive() for t in threading.enumerate() if t is nt._lean.feeder.thread)
 
 
 def test_falls_back_to_start_span_with_another_sampler() -> None:

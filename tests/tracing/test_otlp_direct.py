@@ -32,7 +32,7 @@ from .test_node_spans import KEY, _event, _scenario, _single_input
 class _Collector:
     """A local OTLP/HTTP endpoint keeping every request body (or failing them all)."""
 
-    def __init__(self, status: int = 200) -> None:
+    def __init__(self, status: int = 200, port: int = 0) -> None:
         self.bodies: list[bytes] = []
         collector = self
 
@@ -47,7 +47,7 @@ class _Collector:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
         self.endpoint = f"http://127.0.0.1:{self._server.server_address[1]}/v1/traces"
@@ -87,7 +87,7 @@ def _run_direct(monkeypatch: pytest.MonkeyPatch, scenario: Any) -> tuple[list[Ex
     try:
         provider = _provider(collector)
         nt = NodeTracing(provider, "node-x", "df", "m1")
-        assert nt._lean is not None and nt._lean._direct is not None
+        assert nt._lean is not None and nt._lean.direct is not None
         scenario(nt, provider.get_tracer("user"))
         nt.close()
         return collector.requests(), readables, collector
@@ -185,7 +185,7 @@ def test_a_processor_added_later_gets_every_span_from_then_on() -> None:
         nt.on_event(_event("a", TEXTS[0]))
         nt.on_send("out", None, 2)
         nt.close()
-        assert nt._lean._direct is None
+        assert nt._lean.direct is None
         # the first send went out directly; the first input span ended after the processor came
         assert len(_spans(collector.requests())) == 4
         assert sorted(s.name for s in memory.get_finished_spans()) == ["node-x/a", "node-x/a", "node-x/out"]
@@ -207,9 +207,45 @@ def test_a_failing_collector_is_reported_now_and_then(caplog: pytest.LogCaptureF
         assert len(collector.bodies) == 3
         warnings = [r.getMessage() for r in caplog.records if "could not export" in r.getMessage()]
         assert len(warnings) == 1 and "could not export 1 spans" in warnings[0]  # the next ones in 30 s
-        assert nt._lean._direct._lost == 2
+        assert nt._lean.direct._lost == 2
     finally:
         collector.close()
+
+
+def test_a_dead_collector_drops_and_counts_what_failed_keeps_nothing_and_gets_what_follows(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on (yet)
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    provider = TracerProvider(resource=Resource.create({"service.name": "node-x"}))
+    exporter = OTLPSpanExporter(endpoint=f"http://127.0.0.1:{port}/v1/traces", timeout=1)
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    nt = NodeTracing(provider, "node-x", "df", "m1")
+    collector = None
+    try:
+        direct = nt._lean.direct
+        assert direct is not None
+        for i in range(3):  # 3 messages in, 3 out: the first 2 input spans end here, the third later
+            nt.on_event(_event("a", TEXTS[0]))
+            assert nt.on_send("out", None, i)[KEY].startswith("traceparent:00-")
+        nt._lean.feed(True)  # the request fails (connection refused, after the exporter's retries)
+        assert direct.pending() == 0  # dropped: nothing kept for later ...
+        reports = [r.getMessage() for r in caplog.records if "tracing: could not export" in r.getMessage()]
+        assert len(reports) == 1 and "could not export 5 spans" in reports[0]  # ... and counted
+        collector = _Collector(port=port)
+        nt.on_event(_event("b", TEXTS[0]))
+        nt.on_send("out", None, 9)
+        nt.close()
+        got = sorted(s.name for s in _spans(collector.requests()).values())
+        assert got == ["node-x/a", "node-x/b", "node-x/out"]  # what ended once it was back
+    finally:
+        if collector is not None:
+            collector.close()
+        else:
+            nt.close()
 
 
 def test_other_exporters_keep_the_batch_processor() -> None:
@@ -217,7 +253,7 @@ def test_other_exporters_keep_the_batch_processor() -> None:
     provider.add_span_processor(BatchSpanProcessor(InMemorySpanExporter()))
     nt = NodeTracing(provider, "n", "df", "m")
     try:
-        assert nt._lean is not None and nt._lean._direct is None
+        assert nt._lean is not None and nt._lean.direct is None
     finally:
         nt.close()
 
