@@ -24,6 +24,14 @@ _HINTS: dict[type, dict[str, Any]] = {}
 T = TypeVar("T")
 
 
+if typing.TYPE_CHECKING:  # type checkers see a message's fields as __init__ parameters (3.10 has no typing's)
+    from typing_extensions import dataclass_transform
+else:
+    def dataclass_transform(**_: Any) -> Any:  # noqa: D103
+        return lambda decorator: decorator
+
+
+@dataclass_transform(frozen_default=True)
 def control_message(cls: type[T]) -> type[T]:
     """Class decorator: make ``cls`` a frozen, slotted dataclass known to the codec."""
     data_cls = dataclasses.dataclass(frozen=True, slots=True)(cls)
@@ -100,7 +108,7 @@ def _convert(hint: Any, value: Any) -> Any:
             except TypeError as exc:
                 errors.append(str(exc))
         raise TypeError("; ".join(errors) or f"unexpected {type(value).__name__}")
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         if not isinstance(value, dict):
             raise TypeError(f"expected an object for {hint.__name__}, got {type(value).__name__}")
         return _from_plain(hint, value)
