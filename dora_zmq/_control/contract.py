@@ -89,9 +89,9 @@ def _seconds(env: str, default: float) -> float:
 MACHINE_WAIT_S = _seconds("DORA_ZMQ_MACHINE_WAIT", 10.0)
 #: Start-up: a node whose daemon has not confirmed its process (a resource sample, its
 #: registration or its exit) this long after the nodes were sent to it (or after the last
-#: chunk of a shipped folder arrived there) fails the dataflow (``DORA_ZMQ_START_TIMEOUT``).
+#: chunk of a shipped folder arrived there) fails the dataflow (``DORA_ZMQ_SPAWN_TIMEOUT``).
 #: Generous: 100 Python nodes take about 7 s to spawn on 2 busy cores.
-START_CONFIRM_S = _seconds("DORA_ZMQ_START_TIMEOUT", 60.0)
+START_CONFIRM_S = _seconds("DORA_ZMQ_SPAWN_TIMEOUT", 60.0)
 #: End of a stream: after an upstream's exit notice, an input waits this long (since the last
 #: message that came from it) for the rest of its messages, then closes and counts the rest
 #: as lost in transit (``node._stream_end``).

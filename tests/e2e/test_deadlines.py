@@ -86,7 +86,7 @@ def _setup(dora: Any, tmp_path: Path, **env: str) -> tuple[dict[str, str], MuteD
 
 
 def test_a_spawn_never_confirmed_fails_the_start(dora, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    env, daemon = _setup(dora, tmp_path, DORA_ZMQ_START_TIMEOUT=f"{START_S:g}")
+    env, daemon = _setup(dora, tmp_path, DORA_ZMQ_SPAWN_TIMEOUT=f"{START_S:g}")
     try:
         run = dora("start", "dataflow.yml", "--attach", "--ship", "never", env=env, cwd=tmp_path)
         daemon.spawned.get(timeout=20)
