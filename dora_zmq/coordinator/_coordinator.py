@@ -396,7 +396,8 @@ class Coordinator:
         now = time.monotonic()
         # The daemons keep the earliest end of grace asked for; so does the deadline.
         run.stop_term_at = min(run.stop_term_at or float("inf"), now + max(0.0, grace))
-        run.stop_deadline = min(run.stop_deadline or float("inf"), now + ctl.stop_bound(grace))
+        if run.stop_deadline is None or now + ctl.stop_bound(grace) < run.stop_deadline:
+            run.stop_deadline, run.stop_grace = now + ctl.stop_bound(grace), max(0.0, grace)
         span = self._open_span(run, "stop", f"stop dataflow {run.name}", grace_s=grace)
         self._broadcast(run, ctl.StopNodes(run.id, grace, trace_context=self._tracer.context_of(span)))
         run.stop_sent.update(dict.fromkeys(run.daemons, now))
@@ -666,7 +667,7 @@ class Coordinator:
             reason = f"exit not confirmed within the stop's deadline: {why}"
             run.nodes[node] = NodeState.UNCONFIRMED
             run.failures.append(ctl.FailureRecord(node, reason=reason, machine=machine))
-            lines.append(f"{node} on {_machine_name(machine)}: {why}")
+            lines.append(f"node '{node}' on {_machine_name(machine)}: {why}")
             at, _, _ = run.add_log(node, "dora", f"node '{node}': {reason}")
             self._notify(run, ctl.LogLine(run.id, node, f"node '{node}': {reason}", "dora", at))
         run.deadline_passed_at = now
@@ -674,8 +675,8 @@ class Coordinator:
             self._finish(run, Status.FAILED if run.failures else Status.FINISHED)
             return
         run.pending_error = (
-            f"the stop was not confirmed within its deadline (the grace, {ctl.KILL_AFTER_TERM_S:g} s to SIGKILL, "
-            f"{ctl.STOP_MARGIN_S:g} s margin); exit not confirmed of " + "; ".join(lines)
+            f"stop not confirmed within its deadline ({ctl.stop_bound(run.stop_grace):g} s: grace {run.stop_grace:g} s "
+            f"+ {ctl.KILL_AFTER_TERM_S:g} s to SIGKILL + {ctl.STOP_MARGIN_S:g} s margin); exit unconfirmed of " + "; ".join(lines)
         )
         log.warning("dataflow %s: %s", run.name, run.pending_error)
         self._finish(run, Status.FAILED)

@@ -127,6 +127,7 @@ class DataflowRun:
     placed_at: float = 0.0  # Unix time its nodes were sent to their daemons (start-up deadline)
     stop_term_at: float | None = None  # monotonic: when the stop's grace ends (the earliest asked)
     stop_deadline: float | None = None  # monotonic: when a stopping run ends anyway (contract.stop_bound)
+    stop_grace: float = 0.0  # the grace period that deadline was set for
     stop_sent: dict[bytes, float] = field(default_factory=dict)  # daemon -> monotonic time StopNodes went
     deadline_passed_at: float | None = None  # monotonic: the stop's deadline ended it with nodes unconfirmed
     # For the daemons only (SpawnNodes): they derive each node's data-plane reader token from it.

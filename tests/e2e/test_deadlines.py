@@ -117,7 +117,7 @@ def test_a_stop_never_confirmed_ends_at_its_bound_and_a_late_exit_updates_it(dor
         assert took < bound + SLACK_S, result.output
         assert result.returncode == 1, result.output
         assert "exit not confirmed within the stop's deadline" in result.stderr, result.output
-        assert "muted on machine 'mute': no report from its daemon (connected" in result.stderr, result.output
+        assert "exit unconfirmed of node 'muted' on machine 'mute': no report from its daemon (connected" in result.stderr, result.output
         # The exit is reported after all: the record says so, the dataflow stays ended.
         daemon.outbox.put(ctl.NodeExited(df_id, "muted", 0, None, False, machine="mute", sent={}))
         deadline = time.monotonic() + 20

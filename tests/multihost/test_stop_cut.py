@@ -29,34 +29,9 @@ import pytest
 from dora_zmq._control.contract import stop_bound
 
 from .cluster import Cluster, write_files
+from .test_stream_end_cut import SINK, SOURCE
 
 pytestmark = pytest.mark.netns
-
-SOURCE = """
-    import pyarrow as pa
-    from dora_zmq import Node
-    node = Node()
-    sent = 0
-    for event in node:
-        if event["type"] == "INPUT" and event["id"] == "tick":
-            node.send_output("n", pa.array([sent], type=pa.int64()))
-            sent += 1
-            if sent == {limit}:
-                break
-    print("source sent", sent, flush=True)
-"""
-
-SINK = """
-    from dora_zmq import Node
-    node = Node()
-    n = 0
-    for event in node:
-        if event["type"] == "INPUT":
-            n += 1
-            if n == 20:
-                print("sink got 20", flush=True)
-    print(f"sink total {n}", flush=True)
-"""
 
 FLOW = """
 nodes:
@@ -79,7 +54,8 @@ SLACK_S = 4.0
 
 def _cluster(network: Any, dora: Any, tmp_path: Path, limit: int) -> tuple[Cluster, Any, Any]:
     h1, h2 = network.add_host("h1"), network.add_host("h2")
-    write_files(tmp_path, {"source.py": SOURCE.replace("{limit}", str(limit)), "sink.py": SINK, "dataflow.yml": FLOW})
+    source = SOURCE.replace("if sent == 250:", f"if sent == {limit}:")
+    write_files(tmp_path, {"source.py": source, "sink.py": SINK, "dataflow.yml": FLOW})
     # The cut daemon must outlive the cut: only the stop's deadline may end the stop.
     env = {"DORA_ZMQ_DAEMON_TIMEOUT": "60", "DORA_ZMQ_DAEMON_HUNG_TIMEOUT": "120"}
     cluster = Cluster(network, dora, tmp_path, env=env)
@@ -87,6 +63,19 @@ def _cluster(network: Any, dora: Any, tmp_path: Path, limit: int) -> tuple[Clust
     cluster.start_daemon(h1)
     cluster.start_daemon(h2)
     return cluster, h1, h2
+
+
+def _start_cut_stop(cluster: Cluster, network: Any, h1: Any, h2: Any, name: str, grace: float) -> tuple[Any, float, float]:
+    """Start attached, cut h2 once the sink has data, `stop`: the attached CLI, when h2 was cut and when the
+    coordinator had the stop (the `stop` command returned: starting a CLI process takes up to
+    seconds on a loaded machine, and the bound counts from the coordinator's receipt)."""
+    run = cluster.cli(h1, "start", "dataflow.yml", "--attach", "--name", name)
+    run.wait_for_line(r"sink got 20", timeout=60)
+    network.cut(h2)
+    cut_at = time.monotonic()
+    stopped = cluster.cli(h1, "stop", name, "--grace-duration", f"{grace:g}s").wait(20)
+    assert stopped.returncode == 0, stopped.output
+    return run, cut_at, time.monotonic()
 
 
 def _listed(cluster: Cluster, h1: Any) -> dict[str, Any]:
@@ -108,13 +97,8 @@ def _wait_listed(cluster: Cluster, h1: Any, check: Any, timeout: float) -> dict[
 @pytest.mark.timeout(150)
 def test_stop_ends_at_its_bound_while_a_host_is_cut(network, dora, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     cluster, h1, h2 = _cluster(network, dora, tmp_path, limit=10**9)  # the source runs until stopped
-    run = cluster.cli(h1, "start", "dataflow.yml", "--attach", "--name", "cut")
-    run.wait_for_line(r"sink got 20", timeout=60)
-    network.cut(h2)
     try:
-        asked = time.monotonic()
-        stopped = cluster.cli(h1, "stop", "cut", "--grace-duration", f"{GRACE_S:g}s").wait(20)
-        assert stopped.returncode == 0, stopped.output
+        run, _, asked = _start_cut_stop(cluster, network, h1, h2, "cut", GRACE_S)
         result = run.wait(stop_bound(GRACE_S) + SLACK_S + 10)
         took = time.monotonic() - asked
         print(f"stop with h2 cut: ended {took:.1f} s after `stop` (bound {stop_bound(GRACE_S):g} s)")
@@ -144,14 +128,9 @@ def test_stop_ends_at_its_bound_while_a_host_is_cut(network, dora, tmp_path: Pat
 def test_stop_after_a_short_cut_over_the_end_confirms_every_exit(network, dora, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     grace = 3.0  # the bound (10 s) outlasts the 5 s cut and the reconnection after it
     cluster, h1, h2 = _cluster(network, dora, tmp_path, limit=250)  # ends 2.5 s after its start
-    run = cluster.cli(h1, "start", "dataflow.yml", "--attach", "--name", "short")
-    run.wait_for_line(r"sink got 20", timeout=60)
-    network.cut(h2)
     try:
-        asked = time.monotonic()
-        stopped = cluster.cli(h1, "stop", "short", "--grace-duration", f"{grace:g}s").wait(20)
-        assert stopped.returncode == 0, stopped.output
-        time.sleep(max(0.0, 5.0 - (time.monotonic() - asked)))  # the outage itself, not a synchronisation
+        run, cut_at, asked = _start_cut_stop(cluster, network, h1, h2, "short", grace)
+        time.sleep(max(0.0, 5.0 - (time.monotonic() - cut_at)))  # the outage itself, not a synchronisation
     finally:
         network.restore(h2)
     result = run.wait(stop_bound(grace) + SLACK_S + 10)
