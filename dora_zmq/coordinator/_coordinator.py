@@ -388,6 +388,8 @@ class Coordinator:
         self.channel.send(ctl.Ok(f"stopping dataflow '{run.name}'"), to=peer)
 
     def _stop_run(self, run: DataflowRun, grace: float) -> None:
+        if run.finished:  # e.g. a node's STOP_ALL that arrives after the end: it stays ended
+            return
         run.stopped = True
         if run.status == Status.PENDING:
             self._finish(run, Status.FINISHED)
