@@ -70,16 +70,16 @@ def _start_cut_stop(cluster: Cluster, network: Any, h1: Any, h2: Any, name: str,
     coordinator had the stop (the `stop` command returned: starting a CLI process takes up to
     seconds on a loaded machine, and the bound counts from the coordinator's receipt)."""
     run = cluster.cli(h1, "start", "dataflow.yml", "--attach", "--name", name)
-    run.wait_for_line(r"sink got 20", timeout=60)
+    run.wait_for_line(r"sink got 20", timeout=120)
     network.cut(h2)
     cut_at = time.monotonic()
-    stopped = cluster.cli(h1, "stop", name, "--grace-duration", f"{grace:g}s").wait(20)
+    stopped = cluster.cli(h1, "stop", name, "--grace-duration", f"{grace:g}s").wait(60)
     assert stopped.returncode == 0, stopped.output
     return run, cut_at, time.monotonic()
 
 
 def _listed(cluster: Cluster, h1: Any) -> dict[str, Any]:
-    listed = cluster.cli(h1, "list", "--format", "json").wait(20)
+    listed = cluster.cli(h1, "list", "--format", "json").wait(60)  # a CLI process: seconds on a loaded machine
     runs = json.loads(listed.stdout)["dataflows"]
     assert len(runs) == 1, listed.output
     return runs[0]  # type: ignore[no-any-return]
@@ -94,7 +94,7 @@ def _wait_listed(cluster: Cluster, h1: Any, check: Any, timeout: float) -> dict[
         time.sleep(0.5)  # polling `list` (a CLI process each time): nothing to wait on here
 
 
-@pytest.mark.timeout(150)
+@pytest.mark.timeout(300)
 def test_stop_ends_at_its_bound_while_a_host_is_cut(network, dora, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     cluster, h1, h2 = _cluster(network, dora, tmp_path, limit=10**9)  # the source runs until stopped
     try:
@@ -111,7 +111,7 @@ def test_stop_ends_at_its_bound_while_a_host_is_cut(network, dora, tmp_path: Pat
         assert row["nodes"]["source"] == "unconfirmed", row
         [failure] = [f for f in row["failures"] if f["node"] == "source"]
         assert failure["machine"] == "h2" and "daemon unreachable" in failure["reason"], row
-        assert row["nodes"]["sink"] == "exited", row
+        assert row["nodes"]["sink"] in ("exited", "failed"), row  # stopped (killed if STOP took longer than the grace)
     finally:
         network.restore(h2)
     # Back: h2's daemon is told again to stop the source; its real exit is recorded, the
@@ -124,7 +124,7 @@ def test_stop_ends_at_its_bound_while_a_host_is_cut(network, dora, tmp_path: Pat
     print(f"after the cut: {row['nodes']}, {failure['reason']}")
 
 
-@pytest.mark.timeout(150)
+@pytest.mark.timeout(300)
 def test_stop_after_a_short_cut_over_the_end_confirms_every_exit(network, dora, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     grace = 3.0  # the bound (10 s) outlasts the 5 s cut and the reconnection after it
     cluster, h1, h2 = _cluster(network, dora, tmp_path, limit=250)  # ends 2.5 s after its start
