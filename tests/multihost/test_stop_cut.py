@@ -47,9 +47,9 @@ nodes:
 """
 
 GRACE_S = 1.0
-# The attached CLI learns the end within a tick of the coordinator's loop and a message: the
-# slack is for a loaded machine (several test suites share 2 cores).
-SLACK_S = 4.0
+# The coordinator ends a stopping dataflow at the first pass of its loop (every 100 ms) after
+# the bound; the slack is for a loaded machine (several test suites share 2 cores).
+SLACK_S = 2.0
 
 
 def _cluster(network: Any, dora: Any, tmp_path: Path, limit: int) -> tuple[Cluster, Any, Any]:
@@ -66,16 +66,28 @@ def _cluster(network: Any, dora: Any, tmp_path: Path, limit: int) -> tuple[Clust
 
 
 def _start_cut_stop(cluster: Cluster, network: Any, h1: Any, h2: Any, name: str, grace: float) -> tuple[Any, float, float]:
-    """Start attached, cut h2 once the sink has data, `stop`: the attached CLI, when h2 was cut and when the
-    coordinator had the stop (the `stop` command returned: starting a CLI process takes up to
-    seconds on a loaded machine, and the bound counts from the coordinator's receipt)."""
+    """Start attached, cut h2 once the sink has data, `stop`: the attached CLI, when h2 was cut
+    (monotonic) and when the coordinator had had the stop (Unix time the `stop` command
+    returned: a CLI process takes up to seconds to start on a loaded machine, and the bound
+    counts from the coordinator's receipt)."""
     run = cluster.cli(h1, "start", "dataflow.yml", "--attach", "--name", name)
     run.wait_for_line(r"sink got 20", timeout=120)
     network.cut(h2)
     cut_at = time.monotonic()
     stopped = cluster.cli(h1, "stop", name, "--grace-duration", f"{grace:g}s").wait(60)
     assert stopped.returncode == 0, stopped.output
-    return run, cut_at, time.monotonic()
+    return run, cut_at, time.time()
+
+
+def _ended_in_bound(cluster: Cluster, h1: Any, run: Any, asked: float, grace: float, what: str) -> tuple[Any, dict[str, Any]]:
+    """The attached CLI's result and the dataflow's row, once it checked that the coordinator
+    ended the dataflow within the stop's bound (its ``ended_at``)."""
+    result = run.wait(stop_bound(grace) + 60)  # it exits once told (seconds late on a loaded machine)
+    row = _listed(cluster, h1)
+    took = row["ended_at"] - asked
+    print(f"{what}: ended {took:.1f} s after `stop` (bound {stop_bound(grace):g} s)")
+    assert took < stop_bound(grace) + SLACK_S, (took, result.output)
+    return result, row
 
 
 def _listed(cluster: Cluster, h1: Any) -> dict[str, Any]:
@@ -99,14 +111,10 @@ def test_stop_ends_at_its_bound_while_a_host_is_cut(network, dora, tmp_path: Pat
     cluster, h1, h2 = _cluster(network, dora, tmp_path, limit=10**9)  # the source runs until stopped
     try:
         run, _, asked = _start_cut_stop(cluster, network, h1, h2, "cut", GRACE_S)
-        result = run.wait(stop_bound(GRACE_S) + SLACK_S + 10)
-        took = time.monotonic() - asked
-        print(f"stop with h2 cut: ended {took:.1f} s after `stop` (bound {stop_bound(GRACE_S):g} s)")
-        assert took < stop_bound(GRACE_S) + SLACK_S, result.output
+        result, row = _ended_in_bound(cluster, h1, run, asked, GRACE_S, "stop with h2 cut")
         assert result.returncode != 0, result.output
         text = result.stderr
-        assert "source" in text and "h2" in text and "daemon unreachable" in text, result.output
-        row = _listed(cluster, h1)
+        assert "node 'source' on machine 'h2': daemon unreachable" in text, result.output
         assert row["status"] == "failed", row
         assert row["nodes"]["source"] == "unconfirmed", row
         [failure] = [f for f in row["failures"] if f["node"] == "source"]
@@ -126,17 +134,13 @@ def test_stop_ends_at_its_bound_while_a_host_is_cut(network, dora, tmp_path: Pat
 
 @pytest.mark.timeout(300)
 def test_stop_after_a_short_cut_over_the_end_confirms_every_exit(network, dora, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    grace = 3.0  # the bound (10 s) outlasts the 5 s cut and the reconnection after it
+    grace = 8.0  # the bound (15 s) outlasts the 5 s cut and the reconnection after it (only the sink runs: it stops at once)
     cluster, h1, h2 = _cluster(network, dora, tmp_path, limit=250)  # ends 2.5 s after its start
     try:
         run, cut_at, asked = _start_cut_stop(cluster, network, h1, h2, "short", grace)
         time.sleep(max(0.0, 5.0 - (time.monotonic() - cut_at)))  # the outage itself, not a synchronisation
     finally:
         network.restore(h2)
-    result = run.wait(stop_bound(grace) + SLACK_S + 10)
-    took = time.monotonic() - asked
-    print(f"stop over a 5 s cut: ended {took:.1f} s after `stop` (bound {stop_bound(grace):g} s)")
-    assert took < stop_bound(grace) + SLACK_S, result.output
+    result, row = _ended_in_bound(cluster, h1, run, asked, grace, "stop over a 5 s cut")
     assert result.returncode == 0, result.output
-    row = _listed(cluster, h1)
     assert row["status"] == "finished" and set(row["nodes"].values()) == {"exited"}, row
