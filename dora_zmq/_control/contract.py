@@ -4,9 +4,14 @@ A daemon starts each node with these environment variables set; the node reads t
 (``dora_zmq.node._config``). Both ends import the names from here, so they cannot drift apart.
 The reason a node is asked to stop travels as the ``id`` of its STOP event: :class:`StopReason`
 names them for the daemon (``StopNode.reason``, ``StopDataflow.reason``) and the node alike.
+
+It also states the deadline of each phase of a dataflow's life (README: "Deadlines"), so that
+the coordinator that enforces one and the daemon or node whose work it bounds agree on it.
 """
 
 from __future__ import annotations
+
+import os
 
 __all__ = [
     "DEFAULT_COORDINATOR",
@@ -20,7 +25,13 @@ __all__ = [
     "ENV_NODE",
     "ENV_NODE_TOKEN",
     "ENV_RELAY",
+    "KILL_AFTER_TERM_S",
+    "MACHINE_WAIT_S",
+    "START_CONFIRM_S",
+    "STOP_MARGIN_S",
+    "STREAM_END_DRAIN_S",
     "StopReason",
+    "stop_bound",
 ]
 
 #: The daemon's node-facing control address.
@@ -56,3 +67,44 @@ class StopReason:
     ALL_INPUTS_CLOSED = "ALL_INPUTS_CLOSED"
     DAEMON_LOST = "DAEMON_LOST"
     INTERNAL_ERROR = "INTERNAL_ERROR"  # the node's receiver failed (a bug): see the ERROR event
+
+
+# ---- deadlines (README: "Deadlines") ------------------------------------------------------
+#
+# Each phase ends by itself within its bound, whatever the network does: what has not happened
+# by then is reported (which node, which machine, why) instead of being waited for.
+
+
+def _seconds(env: str, default: float) -> float:
+    """A bound in seconds from ``$env`` (``default`` when unset or not a positive number)."""
+    try:
+        value = float(os.environ.get(env, default))
+    except ValueError:
+        return default
+    return value if value > 0 else default
+
+
+#: Placement: a dataflow that names a machine with no daemon connected fails after this long
+#: (``DORA_ZMQ_MACHINE_WAIT``), saying which machine and the command that starts its daemon.
+MACHINE_WAIT_S = _seconds("DORA_ZMQ_MACHINE_WAIT", 10.0)
+#: Start-up: a node whose daemon has not confirmed its process (a resource sample, its
+#: registration or its exit) this long after the nodes were sent to it (or after the last
+#: chunk of a shipped folder arrived there) fails the dataflow (``DORA_ZMQ_SPAWN_TIMEOUT``).
+#: Generous: 100 Python nodes take about 7 s to spawn on 2 busy cores.
+START_CONFIRM_S = _seconds("DORA_ZMQ_SPAWN_TIMEOUT", 60.0)
+#: End of a stream: after an upstream's exit notice, an input waits this long (since the last
+#: message that came from it) for the rest of its messages, then closes and counts the rest
+#: as lost in transit (``node._stream_end``).
+STREAM_END_DRAIN_S = 1.0
+#: The stop ladder's last step: a node still running this long after SIGTERM gets SIGKILL.
+KILL_AFTER_TERM_S = 2.0
+#: Stop, beyond the grace period and the ladder: reaping, the exit reports' way to the
+#: coordinator, a loaded machine (``DORA_ZMQ_STOP_MARGIN``).
+STOP_MARGIN_S = _seconds("DORA_ZMQ_STOP_MARGIN", 5.0)
+
+
+def stop_bound(grace_s: float) -> float:
+    """How long a ``stopping`` dataflow may take at most: ``grace_s`` (STOP to SIGTERM), the
+    ladder (SIGTERM to SIGKILL) and the margin. Nodes whose exit is not confirmed by then are
+    reported as unconfirmed and the dataflow ends."""
+    return max(0.0, grace_s) + KILL_AFTER_TERM_S + STOP_MARGIN_S

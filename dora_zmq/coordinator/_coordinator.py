@@ -11,6 +11,7 @@ import os
 import threading
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from ..security import Peer
 from ..tracing import LifecycleTracer
 from ._access import DAEMON_REPORTS, refusal
 from ._bundles import BundleService
+from ._deadlines import UNREACHABLE_AFTER_S, late_exit_text, spawn_unconfirmed, stop_unconfirmed, unconfirmed_reason
 from ._liveness import PROBE_EVERY_S, judge
 from ._observe import daemon_infos, node_stats
 from ._redeliver import exit_notice, missing_exits
@@ -35,7 +37,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PORT = ctl.DEFAULT_PORT
 DEFAULT_ADDRESS = ctl.DEFAULT_COORDINATOR
-MACHINE_WAIT_S = float(os.environ.get("DORA_ZMQ_MACHINE_WAIT", "10"))
+MACHINE_WAIT_S = ctl.MACHINE_WAIT_S
 # After this long without every node started, say which ones the others are waiting for.
 START_WARN_S = float(os.environ.get("DORA_ZMQ_START_WARN", "5"))
 DEFAULT_GRACE_S = 10.0
@@ -121,7 +123,7 @@ class Coordinator:
             why = self._report_refusal(peer, sender, msg)
         if not why:
             if peer in self._daemons:
-                self._daemons[peer].last_seen = time.monotonic()
+                self._daemons[peer].heard(time.monotonic(), True, UNREACHABLE_AFTER_S)
             return True
         log.warning("coordinator refused %s from connection %r: %s", type(msg).__name__, peer, why)
         if isinstance(msg, ctl.RegisterDaemon):
@@ -143,10 +145,10 @@ class Coordinator:
             why = refusal(sender, msg) or (
                 "" if record.key == sender else f"the daemon registered with {record.key.describe()}, this beat came with {sender.describe()}"
             )
-        if why:
+        if why or record is None:
             log.warning("coordinator refused %s from connection %r: %s", type(msg).__name__, peer, why)
             return
-        record.last_seen = time.monotonic()
+        record.heard(time.monotonic(), False, UNREACHABLE_AFTER_S)
 
     def _report_refusal(self, peer: bytes, sender: Peer, msg: Any) -> str:
         """Why a daemon report cannot come from this connection ("" if it can)."""
@@ -204,6 +206,7 @@ class Coordinator:
                 # _admit noted it; exits it missed (a connection that dropped) go again
                 for notice in missing_exits(self._dataflows.values(), peer, exits or {}):
                     self.channel.send(notice, to=peer)
+                self._stop_again(peer, exits or {})
             case ctl.DaemonExiting():
                 self._daemon_lost(peer, "daemon exited", expected=True)
             case ctl.FetchBundle():
@@ -306,6 +309,7 @@ class Coordinator:
         run.placement = placement
         run.machines = {node: self._daemons[ident].machine_id for node, ident in placement.items()}
         run.status = Status.RUNNING
+        run.placed_at = time.time()
         for waiter in self._spawn_waiters.pop(run.id, []):
             self.channel.send(ctl.Ok(_placed(run)), to=waiter)
         by_daemon: dict[bytes, list[str]] = {}
@@ -385,13 +389,39 @@ class Coordinator:
         self.channel.send(ctl.Ok(f"stopping dataflow '{run.name}'"), to=peer)
 
     def _stop_run(self, run: DataflowRun, grace: float) -> None:
+        if run.finished:  # e.g. a node's STOP_ALL that arrives after the end: it stays ended
+            return
         run.stopped = True
         if run.status == Status.PENDING:
             self._finish(run, Status.FINISHED)
             return
         run.status = Status.STOPPING
+        now = time.monotonic()
+        # The daemons keep the earliest end of grace asked for; so does the deadline.
+        run.stop_term_at = min(run.stop_term_at or float("inf"), now + max(0.0, grace))
+        if run.stop_deadline is None or now + ctl.stop_bound(grace) < run.stop_deadline:
+            run.stop_deadline, run.stop_grace = now + ctl.stop_bound(grace), max(0.0, grace)
         span = self._open_span(run, "stop", f"stop dataflow {run.name}", grace_s=grace)
         self._broadcast(run, ctl.StopNodes(run.id, grace, trace_context=self._tracer.context_of(span)))
+        run.stop_sent.update(dict.fromkeys(run.daemons, now))
+
+    def _stop_again(self, peer: bytes, running: dict[str, list[str]]) -> None:
+        """A daemon heard from again after a silence still runs (``running``'s keys) a dataflow
+        being stopped or ended: the StopNodes it was sent may have been lost with its
+        connection, so it gets one again (with what is left of the grace). Daemons and nodes
+        ignore a repeated stop."""
+        record = self._daemons.get(peer)
+        if record is None or not record.resumed_at:
+            return
+        now = time.monotonic()
+        for df_id in running:
+            run = self._dataflows.get(df_id)
+            if run is None or not run.stopped or peer not in run.daemons or run.stop_sent.get(peer, 0.0) >= record.resumed_at:
+                continue
+            grace = 0.0 if run.finished or run.stop_term_at is None else max(0.0, run.stop_term_at - now)
+            log.info("dataflow %s: daemon '%s' is back; sending it the stop again (grace %.1f s)", run.name, record.machine_id or "(default)", grace)
+            self.channel.send(ctl.StopNodes(run.id, grace), to=peer)
+            run.stop_sent[peer] = now
 
     def _attach(self, peer: bytes, ref: str, logs: bool) -> None:
         """Stream a dataflow's new log lines (if ``logs``) and its result when it ends."""
@@ -500,6 +530,9 @@ class Coordinator:
         run = self._dataflows.get(msg.dataflow_id)
         if run is None or run.nodes.get(msg.node) in (NodeState.EXITED, NodeState.FAILED):
             return
+        if run.finished:
+            self._late_exit(run, msg)
+            return
         dynamic = run.descriptor.node(msg.node).kind is NodeKind.DYNAMIC
         run.nodes[msg.node] = NodeState.FAILED if msg.failed else (NodeState.WAITING if dynamic else NodeState.EXITED)
         run.endpoints.pop(msg.node, None)
@@ -519,6 +552,17 @@ class Coordinator:
             self._finish(run, Status.FAILED if run.failures else Status.FINISHED)
         else:
             self._publish_peers(run)
+
+    def _late_exit(self, run: DataflowRun, msg: ctl.NodeExited) -> None:
+        """The exit of a node left unconfirmed at the stop's deadline, reported after all: the
+        record says how it ended (its counters came with it); the dataflow stays ended."""
+        if run.nodes.get(msg.node) != NodeState.UNCONFIRMED:
+            return
+        run.nodes[msg.node] = NodeState.FAILED if msg.failed else NodeState.EXITED
+        after = time.monotonic() - (run.deadline_passed_at or time.monotonic())
+        text = late_exit_text(msg, after)
+        run.failures = [replace(f, reason=f.reason + text) if f.node == msg.node else f for f in run.failures]
+        log.info("dataflow %s (ended): node %s%s", run.name, msg.node, text)
 
     def _node_restarting(self, msg: ctl.NodeRestarting) -> None:
         """A node exited and its restart_policy starts it again: not an exit for its subscribers."""
@@ -591,8 +635,54 @@ class Coordinator:
         for run in list(self._dataflows.values()):
             if run.status == Status.PENDING:
                 self._try_place(run)
-            elif run.status == Status.RUNNING and not run.peers_sent and not run.start_warned:
-                self._warn_slow_start(run)
+            elif run.status == Status.STOPPING and run.stop_deadline is not None and now > run.stop_deadline:
+                self._end_unconfirmed(run, now)
+            elif run.status == Status.RUNNING and not run.peers_sent:
+                if not run.start_warned:
+                    self._warn_slow_start(run)
+                self._check_spawns(run, now)
+
+    def _check_spawns(self, run: DataflowRun, now: float) -> None:
+        """The start-up deadline: nodes whose daemon never confirmed them fail the dataflow."""
+        nodes = spawn_unconfirmed(run)
+        if not nodes:
+            return
+        for node in nodes:
+            machine = run.machines.get(node, "")
+            why = unconfirmed_reason(self._daemons.get(run.placement.get(node, b"")), now)
+            reason = f"not confirmed started by its daemon within {ctl.START_CONFIRM_S:g} s: {why}"
+            self._node_exited(ctl.NodeExited(run.id, node, None, None, True, reason, "", machine))
+        if not run.finished:
+            self._stop_run(run, DEFAULT_GRACE_S)
+
+    def _end_unconfirmed(self, run: DataflowRun, now: float) -> None:
+        """The stop's deadline passed: end the dataflow, naming each node whose exit its daemon
+        has not confirmed, its machine and why."""
+        probed: dict[bytes, bool] = {}
+        lines = []
+        for node in stop_unconfirmed(run):
+            ident = run.placement.get(node, b"")
+            record = self._daemons.get(ident)
+            if record is not None and ident not in probed:  # ROUTER_MANDATORY: fails on a closed connection
+                probed[ident] = self.channel.send(ctl.Probe(), to=ident)
+            machine = run.machines.get(node, "")
+            why = unconfirmed_reason(record, now, probed.get(ident))
+            reason = f"exit not confirmed within the stop's deadline: {why}"
+            run.nodes[node] = NodeState.UNCONFIRMED
+            run.failures.append(ctl.FailureRecord(node, reason=reason, machine=machine))
+            lines.append(f"node '{node}' on {_machine_name(machine)}: {why}")
+            at, _, _ = run.add_log(node, "dora", f"node '{node}': {reason}")
+            self._notify(run, ctl.LogLine(run.id, node, f"node '{node}': {reason}", "dora", at))
+        run.deadline_passed_at = now
+        if not lines:  # every exit came in the same pass
+            self._finish(run, Status.FAILED if run.failures else Status.FINISHED)
+            return
+        run.pending_error = (
+            f"stop not confirmed within its deadline ({ctl.stop_bound(run.stop_grace):g} s: grace {run.stop_grace:g} s "
+            f"+ {ctl.KILL_AFTER_TERM_S:g} s to SIGKILL + {ctl.STOP_MARGIN_S:g} s margin); exit unconfirmed of " + "; ".join(lines)
+        )
+        log.warning("dataflow %s: %s", run.name, run.pending_error)
+        self._finish(run, Status.FAILED)
 
     def _check_daemon(self, ident: bytes, record: DaemonRecord, now: float) -> None:
         """Apply the liveness rule (._liveness) to one daemon."""
@@ -673,7 +763,8 @@ class Coordinator:
             return self._dataflows[ref]
         matches = [d for d in self._dataflows.values() if d.name == ref or d.id.startswith(ref)]
         running = [d for d in matches if not d.finished]
-        return (running or matches or [None])[-1]
+        found = running or matches
+        return found[-1] if found else None
 
     def _unknown(self, ref: str) -> str:
         known = ", ".join(f"{d.name} ({d.status})" for d in self._dataflows.values()) or "none"

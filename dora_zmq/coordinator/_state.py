@@ -38,6 +38,7 @@ class NodeState:
     EXITED = "exited"
     FAILED = "failed"
     RESTARTING = "restarting"  # exited; its restart_policy starts it again
+    UNCONFIRMED = "unconfirmed"  # its exit was not confirmed by the stop's deadline (._deadlines)
 
 
 @dataclass(slots=True)
@@ -56,6 +57,17 @@ class DaemonRecord:
     connected_at: float = field(default_factory=time.monotonic)
     probed_at: float = 0.0  # when its connection was last probed for being silent (._liveness)
     suspect: bool = False  # silent past DAEMON_TIMEOUT_S, connection still open
+    control_seen: float = field(default_factory=time.monotonic)  # last message on its control connection
+    resumed_at: float = 0.0  # when its control connection was heard from again after a silence (._deadlines)
+
+    def heard(self, now: float, on_control: bool, gap_s: float) -> None:
+        """A message came from this daemon (``on_control``: on its control connection, which a
+        silence of more than ``gap_s`` before marks as resumed)."""
+        self.last_seen = now
+        if on_control:
+            if now - self.control_seen > gap_s:
+                self.resumed_at = now
+            self.control_seen = now
 
 
 #: One kept log line: (Unix time received, stream, line).
@@ -112,6 +124,12 @@ class DataflowRun:
     path: str = ""  # the YAML file on the CLI's machine
     folder_fetched_at: float = 0.0  # last time a daemon fetched a chunk of this run's bundle
     machines: dict[str, str] = field(default_factory=dict)  # node -> machine id of its daemon
+    placed_at: float = 0.0  # Unix time its nodes were sent to their daemons (start-up deadline)
+    stop_term_at: float | None = None  # monotonic: when the stop's grace ends (the earliest asked)
+    stop_deadline: float | None = None  # monotonic: when a stopping run ends anyway (contract.stop_bound)
+    stop_grace: float = 0.0  # the grace period that deadline was set for
+    stop_sent: dict[bytes, float] = field(default_factory=dict)  # daemon -> monotonic time StopNodes went
+    deadline_passed_at: float | None = None  # monotonic: the stop's deadline ended it with nodes unconfirmed
     # For the daemons only (SpawnNodes): they derive each node's data-plane reader token from it.
     reader_secret: str = field(default_factory=lambda: secrets.token_hex(32))
 

@@ -30,13 +30,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .._control.contract import KILL_AFTER_TERM_S
 from ._logs import LogCapture
 
 __all__ = ["ExitInfo", "NodeProcess", "Supervisor"]
 
 log = logging.getLogger(__name__)
 
-KILL_AFTER_TERM_S = 2.0
 #: How long an exited node's output is still read (it is in the pipe already, unless a child
 #: of the node holds the pipe open): bounded, because the daemon's loop waits for it.
 _DRAIN_AFTER_EXIT_S = 0.5

@@ -21,6 +21,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
+from .._control.contract import STREAM_END_DRAIN_S
+
 if TYPE_CHECKING:
     from ._receiver import Route
 
@@ -29,8 +31,9 @@ __all__ = ["TAIL_WAIT_S", "EndingUpstreams"]
 log = logging.getLogger(__name__)
 
 #: How long an input waits, after the exit notice, for more of an ended upstream's messages
-#: (counted from the last one that arrived) before it closes and counts the rest as lost.
-TAIL_WAIT_S = 1.0
+#: (counted from the last one that arrived) before it closes and counts the rest as lost
+#: (the stream-end phase's deadline, stated in the contract).
+TAIL_WAIT_S = STREAM_END_DRAIN_S
 
 
 @dataclass(slots=True)
