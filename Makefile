@@ -20,10 +20,9 @@ venv: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/dora-zmq run dataflows/quickstart.yml
 
-## Run the whole test suite (creates .venv with the dev extras on first use); the differential
+## Static checks (`make lint`), then the whole test suite (creates .venv with the dev extras on first use); the differential
 ## tests against the reference implementations skip without .venv-compat (see `make compat`).
-test: $(STAMP)
-	$(VENV)/bin/lint-imports --no-cache
+test: lint
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 ## The reference implementations (dora-rs 1.1.0, degirum_tools) in their own venv, for tests/compat.
@@ -68,10 +67,11 @@ otel-range: .venv-otel-$(OTEL_LOWEST)/.installed .venv-otel-$(OTEL_HIGHEST)/.ins
 	  && .venv-otel-$$v/bin/python -m pytest -q -p no:cacheprovider $(OTEL_TESTS) || exit 1; \
 	done
 
-## Static checks: the import layers (lint-imports) and real mistakes (ruff check; no formatting).
+## Static checks, run first by `make test`: the import layers (lint-imports), ruff (lint and format) and mypy strict.
 lint: $(STAMP)
 	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/ruff check dora_zmq tests benchmarks
+	$(VENV)/bin/mypy
 
 ## Types: mypy strict on the package (files and options from [tool.mypy] in pyproject.toml).
 ## Not yet part of `lint` and `test`: it joins them once every package is clean.
