@@ -1,0 +1,176 @@
+"""Tables of the scale variants (building only; ``run.py`` prints), and the plots' entry point."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+from typing import Any
+
+from common import human
+from report import _n
+from rich.table import Table
+
+
+def _ratio(a: float, b: float) -> str:
+    return "-" if not b or math.isnan(a) or math.isnan(b) else f"{a / b:.2f}x"
+
+
+def tables(scale: dict[str, Any]) -> list[Table]:
+    """Every table of the scale results present in ``scale`` (``doc["scale"]``)."""
+    out: list[Table] = []
+    if "fanout" in scale:
+        out += fanout_tables(scale["fanout"])
+    if "startup" in scale:
+        out.append(startup_table(scale["startup"]))
+    if "memory" in scale:
+        out += memory_tables(scale["memory"])
+    if "soak" in scale:
+        out.append(soak_table(scale["soak"]))
+    return out
+
+
+def _med(t: dict[str, Any], n: int) -> dict[str, Any] | None:
+    return t.get(str(n), {}).get("median")
+
+
+def fanout_tables(r: dict[str, Any]) -> list[Table]:
+    names = list(r["targets"])
+    out = []
+    for size in r["sizes"]:
+        k = str(size)
+        t = Table(title=f"Fan-out, {human(size)}: p50 to the LAST receiver µs (median receiver's p50), rate delivered to all", title_justify="left")
+        t.add_column("receivers", justify="right")
+        for name in names:
+            t.add_column(f"{name}\np50 last (each) µs", justify="right")
+            t.add_column("msgs/s\nto all", justify="right")
+            t.add_column("lost", justify="right")
+        others = [x for x in names if x != "dora_zmq"]
+        for o in others:
+            t.add_column(f"p50 last\ndora_zmq/{o}", justify="right")
+            t.add_column(f"msgs/s\ndora_zmq/{o}", justify="right")
+        for n in r["receivers"]:
+            row = [str(n)]
+            for name in names:
+                m = _med(r["targets"][name], n)
+                s = m.get(k) if m else None
+                if not s:
+                    row += ["-", "-", "-"]
+                    continue
+                lost = int(s["lost"] + s["latency_lost"])
+                row += [f"{_n(s['p50_last_us'])} ({_n(s['p50_receiver_median_us'])})", _n(s["msgs_per_s"]), f"[red]{lost}[/]" if lost else "0"]
+            base = (_med(r["targets"].get("dora_zmq", {}), n) or {}).get(k, {})
+            for o in others:
+                s = (_med(r["targets"][o], n) or {}).get(k, {})
+                row += [
+                    _ratio(base.get("p50_last_us", math.nan), s.get("p50_last_us", math.nan)),
+                    _ratio(base.get("msgs_per_s", math.nan), s.get("msgs_per_s", math.nan)),
+                ]
+            t.add_row(*row)
+        out.append(t)
+    return out
+
+
+def startup_table(r: dict[str, Any]) -> Table:
+    names = list(r["targets"])
+    t = Table(title="Start-up and stop: one source + N sinks; run -> every node's first message, STOP -> exit, CPU of the tree", title_justify="left")
+    t.add_column("nodes", justify="right")
+    for name in names:
+        t.add_column(f"{name}\nfirst-all s", justify="right")
+        t.add_column("stop s", justify="right")
+        t.add_column("CPU s", justify="right")
+        t.add_column("import s\n(median node)", justify="right")
+    others = [x for x in names if x != "dora_zmq"]
+    for o in others:
+        t.add_column(f"first-all\ndora_zmq/{o}", justify="right")
+        t.add_column(f"stop\ndora_zmq/{o}", justify="right")
+        t.add_column(f"CPU\ndora_zmq/{o}", justify="right")
+    for n in r["sinks"]:
+        row = [str(n + 1)]
+        for name in names:
+            m = _med(r["targets"][name], n)
+            row += ["-"] * 4 if not m else [_n(m["first_all_s"]), _n(m["stop_s"]), _n(m["cpu_s"]), _n(m["import_node_median_s"])]
+        base = _med(r["targets"].get("dora_zmq", {}), n) or {}
+        for o in others:
+            m = _med(r["targets"][o], n) or {}
+            row += [_ratio(base.get(x, math.nan), m.get(x, math.nan)) for x in ("first_all_s", "stop_s", "cpu_s")]
+        t.add_row(*row)
+    return t
+
+
+def memory_tables(r: dict[str, Any]) -> list[Table]:
+    t = Table(title="Memory of idle dataflows (median per process of a role; total = the whole tree), MB", title_justify="left")
+    t.add_column("target")
+    t.add_column("nodes", justify="right")
+    t.add_column("role (count)")
+    for k in ("RSS", "USS", "PSS"):
+        t.add_column(k, justify="right")
+    for name, tr in r["targets"].items():
+        for nodes, d in tr.get("dataflows", {}).items():
+            for role in ("run", "source", "sink", "other", "total"):
+                if role in d:
+                    x = d[role]
+                    t.add_row(name, nodes, f"{role} ({x['count']})", _n(x["rss_MB"]), _n(x["uss_MB"]), _n(x["pss_MB"]))
+        for svc, x in tr.get("services", {}).items():
+            t.add_row(name, "-", f"{svc} alone", _n(x["rss_MB"]), _n(x["uss_MB"]), _n(x["pss_MB"]))
+    out = [t]
+    imp = Table(title="Import cost in a fresh interpreter (median of 3): seconds, RSS of the process after, RSS added", title_justify="left")
+    imp.add_column("python")
+    imp.add_column("statement")
+    imp.add_column("s", justify="right")
+    imp.add_column("RSS MB", justify="right")
+    imp.add_column("added MB", justify="right")
+    imp.add_column("modules", justify="right")
+    for who, d in r.get("imports", {}).items():
+        for stmt, c in d.get("cost", {}).items():
+            if "error" in c:
+                imp.add_row(who, stmt, "error", "", "", "")
+            else:
+                imp.add_row(who, stmt, f"{c['seconds']:.3f}", _n(c["rss_MB"]), _n(c["added_MB"]), str(c["modules"]))
+    out.append(imp)
+    it = r.get("imports", {}).get("dora_zmq", {}).get("importtime")
+    if it:
+        g = Table(title=f"python -X importtime '{it['statement']}': self time by module group (total {it['total_ms']:.0f} ms)", title_justify="left")
+        g.add_column("module group")
+        g.add_column("ms", justify="right")
+        g.add_column("a plain node could defer it")
+        for name, ms in list(it["groups_ms"].items())[:25]:
+            g.add_row(name, f"{ms:.1f}", "yes" if name in it["deferrable"] else "")
+        g.add_row("[bold]deferrable, total[/]", f"{sum(it['deferrable'].values()):.1f}", "")
+        out.append(g)
+    return out
+
+
+def soak_table(r: dict[str, Any]) -> Table:
+    t = Table(title=f"Soak: source -> 3 relays -> sink, {r['rate']:.0f} msgs/s for {r['minutes']:g} min; per process start -> end", title_justify="left")
+    for c in ("target", "process", "RSS MB start -> end (max)", "fds", "threads", "received / sent", "p50 / p99 µs"):
+        t.add_column(c, justify="right" if c not in ("target", "process") else "left")
+    for name, tr in r["targets"].items():
+        res = tr.get("result")
+        if not res:
+            t.add_row(name, "FAILED", "", "", "", "", "")
+            continue
+        s = res["sink"]
+        first = True
+        for proc, p in sorted(res["processes"].items()):
+            t.add_row(
+                name if first else "",
+                proc,
+                f"{p['rss_MB_start']:.1f} -> {p['rss_MB_end']:.1f} ({p['rss_MB_max']:.1f})",
+                f"{p['fds_start']} -> {p['fds_end']}",
+                f"{p['threads_start']} -> {p['threads_end']}",
+                f"{s['received']} / {s['sent']}" + (f" [red]{s['gaps']} gaps[/]" if s["gaps"] else "") if first else "",
+                f"{_n(s['latency']['p50_us'])} / {_n(s['latency']['p99_us'])}" if first else "",
+            )
+            first = False
+    return t
+
+
+def draw_plots(result: Path, out_dir: Path) -> str:
+    """Draw the PNGs of ``result`` into ``out_dir`` if matplotlib is installed; a line saying what happened."""
+    if importlib.util.find_spec("matplotlib") is None:
+        return "plots skipped: matplotlib is not installed (pip install -e '.[bench]')"
+    import scale_plots
+
+    files = scale_plots.draw(result, out_dir)
+    return f"plots: {', '.join(str(f) for f in files)}"
