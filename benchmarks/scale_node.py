@@ -299,7 +299,7 @@ def soak_sink(node: Any, ev: Events, out: Path) -> None:
     from common import dump_json, latency_stats, marker_value
 
     received = gaps = dups = 0
-    expected = 0
+    expected = first_seq = 0
     lat: list[int] = []
     sent = None
     mark = marker_value()
@@ -319,11 +319,13 @@ def soak_sink(node: Any, ev: Events, out: Path) -> None:
                 sent = md["seq"]
                 stats = latency_stats(lat)
                 stats.pop("samples_ns")
-                dump_json(str(out), {"sent": sent, "received": received, "gaps": gaps, "dups": dups, "latency": stats})
+                result = {"sent": sent, "received": received, "gaps": gaps, "dups": dups, "first_seq": first_seq, "latency": stats}
+                dump_json(str(out), result)
             node.send_output("ack", mark, {})
             continue
         if received == 0:
             ev.log("first")
+            first_seq = md["seq"]  # > 0: lost before the graph was connected
         received += 1
         seq = md["seq"]
         if seq > expected:
