@@ -376,14 +376,18 @@ def measure_memory(args: argparse.Namespace, log: Log) -> dict[str, Any]:
             t["dataflows"][str(n + 1)] = r["memory"]
             log(f"memory {n + 1:>3} nodes {impl.name:<9} total RSS {r['memory']['total']['rss_MB']:7.1f} MB")
         try:
-            t["services"] = services_memory(impl, args.keep)
+            t["services"] = services_memory(impl, args.keep, 1.0 if args.quick else 3.0)
         except FleetFailed as exc:
             t["errors"].append(str(exc)[-2000:])
             log(f"[red]memory coordinator/daemon {impl.name}: FAILED[/] {escape(str(exc)[:600])}")
-    out["imports"]["dora_zmq"] = {"cost": scale_imports.cost(sys.executable), "importtime": scale_imports.importtime(sys.executable)}
+    repeat = 1 if args.quick else 3
+    out["imports"]["dora_zmq"] = {
+        "cost": scale_imports.cost(sys.executable, repeat=repeat),
+        "importtime": scale_imports.importtime(sys.executable, repeat=repeat),
+    }
     if args.dora_venv:
         py = str(args.dora_venv / "bin" / "python")
-        out["imports"]["dora-rs"] = {"cost": scale_imports.cost(py, scale_imports.DORA_RS_STATEMENTS)}
+        out["imports"]["dora-rs"] = {"cost": scale_imports.cost(py, scale_imports.DORA_RS_STATEMENTS, repeat)}
     log("memory: import costs measured")
     return out
 

@@ -22,6 +22,7 @@ import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 from common import human  # noqa: E402
 
 
@@ -36,15 +37,15 @@ def _xy(per_n: dict[str, Any], ns: list[int], get: Any) -> tuple[list[int], list
     return xs, ys
 
 
-def fanout(r: dict[str, Any], title: str) -> plt.Figure:
+def fanout(r: dict[str, Any], title: str) -> Figure:
     sizes = r["sizes"]
     fig, axes = plt.subplots(2, len(sizes), figsize=(5 * len(sizes), 8), squeeze=False)
     for j, size in enumerate(sizes):
         k = str(size)
         for name, per_n in r["targets"].items():
-            xs, ys = _xy(per_n, r["receivers"], lambda m: m.get(k, {}).get("p50_last_us"))
+            xs, ys = _xy(per_n, r["receivers"], lambda m, k=k: m.get(k, {}).get("p50_last_us"))
             axes[0][j].plot(xs, ys, "o-", label=name)
-            xs, ys = _xy(per_n, r["receivers"], lambda m: m.get(k, {}).get("msgs_per_s"))
+            xs, ys = _xy(per_n, r["receivers"], lambda m, k=k: m.get(k, {}).get("msgs_per_s"))
             axes[1][j].plot(xs, ys, "o-", label=name)
         axes[0][j].set_title(f"{human(size)}: p50 to the last receiver")
         axes[0][j].set_ylabel("µs")
@@ -59,7 +60,7 @@ def fanout(r: dict[str, Any], title: str) -> plt.Figure:
     return fig
 
 
-def startup(r: dict[str, Any], title: str) -> plt.Figure:
+def startup(r: dict[str, Any], title: str) -> Figure:
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
     ns = r["sinks"]
     for name, per_n in r["targets"].items():
@@ -76,7 +77,7 @@ def startup(r: dict[str, Any], title: str) -> plt.Figure:
     return fig
 
 
-def memory(r: dict[str, Any], title: str) -> plt.Figure:
+def memory(r: dict[str, Any], title: str) -> Figure:
     fig, axes = plt.subplots(1, 2, figsize=(14, 5))
     labels: list[str] = []
     bars: dict[str, list[float]] = {}
@@ -112,10 +113,11 @@ def _idle_node(tr: dict[str, Any]) -> dict[str, Any] | None:
     flows = tr.get("dataflows", {})
     if not flows:
         return None
-    return flows[min(flows, key=int)].get("sink")
+    sink: dict[str, Any] | None = flows[min(flows, key=int)].get("sink")
+    return sink
 
 
-def chain10(v: dict[str, Any], title: str) -> plt.Figure:
+def chain10(v: dict[str, Any], title: str) -> Figure:
     fig, axes = plt.subplots(1, 2, figsize=(14, 5))
     for name, t in v["targets"].items():
         m = t.get("median")
@@ -136,7 +138,7 @@ def chain10(v: dict[str, Any], title: str) -> plt.Figure:
     return fig
 
 
-def soak(r: dict[str, Any], title: str) -> plt.Figure:
+def soak(r: dict[str, Any], title: str) -> Figure:
     targets = {n: t["result"] for n, t in r["targets"].items() if "result" in t}
     fig, axes = plt.subplots(len(targets), 3, figsize=(16, 4.2 * max(1, len(targets))), squeeze=False)
     for i, (name, res) in enumerate(targets.items()):
@@ -159,7 +161,7 @@ def draw(result: Path, out_dir: Path) -> list[Path]:
     load = doc.get("machine", {}).get("loadavg_at_start", [math.nan])[0]
     note = f"{when}, load {load:.1f} on {doc.get('machine', {}).get('cpu_count')} CPUs ({Path(result).name})"
     out_dir.mkdir(parents=True, exist_ok=True)
-    figs: list[tuple[str, plt.Figure]] = []
+    figs: list[tuple[str, Figure]] = []
     sc = doc.get("scale", {})
     for name, fn in (("fanout", fanout), ("startup", startup), ("memory", memory), ("soak", soak)):
         if name in sc:

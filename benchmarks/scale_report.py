@@ -31,7 +31,8 @@ def tables(scale: dict[str, Any]) -> list[Table]:
 
 
 def _med(t: dict[str, Any], n: int) -> dict[str, Any] | None:
-    return t.get(str(n), {}).get("median")
+    m: dict[str, Any] | None = t.get(str(n), {}).get("median")
+    return m
 
 
 def fanout_tables(r: dict[str, Any]) -> list[Table]:
@@ -114,7 +115,7 @@ def memory_tables(r: dict[str, Any]) -> list[Table]:
         for svc, x in tr.get("services", {}).items():
             t.add_row(name, "-", f"{svc} alone", _n(x["rss_MB"]), _n(x["uss_MB"]), _n(x["pss_MB"]))
     out = [t]
-    imp = Table(title="Import cost in a fresh interpreter (median of 3): seconds, RSS of the process after, RSS added", title_justify="left")
+    imp = Table(title="Import cost in a fresh interpreter (median of 3, --quick: 1): seconds, RSS of the process after, RSS added", title_justify="left")
     imp.add_column("python")
     imp.add_column("statement")
     imp.add_column("s", justify="right")
