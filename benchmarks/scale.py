@@ -134,6 +134,16 @@ def _median_dicts(runs: list[dict[str, Any]]) -> dict[str, Any]:
 Log = Callable[[str], None]
 
 
+def _attempt(errors: list[str], what: str, log: Log, fn: Callable[..., Any], *fn_args: Any) -> Any | None:
+    """``fn(*fn_args)``, or None once its failure is recorded in ``errors`` and logged."""
+    try:
+        return fn(*fn_args)
+    except FleetFailed as exc:
+        errors.append(str(exc)[-2000:])
+        log(f"[red]{what}: FAILED[/] {escape(str(exc)[:600])}")
+        return None
+
+
 # ---- fan-out -----------------------------------------------------------------------------
 
 
@@ -199,11 +209,8 @@ def measure_fanout(args: argparse.Namespace, params: Params, log: Log) -> dict[s
             for impl in impls:
                 name = impl.name if impl else "zmq"
                 slot = out["targets"].setdefault(name, {}).setdefault(str(n), {"runs": [], "errors": []})
-                try:
-                    r = _fan_once(impl, n, args.sizes, params, args.keep)
-                except FleetFailed as exc:
-                    slot["errors"].append(str(exc)[-2000:])
-                    log(f"[red]fanout x{n} {name}: FAILED[/] {escape(str(exc)[:600])}")
+                r = _attempt(slot["errors"], f"fanout x{n} {name}", log, _fan_once, impl, n, args.sizes, params, args.keep)
+                if r is None:
                     continue
                 slot["runs"].append(r)
                 lost = sum(s["lost"] + s["latency_lost"] for s in r["sizes"].values())
@@ -262,11 +269,8 @@ def measure_startup(args: argparse.Namespace, log: Log) -> dict[str, Any]:
         for i in range(args.runs):
             for impl in implementations(args.dora_venv):
                 slot = out["targets"].setdefault(impl.name, {}).setdefault(str(n), {"runs": [], "errors": []})
-                try:
-                    r = fleet_once(impl, n, args.keep)
-                except FleetFailed as exc:
-                    slot["errors"].append(str(exc)[-2000:])
-                    log(f"[red]startup {n + 1} nodes {impl.name}: FAILED[/] {escape(str(exc)[:600])}")
+                r = _attempt(slot["errors"], f"startup {n + 1} nodes {impl.name}", log, fleet_once, impl, n, args.keep)
+                if r is None:
                     continue
                 slot["runs"].append(r)
                 log(
@@ -367,19 +371,14 @@ def measure_memory(args: argparse.Namespace, log: Log) -> dict[str, Any]:
     for impl in implementations(args.dora_venv):
         t = out["targets"].setdefault(impl.name, {"dataflows": {}, "errors": []})
         for n in out["sinks"]:
-            try:
-                r = fleet_once(impl, n, args.keep, _idle_memory)
-            except FleetFailed as exc:
-                t["errors"].append(str(exc)[-2000:])
-                log(f"[red]memory {n + 1} nodes {impl.name}: FAILED[/] {escape(str(exc)[:600])}")
+            r = _attempt(t["errors"], f"memory {n + 1} nodes {impl.name}", log, fleet_once, impl, n, args.keep, _idle_memory)
+            if r is None:
                 continue
             t["dataflows"][str(n + 1)] = r["memory"]
             log(f"memory {n + 1:>3} nodes {impl.name:<9} total RSS {r['memory']['total']['rss_MB']:7.1f} MB")
-        try:
-            t["services"] = services_memory(impl, args.keep, 1.0 if args.quick else 3.0)
-        except FleetFailed as exc:
-            t["errors"].append(str(exc)[-2000:])
-            log(f"[red]memory coordinator/daemon {impl.name}: FAILED[/] {escape(str(exc)[:600])}")
+        svc = _attempt(t["errors"], f"memory coordinator/daemon {impl.name}", log, services_memory, impl, args.keep, 1.0 if args.quick else 3.0)
+        if svc is not None:
+            t["services"] = svc
     repeat = 1 if args.quick else 3
     out["imports"]["dora_zmq"] = {
         "cost": scale_imports.cost(sys.executable, repeat=repeat),
@@ -450,11 +449,8 @@ def measure_soak(args: argparse.Namespace, log: Log) -> dict[str, Any]:
     for impl in implementations(args.dora_venv):
         slot = out["targets"].setdefault(impl.name, {"errors": []})
         log(f"soak {impl.name}: {args.rate:.0f} msgs/s for {args.minutes:g} min ...")
-        try:
-            r = soak_once(impl, seconds, args.rate, sample_s, args.keep)
-        except FleetFailed as exc:
-            slot["errors"].append(str(exc)[-2000:])
-            log(f"[red]soak {impl.name}: FAILED[/] {escape(str(exc)[:600])}")
+        r = _attempt(slot["errors"], f"soak {impl.name}", log, soak_once, impl, seconds, args.rate, sample_s, args.keep)
+        if r is None:
             continue
         slot["result"] = r
         s = r["sink"]

@@ -37,6 +37,15 @@ def _xy(per_n: dict[str, Any], ns: list[int], get: Any) -> tuple[list[int], list
     return xs, ys
 
 
+def _style(ax: Any, title: str, xlabel: str, xscale: str = "", base: int = 10) -> None:
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    if xscale:
+        ax.set_xscale(xscale, base=base)
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+
+
 def fanout(r: dict[str, Any], title: str) -> Figure:
     sizes = r["sizes"]
     fig, axes = plt.subplots(2, len(sizes), figsize=(5 * len(sizes), 8), squeeze=False)
@@ -47,15 +56,10 @@ def fanout(r: dict[str, Any], title: str) -> Figure:
             axes[0][j].plot(xs, ys, "o-", label=name)
             xs, ys = _xy(per_n, r["receivers"], lambda m, k=k: m.get(k, {}).get("msgs_per_s"))
             axes[1][j].plot(xs, ys, "o-", label=name)
-        axes[0][j].set_title(f"{human(size)}: p50 to the last receiver")
         axes[0][j].set_ylabel("µs")
-        axes[1][j].set_title(f"{human(size)}: burst msgs/s delivered to all")
         axes[1][j].set_ylabel("msgs/s")
-        for ax in (axes[0][j], axes[1][j]):
-            ax.set_xscale("log", base=2)
-            ax.set_xlabel("receivers")
-            ax.grid(True, alpha=0.3)
-            ax.legend()
+        _style(axes[0][j], f"{human(size)}: p50 to the last receiver", "receivers", "log", 2)
+        _style(axes[1][j], f"{human(size)}: burst msgs/s delivered to all", "receivers", "log", 2)
     fig.suptitle(title)
     return fig
 
@@ -68,11 +72,7 @@ def startup(r: dict[str, Any], title: str) -> Figure:
             xs, ys = _xy(per_n, ns, lambda m, key=key: m.get(key))
             ax.plot([x + 1 for x in xs], ys, "o-", label=name)
     for ax, what in zip(axes, ("run -> every node's first message (s)", "STOP -> exit (s)", "CPU time of the tree (s)")):
-        ax.set_title(what)
-        ax.set_xlabel("nodes (1 source + N sinks)")
-        ax.set_xscale("log")
-        ax.grid(True, alpha=0.3)
-        ax.legend()
+        _style(ax, what, "nodes (1 source + N sinks)", "log")
     fig.suptitle(title)
     return fig
 
@@ -127,13 +127,9 @@ def chain10(v: dict[str, Any], title: str) -> Figure:
         axes[0].plot([human(int(k)) for k in ks], [m["latency"][k]["p50_us"] for k in ks], "o-", label=name)
         ks = sorted(m["throughput"], key=int)
         axes[1].plot([human(int(k)) for k in ks], [m["throughput"][k]["msgs_per_s"] for k in ks], "o-", label=name)
-    axes[0].set_title("10-node chain: end-to-end p50 (µs)")
-    axes[1].set_title("10-node chain: burst msgs/s")
-    for ax in axes:
+    for ax, what in zip(axes, ("10-node chain: end-to-end p50 (µs)", "10-node chain: burst msgs/s")):
         ax.set_yscale("log")
-        ax.set_xlabel("payload")
-        ax.grid(True, alpha=0.3)
-        ax.legend()
+        _style(ax, what, "payload")
     fig.suptitle(title)
     return fig
 
