@@ -24,7 +24,7 @@ DEFERRABLE = (
     "opentelemetry", "google", "asyncio", "yaml", "rich", "click", "psutil", "concurrent",
     "zmq.auth", "dora_zmq.tracing", "dora_zmq.descriptor", "dora_zmq.security", "dora_zmq._shm",
     "dora_zmq.graph", "dora_zmq.cli", "dora_zmq.recording", "dora_zmq.operators", "requests", "urllib3",
-    "http", "email", "importlib_metadata", "multiprocessing", "ssl", "uuid",
+    "http", "email", "importlib_metadata", "multiprocessing", "ssl",
 )
 
 _PROBE = """
@@ -69,6 +69,34 @@ def group_of(module: str) -> str:
     return parts[0]
 
 
+def parents(importtime_stderr: str) -> tuple[dict[str, str], list[str]]:
+    """``{module: the module whose import imported it}`` and the modules in import order.
+
+    ``-X importtime`` prints a module after its own imports (post-order), indented by depth.
+    """
+    parent: dict[str, str] = {}
+    order: list[str] = []
+    pending: list[tuple[int, str]] = []
+    for line in importtime_stderr.splitlines():
+        if not line.startswith("import time:") or "self [us]" in line:
+            continue
+        raw = line.split("|")[2]
+        name, depth = raw.strip(), len(raw) - len(raw.lstrip())
+        while pending and pending[-1][0] > depth:
+            parent[pending.pop()[1]] = name
+        pending.append((depth, name))
+        order.append(name)
+    return parent, order
+
+
+def chain(parent: dict[str, str], module: str) -> list[str]:
+    """``[imported by the statement, ..., module]``."""
+    out = [module]
+    while out[-1] in parent:
+        out.append(parent[out[-1]])
+    return out[::-1]
+
+
 def importtime(python: str, stmt: str = "from dora_zmq import Node", repeat: int = 3) -> dict[str, Any]:
     """Self time (ms) per module group, median of ``repeat`` runs; groups sorted, costliest first."""
     per_run: list[dict[str, float]] = []
@@ -88,6 +116,7 @@ def importtime(python: str, stmt: str = "from dora_zmq import Node", repeat: int
                 cum += int(cum_us) / 1000
         per_run.append(groups)
         total.append(cum)
+        parent, order = parents(r.stderr)
     names = {g for run in per_run for g in run}
     med = {g: statistics.median(run.get(g, 0.0) for run in per_run) for g in names}
     rows = sorted(med.items(), key=lambda kv: -kv[1])
@@ -95,5 +124,11 @@ def importtime(python: str, stmt: str = "from dora_zmq import Node", repeat: int
         "statement": stmt,
         "total_ms": statistics.median(total),
         "groups_ms": dict(rows),
-        "deferrable": {g: ms for g, ms in rows if any(g == d or g.startswith(d + ".") for d in DEFERRABLE)},
+        "deferrable": {g: ms for g, ms in rows if _deferrable(g)},
+        # how each deferrable group gets imported: its first module's chain of importers
+        "chains": {g: chain(parent, next(m for m in order if group_of(m) == g)) for g in names if _deferrable(g)},
     }
+
+
+def _deferrable(group: str) -> bool:
+    return any(group == d or group.startswith(d + ".") for d in DEFERRABLE)

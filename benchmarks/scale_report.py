@@ -134,12 +134,22 @@ def memory_tables(r: dict[str, Any]) -> list[Table]:
         g = Table(title=f"python -X importtime '{it['statement']}': self time by module group (total {it['total_ms']:.0f} ms)", title_justify="left")
         g.add_column("module group")
         g.add_column("ms", justify="right")
-        g.add_column("a plain node could defer it")
+        g.add_column("a plain node could defer it: imported via")
         for name, ms in list(it["groups_ms"].items())[:25]:
-            g.add_row(name, f"{ms:.1f}", "yes" if name in it["deferrable"] else "")
+            g.add_row(name, f"{ms:.1f}", _via(it.get("chains", {}).get(name), name) if name in it["deferrable"] else "")
         g.add_row("[bold]deferrable, total[/]", f"{sum(it['deferrable'].values()):.1f}", "")
         out.append(g)
     return out
+
+
+def _via(chain: list[str] | None, group: str) -> str:
+    """``dora_zmq.node._node -> dora_zmq.tracing``: the importers down to the group's first module."""
+    if not chain:
+        return "yes"
+    from scale_imports import group_of
+
+    cut = next((i for i, m in enumerate(chain) if group_of(m) == group), len(chain) - 1)
+    return "yes: " + " -> ".join(chain[1 : cut + 1][-5:])
 
 
 def soak_table(r: dict[str, Any]) -> Table:

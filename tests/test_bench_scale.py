@@ -21,7 +21,7 @@ sys.path[:0] = _PATHS  # the benchmark's modules import each other by their bare
 try:
     import scale_flows
     from scale import fan_stats
-    from scale_imports import group_of
+    from scale_imports import chain, group_of, parents
 finally:
     for _p in _PATHS:
         sys.path.remove(_p)
@@ -46,6 +46,21 @@ def test_graphs_and_import_groups() -> None:
     assert group_of("dora_zmq.node._runtime") == "dora_zmq.node"
     assert group_of("zmq.auth.thread") == "zmq.auth"
     assert group_of("opentelemetry.sdk.trace") == "opentelemetry"
+
+
+def test_importtime_tree_gives_each_module_its_importer() -> None:
+    stderr = "\n".join([
+        "import time: self [us] | cumulative | imported package",
+        "import time:        10 |         10 |       asyncio.base_events",
+        "import time:        20 |         30 |     asyncio",
+        "import time:         5 |         35 |   zmq.auth.thread",
+        "import time:         1 |          1 |   dora_zmq._errors",
+        "import time:         7 |         43 | dora_zmq.security",
+    ])
+    parent, order = parents(stderr)
+    assert order[0] == "asyncio.base_events" and order[-1] == "dora_zmq.security"
+    assert chain(parent, "asyncio.base_events") == ["dora_zmq.security", "zmq.auth.thread", "asyncio", "asyncio.base_events"]
+    assert chain(parent, "dora_zmq._errors") == ["dora_zmq.security", "dora_zmq._errors"]
 
 
 @pytest.mark.timeout(170)
