@@ -240,7 +240,11 @@ def fleet_once(impl: Impl, sinks: int, keep: bool, on_idle: Callable[[Fleet, dic
             if on_idle is not None:
                 time.sleep(_SETTLE_S)  # the last ticks drain: what is measured is idle
                 idle = on_idle(f, {e.pid: e.node for e in evs})
-            stop_s = f.stop(_STOP_TIMEOUT_S)
+            stop_error = ""
+            try:
+                stop_s = f.stop(_STOP_TIMEOUT_S)
+            except FleetFailed as exc:  # the start-up is measured: keep it, say the stop failed
+                stop_s, stop_error = math.nan, str(exc)[-2000:]
             evs = f.events()
         firsts = _firsts(evs)
         starts = {e.node: e.t for e in evs if e.what == "start"}
@@ -252,6 +256,7 @@ def fleet_once(impl: Impl, sinks: int, keep: bool, on_idle: Callable[[Fleet, dic
             "spawn_last_s": (max(starts.values()) - f.t_run) / 1e9 if starts else math.nan,
             "import_node_median_s": _median([(made[k] - starts[k]) / 1e9 for k in made if k in starts]),
             "stop_s": stop_s,
+            "stop_error": stop_error,
             "saw_stop": sum(e.what == "stop" for e in evs),
             "wall_s": (f.t_exit - f.t_run) / 1e9,
             "cpu_s": f.cpu_s,

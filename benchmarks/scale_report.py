@@ -90,7 +90,8 @@ def startup_table(r: dict[str, Any]) -> Table:
         row = [str(n + 1)]
         for name in names:
             m = _med(r["targets"][name], n)
-            row += ["-"] * 4 if not m else [_n(m["first_all_s"]), _n(m["stop_s"]), _n(m["cpu_s"]), _n(m["import_node_median_s"])]
+            stop = "[red]no exit[/]" if m and m.get("stop_error") else _n(m["stop_s"]) if m else "-"
+            row += ["-"] * 4 if not m else [_n(m["first_all_s"]), stop, _n(m["cpu_s"]), _n(m["import_node_median_s"])]
         base = _med(r["targets"].get("dora_zmq", {}), n) or {}
         for o in others:
             m = _med(r["targets"][o], n) or {}
