@@ -1,4 +1,7 @@
-"""Tables of the scale variants (building only; ``run.py`` prints), and the plots' entry point."""
+"""Tables of the scale variants (building only; ``run.py`` prints), and the plots' entry point.
+
+    python benchmarks/scale_report.py benchmarks/results/<timestamp>.json   # the tables as Markdown (README)
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from typing import Any
 from common import human
 from report import _n
 from rich.table import Table
+from rich.text import Text
 
 
 def _ratio(a: float, b: float) -> str:
@@ -186,3 +190,36 @@ def draw_plots(result: Path, out_dir: Path) -> str:
 
     files = scale_plots.draw(result, out_dir)
     return f"plots: {', '.join(str(f) for f in files)}"
+
+
+def markdown(table: Table) -> str:
+    """A table as GitHub Markdown (markup stripped, header lines joined)."""
+    heads = [str(c.header).replace("\n", " ") for c in table.columns]
+    lines = [f"{table.title}", "", "| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
+    for row in zip(*(c._cells for c in table.columns)):
+        lines.append("| " + " | ".join(Text.from_markup(str(x)).plain for x in row) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    import argparse
+    import json
+    import sys
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("result", type=Path, help="a benchmarks/results/*.json written by run.py")
+    doc = json.loads(ap.parse_args().result.read_text())
+    out = [markdown(t) for t in tables(doc.get("scale", {}))]
+    chain = doc.get("variants", {}).get("chain10")
+    if chain:
+        from report import latency_table, throughput_table
+
+        medians = {n: t["median"] for n, t in chain["targets"].items() if "median" in t}
+        what = f"chain10 ({chain['nodes']} nodes), median of {doc['runs']} run(s)"
+        out += [markdown(latency_table(f"One-way latency, paced: {what}", medians, chain["primary"]))]
+        out += [markdown(throughput_table(f"Throughput, bursts: {what}", medians, chain["primary"]))]
+    sys.stdout.write("\n\n".join(out) + "\n")
+
+
+if __name__ == "__main__":
+    main()
