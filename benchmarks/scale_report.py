@@ -12,6 +12,7 @@ from typing import Any
 
 from common import human
 from report import _n
+from scale_imports import DORA_RS_STATEMENTS, STATEMENTS, group_of
 from rich.table import Table
 from rich.text import Text
 
@@ -128,7 +129,8 @@ def memory_tables(r: dict[str, Any]) -> list[Table]:
     imp.add_column("added MB", justify="right")
     imp.add_column("modules", justify="right")
     for who, d in r.get("imports", {}).items():
-        for stmt, c in d.get("cost", {}).items():
+        order = [*STATEMENTS, *DORA_RS_STATEMENTS]
+        for stmt, c in sorted(d.get("cost", {}).items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 99):
             if "error" in c:
                 imp.add_row(who, stmt, "error", "", "", "")
             else:
@@ -140,7 +142,7 @@ def memory_tables(r: dict[str, Any]) -> list[Table]:
         g.add_column("module group")
         g.add_column("ms", justify="right")
         g.add_column("a plain node could defer it: imported via")
-        for name, ms in list(it["groups_ms"].items())[:25]:
+        for name, ms in sorted(it["groups_ms"].items(), key=lambda kv: -kv[1])[:25]:  # JSON sorted the keys
             g.add_row(name, f"{ms:.1f}", _via(it.get("chains", {}).get(name), name) if name in it["deferrable"] else "")
         g.add_row("[bold]deferrable, total[/]", f"{sum(it['deferrable'].values()):.1f}", "")
         out.append(g)
@@ -151,8 +153,6 @@ def _via(chain: list[str] | None, group: str) -> str:
     """``dora_zmq.node._node -> dora_zmq.tracing``: the importers down to the group's first module."""
     if not chain:
         return "yes"
-    from scale_imports import group_of
-
     cut = next((i for i, m in enumerate(chain) if group_of(m) == group), len(chain) - 1)
     return "yes: " + " -> ".join(chain[1 : cut + 1][-5:])
 
