@@ -57,6 +57,7 @@ def fanout(r: dict[str, Any], title: str) -> Figure:
             xs, ys = _xy(per_n, r["receivers"], lambda m, k=k: m.get(k, {}).get("msgs_per_s"))
             axes[1][j].plot(xs, ys, "o-", label=name)
         axes[0][j].set_ylabel("µs")
+        axes[0][j].set_yscale("log")  # one receiver to sixteen spans decades
         axes[1][j].set_ylabel("msgs/s")
         _style(axes[0][j], f"{human(size)}: p50 to the last receiver", "receivers", "log", 2)
         _style(axes[1][j], f"{human(size)}: burst msgs/s delivered to all", "receivers", "log", 2)
