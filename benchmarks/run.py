@@ -285,7 +285,10 @@ def main(argv: list[str] | None = None) -> int:
     failed += scale.failed(doc.get("scale", {}))
     console.print(f"\nwall time {doc['wall_s']:.0f} s; wrote {os.path.relpath(path)}")
     if (scaled or "chain10" in todo) and not args.no_plots:
-        console.print(scale_report.draw_plots(path, HERE / "plots"))
+        if args.quick:  # a smoke run must not replace the plots README shows
+            console.print(f"plots not redrawn for a --quick run: python benchmarks/scale_plots.py {os.path.relpath(path)}")
+        else:
+            console.print(scale_report.draw_plots(path, HERE / "plots"))
     if failed:
         console.print(f"[red]no successful run for: {', '.join(failed)}[/red]")
         return 1

@@ -65,7 +65,8 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     g.add_argument("--minutes", type=float, default=10.0, help="soak: duration per target")
     g.add_argument("--rate", type=float, default=2000.0, help="soak: messages per second")
     g.add_argument("--sample-s", type=float, default=None, help="soak: sampling period (default minutes*6 s, >= 1 s)")
-    g.add_argument("--no-plots", action="store_true", help="do not draw benchmarks/plots/*.png (needs matplotlib: the bench extra)")
+    g.add_argument("--no-plots", action="store_true",
+                   help="do not redraw benchmarks/plots/*.png (needs matplotlib: the bench extra; never for --quick)")
 
 
 def _ints(text: str) -> list[int]:
