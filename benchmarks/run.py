@@ -7,7 +7,7 @@
     python benchmarks/run.py --variant tracing       # cost of tracing per hop (+ tracing-chain5)
     python benchmarks/run.py --variant tcp-netns     # two network namespaces, tcp (root)
     python benchmarks/run.py --dora-venv /tmp/dora-venv   # + dora-rs 1.1.0
-    python benchmarks/run.py --variant scale --minutes 10    # scale variants: fanout, startup, memory, chain10, soak (scale.py)
+    python benchmarks/run.py --variant scale --minutes 10    # fanout, startup, memory, chain10, soak (scale.py)
 
 Method (shared/peer-bench): payload a pyarrow UInt8Array; latency = 5 warm-ups + 100 samples
 per size paced max(5 ms, 2 ns/B), one-way, CLOCK_MONOTONIC; throughput = bursts of
@@ -73,7 +73,9 @@ from validation import validation_table
 
 HERE = Path(__file__).resolve().parent
 # variant -> links in the chain
-VARIANTS = {"same-host": 1, "zero-copy": 1, "chain5": 4, "chain10": 9, "tracing": 1, "tracing-chain5": 4, "tcp-netns": 1}
+VARIANTS = {
+    "same-host": 1, "zero-copy": 1, "chain5": 4, "chain10": 9, "tracing": 1, "tracing-chain5": 4, "tcp-netns": 1,
+}
 SCALE_SIZES = [8, 4096, 409600]  # default of fanout and chain10 when --sizes is not given
 TRACING = ("tracing", "tracing-chain5")  # dora_zmq with tracing off, and alternating traced / untraced
 NETNS = "tcp-netns"
@@ -107,7 +109,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("-v", "--verbose", action="store_true")
     scale.add_arguments(ap)
     args = ap.parse_args(argv)
-    args.variants = [x for v in args.variant.split(",") if v.strip() for x in (scale.ALL if v.strip() == "scale" else [v.strip()])]
+    names = [v.strip() for v in args.variant.split(",") if v.strip()]
+    args.variants = [x for v in names for x in (scale.ALL if v == "scale" else [v])]
     bad = [v for v in args.variants if v not in VARIANTS and v not in scale.SCALE]
     if bad:
         ap.error(f"unknown variant(s) {bad}; choose from {list(VARIANTS) + list(scale.SCALE)} or scale")
@@ -286,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     console.print(f"\nwall time {doc['wall_s']:.0f} s; wrote {os.path.relpath(path)}")
     if (scaled or "chain10" in todo) and not args.no_plots:
         if args.quick:  # a smoke run must not replace the plots README shows
-            console.print(f"plots not redrawn for a --quick run: python benchmarks/scale_plots.py {os.path.relpath(path)}")
+            console.print(f"plots not redrawn after --quick: python benchmarks/scale_plots.py {os.path.relpath(path)}")
         else:
             console.print(scale_report.draw_plots(path, HERE / "plots"))
     if failed:

@@ -61,12 +61,17 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     g = ap.add_argument_group("scale variants (fanout, startup, memory, soak; 'scale' = all + chain10)")
     g.add_argument("--receivers", default=",".join(map(str, FANOUT)), help="fanout: receiver counts")
     g.add_argument("--nodes", default=",".join(map(str, STARTUP)), help="startup: sink counts (one source + N sinks)")
-    g.add_argument("--memory-sinks", default=",".join(map(str, MEMORY)), help="memory: sink counts of the idle dataflows")
+    g.add_argument(
+        "--memory-sinks", default=",".join(map(str, MEMORY)), help="memory: sink counts of the idle dataflows"
+    )
     g.add_argument("--minutes", type=float, default=10.0, help="soak: duration per target")
     g.add_argument("--rate", type=float, default=2000.0, help="soak: messages per second")
     g.add_argument("--sample-s", type=float, default=None, help="soak: sampling period (default minutes*6 s, >= 1 s)")
-    g.add_argument("--no-plots", action="store_true",
-                   help="do not redraw benchmarks/plots/*.png (needs matplotlib: the bench extra; never for --quick)")
+    g.add_argument(
+        "--no-plots",
+        action="store_true",
+        help="do not redraw benchmarks/plots/*.png (needs matplotlib: the bench extra; never for --quick)",
+    )
 
 
 def _ints(text: str) -> list[int]:
@@ -187,7 +192,10 @@ def _fan_once(impl: Impl | None, n: int, sizes: list[int], params: Params, keep:
         node = scale_flows.NODE
         if impl is None:
             data, ctrl = zmq_baseline.endpoints(wd, 1)
-            cmds = [[sys.executable, node, "--role", "fan-receiver", "--index", str(i), "--data", data, "--ctrl", ctrl] for i in range(n)]
+            cmds = [
+                [sys.executable, node, "--role", "fan-receiver", "--index", str(i), "--data", data, "--ctrl", ctrl]
+                for i in range(n)
+            ]
             cmds.append([sys.executable, node, "--role", "fan-sender", "--data", data, "--ctrl", ctrl])
             names = [f"receiver{i}" for i in range(n)] + ["sender"]
         else:
@@ -197,25 +205,36 @@ def _fan_once(impl: Impl | None, n: int, sizes: list[int], params: Params, keep:
         res = run_group(cmds, env, wd, timeout, names)
         files = [wd / f"receiver{i}.json" for i in range(n)]
         if not res.ok or not all(f.exists() for f in files):
-            raise FleetFailed(f"fanout {base.name} x{n}: exit codes {res.returncodes} {res.problem}; {wd}\n{res.tail()}")
+            raise FleetFailed(
+                f"fanout {base.name} x{n}: exit codes {res.returncodes} {res.problem}; {wd}\n{res.tail()}"
+            )
         stats = fan_stats([json.loads(f.read_text()) for f in files], sizes, params.samples)
         return {"sizes": stats, "wall_s": res.seconds, "leaked": res.leaked}
 
 
 def measure_fanout(args: argparse.Namespace, params: Params, log: Log) -> dict[str, Any]:
-    impls: list[Impl | None] = [implementations(None)[0], *([] if args.no_baseline else [None]), *implementations(args.dora_venv)[1:]]
+    impls: list[Impl | None] = [
+        implementations(None)[0],
+        *([] if args.no_baseline else [None]),
+        *implementations(args.dora_venv)[1:],
+    ]
     out: dict[str, Any] = {"receivers": _ints(args.receivers), "sizes": args.sizes, "targets": {}}
     for n in out["receivers"]:
         for i in range(args.runs):
             for impl in impls:
                 name = impl.name if impl else "zmq"
                 slot = out["targets"].setdefault(name, {}).setdefault(str(n), {"runs": [], "errors": []})
-                r = _attempt(slot["errors"], f"fanout x{n} {name}", log, _fan_once, impl, n, args.sizes, params, args.keep)
+                r = _attempt(
+                    slot["errors"], f"fanout x{n} {name}", log, _fan_once, impl, n, args.sizes, params, args.keep
+                )
                 if r is None:
                     continue
                 slot["runs"].append(r)
                 lost = sum(s["lost"] + s["latency_lost"] for s in r["sizes"].values())
-                log(f"(run {i + 1}/{args.runs}) fanout x{n:<3} {name:<9} ok in {r['wall_s']:5.1f} s" + (f"  {lost} lost" if lost else ""))
+                log(
+                    f"(run {i + 1}/{args.runs}) fanout x{n:<3} {name:<9} ok in {r['wall_s']:5.1f} s"
+                    + (f"  {lost} lost" if lost else "")
+                )
     for per_n in out["targets"].values():
         for slot in per_n.values():
             if slot["runs"]:
@@ -230,12 +249,18 @@ def _firsts(evs: list[Event]) -> dict[str, Event]:
     return {e.node: e for e in evs if e.what == "first"}
 
 
-def fleet_once(impl: Impl, sinks: int, keep: bool, on_idle: Callable[[Fleet, dict[int, str]], Any] | None = None) -> dict[str, Any]:
+def fleet_once(
+    impl: Impl, sinks: int, keep: bool, on_idle: Callable[[Fleet, dict[int, str]], Any] | None = None
+) -> dict[str, Any]:
     """Start one source + ``sinks`` sinks, wait for every first message, (measure), STOP."""
     with _Workdir(keep) as wd:
         yml = scale_flows.write(wd, scale_flows.fleet(sinks), f"1 source + {sinks} sinks")
         with Fleet([*impl.cli, str(yml)], impl.env(), wd) as f:
-            evs = f.await_events(lambda e: len(_firsts(e)) >= sinks + 1, _FIRST_TIMEOUT_S, f"{impl.name} {sinks + 1} nodes' first messages")
+            evs = f.await_events(
+                lambda e: len(_firsts(e)) >= sinks + 1,
+                _FIRST_TIMEOUT_S,
+                f"{impl.name} {sinks + 1} nodes' first messages",
+            )
             (wd / QUIET_FILE).touch()
             idle = None
             if on_idle is not None:
@@ -280,7 +305,8 @@ def measure_startup(args: argparse.Namespace, log: Log) -> dict[str, Any]:
                     continue
                 slot["runs"].append(r)
                 log(
-                    f"[run {i + 1}/{args.runs}] startup {n + 1:>3} nodes {impl.name:<9} first-all {r['first_all_s']:6.2f} s, "
+                    f"(run {i + 1}/{args.runs}) startup {n + 1:>3} nodes {impl.name:<9} "
+                    f"first-all {r['first_all_s']:6.2f} s, "
                     f"stop {r['stop_s']:5.2f} s, cpu {r['cpu_s']:6.2f} s"
                 )
     for per_n in out["targets"].values():
@@ -328,13 +354,30 @@ def _services(impl: Impl, wd: Path) -> list[tuple[str, list[str], str | None]]:
         dora = impl.cli[0]
         return [
             ("coordinator", [dora, "coordinator", "--port", str(port), "--store", "memory"], None),
-            ("daemon", [dora, "daemon", "--coordinator-port", str(port), "--local-listen-port", str(port2), "--machine-id", "m1"], None),
+            (
+                "daemon",
+                [
+                    dora,
+                    "daemon",
+                    "--coordinator-port",
+                    str(port),
+                    "--local-listen-port",
+                    str(port2),
+                    "--machine-id",
+                    "m1",
+                ],
+                None,
+            ),
         ]
     py = [sys.executable, "-m", "dora_zmq"]
     addr = f"tcp://127.0.0.1:{port}"
     return [
         ("coordinator", [*py, "coordinator", "--bind", addr], "coordinator listening"),
-        ("daemon", [*py, "daemon", "--machine-id", "m1", "--coordinator", addr, "--run-dir", str(wd / "run")], "connecting"),
+        (
+            "daemon",
+            [*py, "daemon", "--machine-id", "m1", "--coordinator", addr, "--run-dir", str(wd / "run")],
+            "connecting",
+        ),
     ]
 
 
@@ -377,12 +420,22 @@ def measure_memory(args: argparse.Namespace, log: Log) -> dict[str, Any]:
     for impl in implementations(args.dora_venv):
         t = out["targets"].setdefault(impl.name, {"dataflows": {}, "errors": []})
         for n in out["sinks"]:
-            r = _attempt(t["errors"], f"memory {n + 1} nodes {impl.name}", log, fleet_once, impl, n, args.keep, _idle_memory)
+            r = _attempt(
+                t["errors"], f"memory {n + 1} nodes {impl.name}", log, fleet_once, impl, n, args.keep, _idle_memory
+            )
             if r is None:
                 continue
             t["dataflows"][str(n + 1)] = r["memory"]
             log(f"memory {n + 1:>3} nodes {impl.name:<9} total RSS {r['memory']['total']['rss_MB']:7.1f} MB")
-        svc = _attempt(t["errors"], f"memory coordinator/daemon {impl.name}", log, services_memory, impl, args.keep, 1.0 if args.quick else 3.0)
+        svc = _attempt(
+            t["errors"],
+            f"memory coordinator/daemon {impl.name}",
+            log,
+            services_memory,
+            impl,
+            args.keep,
+            1.0 if args.quick else 3.0,
+        )
         if svc is not None:
             t["services"] = svc
     repeat = 1 if args.quick else 3
@@ -407,7 +460,11 @@ def soak_once(impl: Impl, seconds: float, rate: float, sample_s: float, keep: bo
         env[SOAK_ENV] = json.dumps({"rate": rate, "seconds": seconds, "size": 64})
         series: list[dict[str, Any]] = []
         with Fleet([*impl.cli, str(yml)], env, wd) as f:
-            evs = f.await_events(lambda e: any(x.node == "sink" and x.what == "first" for x in e), _FIRST_TIMEOUT_S, f"{impl.name} soak start")
+            evs = f.await_events(
+                lambda e: any(x.node == "sink" and x.what == "first" for x in e),
+                _FIRST_TIMEOUT_S,
+                f"{impl.name} soak start",
+            )
             t0 = time.monotonic()
             names = {e.pid: e.node for e in evs}
             while not any(e.what == "sent" for e in f.events()) and not f.exited.is_set():
@@ -443,8 +500,14 @@ def soak_once(impl: Impl, seconds: float, rate: float, sample_s: float, keep: bo
         for n, p in per.items()
     }
     return {
-        "seconds": seconds, "rate": rate, "sink": res, "wall_s": wall, "cpu_s": f.cpu_s,
-        "lost": res["sent"] - res["received"], "processes": summary, "series": per,
+        "seconds": seconds,
+        "rate": rate,
+        "sink": res,
+        "wall_s": wall,
+        "cpu_s": f.cpu_s,
+        "lost": res["sent"] - res["received"],
+        "processes": summary,
+        "series": per,
     }
 
 
@@ -460,7 +523,10 @@ def measure_soak(args: argparse.Namespace, log: Log) -> dict[str, Any]:
             continue
         slot["result"] = r
         s = r["sink"]
-        log(f"soak {impl.name}: {s['received']}/{s['sent']} received, {s['gaps']} gaps, p50 {s['latency']['p50_us']:.0f} µs")
+        log(
+            f"soak {impl.name}: {s['received']}/{s['sent']} received, {s['gaps']} gaps, "
+            f"p50 {s['latency']['p50_us']:.0f} µs"
+        )
     return out
 
 

@@ -15,7 +15,9 @@ NODE = str(Path(__file__).resolve().parent / "scale_node.py")
 QUEUE = 10_000  # a whole burst: losses are the transport's, not the queue policy's
 
 
-def _node(node_id: str, role: str, inputs: dict[str, Any] | None = None, outputs: list[str] | None = None) -> dict[str, Any]:
+def _node(
+    node_id: str, role: str, inputs: dict[str, Any] | None = None, outputs: list[str] | None = None
+) -> dict[str, Any]:
     n: dict[str, Any] = {"id": node_id, "path": NODE, "env": {"SCALE_ROLE": role, "SCALE_ID": node_id}}
     if inputs:
         n["inputs"] = inputs

@@ -22,10 +22,30 @@ DORA_RS_STATEMENTS = ("pass", "import pyarrow", "from dora import Node", "import
 #: module groups a node that never traces, never uses shared memory or CURVE and does not parse
 #: a descriptor has no use for (candidates to import lazily); numpy is not one: pyarrow imports it
 DEFERRABLE = (
-    "opentelemetry", "google", "asyncio", "yaml", "rich", "click", "psutil", "concurrent",
-    "zmq.auth", "dora_zmq.tracing", "dora_zmq.descriptor", "dora_zmq.security", "dora_zmq._shm",
-    "dora_zmq.graph", "dora_zmq.cli", "dora_zmq.recording", "dora_zmq.operators", "requests", "urllib3",
-    "http", "email", "importlib_metadata", "multiprocessing", "ssl",
+    "opentelemetry",
+    "google",
+    "asyncio",
+    "yaml",
+    "rich",
+    "click",
+    "psutil",
+    "concurrent",
+    "zmq.auth",
+    "dora_zmq.tracing",
+    "dora_zmq.descriptor",
+    "dora_zmq.security",
+    "dora_zmq._shm",
+    "dora_zmq.graph",
+    "dora_zmq.cli",
+    "dora_zmq.recording",
+    "dora_zmq.operators",
+    "requests",
+    "urllib3",
+    "http",
+    "email",
+    "importlib_metadata",
+    "multiprocessing",
+    "ssl",
 )
 
 _PROBE = """
@@ -103,13 +123,15 @@ def importtime(python: str, stmt: str = "from dora_zmq import Node", repeat: int
     per_run: list[dict[str, float]] = []
     total: list[float] = []
     for _ in range(repeat):
-        r = subprocess.run([python, "-X", "importtime", "-c", stmt], capture_output=True, text=True, timeout=120, check=False)
+        r = subprocess.run(
+            [python, "-X", "importtime", "-c", stmt], capture_output=True, text=True, timeout=120, check=False
+        )
         groups: dict[str, float] = {}
         cum = 0.0
         for line in r.stderr.splitlines():
             if not line.startswith("import time:") or "self [us]" in line:
                 continue
-            self_us, cum_us, raw = line[len("import time:"):].split("|")
+            self_us, cum_us, raw = line[len("import time:") :].split("|")
             name = raw.strip()
             g = group_of(name)
             groups[g] = groups.get(g, 0.0) + int(self_us) / 1000

@@ -319,7 +319,14 @@ def soak_sink(node: Any, ev: Events, out: Path) -> None:
                 sent = md["seq"]
                 stats = latency_stats(lat)
                 stats.pop("samples_ns")
-                result = {"sent": sent, "received": received, "gaps": gaps, "dups": dups, "first_seq": first_seq, "latency": stats}
+                result = {
+                    "sent": sent,
+                    "received": received,
+                    "gaps": gaps,
+                    "dups": dups,
+                    "first_seq": first_seq,
+                    "latency": stats,
+                }
                 dump_json(str(out), result)
             node.send_output("ack", mark, {})
             continue

@@ -72,7 +72,9 @@ def startup(r: dict[str, Any], title: str) -> Figure:
         for ax, key in zip(axes, ("first_all_s", "stop_s", "cpu_s")):
             xs, ys = _xy(per_n, ns, lambda m, key=key: m.get(key))
             ax.plot([x + 1 for x in xs], ys, "o-", label=name)
-    for ax, what in zip(axes, ("run -> every node's first message (s)", "STOP -> exit (s)", "CPU time of the tree (s)")):
+    for ax, what in zip(
+        axes, ("run -> every node's first message (s)", "STOP -> exit (s)", "CPU time of the tree (s)")
+    ):
         _style(ax, what, "nodes (1 source + N sinks)", "log")
     fig.suptitle(title)
     return fig
@@ -84,8 +86,11 @@ def memory(r: dict[str, Any], title: str) -> Figure:
     bars: dict[str, list[float]] = {}
     names = list(r["targets"])
     for name, tr in r["targets"].items():
-        for role, d in [("idle node", _idle_node(tr)), ("coordinator", tr.get("services", {}).get("coordinator")),
-                        ("daemon", tr.get("services", {}).get("daemon"))]:
+        for role, d in [
+            ("idle node", _idle_node(tr)),
+            ("coordinator", tr.get("services", {}).get("coordinator")),
+            ("daemon", tr.get("services", {}).get("daemon")),
+        ]:
             if role not in labels:
                 labels.append(role)
             bars.setdefault(name, []).append(d["rss_MB"] if d else math.nan)
@@ -99,7 +104,12 @@ def memory(r: dict[str, Any], title: str) -> Figure:
     for i, name in enumerate(names):
         flows = r["targets"][name].get("dataflows", {})
         xs = sorted(flows, key=int)
-        axes[1].bar([j + i * width for j in range(len(xs))], [flows[x]["total"]["pss_MB"] or flows[x]["total"]["rss_MB"] for x in xs], width, label=name)
+        axes[1].bar(
+            [j + i * width for j in range(len(xs))],
+            [flows[x]["total"]["pss_MB"] or flows[x]["total"]["rss_MB"] for x in xs],
+            width,
+            label=name,
+        )
         axes[1].set_xticks([j + width * (len(names) - 1) / 2 for j in range(len(xs))], [f"{x} nodes" for x in xs])
     axes[1].set_ylabel("PSS MB, whole tree")
     axes[1].set_title("idle dataflow, total (PSS: shared pages counted once)")

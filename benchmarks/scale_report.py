@@ -1,6 +1,6 @@
 """Tables of the scale variants (building only; ``run.py`` prints), and the plots' entry point.
 
-    python benchmarks/scale_report.py benchmarks/results/<timestamp>.json   # the tables as Markdown (README)
+python benchmarks/scale_report.py benchmarks/results/<timestamp>.json   # the tables as Markdown (README)
 """
 
 from __future__ import annotations
@@ -40,21 +40,30 @@ def _med(t: dict[str, Any], n: int) -> dict[str, Any] | None:
     return m
 
 
+def _columns(t: Table, names: list[str], per_target: list[str], ratios: list[str]) -> list[str]:
+    """Columns ``per_target`` for each target, then ``ratios`` of dora_zmq to each other one; the others."""
+    for name in names:
+        for i, c in enumerate(per_target):
+            t.add_column(f"{name}\n{c}" if i == 0 else c, justify="right")
+    others = [x for x in names if x != "dora_zmq"]
+    for o in others:
+        for c in ratios:
+            t.add_column(f"{c}\ndora_zmq/{o}", justify="right")
+    return others
+
+
 def fanout_tables(r: dict[str, Any]) -> list[Table]:
     names = list(r["targets"])
     out = []
     for size in r["sizes"]:
         k = str(size)
-        t = Table(title=f"Fan-out, {human(size)}: p50 to the LAST receiver µs (median receiver's p50), rate delivered to all", title_justify="left")
+        t = Table(
+            title=f"Fan-out, {human(size)}: p50 to the LAST receiver µs (median receiver's p50), "
+            "rate delivered to all",
+            title_justify="left",
+        )
         t.add_column("receivers", justify="right")
-        for name in names:
-            t.add_column(f"{name}\np50 last (each) µs", justify="right")
-            t.add_column("msgs/s\nto all", justify="right")
-            t.add_column("lost", justify="right")
-        others = [x for x in names if x != "dora_zmq"]
-        for o in others:
-            t.add_column(f"p50 last\ndora_zmq/{o}", justify="right")
-            t.add_column(f"msgs/s\ndora_zmq/{o}", justify="right")
+        others = _columns(t, names, ["p50 last (each) µs", "msgs/s\nto all", "lost"], ["p50 last", "msgs/s"])
         for n in r["receivers"]:
             row = [str(n)]
             for name in names:
@@ -64,7 +73,11 @@ def fanout_tables(r: dict[str, Any]) -> list[Table]:
                     row += ["-", "-", "-"]
                     continue
                 lost = int(s["lost"] + s["latency_lost"])
-                row += [f"{_n(s['p50_last_us'])} ({_n(s['p50_receiver_median_us'])})", _n(s["msgs_per_s"]), f"[red]{lost}[/]" if lost else "0"]
+                row += [
+                    f"{_n(s['p50_last_us'])} ({_n(s['p50_receiver_median_us'])})",
+                    _n(s["msgs_per_s"]),
+                    f"[red]{lost}[/]" if lost else "0",
+                ]
             base = (_med(r["targets"].get("dora_zmq", {}), n) or {}).get(k, {})
             for o in others:
                 s = (_med(r["targets"][o], n) or {}).get(k, {})
@@ -79,18 +92,15 @@ def fanout_tables(r: dict[str, Any]) -> list[Table]:
 
 def startup_table(r: dict[str, Any]) -> Table:
     names = list(r["targets"])
-    t = Table(title="Start-up and stop: one source + N sinks; run -> every node's first message, STOP -> exit, CPU of the tree", title_justify="left")
+    t = Table(
+        title="Start-up and stop: one source + N sinks; run -> every node's first message, STOP -> exit, "
+        "CPU of the tree",
+        title_justify="left",
+    )
     t.add_column("nodes", justify="right")
-    for name in names:
-        t.add_column(f"{name}\nfirst-all s", justify="right")
-        t.add_column("stop s", justify="right")
-        t.add_column("CPU s", justify="right")
-        t.add_column("import s\n(median node)", justify="right")
-    others = [x for x in names if x != "dora_zmq"]
-    for o in others:
-        t.add_column(f"first-all\ndora_zmq/{o}", justify="right")
-        t.add_column(f"stop\ndora_zmq/{o}", justify="right")
-        t.add_column(f"CPU\ndora_zmq/{o}", justify="right")
+    others = _columns(
+        t, names, ["first-all s", "stop s", "CPU s", "import s\n(median node)"], ["first-all", "stop", "CPU"]
+    )
     for n in r["sinks"]:
         row = [str(n + 1)]
         for name in names:
@@ -106,7 +116,10 @@ def startup_table(r: dict[str, Any]) -> Table:
 
 
 def memory_tables(r: dict[str, Any]) -> list[Table]:
-    t = Table(title="Memory of idle dataflows (median per process of a role; total = the whole tree), MB", title_justify="left")
+    t = Table(
+        title="Memory of idle dataflows (median per process of a role; total = the whole tree), MB",
+        title_justify="left",
+    )
     t.add_column("target")
     t.add_column("nodes", justify="right")
     t.add_column("role (count)")
@@ -121,7 +134,11 @@ def memory_tables(r: dict[str, Any]) -> list[Table]:
         for svc, x in tr.get("services", {}).items():
             t.add_row(name, "-", f"{svc} alone", _n(x["rss_MB"]), _n(x["uss_MB"]), _n(x["pss_MB"]))
     out = [t]
-    imp = Table(title="Import cost in a fresh interpreter (median of 3, --quick: 1): seconds, RSS of the process after, RSS added", title_justify="left")
+    imp = Table(
+        title="Import cost in a fresh interpreter (median of 3, --quick: 1): seconds, RSS of the process after, "
+        "RSS added",
+        title_justify="left",
+    )
     imp.add_column("python")
     imp.add_column("statement")
     imp.add_column("s", justify="right")
@@ -138,7 +155,11 @@ def memory_tables(r: dict[str, Any]) -> list[Table]:
     out.append(imp)
     it = r.get("imports", {}).get("dora_zmq", {}).get("importtime")
     if it:
-        g = Table(title=f"python -X importtime '{it['statement']}': self time by module group (total {it['total_ms']:.0f} ms)", title_justify="left")
+        g = Table(
+            title=f"python -X importtime '{it['statement']}': self time by module group "
+            f"(total {it['total_ms']:.0f} ms)",
+            title_justify="left",
+        )
         g.add_column("module group")
         g.add_column("ms", justify="right")
         g.add_column("a plain node could defer it: imported via")
@@ -158,7 +179,11 @@ def _via(chain: list[str] | None, group: str) -> str:
 
 
 def soak_table(r: dict[str, Any]) -> Table:
-    t = Table(title=f"Soak: source -> 3 relays -> sink, {r['rate']:.0f} msgs/s for {r['minutes']:g} min; per process start -> end", title_justify="left")
+    t = Table(
+        title=f"Soak: source -> 3 relays -> sink, {r['rate']:.0f} msgs/s for {r['minutes']:g} min; "
+        "per process start -> end",
+        title_justify="left",
+    )
     for c in ("target", "process", "RSS MB start -> end (max)", "fds", "threads", "received / sent", "p50 / p99 µs"):
         t.add_column(c, justify="right" if c not in ("target", "process") else "left")
     for name, tr in r["targets"].items():

@@ -29,8 +29,14 @@ finally:
 
 def test_fan_stats_take_the_last_receiver_per_message() -> None:
     recv = [
-        {"latency_ns": {"8": {"0": 1000, "1": 5000}}, "bursts": {"8": {"received": 10, "sent": 10, "t0": 1, "last": 1_000_000_001}}},
-        {"latency_ns": {"8": {"0": 3000, "1": 2000}}, "bursts": {"8": {"received": 9, "sent": 10, "t0": 1, "last": 500_000_001}}},
+        {
+            "latency_ns": {"8": {"0": 1000, "1": 5000}},
+            "bursts": {"8": {"received": 10, "sent": 10, "t0": 1, "last": 1_000_000_001}},
+        },
+        {
+            "latency_ns": {"8": {"0": 3000, "1": 2000}},
+            "bursts": {"8": {"received": 9, "sent": 10, "t0": 1, "last": 500_000_001}},
+        },
     ]
     s = fan_stats(recv, [8], samples=2)["8"]
     assert s["p50_last_us"] == pytest.approx(4.0)  # per message the later arrival: 3 µs and 5 µs
@@ -49,26 +55,50 @@ def test_graphs_and_import_groups() -> None:
 
 
 def test_importtime_tree_gives_each_module_its_importer() -> None:
-    stderr = "\n".join([
-        "import time: self [us] | cumulative | imported package",
-        "import time:        10 |         10 |       asyncio.base_events",
-        "import time:        20 |         30 |     asyncio",
-        "import time:         5 |         35 |   zmq.auth.thread",
-        "import time:         1 |          1 |   dora_zmq._errors",
-        "import time:         7 |         43 | dora_zmq.security",
-    ])
+    stderr = "\n".join(
+        [
+            "import time: self [us] | cumulative | imported package",
+            "import time:        10 |         10 |       asyncio.base_events",
+            "import time:        20 |         30 |     asyncio",
+            "import time:         5 |         35 |   zmq.auth.thread",
+            "import time:         1 |          1 |   dora_zmq._errors",
+            "import time:         7 |         43 | dora_zmq.security",
+        ]
+    )
     parent, order = parents(stderr)
     assert order[0] == "asyncio.base_events" and order[-1] == "dora_zmq.security"
-    assert chain(parent, "asyncio.base_events") == ["dora_zmq.security", "zmq.auth.thread", "asyncio", "asyncio.base_events"]
+    assert chain(parent, "asyncio.base_events") == [
+        "dora_zmq.security",
+        "zmq.auth.thread",
+        "asyncio",
+        "asyncio.base_events",
+    ]
     assert chain(parent, "dora_zmq._errors") == ["dora_zmq.security", "dora_zmq._errors"]
 
 
 @pytest.mark.timeout(170)
 def test_every_scale_variant_runs_with_tiny_settings(tmp_path: Path) -> None:
     cmd = [
-        sys.executable, str(BENCH / "run.py"), "--variant", "fanout,startup,memory,soak", "--quick", "--sizes", "8",
-        "--receivers", "2", "--nodes", "1", "--memory-sinks", "1", "--minutes", "0.05", "--sample-s", "1",
-        "--out", str(tmp_path), "--no-plots",
+        sys.executable,
+        str(BENCH / "run.py"),
+        "--variant",
+        "fanout,startup,memory,soak",
+        "--quick",
+        "--sizes",
+        "8",
+        "--receivers",
+        "2",
+        "--nodes",
+        "1",
+        "--memory-sinks",
+        "1",
+        "--minutes",
+        "0.05",
+        "--sample-s",
+        "1",
+        "--out",
+        str(tmp_path),
+        "--no-plots",
     ]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=160, check=False, cwd=tmp_path)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
