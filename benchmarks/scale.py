@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +66,9 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--minutes", type=float, default=10.0, help="soak: duration per target")
     g.add_argument("--rate", type=float, default=2000.0, help="soak: messages per second")
-    g.add_argument("--sample-s", type=float, default=None, help="soak: sampling period (default minutes*6 s, >= 1 s)")
+    g.add_argument(
+        "--sample-s", type=float, default=None, help="soak: sampling period (default: 100 samples per run, >= 1 s)"
+    )
     g.add_argument(
         "--no-plots",
         action="store_true",
@@ -536,8 +538,6 @@ def measure_soak(args: argparse.Namespace, log: Log) -> dict[str, Any]:
 def measure(args: argparse.Namespace, params: Params, variants: list[str], log: Log) -> dict[str, Any]:
     """Run the requested scale variants (``SCALE`` names, in order); ``{variant: result}``."""
     out: dict[str, Any] = {}
-    if args.quick:
-        params = replace(params, samples=min(params.samples, 30))
     for v in variants:
         if v == "fanout":
             out[v] = measure_fanout(args, params, log)
