@@ -441,8 +441,9 @@ def measure_memory(args: argparse.Namespace, log: Log) -> dict[str, Any]:
         if svc is not None:
             t["services"] = svc
     repeat = 1 if args.quick else 3
+    statements = ("pass", "from dora_zmq import Node") if args.quick else scale_imports.STATEMENTS
     out["imports"]["dora_zmq"] = {
-        "cost": scale_imports.cost(sys.executable, repeat=repeat),
+        "cost": scale_imports.cost(sys.executable, statements, repeat),
         "importtime": scale_imports.importtime(sys.executable, repeat=repeat),
     }
     if args.dora_venv:
