@@ -135,7 +135,7 @@ def memory_tables(r: dict[str, Any]) -> list[Table]:
             t.add_row(name, "-", f"{svc} alone", _n(x["rss_MB"]), _n(x["uss_MB"]), _n(x["pss_MB"]))
     out = [t]
     imp = Table(
-        title="Import cost in a fresh interpreter (median of 3; --quick: once, fewer): seconds, RSS of the process after, "
+        title="Import cost in a fresh interpreter (median of 3; --quick: once, fewer): seconds, RSS after, "
         "RSS added",
         title_justify="left",
     )
