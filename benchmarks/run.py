@@ -7,6 +7,7 @@
     python benchmarks/run.py --variant tracing       # cost of tracing per hop (+ tracing-chain5)
     python benchmarks/run.py --variant tcp-netns     # two network namespaces, tcp (root)
     python benchmarks/run.py --dora-venv /tmp/dora-venv   # + dora-rs 1.1.0
+    python benchmarks/run.py --variant scale --minutes 10    # fanout, startup, memory, chain10, soak (scale.py)
 
 Method (shared/peer-bench): payload a pyarrow UInt8Array; latency = 5 warm-ups + 100 samples
 per size paced max(5 ms, 2 ns/B), one-way, CLOCK_MONOTONIC; throughput = bursts of
@@ -38,6 +39,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import scale
+import scale_report
 from common import (
     ALTERNATE_ENV,
     SIZES,
@@ -70,7 +73,10 @@ from validation import validation_table
 
 HERE = Path(__file__).resolve().parent
 # variant -> links in the chain
-VARIANTS = {"same-host": 1, "zero-copy": 1, "chain5": 4, "tracing": 1, "tracing-chain5": 4, "tcp-netns": 1}
+VARIANTS = {
+    "same-host": 1, "zero-copy": 1, "chain5": 4, "chain10": 9, "tracing": 1, "tracing-chain5": 4, "tcp-netns": 1,
+}
+SCALE_SIZES = [8, 4096, 409600]  # default of fanout and chain10 when --sizes is not given
 TRACING = ("tracing", "tracing-chain5")  # dora_zmq with tracing off, and alternating traced / untraced
 NETNS = "tcp-netns"
 PRIMARY = "dora_zmq"
@@ -84,12 +90,14 @@ console = Console(width=None if sys.stdout.isatty() else 220, highlight=False)
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sizes", type=parse_sizes, default=list(SIZES),
-                    help="comma-separated payload sizes in bytes (or 4KiB, 16MiB); default: all 11 peer sizes")
+    ap.add_argument("--sizes", type=parse_sizes, default=None,
+                    help="comma-separated payload sizes in bytes (or 4KiB, 16MiB); default: all 11 peer sizes "
+                    f"({', '.join(map(human, SCALE_SIZES))} for the scale variants alone)")
     ap.add_argument("--quick", action="store_true", help="fewer samples and smaller bursts, 1 run (CI smoke)")
     ap.add_argument("--runs", type=int, default=None, help="repeat N times and report medians (default 3, quick 1)")
     ap.add_argument("--variant", default="same-host",
-                    help=f"comma-separated: {', '.join(VARIANTS)} (tracing needs dora_zmq.tracing, tcp-netns root)")
+                    help=f"comma-separated: {', '.join(VARIANTS)} (tracing needs dora_zmq.tracing, tcp-netns root); "
+                    f"scale variants {', '.join(scale.SCALE)}, or scale: all of them and chain10")
     ap.add_argument("--dora-venv", type=Path, help="a virtualenv with dora-rs and dora-rs-cli 1.1.0: also measure dora-rs")
     ap.add_argument("--dora-configs", default="default,pool256",
                     help="dora-rs configurations: default (8 MB shm pool), pool256 (256 MB pool)")
@@ -99,11 +107,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--no-validation", action="store_true",
                     help="skip the in-process table of what validating received values costs per message")
     ap.add_argument("-v", "--verbose", action="store_true")
+    scale.add_arguments(ap)
     args = ap.parse_args(argv)
-    args.variants = [v.strip() for v in args.variant.split(",") if v.strip()]
-    bad = [v for v in args.variants if v not in VARIANTS]
+    names = [v.strip() for v in args.variant.split(",") if v.strip()]
+    args.variants = [x for v in names for x in (scale.ALL if v == "scale" else [v])]
+    bad = [v for v in args.variants if v not in VARIANTS and v not in scale.SCALE]
     if bad:
-        ap.error(f"unknown variant(s) {bad}; choose from {list(VARIANTS)}")
+        ap.error(f"unknown variant(s) {bad}; choose from {list(VARIANTS) + list(scale.SCALE)} or scale")
+    if args.sizes is None:
+        args.sizes = SCALE_SIZES if set(args.variants) <= set(scale.ALL) else list(SIZES)
     if args.runs is None:
         args.runs = 1 if args.quick else 3
     if args.runs < 1:
@@ -238,27 +250,34 @@ def main(argv: list[str] | None = None) -> int:
     if busy > _BUSY_WARN:
         console.print(f"[yellow]warning: the machine is {busy:.0%} busy before the benchmark; figures will be noisy[/]")
     has_tracing = importlib.util.find_spec("dora_zmq.tracing") is not None
+    scaled = [v for v in args.variants if v in scale.SCALE]
+    args.variants = [v for v in args.variants if v not in scale.SCALE]
     with ExitStack() as stack:
         sink = stack.enter_context(OtlpSink()) if set(TRACING) & set(args.variants) and has_tracing else None
         net = open_hosts(stack) if NETNS in args.variants else None
         if net is not None:
             doc["netns"] = {"hosts": {h.name: {"ns": h.ns, "ip": h.ip} for h in net.hosts}, "link": "veth pair via a bridge"}
-        todo = plan(args, sink, net)
-        if not todo:
+        todo = plan(args, sink, net) if args.variants else {}
+        if not todo and not scaled:
             return 2
         console.print(
             f"sizes {', '.join(human(s) for s in args.sizes)}; {args.runs} run(s); "
             f"{'quick' if args.quick else 'full'} method; targets: "
             + "; ".join(f"{v}: {', '.join(t.name for t in ts)}" for v, ts in todo.items())
+            + (f"; scale: {', '.join(scaled)}" if scaled else "")
         )
         doc["variants"] = measure(args, params, todo)
+        if scaled:
+            doc["scale"] = scale.measure(args, params, scaled, console.print)
         if sink is not None:
             doc["otlp_sink"] = {"requests": sink.requests, "bytes": sink.bytes}
     doc["wall_s"] = time.monotonic() - started
     doc["cpu_busy_after"] = cpu_busy()
     doc["loadavg_at_end"] = os.getloadavg()
     show(doc["variants"], args.runs, doc.get("otlp_sink"))
-    if not args.no_validation:
+    for table in scale_report.tables(doc.get("scale", {})):
+        console.print(table)
+    if todo and not args.no_validation:
         # in-process and after the dataflows: it costs a few seconds and disturbs no run
         doc["validation"] = measure_validation([s for s in args.sizes if 0 < s <= _VALIDATION_MAX])
         console.print(validation_table(doc["validation"], human))
@@ -266,7 +285,13 @@ def main(argv: list[str] | None = None) -> int:
     path = args.out / f"{datetime.now().strftime('%Y%m%d-%H%M%S')}.json"
     dump_json(str(path), doc)
     failed = [f"{v}/{n}" for v, var in doc["variants"].items() for n, t in var["targets"].items() if not t["runs"]]
+    failed += scale.failed(doc.get("scale", {}))
     console.print(f"\nwall time {doc['wall_s']:.0f} s; wrote {os.path.relpath(path)}")
+    if (scaled or "chain10" in todo) and not args.no_plots:
+        if args.quick:  # a smoke run must not replace the plots README shows
+            console.print(f"plots not redrawn after --quick: python benchmarks/scale_plots.py {os.path.relpath(path)}")
+        else:
+            console.print(scale_report.draw_plots(path, HERE / "plots"))
     if failed:
         console.print(f"[red]no successful run for: {', '.join(failed)}[/red]")
         return 1
