@@ -1,6 +1,13 @@
-"""dora_zmq: dora-rs dataflows in Python, Arrow over ZeroMQ, traced with OpenTelemetry."""
+"""dora_zmq: dora-rs dataflows in Python, Arrow over ZeroMQ, traced with OpenTelemetry.
+
+The public names are loaded on first use (PEP 562): ``from dora_zmq import Node`` imports the
+node runtime only, not the operator runtime, and ``import dora_zmq`` alone imports neither.
+"""
 
 from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from ._errors import (
     ControlError,
@@ -13,8 +20,10 @@ from ._errors import (
     ProtocolError,
 )
 from ._version import __version__
-from .node import Event, EventType, Node, OutputSample, StopReason
-from .operators import DoraStatus
+
+if TYPE_CHECKING:
+    from .node import Event, EventType, Node, OutputSample, StopReason
+    from .operators import DoraStatus
 
 __all__ = [
     "__version__",
@@ -33,3 +42,26 @@ __all__ = [
     "OutputError",
     "ProtocolError",
 ]
+
+# name -> the submodule that defines it, imported when the name is first asked for
+_LAZY = {
+    "Event": ".node",
+    "EventType": ".node",
+    "Node": ".node",
+    "OutputSample": ".node",
+    "StopReason": ".node",
+    "DoraStatus": ".operators",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

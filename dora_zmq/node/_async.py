@@ -8,13 +8,17 @@ already waiting in the worker; the event it returns is kept and is the result of
 
 Threading: ``recv_async`` is called from the event loop's thread; the worker thread only
 runs ``next()``. ``_pending`` is touched by the loop's thread alone.
+
+asyncio and the executor are imported by the first ``recv_async`` (a node that never awaits
+does not load them; one that does has asyncio loaded already).
 """
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    import concurrent.futures
 
 __all__ = ["AsyncEvents"]
 
@@ -30,6 +34,9 @@ class AsyncEvents:
 
     async def recv(self, timeout: float | None = None) -> Any:
         """The next event, None when the stream ended, an ERROR event after ``timeout`` seconds."""
+        import asyncio
+        import concurrent.futures
+
         pending = self._pending
         if pending is None:
             if self._executor is None:

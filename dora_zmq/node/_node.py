@@ -1,12 +1,18 @@
-"""``Node``: the custom-node API of dora-rs, plus ``inputs()``, a tuple loop of our own."""
+"""``Node``: the custom-node API of dora-rs, plus ``inputs()``, a tuple loop of our own.
+
+Imports: the descriptor parser (yaml) is imported by ``Node()``, not by ``from dora_zmq import
+Node``; tracing (OpenTelemetry) only when the environment has ``OTEL_*`` variables (see
+:func:`_node_tracing`).
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 import secrets
+import sys
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator, Mapping
 
 import pyarrow as pa
 
@@ -14,8 +20,6 @@ from .. import _control as ctl
 from .._errors import ControlError, NodeConfigError, OutputError
 from .._transport import Channel, Publisher, Subscriber, ipc_endpoint, release_context
 from .._wire import MessageKind, encode_topic, to_arrow
-from ..descriptor import Dataflow, NodeSpec, OutputRef, TimerSpec, parse_dataflow
-from ..tracing import NodeTracing, setup_tracing
 from ._async import AsyncEvents
 from ._config import DataflowId, NodeEnvironment, relay_addresses
 from ._dynamic import announced_endpoint, machine_name, resolve_dynamic
@@ -30,6 +34,10 @@ from ._session import Session
 from ._shm_sender import ShmSender
 from ._start import StartBarrier
 from ._stdout import StdoutCapture
+
+if TYPE_CHECKING:
+    from ..descriptor import Dataflow, NodeSpec
+    from ..tracing import NodeTracing
 
 __all__ = ["Node"]
 
@@ -76,6 +84,8 @@ class Node(DoraExtras):
         remote = env.daemon.startswith("tcp://") and not env.spawned
         relay = relay_addresses()
         self._machine = machine_name(setup.machine, self._id, remote, relay is not None)
+        from ..descriptor import parse_dataflow
+
         self._descriptor: Dataflow = parse_dataflow(setup.yaml, working_dir=_path(setup.working_dir), check_paths=False)
         self._spec: NodeSpec = self._descriptor.node(self._id)
         # owner: the application thread (close_output); send_output reads them
@@ -111,8 +121,7 @@ class Node(DoraExtras):
         if self._spec.send_stdout_as:
             output = self._spec.send_stdout_as
             self._stdout = StdoutCapture(self._id, lambda line: self.send_output(output, pa.array([line])))
-        provider = setup_tracing(self._id, {"dora.dataflow_id": self._dataflow_id})
-        self._tracing = NodeTracing(provider, self._id, self._dataflow_id, self._machine) if provider else None
+        self._tracing = _node_tracing(self._id, self._dataflow_id, self._machine)
         install_exit_hooks(self)
 
     # ---- public API -------------------------------------------------------------------
@@ -367,6 +376,8 @@ class Node(DoraExtras):
         return reply
 
     def _build_routes(self) -> dict[bytes, Route]:
+        from ..descriptor import OutputRef
+
         routes: dict[bytes, Route] = {}
         for spec in self._spec.inputs.values():
             if isinstance(spec.source, OutputRef):
@@ -383,8 +394,24 @@ class Node(DoraExtras):
         return {reader: frozenset(t) for reader, t in topics.items()}
 
     def _timers(self) -> list[TimerInput]:
+        from ..descriptor import TimerSpec
+
         return [TimerInput(i.id, i.source.interval_s) for i in self._spec.inputs.values() if isinstance(i.source, TimerSpec)]
 
 
 def _path(p: str) -> Path | None:
     return Path(p) if p else None
+
+
+def _node_tracing(node_id: str, dataflow_id: str, machine: str) -> NodeTracing | None:
+    """This node's tracing, or None when off.
+
+    Without any ``OTEL_*`` variable tracing is off (``tracing_config``), so OpenTelemetry is
+    not even imported -- unless this process already set tracing up (an operator runtime).
+    """
+    if "dora_zmq.tracing" not in sys.modules and not any(k.startswith("OTEL_") for k in os.environ):
+        return None
+    from ..tracing import NodeTracing, setup_tracing
+
+    provider = setup_tracing(node_id, {"dora.dataflow_id": dataflow_id})
+    return NodeTracing(provider, node_id, dataflow_id, machine) if provider else None

@@ -22,7 +22,7 @@ import collections
 import logging
 import os
 import time
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import pyarrow as pa
 
@@ -32,9 +32,11 @@ from .._errors import ProtocolError
 from .._shm import SegmentPool, ShmDescriptor
 from .._transport import Publisher
 from .._wire import encode_shm_frames, flat_values, parse_marker, parse_release
-from ..descriptor import Dataflow, NodeKind
 from ._readers import ReaderTokens
 from ._samples import OutputSample
+
+if TYPE_CHECKING:
+    from ..descriptor import Dataflow
 
 __all__ = ["ShmSender", "shm_threshold"]
 
@@ -64,6 +66,8 @@ class ShmSender:
     def __init__(
         self, dataflow_id: str, node_id: str, machine: str, descriptor: Dataflow, outputs: tuple[str, ...], readers: ReaderTokens
     ) -> None:
+        from ..descriptor import NodeKind  # the parser's module: Node() has imported it already
+
         self.threshold = shm_threshold()
         self._readers = readers
         self._dataflow_id = dataflow_id

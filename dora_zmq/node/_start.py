@@ -19,14 +19,16 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from .. import _control as ctl
 from .._transport import Channel, Poller, Publisher
 from .._wire import parse_marker
-from ..descriptor import Dataflow, NodeKind
 from ._events import EventQueue
 from ._readers import ReaderTokens
+
+if TYPE_CHECKING:
+    from ..descriptor import Dataflow
 
 __all__ = ["START_TIMEOUT_S", "Started", "StartBarrier"]
 
@@ -90,6 +92,8 @@ class StartBarrier:
         return started
 
     def _static(self, nodes: set[str] | list[str]) -> set[str]:
+        from ..descriptor import NodeKind  # the parser's module: Node() has imported it already
+
         return {n for n in nodes if self._descriptor.node(n).kind is not NodeKind.DYNAMIC}
 
     def _await_peers(self, markers: set[str], exited: set[str], deferred: list[Any]) -> ctl.Peers | None:

@@ -1,18 +1,23 @@
-"""Applying CURVE to sockets, and the per-process authenticator (a ZAP handler thread)."""
+"""Applying CURVE to sockets, and the per-process authenticator (a ZAP handler thread).
+
+The authenticator (``_zap``: pyzmq's ``zmq.auth.thread``, which pulls in asyncio) is imported
+only when a process first serves CURVE, so a process without keys never loads it.
+"""
 
 from __future__ import annotations
 
 import atexit
 import logging
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import zmq
-from zmq.auth.thread import ThreadAuthenticator
-from zmq.utils import z85
 
 from ._keys import KeyConfig, SecurityError, key_config
 from ._roles import KeyTable, Plane
+
+if TYPE_CHECKING:
+    from zmq.auth.thread import ThreadAuthenticator
 
 __all__ = ["secure_client", "secure_server", "security_enabled", "stop_authenticator"]
 
@@ -70,44 +75,17 @@ def secure_client(sock: zmq.Socket[Any], plane: Plane = Plane.CONTROL) -> None:
     sock.curve_secretkey = keys.client_secret
 
 
-class _RoleAuthenticator(ThreadAuthenticator):
-    """pyzmq's ZAP thread, with keys looked up in a :class:`KeyTable` and ``role:name`` user ids."""
-
-    def __init__(self, ctx: zmq.Context[Any], table: KeyTable) -> None:
-        super().__init__(ctx, log=logging.getLogger("dora_zmq.security.zap"))
-        self.table = table
-
-    def curve_user_id(self, client_public_key: bytes) -> str:
-        # A key removed between the check and this call gets a user id with no rights.
-        return self.table.user_id(z85.encode(client_public_key)) or "revoked:"
-
-
-class _PlaneCredentials:
-    """The ZAP callback: is this key authorised, with a role that may use this plane?"""
-
-    def __init__(self, table: KeyTable) -> None:
-        self._table = table
-
-    def callback(self, domain: str, key: bytes) -> bool:
-        try:
-            plane = Plane(domain)
-        except ValueError:
-            return False
-        allowed = self._table.allows(plane, key)
-        if not allowed:
-            log.info("CURVE: refused key %s on the %s plane", key.decode(errors="replace"), plane.value)
-        return allowed
-
-
 def _ensure_authenticator(ctx: zmq.Context[Any], keys: KeyConfig) -> None:
     global _auth
     with _lock:
         if _auth is not None:
             return
+        from ._zap import PlaneCredentials, RoleAuthenticator
+
         table = KeyTable(keys.authorized)
-        auth = _RoleAuthenticator(ctx, table)
+        auth = RoleAuthenticator(ctx, table)
         auth.start()
-        credentials = _PlaneCredentials(table)
+        credentials = PlaneCredentials(table)
         for plane in Plane:
             auth.configure_curve_callback(domain=plane.value, credentials_provider=credentials)
         _auth = auth

@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import zmq
-import zmq.auth
 
 from .._errors import DoraZmqError
 from ._roles import Role
@@ -66,6 +65,8 @@ def generate_keys(directory: Path, clients: list[str], roles: dict[Role, list[st
     Existing pairs are kept (re-running adds keys without invalidating old ones); permissions
     are set again on every run: folders 0700, secret keys 0600.
     """
+    from zmq.auth import create_certificates  # zmq.auth: only where keys are made or read
+
     if not zmq.has("curve"):
         raise SecurityError("this libzmq has no CURVE support; install pyzmq from PyPI (its wheels have it)")
     roles = {role: names for role, names in (roles or {}).items() if names}
@@ -80,7 +81,7 @@ def generate_keys(directory: Path, clients: list[str], roles: dict[Role, list[st
     fresh = not (directory / "server.key_secret").exists()
     for name in ("server", "data") if fresh else ("server",):
         if not (directory / f"{name}.key_secret").exists():
-            zmq.auth.create_certificates(directory, name)
+            create_certificates(directory, name)
             written += [directory / f"{name}.key", directory / f"{name}.key_secret"]
     wanted = [(directory / "clients", directory / "authorized", name) for name in clients]
     for role, names in roles.items():
@@ -91,7 +92,7 @@ def generate_keys(directory: Path, clients: list[str], roles: dict[Role, list[st
         if "/" in name or name in ("", ".", ".."):
             raise SecurityError(f"invalid key name {name!r}")
         if not (folder / f"{name}.key_secret").exists():
-            public, secret = zmq.auth.create_certificates(folder, name)
+            public, secret = create_certificates(folder, name)
             written += [Path(public), Path(secret)]
         shutil.copy(folder / f"{name}.key", authorized / f"{name}.key")
     for secret_file in directory.rglob("*.key_secret"):
@@ -114,6 +115,8 @@ def key_config(env: dict[str, str] | None = None) -> KeyConfig | None:
     folder = env.get(ENV_KEYS)
     if not folder:
         return None
+    from zmq.auth import load_certificate  # zmq.auth: only where keys are made or read
+
     base = Path(folder)
     if not (base / "server.key").is_file():
         raise SecurityError(f"{ENV_KEYS}={folder}: no server.key there; create the folder with `dora-zmq keys {folder}`")
@@ -122,12 +125,14 @@ def key_config(env: dict[str, str] | None = None) -> KeyConfig | None:
     client_file = Path(env.get(ENV_CLIENT) or base / "clients" / "default.key_secret")
     if not client_file.is_file():
         raise SecurityError(f"client key {client_file} not found; set {ENV_CLIENT} to this machine's .key_secret file")
-    client_public, client_secret = zmq.auth.load_certificate(client_file)
+    client_public, client_secret = load_certificate(client_file)
     if client_secret is None:
         raise SecurityError(f"{client_file} holds no secret key; use the .key_secret file")
     return KeyConfig(server_public, server_secret, client_public, client_secret, base / "authorized", data_public, data_secret)
 
 
 def _load_pair(base: Path, name: str) -> tuple[bytes, bytes | None]:
+    from zmq.auth import load_certificate
+
     secret_file = base / f"{name}.key_secret"
-    return zmq.auth.load_certificate(secret_file if secret_file.is_file() else base / f"{name}.key")
+    return load_certificate(secret_file if secret_file.is_file() else base / f"{name}.key")
