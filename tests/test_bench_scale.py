@@ -14,17 +14,12 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-BENCH = REPO / "benchmarks"
-_PATHS = [str(BENCH), str(BENCH / "nodes")]
-sys.path[:0] = _PATHS  # the benchmark's modules import each other by their bare names
-try:
+from _bench_path import BENCH, benchmark_modules
+
+with benchmark_modules():
     import scale_flows
     from scale import fan_stats
     from scale_imports import chain, group_of, parents
-finally:
-    for _p in _PATHS:
-        sys.path.remove(_p)
 
 
 def test_fan_stats_take_the_last_receiver_per_message() -> None:
@@ -120,10 +115,7 @@ def test_every_scale_variant_runs_with_tiny_settings(tmp_path: Path) -> None:
     assert soak["lost"] == 0 and soak["sink"]["gaps"] == 0 and soak["sink"]["received"] > 0
     assert {"source", "relay1", "relay2", "relay3", "sink", "run"} <= set(soak["processes"])
     if importlib.util.find_spec("matplotlib") is not None:
-        sys.path.insert(0, str(BENCH))
-        try:
+        with benchmark_modules():
             import scale_plots
-        finally:
-            sys.path.remove(str(BENCH))
         files = scale_plots.draw(path, tmp_path / "plots")
         assert {f.name for f in files} == {"fanout.png", "startup.png", "memory.png", "soak.png"}

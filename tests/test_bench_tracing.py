@@ -14,17 +14,12 @@ from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-BENCH = REPO / "benchmarks"
-_PATHS = [str(BENCH), str(BENCH / "nodes")]
-sys.path[:0] = _PATHS  # the benchmark's modules import each other by their bare names
-try:
+from _bench_path import BENCH, REPO, benchmark_modules
+
+with benchmark_modules():
     import common
     from _dora_api import TracingSwitch
     from common import TRACED, WARMUP, Kind, Msg, Recorder, paired_tracing
-finally:
-    for _p in _PATHS:
-        sys.path.remove(_p)
 
 _OTEL = "open_telemetry_context"
 
