@@ -25,7 +25,8 @@ from ._access import DAEMON_REPORTS, refusal
 from ._bundles import BundleService
 from ._liveness import PROBE_EVERY_S, judge
 from ._observe import daemon_infos, node_stats
-from ._redeliver import exit_notice, missing_exits
+from .._cache import BoundedCache
+from ._redeliver import exit_notice, missing_exits, unknown_dataflows
 from ._state import DaemonRecord, DataflowRun, LogWatcher, NodeState, Status
 
 __all__ = ["Coordinator", "DEFAULT_PORT", "DEFAULT_ADDRESS"]
@@ -38,6 +39,7 @@ MACHINE_WAIT_S = float(os.environ.get("DORA_ZMQ_MACHINE_WAIT", "10"))
 # After this long without every node started, say which ones the others are waiting for.
 START_WARN_S = float(os.environ.get("DORA_ZMQ_START_WARN", "5"))
 DEFAULT_GRACE_S = 10.0
+ORPHAN_STOP_EVERY_S = 5.0  # a StopNodes for a dataflow this coordinator does not know goes again after this
 _FINISHED_KEPT = 50
 #: Clients attached to one dataflow (``start --attach``, ``logs --follow``) at most.
 _WATCHERS_PER_DATAFLOW = 64
@@ -65,6 +67,7 @@ class Coordinator:
         self._exit_at: float | None = None
         self._tracer = LifecycleTracer("dora-coordinator", "coordinator")
         self._spans: dict[tuple[str, str], Any] = {}  # (dataflow id, phase) -> open span
+        self._orphans: BoundedCache[tuple[bytes, str], float] = BoundedCache(1000)  # (daemon, dataflow) -> stop sent at
 
     @property
     def address(self) -> str:
@@ -203,6 +206,7 @@ class Coordinator:
                 # _admit noted it; exits it missed (a connection that dropped) go again
                 for notice in missing_exits(self._dataflows.values(), peer, exits or {}):
                     self.channel.send(notice, to=peer)
+                self._stop_orphans(peer, exits or {})
             case ctl.DaemonExiting():
                 self._daemon_lost(peer, "daemon exited", expected=True)
             case ctl.FetchBundle():
@@ -485,6 +489,20 @@ class Coordinator:
         )
         self.channel.send(ctl.DaemonAccepted(), to=peer)
         log.info("daemon '%s' connected (%s, pid %d)", msg.machine_id or "(default)", msg.hostname, msg.pid)
+
+    def _stop_orphans(self, peer: bytes, known: dict[str, list[str]]) -> None:
+        """Stop the nodes a daemon runs for dataflows this coordinator does not know (it restarted)."""
+        now = time.monotonic()
+        for df_id in unknown_dataflows(self._dataflows, known):
+            if now - self._orphans.get((peer, df_id), -ORPHAN_STOP_EVERY_S) < ORPHAN_STOP_EVERY_S:
+                continue
+            self._orphans.put((peer, df_id), now)
+            record = self._daemons.get(peer)
+            log.warning(
+                "daemon '%s' runs nodes of dataflow %s, which this coordinator does not know (it restarted, and a "
+                "coordinator keeps no state): they are stopped", (record.machine_id if record else "") or "(default)", df_id,
+            )
+            self.channel.send(ctl.StopNodes(df_id, DEFAULT_GRACE_S, ctl.StopReason.MANUAL), to=peer)
 
     def _node_ready(self, msg: ctl.NodeReady) -> None:
         run = self._dataflows.get(msg.dataflow_id)

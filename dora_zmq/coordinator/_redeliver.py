@@ -17,7 +17,7 @@ from typing import Iterable
 from .. import _control as ctl
 from ._state import DataflowRun
 
-__all__ = ["exit_notice", "missing_exits"]
+__all__ = ["exit_notice", "missing_exits", "unknown_dataflows"]
 
 
 def exit_notice(run: DataflowRun, msg: ctl.NodeExited) -> ctl.UpstreamExited:
@@ -42,3 +42,13 @@ def missing_exits(runs: Iterable[DataflowRun], daemon: bytes, known: dict[str, l
             continue
         out.extend(notice for node, notice in run.exit_notices.items() if node not in have)
     return out
+
+
+def unknown_dataflows(runs: dict[str, DataflowRun], known: dict[str, list[str]]) -> list[str]:
+    """The dataflows a daemon still runs (``known``'s keys) that this coordinator does not know.
+
+    A coordinator keeps no state across a restart: a daemon that registers again with the new
+    one goes on running the old one's nodes, which nobody could stop or follow any more. They
+    are stopped (issue 13, tests/multihost/test_fault_phases.py).
+    """
+    return [df_id for df_id in known if df_id not in runs]

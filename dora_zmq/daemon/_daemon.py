@@ -27,6 +27,7 @@ from ..descriptor import NodeKind, NodeSpec, parse_dataflow
 from ..security import TRUSTED, Peer, Role
 from ..tracing import LifecycleTracer
 from ._exit_reports import ExitReports
+from ._ready_reports import ReadyReports
 from ._heartbeat import HeartbeatThread
 from ._resources import ResourceSampler, SampledProcess
 from ._restart import RestartBook
@@ -113,6 +114,7 @@ class Daemon:
             raise
         self.supervisor = Supervisor()
         self._exit_reports = ExitReports()  # resent until the coordinator has them
+        self._ready_reports = ReadyReports()  # resent until a Peers table lists them
         self._spawns = SpawnQueue()  # nodes to start, a slice per pass of the loop (._spawning)
         self._heartbeat = HeartbeatThread(coordinator, ident, machine_id)  # beats even while the loop is busy
         self._shipments = Shipments(cache_dir, machine_id, self.coordinator.send)
@@ -185,7 +187,7 @@ class Daemon:
                 if self._accepted and now >= next_beat:
                     exits = {df.id: sorted({e.node for e in df.exits}) for df in self._dataflows.values()}
                     self.coordinator.send(ctl.DaemonHeartbeat(self.machine_id, exits))  # this one also gets "register again"
-                    for report in self._exit_reports.due():
+                    for report in [*self._exit_reports.due(), *self._ready_reports.due()]:
                         self.coordinator.send(report)
                     next_beat = now + ctl.HEARTBEAT_INTERVAL_S
                 if self._accepted and now >= next_resources:
@@ -257,6 +259,7 @@ class Daemon:
             case ctl.Peers(dataflow_id=df_id):
                 if (df := self._dataflows.get(df_id)) is not None:
                     df.last_peers = msg
+                    self._ready_reports.confirmed_by(msg)
                     self._to_nodes(df, msg)
             case ctl.UpstreamExited(dataflow_id=df_id):
                 if (df := self._dataflows.get(df_id)) is not None and df.note_exit(msg):
@@ -420,7 +423,7 @@ class Daemon:
             case ctl.NodeBound(dataflow_id=df_id, node=node, endpoint=endpoint):
                 # Always sent on the registered socket: an unverified sender is never enough.
                 if self._from_node(peer, msg, df_id, node, unverified_ok=False):
-                    self.coordinator.send(ctl.NodeReady(df_id, node, endpoint))
+                    self.coordinator.send(self._ready_reports.report(ctl.NodeReady(df_id, node, endpoint)))
             case ctl.NodeStats(dataflow_id=df_id, node=node) | ctl.RequestStop(dataflow_id=df_id, node=node):
                 if self._from_node(peer, msg, df_id, node, unverified_ok=True):
                     if isinstance(msg, ctl.NodeStats):
@@ -599,6 +602,7 @@ class Daemon:
         if any(df.descriptor.node(n).kind is NodeKind.DYNAMIC for n in df.peers):
             return
         self._dataflows.pop(df.id, None)
+        self._ready_reports.forget_dataflow(df.id)
         self._retired[df.id] = df.senders
         while len(self._retired) > _RETIRED_KEPT:
             self._retired.popitem(last=False)
@@ -612,6 +616,7 @@ class Daemon:
     def _report_exit(self, df_id: str, node: str, info: ExitInfo) -> None:
         if info.failed:
             log.info("dataflow %s: node %s failed: exit %s signal %s %s", df_id, node, info.exit_code, info.signal, info.reason)
+        self._ready_reports.forget(df_id, node)
         self.coordinator.send(self._exit_reports.report(
             ctl.NodeExited(df_id, node, info.exit_code, info.signal, info.failed, info.reason, info.stderr_tail, self.machine_id)
         ))

@@ -7,8 +7,11 @@ same environment variables, so what compose starts is what these tests exercise.
 from __future__ import annotations
 
 import textwrap
+import time
 from pathlib import Path
 from typing import Any, Callable
+
+import psutil
 
 from dora_zmq.testing import DataflowProcess
 
@@ -55,6 +58,31 @@ class Cluster:
 
     def cli(self, host: Host, *args: str, **kwargs: Any) -> DataflowProcess:
         return self.dora(*args, prefix=host.prefix, env=self.base_env(**kwargs.pop("env", {})), cwd=self.workdir, **kwargs)
+
+    def node_processes(self) -> list[psutil.Process]:
+        """The live processes the daemons started (nodes and what they started), zombies excluded."""
+        found = []
+        for daemon in self.daemons.values():
+            try:
+                children = psutil.Process(daemon.proc.pid).children(recursive=True)
+            except psutil.NoSuchProcess:
+                continue
+            for child in children:
+                try:
+                    if child.status() != psutil.STATUS_ZOMBIE:
+                        found.append(child)
+                except psutil.NoSuchProcess:
+                    continue
+        return found
+
+    def wait_no_node_processes(self, timeout: float) -> list[str]:
+        """Poll until the daemons have no child left; returns the command lines still alive at ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = self.node_processes()
+            if not left or time.monotonic() > deadline:
+                return [" ".join(p.cmdline()) for p in left if p.is_running()]
+            time.sleep(0.2)  # polling the process table: there is no event for "a grandchild exited"
 
 
 def write_files(dir_: Path, files: dict[str, str]) -> None:

@@ -55,10 +55,14 @@ class Host:
 class Network:
     """A bridge and hosts; ``close()`` deletes every namespace it made."""
 
-    def __init__(self, subnet: int = 77) -> None:
+    def __init__(self, subnet: int = 77, prefix: str = "dz") -> None:
+        """``prefix`` (at most 4 characters) starts every namespace and interface name made here."""
+        if len(prefix) > 4:
+            raise ValueError(f"namespace prefix {prefix!r} is longer than 4 characters (interface names: 15)")
         self.id = uuid.uuid4().hex[:5]
         self.subnet = subnet
-        self.switch = f"dzsw{self.id}"
+        self.prefix = prefix
+        self.switch = f"{prefix}sw{self.id}"
         self.hosts: dict[str, Host] = {}
         _ip("netns", "add", self.switch)
         _ip("-n", self.switch, "link", "add", "br0", "type", "bridge")
@@ -67,8 +71,8 @@ class Network:
     def add_host(self, name: str) -> Host:
         """A new host at 10.231.<subnet>.<n>."""
         n = len(self.hosts) + 1
-        ns = f"dzh{n}{self.id}"
-        host_if, port_if = f"dzv{n}{self.id}", f"dzb{n}{self.id}"
+        ns = f"{self.prefix}h{n}{self.id}"
+        host_if, port_if = f"{self.prefix}v{n}{self.id}", f"{self.prefix}b{n}{self.id}"
         _ip("netns", "add", ns)
         _ip("link", "add", host_if, "type", "veth", "peer", "name", port_if)
         _ip("link", "set", host_if, "netns", ns)
