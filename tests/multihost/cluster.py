@@ -41,10 +41,10 @@ class Cluster:
         env.update(extra)
         return env
 
-    def start_coordinator(self, host: Host) -> DataflowProcess:
+    def start_coordinator(self, host: Host, ready_timeout: float = 20.0) -> DataflowProcess:
         self.coordinator_host = host
         p = self.dora("coordinator", "--bind", f"tcp://{host.ip}:{PORT}", prefix=host.prefix, env=self.base_env(), cwd=self.workdir)
-        p.wait_for_line("coordinator listening")
+        p.wait_for_line("coordinator listening", timeout=ready_timeout)
         return p
 
     def start_daemon(self, host: Host, machine: str | None = None, *extra: str, env: dict[str, str] | None = None) -> DataflowProcess:
