@@ -26,7 +26,7 @@ from ._bundles import BundleService
 from ._liveness import PROBE_EVERY_S, judge
 from ._observe import daemon_infos, node_stats
 from .._cache import BoundedCache
-from ._redeliver import exit_notice, missing_exits, unknown_dataflows
+from ._redeliver import SpawnResends, exit_notice, missing_exits, unknown_dataflows
 from ._state import DaemonRecord, DataflowRun, LogWatcher, NodeState, Status
 
 __all__ = ["Coordinator", "DEFAULT_PORT", "DEFAULT_ADDRESS"]
@@ -67,6 +67,7 @@ class Coordinator:
         self._exit_at: float | None = None
         self._tracer = LifecycleTracer("dora-coordinator", "coordinator")
         self._spans: dict[tuple[str, str], Any] = {}  # (dataflow id, phase) -> open span
+        self._spawns = SpawnResends()  # until each daemon's heartbeat lists the dataflow
         self._orphans: BoundedCache[tuple[bytes, str], float] = BoundedCache(1000)  # (daemon, dataflow) -> stop sent at
 
     @property
@@ -207,6 +208,10 @@ class Coordinator:
                 for notice in missing_exits(self._dataflows.values(), peer, exits or {}):
                     self.channel.send(notice, to=peer)
                 self._stop_orphans(peer, exits or {})
+                for spawn in self._spawns.due(self._dataflows, peer, exits or {}):
+                    log.warning("dataflow %s: daemon '%s' has not got its nodes %s (lost with a dropped connection?): sent again",
+                                spawn.name, self._daemons[peer].machine_id if peer in self._daemons else "?", ", ".join(spawn.nodes))
+                    self.channel.send(spawn, to=peer)
             case ctl.DaemonExiting():
                 self._daemon_lost(peer, "daemon exited", expected=True)
             case ctl.FetchBundle():
@@ -317,13 +322,12 @@ class Coordinator:
         multi = len(by_daemon) > 1
         parent = self._tracer.context_of(self._spans.get((run.id, "start")))
         for ident, nodes in by_daemon.items():
-            self.channel.send(
-                ctl.SpawnNodes(
-                    run.id, run.name, run.yaml, run.working_dir, nodes, multi, parent,
-                    ship=run.ship, bundle=run.bundle, folder_id=run.folder_id, path=run.path, reader_secret=run.reader_secret,
-                ),
-                to=ident,
+            spawn = ctl.SpawnNodes(
+                run.id, run.name, run.yaml, run.working_dir, nodes, multi, parent,
+                ship=run.ship, bundle=run.bundle, folder_id=run.folder_id, path=run.path, reader_secret=run.reader_secret,
             )
+            self._spawns.sent(ident, spawn)
+            self.channel.send(spawn, to=ident)
         self._publish_peers(run)
 
     def _fail_placement(self, run: DataflowRun, missing: dict[str, list[str]]) -> None:

@@ -283,6 +283,8 @@ class Daemon:
     def _spawn_dataflow(self, msg: ctl.SpawnNodes) -> None:
         # Every node named here ends in a spawn or a reported failure: one left unreported
         # would keep the dataflow in "spawning" for ever.
+        if msg.dataflow_id in self._dataflows or msg.dataflow_id in self._retired:
+            return  # a copy the coordinator sent again (coordinator/_redeliver.py: SpawnResends)
         if not ctl.is_safe_dataflow_id(msg.dataflow_id):
             # it names this dataflow's folders, removed with it: never a path
             log.warning("daemon '%s': refused to spawn dataflow %r: not a valid dataflow id", self.machine_id, msg.dataflow_id)
