@@ -26,7 +26,7 @@ from ._bundles import BundleService
 from ._liveness import PROBE_EVERY_S, judge
 from ._observe import daemon_infos, node_stats
 from .._cache import BoundedCache
-from ._redeliver import SpawnResends, exit_notice, missing_exits, unknown_dataflows
+from ._redeliver import SpawnResends, exit_notice, missing_exits, orphaned_dataflows
 from ._state import DaemonRecord, DataflowRun, LogWatcher, NodeState, Status
 
 __all__ = ["Coordinator", "DEFAULT_PORT", "DEFAULT_ADDRESS"]
@@ -39,7 +39,7 @@ MACHINE_WAIT_S = float(os.environ.get("DORA_ZMQ_MACHINE_WAIT", "10"))
 # After this long without every node started, say which ones the others are waiting for.
 START_WARN_S = float(os.environ.get("DORA_ZMQ_START_WARN", "5"))
 DEFAULT_GRACE_S = 10.0
-ORPHAN_STOP_EVERY_S = 5.0  # a StopNodes for a dataflow this coordinator does not know goes again after this
+ORPHAN_STOP_EVERY_S = 5.0  # nodes of a dataflow unknown or ended this long ago are stopped (again after as long)
 _FINISHED_KEPT = 50
 #: Clients attached to one dataflow (``start --attach``, ``logs --follow``) at most.
 _WATCHERS_PER_DATAFLOW = 64
@@ -495,17 +495,15 @@ class Coordinator:
         log.info("daemon '%s' connected (%s, pid %d)", msg.machine_id or "(default)", msg.hostname, msg.pid)
 
     def _stop_orphans(self, peer: bytes, known: dict[str, list[str]]) -> None:
-        """Stop the nodes a daemon runs for dataflows this coordinator does not know (it restarted)."""
+        """Stop the nodes a daemon runs for dataflows that are over here, or unknown (a restart)."""
         now = time.monotonic()
-        for df_id in unknown_dataflows(self._dataflows, known):
+        for df_id, why in orphaned_dataflows(self._dataflows, known, ORPHAN_STOP_EVERY_S):
             if now - self._orphans.get((peer, df_id), -ORPHAN_STOP_EVERY_S) < ORPHAN_STOP_EVERY_S:
                 continue
             self._orphans.put((peer, df_id), now)
             record = self._daemons.get(peer)
-            log.warning(
-                "daemon '%s' runs nodes of dataflow %s, which this coordinator does not know (it restarted, and a "
-                "coordinator keeps no state): they are stopped", (record.machine_id if record else "") or "(default)", df_id,
-            )
+            log.warning("daemon '%s' runs nodes of dataflow %s, %s: they are stopped",
+                        (record.machine_id if record else "") or "(default)", df_id, why)
             self.channel.send(ctl.StopNodes(df_id, DEFAULT_GRACE_S, ctl.StopReason.MANUAL), to=peer)
 
     def _node_ready(self, msg: ctl.NodeReady) -> None:

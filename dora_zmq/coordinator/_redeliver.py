@@ -21,7 +21,7 @@ from ._state import DataflowRun, NodeState
 #: A ``SpawnNodes`` not yet listed in its daemon's heartbeats goes again after this long.
 SPAWN_RESEND_AFTER_S = 2.0
 
-__all__ = ["SpawnResends", "exit_notice", "missing_exits", "unknown_dataflows"]
+__all__ = ["SpawnResends", "exit_notice", "missing_exits", "orphaned_dataflows"]
 
 
 def exit_notice(run: DataflowRun, msg: ctl.NodeExited) -> ctl.UpstreamExited:
@@ -48,14 +48,24 @@ def missing_exits(runs: Iterable[DataflowRun], daemon: bytes, known: dict[str, l
     return out
 
 
-def unknown_dataflows(runs: dict[str, DataflowRun], known: dict[str, list[str]]) -> list[str]:
-    """The dataflows a daemon still runs (``known``'s keys) that this coordinator does not know.
+def orphaned_dataflows(runs: dict[str, DataflowRun], known: dict[str, list[str]], ended_s: float) -> list[tuple[str, str]]:
+    """The dataflows a daemon still runs (``known``'s keys) that are over here: ``(id, why)``.
 
     A coordinator keeps no state across a restart: a daemon that registers again with the new
-    one goes on running the old one's nodes, which nobody could stop or follow any more. They
-    are stopped (issue 13, tests/multihost/test_fault_phases.py).
+    one goes on running the old one's nodes, which nobody could stop or follow any more. A
+    daemon declared lost during a cut comes back with the nodes of a dataflow that failed
+    without them. Either way they are stopped (issue 13, tests/multihost/test_fault_phases.py,
+    benchmarks/soak_cuts.py); a dataflow that ended less than ``ended_s`` ago is left to end.
     """
-    return [df_id for df_id in known if df_id not in runs]
+    out = []
+    now = time.time()
+    for df_id in known:
+        run = runs.get(df_id)
+        if run is None:
+            out.append((df_id, "which this coordinator does not know (it restarted, and a coordinator keeps no state)"))
+        elif run.finished and run.ended_at is not None and now - run.ended_at > ended_s:
+            out.append((df_id, f"which ended {now - run.ended_at:.0f} s ago ({run.status})"))
+    return out
 
 
 class SpawnResends:
