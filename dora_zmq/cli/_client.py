@@ -25,6 +25,11 @@ __all__ = [
 _REQUEST_TIMEOUT_S = 10.0
 # A TCP handshake takes milliseconds even across the world: a silent host is down or filtered.
 _PROBE_TIMEOUT_S = 2.0
+# An attached client that heard nothing for this long asks whether the coordinator still knows
+# its dataflow (a restarted coordinator does not: it keeps no state) ...
+_ATTACH_CHECK_S = 5.0
+# ... and gives up when the coordinator has not answered that for this long.
+_ATTACH_UNREACHABLE_S = 30.0
 
 
 def coordinator_address(given: str | None) -> str:
@@ -223,6 +228,30 @@ class StopSignals:
         self.event.set()
 
 
+def _check_known(address: str, dataflow: str, answered: float) -> float:
+    """When the coordinator last answered (now, if it does); raises if it lost ``dataflow``.
+
+    Raises:
+        ControlError: the coordinator no longer knows ``dataflow`` (it restarted), or it has
+            not answered for ``_ATTACH_UNREACHABLE_S``.
+    """
+    try:
+        listed = request(address, ctl.ListDataflows(), timeout_s=_PROBE_TIMEOUT_S).dataflows
+    except ControlError as exc:
+        if time.monotonic() - answered > _ATTACH_UNREACHABLE_S:
+            raise ControlError(
+                f"the coordinator at {address} has not answered for {_ATTACH_UNREACHABLE_S:g} s ({exc}); what became of "
+                f"dataflow {dataflow} is unknown here (`dora-zmq list` once it is back)"
+            ) from exc
+        return answered
+    if not any(d.id == dataflow for d in listed):
+        raise ControlError(
+            f"the coordinator at {address} no longer knows dataflow {dataflow}: it restarted, and a coordinator keeps no "
+            "state; the daemons stop the nodes they ran for it"
+        )
+    return time.monotonic()
+
+
 def follow(
     address: str,
     dataflow: str,
@@ -239,10 +268,17 @@ def follow(
     """
     client = open_stream(address, ctl.Attach(dataflow, logs=show_logs))
     stop_at = None if stop_after_s is None else time.monotonic() + stop_after_s
+    heard = answered = time.monotonic()  # last message on the stream; last answer to a check
     try:
         handled = stops = 0  # signals seen; STOP requests sent (the second one kills)
         while True:
             got = client.recv(100)
+            now = time.monotonic()
+            if got is not None:
+                heard = answered = now
+            elif now - heard >= _ATTACH_CHECK_S:
+                heard = now
+                answered = _check_known(address, dataflow, answered)
             why = ""
             if stop_at is not None and time.monotonic() >= stop_at:
                 stop_at = None

@@ -28,7 +28,8 @@ from ._bundles import BundleService
 from ._deadlines import UNREACHABLE_AFTER_S, late_exit_text, spawn_unconfirmed, stop_unconfirmed, unconfirmed_reason
 from ._liveness import PROBE_EVERY_S, judge
 from ._observe import daemon_infos, node_stats
-from ._redeliver import exit_notice, missing_exits
+from .._cache import BoundedCache
+from ._redeliver import SpawnResends, exit_notice, missing_exits, orphaned_dataflows
 from ._state import DaemonRecord, DataflowRun, LogWatcher, NodeState, Status
 
 __all__ = ["Coordinator", "DEFAULT_PORT", "DEFAULT_ADDRESS"]
@@ -41,6 +42,7 @@ MACHINE_WAIT_S = ctl.MACHINE_WAIT_S
 # After this long without every node started, say which ones the others are waiting for.
 START_WARN_S = float(os.environ.get("DORA_ZMQ_START_WARN", "5"))
 DEFAULT_GRACE_S = 10.0
+ORPHAN_STOP_EVERY_S = 5.0  # nodes of a dataflow unknown or ended this long ago are stopped (again after as long)
 _FINISHED_KEPT = 50
 #: Clients attached to one dataflow (``start --attach``, ``logs --follow``) at most.
 _WATCHERS_PER_DATAFLOW = 64
@@ -68,6 +70,8 @@ class Coordinator:
         self._exit_at: float | None = None
         self._tracer = LifecycleTracer("dora-coordinator", "coordinator")
         self._spans: dict[tuple[str, str], Any] = {}  # (dataflow id, phase) -> open span
+        self._spawns = SpawnResends()  # until each daemon's heartbeat lists the dataflow
+        self._orphans: BoundedCache[tuple[bytes, str], float] = BoundedCache(1000)  # (daemon, dataflow) -> stop sent at
 
     @property
     def address(self) -> str:
@@ -207,6 +211,11 @@ class Coordinator:
                 for notice in missing_exits(self._dataflows.values(), peer, exits or {}):
                     self.channel.send(notice, to=peer)
                 self._stop_again(peer, exits or {})
+                self._stop_orphans(peer, exits or {})
+                for spawn in self._spawns.due(self._dataflows, peer, exits or {}):
+                    log.warning("dataflow %s: daemon '%s' has not got its nodes %s (lost with a dropped connection?): sent again",
+                                spawn.name, self._daemons[peer].machine_id if peer in self._daemons else "?", ", ".join(spawn.nodes))
+                    self.channel.send(spawn, to=peer)
             case ctl.DaemonExiting():
                 self._daemon_lost(peer, "daemon exited", expected=True)
             case ctl.FetchBundle():
@@ -318,13 +327,12 @@ class Coordinator:
         multi = len(by_daemon) > 1
         parent = self._tracer.context_of(self._spans.get((run.id, "start")))
         for ident, nodes in by_daemon.items():
-            self.channel.send(
-                ctl.SpawnNodes(
-                    run.id, run.name, run.yaml, run.working_dir, nodes, multi, parent,
-                    ship=run.ship, bundle=run.bundle, folder_id=run.folder_id, path=run.path, reader_secret=run.reader_secret,
-                ),
-                to=ident,
+            spawn = ctl.SpawnNodes(
+                run.id, run.name, run.yaml, run.working_dir, nodes, multi, parent,
+                ship=run.ship, bundle=run.bundle, folder_id=run.folder_id, path=run.path, reader_secret=run.reader_secret,
             )
+            self._spawns.sent(ident, spawn)
+            self.channel.send(spawn, to=ident)
         self._publish_peers(run)
 
     def _fail_placement(self, run: DataflowRun, missing: dict[str, list[str]]) -> None:
@@ -516,6 +524,18 @@ class Coordinator:
         )
         self.channel.send(ctl.DaemonAccepted(), to=peer)
         log.info("daemon '%s' connected (%s, pid %d)", msg.machine_id or "(default)", msg.hostname, msg.pid)
+
+    def _stop_orphans(self, peer: bytes, known: dict[str, list[str]]) -> None:
+        """Stop the nodes a daemon runs for dataflows that are over here, or unknown (a restart)."""
+        now = time.monotonic()
+        for df_id, why in orphaned_dataflows(self._dataflows, known, ORPHAN_STOP_EVERY_S):
+            if now - self._orphans.get((peer, df_id), -ORPHAN_STOP_EVERY_S) < ORPHAN_STOP_EVERY_S:
+                continue
+            self._orphans.put((peer, df_id), now)
+            record = self._daemons.get(peer)
+            log.warning("daemon '%s' runs nodes of dataflow %s, %s: they are stopped",
+                        (record.machine_id if record else "") or "(default)", df_id, why)
+            self.channel.send(ctl.StopNodes(df_id, DEFAULT_GRACE_S, ctl.StopReason.MANUAL), to=peer)
 
     def _node_ready(self, msg: ctl.NodeReady) -> None:
         run = self._dataflows.get(msg.dataflow_id)

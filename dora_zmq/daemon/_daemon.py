@@ -43,6 +43,7 @@ from ..security import Peer
 from ..tracing import LifecycleTracer
 from ._dataflows import new_dataflow, node_setup, nodes_to_spawn, remove_dataflow_files
 from ._exit_reports import ExitReports
+from ._ready_reports import ReadyReports
 from ._heartbeat import HeartbeatThread
 from ._identity import check_identities, check_token, control_identity, find_dynamic, key_refusal, sender_refusal
 from ._logs import log_messages
@@ -138,6 +139,7 @@ class Daemon:
             raise
         self.supervisor = Supervisor()
         self._exit_reports = ExitReports()  # resent until the coordinator has them
+        self._ready_reports = ReadyReports()  # resent until a Peers table lists them
         self._spawns = SpawnQueue()  # nodes to start, a slice per pass of the loop (._spawning)
         self._heartbeat = HeartbeatThread(coordinator, ident, machine_id)  # beats even while the loop is busy
         self._shipments = Shipments(cache_dir, machine_id, self.coordinator.send)
@@ -211,7 +213,7 @@ class Daemon:
                     exits = {df.id: sorted({e.node for e in df.exits}) for df in self._dataflows.values()}
                     # this one also gets "register again"
                     self.coordinator.send(ctl.DaemonHeartbeat(self.machine_id, exits))
-                    for report in self._exit_reports.due():
+                    for report in [*self._exit_reports.due(), *self._ready_reports.due()]:
                         self.coordinator.send(report)
                     next_beat = now + ctl.HEARTBEAT_INTERVAL_S
                 if self._accepted and now >= next_resources:
@@ -288,6 +290,7 @@ class Daemon:
             case ctl.Peers(dataflow_id=df_id):
                 if (df := self._dataflows.get(df_id)) is not None:
                     df.last_peers = msg
+                    self._ready_reports.confirmed_by(msg)
                     self._to_nodes(df, msg)
             case ctl.UpstreamExited(dataflow_id=df_id):
                 if (df := self._dataflows.get(df_id)) is not None and df.note_exit(msg):
@@ -313,6 +316,8 @@ class Daemon:
     def _spawn_dataflow(self, msg: ctl.SpawnNodes) -> None:
         # Every node named here ends in a spawn or a reported failure: one left unreported
         # would keep the dataflow in "spawning" for ever.
+        if msg.dataflow_id in self._dataflows or msg.dataflow_id in self._retired:
+            return  # a copy the coordinator sent again (coordinator/_redeliver.py: SpawnResends)
         df = new_dataflow(msg, self.run_dir, accept_shipped=self.accept_shipped)
         if isinstance(df, str):
             log.warning("daemon '%s': cannot start dataflow %r here: %s", self.machine_id, msg.dataflow_id, df)
@@ -411,7 +416,7 @@ class Daemon:
             case ctl.NodeBound(dataflow_id=df_id, node=node, endpoint=endpoint):
                 # Always sent on the registered socket: an unverified sender is never enough.
                 if self._from_node(peer, msg, df_id, node, unverified_ok=False):
-                    self.coordinator.send(ctl.NodeReady(df_id, node, endpoint))
+                    self.coordinator.send(self._ready_reports.report(ctl.NodeReady(df_id, node, endpoint)))
             case ctl.NodeStats(dataflow_id=df_id, node=node) | ctl.RequestStop(dataflow_id=df_id, node=node):
                 if self._from_node(peer, msg, df_id, node, unverified_ok=True):
                     if isinstance(msg, ctl.NodeStats):
@@ -548,6 +553,7 @@ class Daemon:
         if any(df.descriptor.node(n).kind is NodeKind.DYNAMIC for n in df.peers):
             return
         self._dataflows.pop(df.id, None)
+        self._ready_reports.forget_dataflow(df.id)
         self._retired[df.id] = df.senders
         while len(self._retired) > _RETIRED_KEPT:
             self._retired.popitem(last=False)
@@ -559,6 +565,7 @@ class Daemon:
                 "dataflow %s: node %s failed: exit %s signal %s %s",
                 df_id, node, info.exit_code, info.signal, info.reason,
             )
+        self._ready_reports.forget(df_id, node)
         self.coordinator.send(self._exit_reports.report(
             ctl.NodeExited(
                 df_id, node, info.exit_code, info.signal, info.failed, info.reason, info.stderr_tail, self.machine_id
