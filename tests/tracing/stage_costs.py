@@ -1,0 +1,120 @@
+"""What tracing adds per hop, stage by stage, in one process: hot, and with cold caches.
+
+``python -m tests.tracing.stage_costs [messages]`` prints the median µs of each stage of a
+traced hop that the message waits for: the sender's ``on_send`` (and the size it is given),
+the metadata's extra JSON bytes (the trace context) encoded and decoded, and the receiver's
+``on_event`` (ending the last input's span, starting this one's). Hot: back to back. Cold:
+8 MB are written before each stage, which evicts the caches as the other processes of a busy
+machine do between paced messages (5 ms apart): the end-to-end figure of ``--variant
+tracing`` lies near the cold sum. Then the CPU time per hop of a traced burst, both nodes'
+tracing and the OTLP encoding of their spans included (``process_time``: every thread).
+
+Spans go to a counting collector in this process. A measurement tool, not a test: the figures
+depend on the machine (see the report of issue 16 for this VM's).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pyarrow as pa
+
+from dora_zmq._wire import decode_metadata, encode_metadata
+from dora_zmq.otlp_receiver import OtlpReceiver
+
+_THRASH = bytearray(8 * 1024 * 1024)  # larger than this VM's last-level cache
+_TEXT_KEY = "open_telemetry_context"
+STAGES = ("size", "on_send", "encode+", "decode+", "on_event")
+
+
+def _thrash() -> None:
+    _THRASH[::64] = bytes(len(_THRASH) // 64)  # one write per cache line
+
+
+def stage_costs(messages: int, cold: bool) -> dict[str, float]:
+    """Median µs per stage over ``messages`` traced hops (see the module)."""
+    from dora_zmq.tracing import NodeTracing, setup_tracing
+
+    sender = NodeTracing(setup_tracing("sender", {}), "sender", "df", "m")
+    receiver = NodeTracing(setup_tracing("receiver", {}), "receiver", "df", "m")
+    value = pa.array(bytes(8), pa.uint8())
+    tick = {"type": "INPUT", "id": "tick", "value": pa.array([0], pa.uint8()), "metadata": {}}
+    samples: dict[str, list[int]] = {stage: [] for stage in STAGES}
+    # Each node's context variable apart, as in two processes (a current span of the sender's
+    # would make the receiver merge contexts).
+    receiver_context = contextvars.Context()
+    clock = time.perf_counter_ns
+    evict: Callable[[], None] = _thrash if cold else (lambda: None)
+    try:
+        for seq in range(messages):
+            sender.on_event(tick)  # a source: each message starts a trace
+            metadata = {"kind": 1, "size": 8, "seq": seq, "t": 0, "n": 0}
+            evict()
+            t0 = clock()
+            size = value.get_total_buffer_size()  # what Node.send_output computes for on_send
+            t1 = clock()
+            evict()
+            t2 = clock()
+            traced = sender.on_send("latency", metadata, size)
+            t3 = clock()
+            raw, plain = _timed(evict, clock, encode_metadata, traced), _timed(evict, clock, encode_metadata, metadata)
+            got, plain_got = _timed(evict, clock, decode_metadata, raw[0]), _timed(evict, clock, decode_metadata, plain[0])
+            event = {"type": "INPUT", "id": "latency", "value": value, "metadata": got[0]}
+            on_event = receiver_context.run(_timed, evict, clock, receiver.on_event, event)
+            samples["size"].append(t1 - t0)
+            samples["on_send"].append(t3 - t2)
+            samples["encode+"].append(raw[1] - plain[1])
+            samples["decode+"].append(got[1] - plain_got[1])
+            samples["on_event"].append(on_event[1])
+    finally:
+        sender.close()
+        receiver.close()
+    return {stage: statistics.median(values) / 1000 for stage, values in samples.items()}
+
+
+def _timed(evict: Callable[[], None], clock: Callable[[], int], fn: Callable[[Any], Any], arg: Any) -> tuple[Any, int]:
+    evict()
+    t0 = clock()
+    out = fn(arg)
+    return out, clock() - t0
+
+
+def burst_cpu_per_hop(messages: int) -> float:
+    """CPU µs per traced hop in a burst: on_send + on_event + their spans' export (all threads)."""
+    from dora_zmq.tracing import NodeTracing, setup_tracing
+
+    sender = NodeTracing(setup_tracing("sender", {}), "sender", "df", "m")
+    receiver = NodeTracing(setup_tracing("receiver", {}), "receiver", "df", "m")
+    value = pa.array(bytes(8), pa.uint8())
+    metadata = {"kind": 2, "size": 8, "seq": 0, "t": 0, "n": 0}
+    sender.on_event({"type": "INPUT", "id": "tick", "value": value, "metadata": {}})
+    receiver_context = contextvars.Context()  # (see stage_costs)
+    start = time.process_time()
+    for _ in range(messages):
+        traced = sender.on_send("throughput", metadata, 8)
+        receiver_context.run(receiver.on_event, {"type": "INPUT", "id": "throughput", "value": value, "metadata": traced})
+    sender.close()  # every span encoded and sent
+    receiver.close()
+    return (time.process_time() - start) / messages * 1e6
+
+
+def main(argv: list[str]) -> None:
+    messages = int(argv[0]) if argv else 3000
+    with OtlpReceiver(decode=False) as sink:
+        os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = sink.endpoint
+        os.environ.pop("OTEL_SDK_DISABLED", None)
+        for cold in (False, True):
+            costs = stage_costs(messages, cold)
+            parts = "  ".join(f"{stage} {us:5.2f}" for stage, us in costs.items())
+            sys.stdout.write(f"{'cold' if cold else 'hot '} µs: {parts}  sum {sum(costs.values()):5.2f}\n")
+        sys.stdout.write(f"burst: {burst_cpu_per_hop(messages * 5):.2f} µs CPU per hop (export included)\n")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
