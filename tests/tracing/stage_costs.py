@@ -16,7 +16,6 @@ depend on the machine (see the report of issue 16 for this VM's).
 from __future__ import annotations
 
 import contextvars
-import os
 import statistics
 import sys
 import time
@@ -25,8 +24,14 @@ from typing import Any
 
 import pyarrow as pa
 
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
 from dora_zmq._wire import decode_metadata, encode_metadata
 from dora_zmq.otlp_receiver import OtlpReceiver
+from dora_zmq.tracing import NodeTracing
 
 _THRASH = bytearray(8 * 1024 * 1024)  # larger than this VM's last-level cache
 _TEXT_KEY = "open_telemetry_context"
@@ -37,12 +42,9 @@ def _thrash() -> None:
     _THRASH[::64] = bytes(len(_THRASH) // 64)  # one write per cache line
 
 
-def stage_costs(messages: int, cold: bool) -> dict[str, float]:
+def stage_costs(endpoint: str, messages: int, cold: bool) -> dict[str, float]:
     """Median µs per stage over ``messages`` traced hops (see the module)."""
-    from dora_zmq.tracing import NodeTracing, setup_tracing
-
-    sender = NodeTracing(setup_tracing("sender", {}), "sender", "df", "m")
-    receiver = NodeTracing(setup_tracing("receiver", {}), "receiver", "df", "m")
+    sender, receiver = _nodes(endpoint)
     value = pa.array(bytes(8), pa.uint8())
     tick = {"type": "INPUT", "id": "tick", "value": pa.array([0], pa.uint8()), "metadata": {}}
     samples: dict[str, list[int]] = {stage: [] for stage in STAGES}
@@ -78,6 +80,17 @@ def stage_costs(messages: int, cold: bool) -> dict[str, float]:
     return {stage: statistics.median(values) / 1000 for stage, values in samples.items()}
 
 
+def _nodes(endpoint: str) -> tuple[NodeTracing, NodeTracing]:
+    """A sender's and a receiver's tracing, each with its provider as ``setup_tracing`` makes it
+    (one batch processor around the OTLP/HTTP exporter), exporting to ``endpoint``."""
+    nodes = []
+    for name in ("sender", "receiver"):
+        provider = TracerProvider(resource=Resource.create({"service.name": name}))
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{endpoint}/v1/traces", timeout=2)))
+        nodes.append(NodeTracing(provider, name, "df", "m"))
+    return nodes[0], nodes[1]
+
+
 def _timed(evict: Callable[[], None], clock: Callable[[], int], fn: Callable[[Any], Any], arg: Any) -> tuple[Any, int]:
     evict()
     t0 = clock()
@@ -85,12 +98,9 @@ def _timed(evict: Callable[[], None], clock: Callable[[], int], fn: Callable[[An
     return out, clock() - t0
 
 
-def burst_cpu_per_hop(messages: int) -> float:
+def burst_cpu_per_hop(endpoint: str, messages: int) -> float:
     """CPU µs per traced hop in a burst: on_send + on_event + their spans' export (all threads)."""
-    from dora_zmq.tracing import NodeTracing, setup_tracing
-
-    sender = NodeTracing(setup_tracing("sender", {}), "sender", "df", "m")
-    receiver = NodeTracing(setup_tracing("receiver", {}), "receiver", "df", "m")
+    sender, receiver = _nodes(endpoint)
     value = pa.array(bytes(8), pa.uint8())
     metadata = {"kind": 2, "size": 8, "seq": 0, "t": 0, "n": 0}
     sender.on_event({"type": "INPUT", "id": "tick", "value": value, "metadata": {}})
@@ -107,13 +117,11 @@ def burst_cpu_per_hop(messages: int) -> float:
 def main(argv: list[str]) -> None:
     messages = int(argv[0]) if argv else 3000
     with OtlpReceiver(decode=False) as sink:
-        os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = sink.endpoint
-        os.environ.pop("OTEL_SDK_DISABLED", None)
         for cold in (False, True):
-            costs = stage_costs(messages, cold)
+            costs = stage_costs(sink.endpoint, messages, cold)
             parts = "  ".join(f"{stage} {us:5.2f}" for stage, us in costs.items())
             sys.stdout.write(f"{'cold' if cold else 'hot '} µs: {parts}  sum {sum(costs.values()):5.2f}\n")
-        sys.stdout.write(f"burst: {burst_cpu_per_hop(messages * 5):.2f} µs CPU per hop (export included)\n")
+        sys.stdout.write(f"burst: {burst_cpu_per_hop(sink.endpoint, messages * 5):.2f} µs CPU per hop (export included)\n")
 
 
 if __name__ == "__main__":
