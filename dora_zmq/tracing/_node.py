@@ -127,8 +127,10 @@ class NodeTracing:
             parent = current  # the input being handled
         elif text:
             parent = self._parse(text)
-        else:
-            parent = trace.get_current_span().get_span_context()
+        else:  # the current span (a user's, or none: a root), read as get_current_span does
+            var = self._var
+            span = var.get().get(_CURRENT_SPAN) if var is not None else trace.get_current_span()
+            parent = span.get_span_context() if isinstance(span, trace.Span) else None
         # Fan-in: the other inputs' latest messages contributed too; link them.
         links = self._fan_in
         if links is None:
@@ -142,7 +144,7 @@ class NodeTracing:
         out = dict(metadata) if metadata else {}
         lean = self._lean
         if lean is None:
-            if parent is current:
+            if parent is current and current is not None:
                 parent = current.get_span_context()
             attrs = attrs.copy()
             attrs[_SIZE_KEY] = size
