@@ -246,7 +246,9 @@ class _LeanSpans:
             span.end()
             return format_context(span.get_span_context())
         last, parts = self._span_parts  # (parent_parts' cache, without a call: an input's outputs)
-        if parent is not last:
+        if parent is None:  # (a source's outputs: parent_parts, without a call)
+            parts = None
+        elif parent is not last:
             parts = self.parent_parts(parent)
         ids = self._ids
         try:
@@ -261,8 +263,11 @@ class _LeanSpans:
                 trace_id, prefix = self.new_trace()
             flags = self._root_flags
             if flags & TraceFlags.SAMPLED:
-                now = time_ns()
-                self.finished((name, attrs, size, span_id, None, now, time_ns(), trace_id, flags))
+                start = time_ns()
+                waiting = self._waiting  # (SpanFeeder.add, without a call)
+                waiting.append((name, attrs, size, span_id, None, start, time_ns(), trace_id, flags))
+                if len(waiting) == FEED_AT:
+                    self.feeder.wake()
             return prefix + hex_id + self._root_suffix
         source, prefix, suffix, sampled = parts
         if sampled:
