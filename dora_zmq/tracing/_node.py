@@ -130,7 +130,7 @@ class NodeTracing:
         else:  # the current span (a user's, or none: a root), read as get_current_span does
             var = self._var
             span = var.get().get(_CURRENT_SPAN) if var is not None else trace.get_current_span()
-            parent = span.get_span_context() if isinstance(span, trace.Span) else None
+            parent = span.get_span_context() if span is not None and isinstance(span, trace.Span) else None
         # Fan-in: the other inputs' latest messages contributed too; link them.
         links = self._fan_in
         if links is None:
