@@ -58,7 +58,9 @@ class NodeTracing:
         # what the feeding thread made ahead (see _LeanSpans.input_span).
         lean = self._lean
         var = self._var
-        is_input = event.get("type") == "INPUT"
+        # A node's events are dicts (Event: its get, a Python method, differs for "data" only).
+        get = dict.get if isinstance(event, dict) else type(event).get
+        is_input = get(event, "type") == "INPUT"
         now = time_ns()  # the end of the previous input span, and the start of this one
         span = self._current
         if span is not None:
@@ -77,14 +79,14 @@ class NodeTracing:
                 span.end()
         if not is_input:
             return
-        input_id = event.get("id")
+        input_id = get(event, "id")
         spec = self._inputs.get(input_id)
         if spec is None:
             spec = self._input_spec(input_id, event)
         name, attrs, key = spec
-        metadata = event.get("metadata")
+        metadata = get(event, "metadata")
         text = metadata.get(OTEL_CONTEXT_KEY) if metadata else None
-        value = event.get("value")
+        value = get(event, "value")
         try:
             size = int(value.get_total_buffer_size()) if value is not None else 0  # O(1), unlike nbytes
         except (AttributeError, TypeError):
