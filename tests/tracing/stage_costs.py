@@ -3,7 +3,7 @@
 ``python -m tests.tracing.stage_costs [messages]`` prints the median µs of each stage of a
 traced hop that the message waits for: the sender's ``on_send`` (and the size it is given),
 the metadata's extra JSON bytes (the trace context) encoded and decoded, and the receiver's
-``on_event`` (ending the last input's span, starting this one's). Hot: back to back. Cold:
+``on_event`` (ending the last input's span, starting this one's; given the event a node hands it). Hot: back to back. Cold:
 8 MB are written before each stage, which evicts the caches as the other processes of a busy
 machine do between paced messages (5 ms apart): the end-to-end figure of ``--variant
 tracing`` lies near the cold sum. Then the CPU time per hop of a traced burst, both nodes'
@@ -30,6 +30,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from dora_zmq._wire import decode_metadata, encode_metadata
+from dora_zmq.node._events import ReceivedEvent
 from dora_zmq.otlp_receiver import OtlpReceiver
 from dora_zmq.tracing import NodeTracing
 
@@ -67,7 +68,7 @@ def stage_costs(endpoint: str, messages: int, cold: bool) -> dict[str, float]:
             t3 = clock()
             raw, plain = _timed(evict, clock, encode_metadata, traced), _timed(evict, clock, encode_metadata, metadata)
             got, plain_got = _timed(evict, clock, decode_metadata, raw[0]), _timed(evict, clock, decode_metadata, plain[0])
-            event = {"type": "INPUT", "id": "latency", "value": value, "metadata": got[0]}
+            event = ReceivedEvent(type="INPUT", id="latency", kind="dora", value=value, metadata=got[0])
             on_event = receiver_context.run(_timed, evict, clock, receiver.on_event, event)
             samples["size"].append(t1 - t0)
             samples["on_send"].append(t3 - t2)
@@ -107,7 +108,8 @@ def burst_cpu_per_hop(endpoint: str, messages: int) -> float:
     start = time.process_time()
     for _ in range(messages):
         traced = sender.on_send("throughput", metadata, 8)
-        receiver_context.run(receiver.on_event, {"type": "INPUT", "id": "throughput", "value": value, "metadata": traced})
+        event = ReceivedEvent(type="INPUT", id="throughput", kind="dora", value=value, metadata=traced)
+        receiver_context.run(receiver.on_event, event)
     sender.close()  # every span encoded and sent
     receiver_context.run(receiver.close)
     return (time.process_time() - start) / messages * 1e6
