@@ -89,6 +89,7 @@ class _LeanSpans:
         # not be thread-safe, or may want to be asked when the span starts.
         self._ids_ahead = type(ids) is RandomIdGenerator
         self._ids: list[tuple[int, str]] = []  # (span id, its 16 hex digits), popped from the end
+        self._traces: list[tuple[int, str]] = []  # (trace id, "traceparent:00-<its 32 hex digits>-"): see produce
         self._spares: list[tuple[Any, Context]] = []  # (blank consumer span, Context holding it)
         self._roots: list[Any] = []  # (root context, its children's text parts): see _root
         if _live is None:
@@ -98,6 +99,7 @@ class _LeanSpans:
         _live.add(self)
         random_ids = TraceFlags.RANDOM_TRACE_ID if ids.is_trace_id_random() else 0
         self._root_flags = TraceFlags(TraceFlags.SAMPLED | random_ids)
+        self._root_suffix = f"-{self._root_flags:02x}"  # a root's metadata text after its span id
         self._multi = tracer.span_processor
         self._procs = _sdk.processors_getter(self._multi)
         self._seen: Any = None  # the processors last looked at ...
@@ -244,20 +246,29 @@ class _LeanSpans:
             span.end()
             return format_context(span.get_span_context())
         last, parts = self._span_parts  # (parent_parts' cache, without a call: an input's outputs)
-        if parent is not last:
+        if parent is None:  # (a source's outputs: parent_parts, without a call)
+            parts = None
+        elif parent is not last:
             parts = self.parent_parts(parent)
         ids = self._ids
         try:
             span_id, hex_id = ids.pop() if ids else self.new_id()
         except IndexError:  # another thread took the last one
             span_id, hex_id = self.new_id()
-        if parts is None:  # a root: a new trace each time
-            trace_id = self._new_trace_id()
+        if parts is None:  # a root (a source's output): a new trace each time, its id made ahead
+            traces = self._traces
+            try:
+                trace_id, prefix = traces.pop() if traces else self.new_trace()
+            except IndexError:  # another thread took the last one
+                trace_id, prefix = self.new_trace()
             flags = self._root_flags
             if flags & TraceFlags.SAMPLED:
-                now = time_ns()
-                self.finished((name, attrs, size, span_id, None, now, time_ns(), trace_id, flags))
-            return f"traceparent:00-{trace_id:032x}-{hex_id}-{flags:02x}"
+                start = time_ns()
+                waiting = self._waiting  # (SpanFeeder.add, without a call)
+                waiting.append((name, attrs, size, span_id, None, start, time_ns(), trace_id, flags))
+                if len(waiting) == FEED_AT:
+                    self.feeder.wake()
+            return prefix + hex_id + self._root_suffix
         source, prefix, suffix, sampled = parts
         if sampled:
             start = time_ns()
@@ -266,6 +277,11 @@ class _LeanSpans:
             if len(waiting) == FEED_AT:
                 self.feeder.wake()
         return prefix + hex_id + suffix
+
+    def new_trace(self) -> tuple[int, str]:
+        """A trace id and the start of its metadata text, made now (none made ahead)."""
+        trace_id = self._new_trace_id()
+        return trace_id, f"traceparent:00-{trace_id:032x}-"
 
     def new_id(self) -> tuple[int, str]:
         """A span id and its 16 hex digits, made now (none made ahead: a burst, or another generator)."""
@@ -343,12 +359,14 @@ class _LeanSpans:
             direct.send()
 
     def _refill(self) -> None:
-        """Make span ids, root contexts and blank consumer spans ahead, up to ``_SPARES`` of each.
+        """Make span ids, root contexts, trace ids and blank consumer spans ahead, up to ``_SPARES`` of each.
 
         Made here, off the message path, so that a message only pops them. A burst empties
         the lists; the message path then makes its own (with warm caches, it is cheap). Root
         contexts (1.3 µs each) are a list of their own, taken only by inputs without a parent
-        (timer ticks): a burst of traced messages uses none, so none are made again.
+        (timer ticks), and so are trace ids with their text, taken only by outputs without a
+        parent (a source's): a node whose messages all have a parent uses none, so none are
+        made again.
         """
         if self._ids_ahead:
             ids, new_id = self._ids, self.new_id
@@ -357,6 +375,9 @@ class _LeanSpans:
             roots, root = self._roots, self._root
             for _ in range(_SPARES - len(roots)):
                 roots.append(root())
+            traces, new_trace = self._traces, self.new_trace
+            for _ in range(_SPARES - len(traces)):
+                traces.append(new_trace())
         spares, blank = self._spares, self.span_type.blank
         for _ in range(_SPARES - len(spares)):
             span = blank()
@@ -382,6 +403,7 @@ def _forget_spares() -> None:
     """In a forked child: ids made ahead would repeat the parent's (as ``random`` reseeds)."""
     for spans in list(_live or ()):
         spans._ids.clear()
+        spans._traces.clear()
         spans._roots.clear()
         spans._spares.clear()
         direct = getattr(spans, "direct", None)

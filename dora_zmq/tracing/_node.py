@@ -58,7 +58,9 @@ class NodeTracing:
         # what the feeding thread made ahead (see _LeanSpans.input_span).
         lean = self._lean
         var = self._var
-        is_input = event.get("type") == "INPUT"
+        # A node's events are dicts (Event: its get, a Python method, differs for "data" only).
+        get = dict.get if isinstance(event, dict) else type(event).get
+        is_input = get(event, "type") == "INPUT"
         now = time_ns()  # the end of the previous input span, and the start of this one
         span = self._current
         if span is not None:
@@ -77,14 +79,14 @@ class NodeTracing:
                 span.end()
         if not is_input:
             return
-        input_id = event.get("id")
+        input_id = get(event, "id")
         spec = self._inputs.get(input_id)
         if spec is None:
             spec = self._input_spec(input_id, event)
         name, attrs, key = spec
-        metadata = event.get("metadata")
+        metadata = get(event, "metadata")
         text = metadata.get(OTEL_CONTEXT_KEY) if metadata else None
-        value = event.get("value")
+        value = get(event, "value")
         try:
             size = int(value.get_total_buffer_size()) if value is not None else 0  # O(1), unlike nbytes
         except (AttributeError, TypeError):
@@ -127,8 +129,10 @@ class NodeTracing:
             parent = current  # the input being handled
         elif text:
             parent = self._parse(text)
-        else:
-            parent = trace.get_current_span().get_span_context()
+        else:  # the current span (a user's, or none: a root), read as get_current_span does
+            var = self._var
+            span = var.get().get(_CURRENT_SPAN) if var is not None else trace.get_current_span()
+            parent = span.get_span_context() if span is not None and isinstance(span, trace.Span) else None
         # Fan-in: the other inputs' latest messages contributed too; link them.
         links = self._fan_in
         if links is None:
@@ -142,7 +146,7 @@ class NodeTracing:
         out = dict(metadata) if metadata else {}
         lean = self._lean
         if lean is None:
-            if parent is current:
+            if parent is current and current is not None:
                 parent = current.get_span_context()
             attrs = attrs.copy()
             attrs[_SIZE_KEY] = size

@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from dora_zmq.tracing import NodeTracing
+from dora_zmq.tracing import NodeTracing, format_context
 from dora_zmq.tracing._traceparent import child_text_parts as _child_text_parts
 
 from .test_node_spans import KEY, _event, _normalize, _run
@@ -110,6 +110,28 @@ def test_timer_ticks_start_one_trace_each(monkeypatch: pytest.MonkeyPatch) -> No
     assert len({s.context.trace_id for s in ticks_}) == 5 and all(s.parent is None for s in ticks_)
 
 
+def test_outputs_without_a_parent_start_one_trace_each(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A source's outputs (no input handled, or after a non-input event): roots, their trace ids
+    made ahead; with a user's span current, its children; as the SDK's spans."""
+
+    def source(nt: NodeTracing, user: Any) -> list[str]:
+        sent = [nt.on_send("out", None, 8)[KEY] for _ in range(3)]  # nothing handled yet
+        with user.start_as_current_span("user-work"):
+            sent.append(nt.on_send("out", {"k": 1}, 8)[KEY])  # the user's span is the parent
+        nt.on_event(_event("in", None, pa.array([1], pa.uint8())))
+        nt.on_event({"type": "ERROR", "id": None, "value": None, "metadata": {}, "error": "Timeout"})
+        sent += [nt.on_send("out", None, 8)[KEY] for _ in range(3)]  # the input's span ended: roots again
+        return sent
+
+    lean, lean_sent, _ = _run(True, monkeypatch, None, source)
+    sdk, sdk_sent, _ = _run(False, monkeypatch, None, source)
+    assert _normalize(lean, lean_sent) == _normalize(sdk, sdk_sent)
+    roots = [s for s in lean if s.name == "node-x/out" and s.parent is None]
+    assert len(roots) == 6 and len({s.context.trace_id for s in roots}) == 6
+    texts = {format_context(s.get_span_context()) for s in lean}
+    assert set(lean_sent) <= texts  # each text names its exported span
+
+
 def _tracing() -> tuple[NodeTracing, InMemorySpanExporter]:
     exporter = InMemorySpanExporter()
     provider = TracerProvider(resource=Resource.create({"service.name": "n"}))
@@ -167,13 +189,13 @@ def test_a_forked_child_does_not_reuse_the_ids_made_ahead() -> None:
     nt, _ = _tracing()
     try:
         lean = nt._lean
-        assert lean._ids and lean._roots and lean._spares
+        assert lean._ids and lean._roots and lean._spares and lean._traces
         pid = os.fork()
         if pid == 0:  # the child: nothing made ahead survives
-            os._exit(0 if not lean._ids and not lean._roots and not lean._spares else 1)
+            os._exit(0 if not lean._ids and not lean._roots and not lean._spares and not lean._traces else 1)
         _, status = os.waitpid(pid, 0)
         assert os.WEXITSTATUS(status) == 0
-        assert lean._ids and lean._roots and lean._spares
+        assert lean._ids and lean._roots and lean._spares and lean._traces
     finally:
         nt.close()
 
