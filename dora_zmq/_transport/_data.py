@@ -255,6 +255,15 @@ class Subscriber:
         except zmq.Again:
             log.debug("upstream message dropped: no publisher can take it now")
 
+    def pending(self) -> bool:
+        """Whether a message waits to be read now.
+
+        About a third of the cost of a ``recv_nowait`` that finds nothing (pyzmq raises and
+        the caller catches ``zmq.Again``: ~3 us on this kind of machine, against ~1 us here).
+        """
+        # cast: EVENTS is an int option; pyzmq's stub types get() for every option (int | bytes)
+        return bool(cast(int, self._sock.get(_EVENTS)) & _POLLIN)
+
     def recv_nowait(self) -> list[zmq.Frame] | None:
         """One multipart message as frames (zero-copy), or None if none is waiting.
 

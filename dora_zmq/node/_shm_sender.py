@@ -45,7 +45,8 @@ log = logging.getLogger(__name__)
 #: From 64 KiB up shared memory moves more messages per second than the socket (pyzmq sends
 #: frames of 64 KiB and more zero-copy, through a garbage-collector thread: 2-8k msgs/s at
 #: 64 KiB against 9-12k through shared memory); below, the socket's copies are cheaper than
-#: the shared-memory bookkeeping (40 KiB: 19-23k msgs/s against 12-15k).
+#: the shared-memory bookkeeping (40 KiB: 19-23k msgs/s against 12-15k; in CPU per message,
+#: sender and receiver process, 2026-12-06: socket 27 and 33 us, shared memory 36 and 39 us).
 _DEFAULT_THRESHOLD = 64 * 1024
 #: Output samples remembered by address (reservations whose value may still be sent); a
 #: bound, not a working set: an application keeps a few samples in flight.

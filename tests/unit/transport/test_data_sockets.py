@@ -89,6 +89,18 @@ def test_topics_filter_by_whole_name(pub: Publisher, sub: Subscriber) -> None:
     assert sub.recv_nowait() is None
 
 
+def test_pending_says_whether_a_message_waits_without_reading_it(pub: Publisher, sub: Subscriber) -> None:
+    topic = encode_topic("cam", "image")
+    _attached(pub, sub, topic)
+    assert not sub.pending()
+    pub.send([topic, b"h", b"", b"one"])
+    assert sub.socket.poll(WAIT_MS), "nothing arrived"
+    assert sub.pending() and sub.pending()  # asking reads nothing
+    frames = sub.recv_nowait()
+    assert frames is not None and frames[-1].bytes == b"one"
+    assert not sub.pending() and sub.recv_nowait() is None
+
+
 def test_the_publisher_hears_every_subscription_and_marker(pub: Publisher, tmp_path: Path) -> None:
     # XPUB_VERBOSER: two subscribers of the same topic are two messages (the start barrier counts them)
     subs = [Subscriber(), Subscriber()]
