@@ -71,6 +71,7 @@ otel-range: .venv-otel-$(OTEL_LOWEST)/.installed .venv-otel-$(OTEL_HIGHEST)/.ins
 lint: $(STAMP)
 	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/ruff check dora_zmq tests benchmarks
+	$(VENV)/bin/ruff format --check dora_zmq tests benchmarks
 	$(VENV)/bin/mypy
 
 ## Types: mypy strict on the package (files and options from [tool.mypy] in pyproject.toml).

@@ -14,9 +14,9 @@ The method is the one of the peer benchmark (shared/peer-bench):
   receiver counts what arrives; rate = delivered / (last arrival - first send);
 - alternating tracing (``ALTERNATE_ENV``, dora_zmq with ``OTEL_*`` set): in the latency phase
   even messages are traced and odd ones are not, ``warmup`` + ``paired_samples`` of each class
-  (a difference of two medians needs more samples than one median); the receiver records the classes apart (``latency`` = traced,
-  ``latency_untraced``). Drift in the run hits both classes alike; :func:`paired_tracing`
-  turns the runs into the cost per hop.
+  (a difference of two medians needs more samples than one median); the receiver records the
+  classes apart (``latency`` = traced, ``latency_untraced``). Drift in the run hits both classes
+  alike; :func:`paired_tracing` turns the runs into the cost per hop.
 
 A sender talks to a :class:`SenderLink` and a receiver to a :class:`ReceiverLink`; the links
 are the only per-implementation code (raw ZeroMQ, dora_zmq, dora-rs).
@@ -106,7 +106,15 @@ class Params:
 
     @classmethod
     def quick(cls) -> Params:
-        return cls(warmup=2, samples=30, paired_samples=30, burst_max=1000, burst_min=10, burst_bytes=20 * 10**6, ack_timeout_s=60.0)
+        return cls(
+            warmup=2,
+            samples=30,
+            paired_samples=30,
+            burst_max=1000,
+            burst_min=10,
+            burst_bytes=20 * 10**6,
+            ack_timeout_s=60.0,
+        )
 
     def latency_sleep(self, size: int) -> float:
         """Pause after each latency message: big frames are measured unqueued."""
@@ -437,7 +445,11 @@ def paired_tracing(runs: list[dict[str, Any]], hops: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     paired = [r for r in runs if "latency_untraced" in r]
     for k in sorted({k for r in paired for k in r["latency_untraced"]}, key=int):
-        both = [(r["latency"][k], r["latency_untraced"][k]) for r in paired if k in r["latency"] and k in r["latency_untraced"]]
+        both = [
+            (r["latency"][k], r["latency_untraced"][k])
+            for r in paired
+            if k in r["latency"] and k in r["latency_untraced"]
+        ]
         if not both:
             continue
         added = {q: [(on[f"{q}_us"] - off[f"{q}_us"]) / hops for on, off in both] for q in ("p50", "p90")}

@@ -45,9 +45,18 @@ def dataflow(hops: int, machines: Mapping[str, str] | None = None) -> dict[str, 
     upstream = "sender"
     for i in range(1, hops):
         relay = f"relay{i}"
-        nodes.append({"id": relay, "path": str(NODES_DIR / "relay.py"), "inputs": _inputs(upstream), "outputs": ["latency", "throughput"]})
+        nodes.append(
+            {
+                "id": relay,
+                "path": str(NODES_DIR / "relay.py"),
+                "inputs": _inputs(upstream),
+                "outputs": ["latency", "throughput"],
+            }
+        )
         upstream = relay
-    nodes.append({"id": "receiver", "path": str(NODES_DIR / "receiver.py"), "inputs": _inputs(upstream), "outputs": ["ack"]})
+    nodes.append(
+        {"id": "receiver", "path": str(NODES_DIR / "receiver.py"), "inputs": _inputs(upstream), "outputs": ["ack"]}
+    )
     if machines:
         unplaced = [n["id"] for n in nodes if n["id"] not in machines]
         if unplaced:

@@ -81,8 +81,9 @@ def _env(root: Path | None) -> dict[str, str]:
 def _probe(code: str, env: dict[str, str], tmp: Path) -> dict[str, float]:
     out = tmp / "probe.json"
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", _PROBE.format(code=code, out=str(out))], env=env, check=True, timeout=60,
-                   cwd=tmp)
+    subprocess.run(
+        [sys.executable, "-c", _PROBE.format(code=code, out=str(out))], env=env, check=True, timeout=60, cwd=tmp
+    )
     wall = time.perf_counter() - start
     result: dict[str, float] = json.loads(out.read_text())
     result["wall_s"] = wall
@@ -97,8 +98,15 @@ def _node(env: dict[str, str], tmp: Path) -> dict[str, float]:
     out = tmp / "sink.json"
     (flow / "sink.py").write_text(_SINK.replace("sys.argv[1]", repr(str(out))))
     out.unlink(missing_ok=True)
-    subprocess.run([sys.executable, "-m", "dora_zmq", "run", "dataflow.yml"], env=env, cwd=flow, check=True,
-                   timeout=120, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "dora_zmq", "run", "dataflow.yml"],
+        env=env,
+        cwd=flow,
+        check=True,
+        timeout=120,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     result: dict[str, float] = json.loads(out.read_text())
     return result
 

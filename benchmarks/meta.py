@@ -76,6 +76,8 @@ def versions() -> dict[str, Any]:
 
 def _git(*args: str) -> str:
     try:
-        return subprocess.run(["git", *args], check=False, cwd=REPO, capture_output=True, text=True, timeout=10).stdout.strip()
+        return subprocess.run(
+            ["git", *args], check=False, cwd=REPO, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return ""

@@ -118,8 +118,13 @@ def run_group(
 def _spawn(cmd: Sequence[str], env: dict[str, str], cwd: Path, path: Path) -> subprocess.Popen[bytes]:
     with open(path, "wb") as logf:
         return subprocess.Popen(
-            list(cmd), env=env, cwd=str(cwd), stdin=subprocess.DEVNULL,
-            stdout=logf, stderr=subprocess.STDOUT, start_new_session=True,
+            list(cmd),
+            env=env,
+            cwd=str(cwd),
+            stdin=subprocess.DEVNULL,
+            stdout=logf,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
 
@@ -140,7 +145,9 @@ def _await_ready(proc: subprocess.Popen[bytes], svc: Service, path: Path, deadli
         time.sleep(0.05)
 
 
-def _wait_all(procs: list[subprocess.Popen[bytes]], deadline: float, services: dict[str, subprocess.Popen[bytes]]) -> str:
+def _wait_all(
+    procs: list[subprocess.Popen[bytes]], deadline: float, services: dict[str, subprocess.Popen[bytes]]
+) -> str:
     """Wait until all exited, one failed (the others would only wait for it), a service
     exited, or the deadline; returns "" or the service problem."""
     while time.monotonic() < deadline:

@@ -146,4 +146,6 @@ def _ratio(r: float, lower_is_better: bool) -> str:
     if math.isnan(r):
         return "-"
     good = r <= 1.0 if lower_is_better else r >= 1.0
-    return f"[{'green' if good else 'yellow'}]{r:.2f}x[/]" if r >= 0.1 else f"[{'green' if good else 'yellow'}]{r:.2g}x[/]"
+    return (
+        f"[{'green' if good else 'yellow'}]{r:.2f}x[/]" if r >= 0.1 else f"[{'green' if good else 'yellow'}]{r:.2g}x[/]"
+    )

@@ -74,7 +74,13 @@ from validation import validation_table
 HERE = Path(__file__).resolve().parent
 # variant -> links in the chain
 VARIANTS = {
-    "same-host": 1, "zero-copy": 1, "chain5": 4, "chain10": 9, "tracing": 1, "tracing-chain5": 4, "tcp-netns": 1,
+    "same-host": 1,
+    "zero-copy": 1,
+    "chain5": 4,
+    "chain10": 9,
+    "tracing": 1,
+    "tracing-chain5": 4,
+    "tcp-netns": 1,
 }
 SCALE_SIZES = [8, 4096, 409600]  # default of fanout and chain10 when --sizes is not given
 TRACING = ("tracing", "tracing-chain5")  # dora_zmq with tracing off, and alternating traced / untraced
@@ -90,22 +96,37 @@ console = Console(width=None if sys.stdout.isatty() else 220, highlight=False)
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sizes", type=parse_sizes, default=None,
-                    help="comma-separated payload sizes in bytes (or 4KiB, 16MiB); default: all 11 peer sizes "
-                    f"({', '.join(map(human, SCALE_SIZES))} for the scale variants alone)")
+    ap.add_argument(
+        "--sizes",
+        type=parse_sizes,
+        default=None,
+        help="comma-separated payload sizes in bytes (or 4KiB, 16MiB); default: all 11 peer sizes "
+        f"({', '.join(map(human, SCALE_SIZES))} for the scale variants alone)",
+    )
     ap.add_argument("--quick", action="store_true", help="fewer samples and smaller bursts, 1 run (CI smoke)")
     ap.add_argument("--runs", type=int, default=None, help="repeat N times and report medians (default 3, quick 1)")
-    ap.add_argument("--variant", default="same-host",
-                    help=f"comma-separated: {', '.join(VARIANTS)} (tracing needs dora_zmq.tracing, tcp-netns root); "
-                    f"scale variants {', '.join(scale.SCALE)}, or scale: all of them and chain10")
-    ap.add_argument("--dora-venv", type=Path, help="a virtualenv with dora-rs and dora-rs-cli 1.1.0: also measure dora-rs")
-    ap.add_argument("--dora-configs", default="default,pool256",
-                    help="dora-rs configurations: default (8 MB shm pool), pool256 (256 MB pool)")
+    ap.add_argument(
+        "--variant",
+        default="same-host",
+        help=f"comma-separated: {', '.join(VARIANTS)} (tracing needs dora_zmq.tracing, tcp-netns root); "
+        f"scale variants {', '.join(scale.SCALE)}, or scale: all of them and chain10",
+    )
+    ap.add_argument(
+        "--dora-venv", type=Path, help="a virtualenv with dora-rs and dora-rs-cli 1.1.0: also measure dora-rs"
+    )
+    ap.add_argument(
+        "--dora-configs",
+        default="default,pool256",
+        help="dora-rs configurations: default (8 MB shm pool), pool256 (256 MB pool)",
+    )
     ap.add_argument("--no-baseline", action="store_true", help="skip raw pyzmq (no ratios to it)")
     ap.add_argument("--out", type=Path, default=HERE / "results", help="directory for the JSON result")
     ap.add_argument("--keep", action="store_true", help="keep each run's working directory (YAML, logs)")
-    ap.add_argument("--no-validation", action="store_true",
-                    help="skip the in-process table of what validating received values costs per message")
+    ap.add_argument(
+        "--no-validation",
+        action="store_true",
+        help="skip the in-process table of what validating received values costs per message",
+    )
     ap.add_argument("-v", "--verbose", action="store_true")
     scale.add_arguments(ap)
     args = ap.parse_args(argv)
@@ -135,7 +156,9 @@ def open_hosts(stack: ExitStack) -> TwoHosts | None:
             why = str(exc)
         else:
             if net.stale_removed:
-                console.print(f"[yellow]removed namespaces left by a killed benchmark: {', '.join(net.stale_removed)}[/]")
+                console.print(
+                    f"[yellow]removed namespaces left by a killed benchmark: {', '.join(net.stale_removed)}[/]"
+                )
             return net
     console.print(f"[yellow]variant {NETNS} skipped: {escape(why)}[/]")
     return None
@@ -188,8 +211,12 @@ def measure(args: argparse.Namespace, params: Params, todo: dict[str, list[Targe
                     f"{escape(tag)} {variant:<14} {target.name:<16} ok in {r['wall_s']:5.1f} s"
                     + (f"  [yellow]{lost} lost in bursts[/]" if lost else "")
                     + (f"  [red]{r['size_mismatch']} size mismatches[/]" if r["size_mismatch"] else "")
-                    + (f"  [yellow]{r['class_mismatch']} latency samples dropped (received in the wrong tracing state)[/]"
-                       if r.get("class_mismatch") else "")
+                    + (
+                        f"  [yellow]{r['class_mismatch']} latency samples dropped"
+                        " (received in the wrong tracing state)[/]"
+                        if r.get("class_mismatch")
+                        else ""
+                    )
                 )
     for name, variant in results.items():
         primary = next((p for p in (TRACED, ZERO_COPY) if p in variant["targets"]), PRIMARY)
@@ -222,12 +249,16 @@ def show(results: dict[str, Any], runs: int, doc_sink: dict[str, int] | None = N
             for k, c in variant["tracing"].items():
                 console.print(f"tracing on, {human(int(k))}: {c['added_p50_us_per_hop']:+.1f} µs per hop (p50)")
             sink = doc_sink or {}
-            console.print(f"OTLP sink received {sink.get('requests', 0)} export request(s), {sink.get('bytes', 0):,} bytes")
+            console.print(
+                f"OTLP sink received {sink.get('requests', 0)} export request(s), {sink.get('bytes', 0):,} bytes"
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     params = Params.quick() if args.quick else Params.full()
     started = time.monotonic()
     doc: dict[str, Any] = {
@@ -256,7 +287,10 @@ def main(argv: list[str] | None = None) -> int:
         sink = stack.enter_context(OtlpSink()) if set(TRACING) & set(args.variants) and has_tracing else None
         net = open_hosts(stack) if NETNS in args.variants else None
         if net is not None:
-            doc["netns"] = {"hosts": {h.name: {"ns": h.ns, "ip": h.ip} for h in net.hosts}, "link": "veth pair via a bridge"}
+            doc["netns"] = {
+                "hosts": {h.name: {"ns": h.ns, "ip": h.ip} for h in net.hosts},
+                "link": "veth pair via a bridge",
+            }
         todo = plan(args, sink, net) if args.variants else {}
         if not todo and not scaled:
             return 2

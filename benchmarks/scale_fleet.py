@@ -72,8 +72,13 @@ class Fleet:
         with open(self.log, "wb") as logf:
             self.t_run = time.perf_counter_ns()
             self.proc = subprocess.Popen(
-                self.cmd, env=self.env, cwd=str(self.workdir), stdin=subprocess.DEVNULL,
-                stdout=logf, stderr=subprocess.STDOUT, start_new_session=True,
+                self.cmd,
+                env=self.env,
+                cwd=str(self.workdir),
+                stdin=subprocess.DEVNULL,
+                stdout=logf,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         threading.Thread(target=self._wait, name="fleet-waiter", daemon=True).start()
         return self

@@ -58,8 +58,7 @@ def fanout_tables(r: dict[str, Any]) -> list[Table]:
     for size in r["sizes"]:
         k = str(size)
         t = Table(
-            title=f"Fan-out, {human(size)}: p50 to the LAST receiver µs (median receiver's p50), "
-            "rate delivered to all",
+            title=f"Fan-out, {human(size)}: p50 to the LAST receiver µs (median receiver's p50), rate delivered to all",
             title_justify="left",
         )
         t.add_column("receivers", justify="right")
@@ -135,8 +134,7 @@ def memory_tables(r: dict[str, Any]) -> list[Table]:
             t.add_row(name, "-", f"{svc} alone", _n(x["rss_MB"]), _n(x["uss_MB"]), _n(x["pss_MB"]))
     out = [t]
     imp = Table(
-        title="Import cost in a fresh interpreter (median of 3; --quick: once, fewer): seconds, RSS after, "
-        "RSS added",
+        title="Import cost in a fresh interpreter (median of 3; --quick: once, fewer): seconds, RSS after, RSS added",
         title_justify="left",
     )
     imp.add_column("python")

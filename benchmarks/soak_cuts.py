@@ -257,14 +257,25 @@ class SoakResult:
 
 
 def soak(
-    minutes: float, cut_every: float, rate: float, cut_for: float = 5.0, daemon_timeout: float = 30.0,
-    sample_every: float = 5.0, work: Path | None = None,
+    minutes: float,
+    cut_every: float,
+    rate: float,
+    cut_for: float = 5.0,
+    daemon_timeout: float = 30.0,
+    sample_every: float = 5.0,
+    work: Path | None = None,
 ) -> SoakResult:
     """Run the soak; every process and namespace it makes is gone when it returns."""
     why = netns_unavailable()
     if why:
         raise RuntimeError(why)
-    params = {"minutes": minutes, "cut_every": cut_every, "rate": rate, "cut_for": cut_for, "daemon_timeout": daemon_timeout}
+    params = {
+        "minutes": minutes,
+        "cut_every": cut_every,
+        "rate": rate,
+        "cut_for": cut_for,
+        "daemon_timeout": daemon_timeout,
+    }
     work = Path(tempfile.mkdtemp(prefix="soak-cuts-", dir=work))
     out = work / "out"
     out.mkdir()
@@ -292,7 +303,9 @@ def soak(
         coordinator.wait_for_line("coordinator listening")
         services = {"coordinator": coordinator}
         for name, host in hosts.items():
-            services[f"daemon {name}"] = start(host, "daemon", "--machine-id", name, "--bind-data", host.ip, "--advertise", host.ip)
+            services[f"daemon {name}"] = start(
+                host, "daemon", "--machine-id", name, "--bind-data", host.ip, "--advertise", host.ip
+            )
         clock = LineClock(coordinator)
         run = start(hosts["h1"], "start", "dataflow.yml", "--name", "soak", "--attach")
         run.wait_for_line(r"started dataflow", timeout=60)
@@ -330,7 +343,9 @@ def soak(
         if returncode != 0:
             problems.append(f"the run exited {returncode}")
         tracks = list(sampler.tracks.values())
-        return SoakResult(params, returncode, round(seconds, 1), counts, cuts, tracks, left, problems, run.output[-3000:])
+        return SoakResult(
+            params, returncode, round(seconds, 1), counts, cuts, tracks, left, problems, run.output[-3000:]
+        )
     finally:
         for p in reversed(procs):
             p.__exit__(None, None, None)
@@ -391,20 +406,32 @@ def _attribute(cuts: list[Cut], gaps: list[list[Any]], clock: LineClock) -> None
 def print_report(res: SoakResult, skip_samples: int) -> None:
     """Tables on stdout."""
     p = res.params
-    print(f"soak: {p['minutes']:g} min, {p['rate']:g} msg/s, a {p['cut_for']:g} s cut every {p['cut_every']:g} s, "
-          f"DORA_ZMQ_DAEMON_TIMEOUT={p['daemon_timeout']:g}; ran {res.seconds:.0f} s, exit {res.returncode}")
+    print(
+        f"soak: {p['minutes']:g} min, {p['rate']:g} msg/s, a {p['cut_for']:g} s cut every {p['cut_every']:g} s, "
+        f"DORA_ZMQ_DAEMON_TIMEOUT={p['daemon_timeout']:g}; ran {res.seconds:.0f} s, exit {res.returncode}"
+    )
     print(f"{'cut':>3} {'host':<4} {'input':<10} {'lost':>5} {'resume s':>9} {'silent s':>9}  coordinator")
     for i, cut in enumerate(res.cuts, 1):
         keys = sorted(cut.lost) or ["-"]
         for key in keys:
             reported = f"{cut.reported_s:.2f} s: {cut.report[-70:]}" if cut.reported_s is not None else "-"
-            print(f"{i:>3} {cut.host:<4} {key:<10} {cut.lost.get(key, 0):>5} {cut.resume_s.get(key, float('nan')):>9.2f} "
-                  f"{cut.silent_before_s.get(key, float('nan')):>9.2f}  {reported}")
-    print("counters: " + "; ".join(
-        f"{recv}/{inp} got {res.counts.get(recv, {}).get('received', {}).get(inp)} lost {res.counts.get(recv, {}).get('lost', {}).get(inp)}"
-        f" of {res.counts.get(snd, {}).get('sent', {}).get(out)}" for snd, out, recv, inp in EDGES
-    ))
-    print(f"{'process':<28} {'pid':>7} {'samples':>7} {'RSS MB first':>12} {'late':>7} {'growth':>7} {'fds first':>9} {'late':>5}")
+            print(
+                f"{i:>3} {cut.host:<4} {key:<10} {cut.lost.get(key, 0):>5} {cut.resume_s.get(key, float('nan')):>9.2f} "
+                f"{cut.silent_before_s.get(key, float('nan')):>9.2f}  {reported}"
+            )
+    print(
+        "counters: "
+        + "; ".join(
+            f"{recv}/{inp} got {res.counts.get(recv, {}).get('received', {}).get(inp)}"
+            f" lost {res.counts.get(recv, {}).get('lost', {}).get(inp)}"
+            f" of {res.counts.get(snd, {}).get('sent', {}).get(out)}"
+            for snd, out, recv, inp in EDGES
+        )
+    )
+    print(
+        f"{'process':<28} {'pid':>7} {'samples':>7} {'RSS MB first':>12} {'late':>7} {'growth':>7}"
+        f" {'fds first':>9} {'late':>5}"
+    )
     for t in sorted(res.tracks, key=lambda t: t.role):
         r0, r1, f0, f1 = t.window(skip_samples)
         print(f"{t.role:<28} {t.pid:>7} {len(t.rss_mb):>7} {r0:>12.1f} {r1:>7.1f} {r1 - r0:>+7.1f} {f0:>9} {f1:>5}")

@@ -74,9 +74,25 @@ class Target:
         sender, receiver = self.hosts
         yml = write_dataflow(workdir, hops, {"sender": sender.name, "receiver": receiver.name})
         coord = f"tcp://{sender.ip}:{COORDINATOR_PORT}"
-        services = [Service([*sender.prefix, *self.cli, "coordinator", "--bind", coord], "coordinator", r"coordinator listening")]
+        services = [
+            Service(
+                [*sender.prefix, *self.cli, "coordinator", "--bind", coord], "coordinator", r"coordinator listening"
+            )
+        ]
         for h in self.hosts:
-            cmd = [*h.prefix, *self.cli, "daemon", "--machine-id", h.name, "--coordinator", coord, "--bind-data", h.ip, "--advertise", h.ip]
+            cmd = [
+                *h.prefix,
+                *self.cli,
+                "daemon",
+                "--machine-id",
+                h.name,
+                "--coordinator",
+                coord,
+                "--bind-data",
+                h.ip,
+                "--advertise",
+                h.ip,
+            ]
             services.append(Service(cmd, f"daemon-{h.name}", r"daemon '.*' connecting"))
         start = [*sender.prefix, *self.cli, "start", str(yml), "--name", "bench", "--attach", "--coordinator", coord]
         return [start], ["cli"], services
@@ -125,15 +141,22 @@ def check_dora_venv(venv: Path) -> dict[str, str]:
         if not os.access(exe, os.X_OK):
             raise ValueError(f"--dora-venv {venv}: {exe} not found; {fix}")
     try:
-        cli = subprocess.run([str(dora), "--version"], capture_output=True, text=True, timeout=30, check=True).stdout.strip()
+        cli = subprocess.run(
+            [str(dora), "--version"], capture_output=True, text=True, timeout=30, check=True
+        ).stdout.strip()
         probe = subprocess.run(
             [str(python), "-c", "import dora, pyarrow, numpy, importlib.metadata as m; print(m.version('dora-rs'))"],
-            check=False, capture_output=True, text=True, timeout=60,
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
     except (OSError, subprocess.SubprocessError) as exc:
         raise ValueError(f"--dora-venv {venv}: cannot run dora ({exc}); {fix}") from exc
     if probe.returncode != 0:
-        raise ValueError(f"--dora-venv {venv}: its python cannot import dora/pyarrow/numpy: {probe.stderr.strip()[-300:]}; {fix}")
+        raise ValueError(
+            f"--dora-venv {venv}: its python cannot import dora/pyarrow/numpy: {probe.stderr.strip()[-300:]}; {fix}"
+        )
     version = probe.stdout.strip()
     if version != DORA_RS_VERSION or DORA_RS_VERSION not in cli:
         log.warning("dora-rs %s / %s in %s; the peer method was written for %s", version, cli, venv, DORA_RS_VERSION)
@@ -166,7 +189,10 @@ def run_target(target: Target, sizes: list[int], params: Params, hops: int, keep
             state = "missing" if result is None else "incomplete"
             node_logs = sorted(workdir.glob("out/**/*.txt"))
             why = f"{res.problem}; " if res.problem else ""
-            raise TargetFailed(f"{target.name}: {why}exit codes {res.returncodes}, result {state}; logs in {workdir}\n{res.tail(node_logs)}")
+            raise TargetFailed(
+                f"{target.name}: {why}exit codes {res.returncodes}, result {state}; logs in {workdir}\n"
+                f"{res.tail(node_logs)}"
+            )
         result["wall_s"] = res.seconds
         result["leaked"] = res.leaked
         ok = True

@@ -5,7 +5,8 @@ A receiver validates every value it rebuilt from a peer's IPC description (``dor
 value; a flat value (fixed width, no nulls: the benchmark's UInt8 payload) is rebuilt from the
 frame's size and is not validated at all. This measures, for the same message, the whole
 ``decode_frames`` (validation included) and the checks alone (the refusal of compressed bodies,
-a walk of the IPC metadata, plus ``validate(full=True)``): median of ``repeat`` timings in µs. Run by ``run.py`` after the dataflow tables (``--no-validation`` skips it), or alone:
+a walk of the IPC metadata, plus ``validate(full=True)``): median of ``repeat`` timings in µs.
+Run by ``run.py`` after the dataflow tables (``--no-validation`` skips it), or alone:
 
     python benchmarks/validation.py --sizes 64,4096,409600
 """
@@ -58,7 +59,10 @@ def measure(sizes: list[int], repeat: int = 50) -> list[dict[str, Any]]:
     rows = []
     for size in sizes:
         for name, value in _payloads(size).items():
-            frames = [f.to_pybytes() if isinstance(f, pa.Buffer) else bytes(f) for f in encode_data_frames(_TOPIC, 0, value, None)]
+            frames = [
+                f.to_pybytes() if isinstance(f, pa.Buffer) else bytes(f)
+                for f in encode_data_frames(_TOPIC, 0, value, None)
+            ]
             got = decode_frames(frames).value
             assert got is not None and got.equals(value)
             flat = frames[1][3] == 4  # MessageKind.FLAT: rebuilt from the frame, not validated
@@ -71,10 +75,17 @@ def measure(sizes: list[int], repeat: int = 50) -> list[dict[str, Any]]:
                 got.validate(full=True)
 
             check = 0.0 if flat else _median_us(checks, n)
-            rows.append({
-                "type": name, "size": size, "nbytes": value.nbytes, "flat": flat,
-                "decode_us": decode, "validate_us": check, "share": check / decode if decode else 0.0,
-            })
+            rows.append(
+                {
+                    "type": name,
+                    "size": size,
+                    "nbytes": value.nbytes,
+                    "flat": flat,
+                    "decode_us": decode,
+                    "validate_us": check,
+                    "share": check / decode if decode else 0.0,
+                }
+            )
     return rows
 
 
@@ -85,7 +96,9 @@ def validation_table(rows: list[dict[str, Any]], human: Callable[[int], str]) ->
         table.add_column(col, justify="left" if col == "type" else "right")
     for r in rows:
         check = "none (flat)" if r["flat"] else f"{r['validate_us']:.1f}"
-        table.add_row(human(r["size"]), r["type"], f"{r['decode_us']:.1f}", check, "" if r["flat"] else f"{r['share']:.0%}")
+        table.add_row(
+            human(r["size"]), r["type"], f"{r['decode_us']:.1f}", check, "" if r["flat"] else f"{r['share']:.0%}"
+        )
     return table
 
 

@@ -145,7 +145,11 @@ def tcp_endpoints(sender_ip: str) -> list[str]:
 
 
 def commands(
-    python: str, workdir: Path, hops: int, sender_host: tuple[str, Sequence[str]] | None = None, receiver_prefix: Sequence[str] = ()
+    python: str,
+    workdir: Path,
+    hops: int,
+    sender_host: tuple[str, Sequence[str]] | None = None,
+    receiver_prefix: Sequence[str] = (),
 ) -> list[list[str]]:
     """Command lines of the receiver, the relays and the sender of a ``hops``-link chain.
 

@@ -78,7 +78,11 @@ def decode_export(body: bytes, gzipped: bool = False, limit: int = MAX_BODY_BYTE
             for s in ss.spans:
                 attrs = {a.key: _value(a.value) for a in s.attributes}
                 links = [(link.trace_id.hex(), link.span_id.hex()) for link in s.links]
-                spans.append(ReceivedSpan(service, s.name, s.trace_id.hex(), s.span_id.hex(), s.parent_span_id.hex(), s.kind, attrs, links))
+                spans.append(
+                    ReceivedSpan(
+                        service, s.name, s.trace_id.hex(), s.span_id.hex(), s.parent_span_id.hex(), s.kind, attrs, links
+                    )
+                )
     return spans
 
 
@@ -91,7 +95,10 @@ class OtlpReceiver:
     """
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 0, on_spans: Callable[[list[ReceivedSpan]], None] | None = None,
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        on_spans: Callable[[list[ReceivedSpan]], None] | None = None,
         decode: bool = True,
     ) -> None:
         self.spans: list[ReceivedSpan] = []
@@ -200,7 +207,15 @@ def main(argv: list[str] | None = None) -> None:
         "(point OTEL_EXPORTER_OTLP_ENDPOINT at http://HOST:PORT). Not a trace store: use Jaeger for that.",
     )
     parser.add_argument("port", type=int, help="TCP port to listen on (OTLP/HTTP is 4318 by convention)")
-    parser.add_argument("host", nargs="?", default="127.0.0.1", help="interface to listen on (default 127.0.0.1; 0.0.0.0 accepts exports from other machines, and anyone who reaches the port can then send spans)")
+    parser.add_argument(
+        "host",
+        nargs="?",
+        default="127.0.0.1",
+        help=(
+            "interface to listen on (default 127.0.0.1; 0.0.0.0 accepts exports from other machines,"
+            " and anyone who reaches the port can then send spans)"
+        ),
+    )
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     port, host = args.port, args.host
 

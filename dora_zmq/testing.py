@@ -92,8 +92,13 @@ class DataflowProcess:
         self.args = [*prefix, *tail]
         self.started = time.monotonic()
         self.proc = subprocess.Popen(  # noqa: S603 - our own CLI
-            self.args, cwd=cwd, env=full_env, stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+            self.args,
+            cwd=cwd,
+            env=full_env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
         )
         self._lines: queue.Queue[str] = queue.Queue()
         self.stdout_lines: list[str] = []
@@ -136,8 +141,14 @@ class DataflowProcess:
             try:
                 line = self._lines.get(timeout=min(remaining, 0.5))
             except queue.Empty:
-                if self.proc.poll() is not None and self._lines.empty() and not any(t.is_alive() for t in self._readers):
-                    raise TimeoutError(f"process exited ({self.proc.returncode}) before {pattern!r}; output:\n{self.output}") from None
+                if (
+                    self.proc.poll() is not None
+                    and self._lines.empty()
+                    and not any(t.is_alive() for t in self._readers)
+                ):
+                    raise TimeoutError(
+                        f"process exited ({self.proc.returncode}) before {pattern!r}; output:\n{self.output}"
+                    ) from None
                 continue
             if rx.search(line):
                 return line
@@ -159,10 +170,14 @@ class DataflowProcess:
             self.proc.wait(5)
             for t in self._readers:
                 t.join(2)
-            raise TimeoutError(f"{' '.join(self.args)} did not exit within {timeout} s; output:\n{self.output}") from None
+            raise TimeoutError(
+                f"{' '.join(self.args)} did not exit within {timeout} s; output:\n{self.output}"
+            ) from None
         for t in self._readers:
             t.join(5)
-        return RunResult(code, "\n".join(self.stdout_lines), "\n".join(self.stderr_lines), time.monotonic() - self.started)
+        return RunResult(
+            code, "\n".join(self.stdout_lines), "\n".join(self.stderr_lines), time.monotonic() - self.started
+        )
 
     def __enter__(self) -> "DataflowProcess":
         return self
@@ -184,7 +199,9 @@ class DataflowProcess:
         sweep_stale_run_dirs(Path(self._tmpdir) if self._tmpdir else None)
 
 
-def run_cli(args: Sequence[str], *, cwd: str | Path | None = None, env: dict[str, str] | None = None, timeout: float = 60.0) -> RunResult:
+def run_cli(
+    args: Sequence[str], *, cwd: str | Path | None = None, env: dict[str, str] | None = None, timeout: float = 60.0
+) -> RunResult:
     """Run one ``dora-zmq`` command to completion; the process tree is reaped either way."""
     with DataflowProcess(args, cwd=cwd, env=env) as p:
         return p.wait(timeout)

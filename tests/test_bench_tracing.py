@@ -121,7 +121,18 @@ def test_paired_tracing_is_the_median_of_each_runs_difference_per_hop() -> None:
 
 @pytest.mark.timeout(180)
 def test_quick_tracing_variant_runs(tmp_path: Path) -> None:
-    cmd = [sys.executable, str(BENCH / "run.py"), "--quick", "--variant", "tracing", "--sizes", "8", "--no-baseline", "--out", str(tmp_path)]
+    cmd = [
+        sys.executable,
+        str(BENCH / "run.py"),
+        "--quick",
+        "--variant",
+        "tracing",
+        "--sizes",
+        "8",
+        "--no-baseline",
+        "--out",
+        str(tmp_path),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=170, cwd=REPO, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "tracing on, 8B:" in proc.stdout and "µs per hop (p50)" in proc.stdout

@@ -15,7 +15,11 @@ BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 def test_validation_table_prints_every_layout() -> None:
     out = subprocess.run(
         [sys.executable, str(BENCH / "validation.py"), "--sizes", "64,4096"],
-        capture_output=True, text=True, timeout=50, check=True, env={"COLUMNS": "200", "PATH": ""},
+        capture_output=True,
+        text=True,
+        timeout=50,
+        check=True,
+        env={"COLUMNS": "200", "PATH": ""},
     ).stdout
     assert "Validation on receive" in out
     for layout in ("uint8 (flat)", "int64 with nulls", "string", "list<int64>", "dictionary<string>"):

@@ -37,7 +37,14 @@ _OTEL_KEY = "open_telemetry_context"
 # Below it (DORA_ZMQ_SHM_THRESHOLD) a sample would be ordinary memory: send the value as usual.
 _SHM_THRESHOLD = int(os.environ.get("DORA_ZMQ_SHM_THRESHOLD", 64 * 1024)) or 1 << 62
 
-_OUTPUT = {Kind.SYNC: "latency", Kind.LAT: "latency", Kind.LAT_END: "latency", Kind.DONE: "latency", Kind.THR: "throughput", Kind.THR_END: "throughput"}
+_OUTPUT = {
+    Kind.SYNC: "latency",
+    Kind.LAT: "latency",
+    Kind.LAT_END: "latency",
+    Kind.DONE: "latency",
+    Kind.THR: "throughput",
+    Kind.THR_END: "throughput",
+}
 
 
 def make_node() -> Any:

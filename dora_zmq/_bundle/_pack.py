@@ -107,7 +107,9 @@ def pack_folder(
     return Bundle(hashlib.sha256(data).hexdigest(), data, folder, len(files), total, tuple(skipped))
 
 
-def _collect(folder: Path, rules: IgnoreRules, max_bytes: int, max_entries: int) -> tuple[list[str], list[_Entry], list[str], bool]:
+def _collect(
+    folder: Path, rules: IgnoreRules, max_bytes: int, max_entries: int
+) -> tuple[list[str], list[_Entry], list[str], bool]:
     """The folders and files to ship, sorted, what was skipped (and why), and whether the walk
     finished: it stops once over a limit (a YAML in a home folder must not mean reading all of it)."""
     dirs: list[str] = []
@@ -126,7 +128,9 @@ def _collect(folder: Path, rules: IgnoreRules, max_bytes: int, max_entries: int)
             if rules.ignored(rel, is_dir=True):
                 continue
             if (base / d).is_symlink():
-                skipped.append(f"{rel} (a symlink to a folder; ship its files by copying them in, or run with --ship never)")
+                skipped.append(
+                    f"{rel} (a symlink to a folder; ship its files by copying them in, or run with --ship never)"
+                )
                 continue
             kept.append(d)
             dirs.append(rel)
@@ -173,7 +177,9 @@ def _archive(dirs: list[str], files: list[_Entry]) -> bytes:
             for entry in files:
                 try:
                     with open(entry.source, "rb") as f:
-                        tar.addfile(_info(entry.relative, tarfile.REGTYPE, entry.size, 0o755 if entry.executable else 0o644), f)
+                        tar.addfile(
+                            _info(entry.relative, tarfile.REGTYPE, entry.size, 0o755 if entry.executable else 0o644), f
+                        )
                 except OSError as exc:  # removed, unreadable, or shrank while packing
                     raise BundleError(f"cannot pack {entry.source}: {exc}") from exc
     return buf.getvalue()
@@ -190,7 +196,9 @@ def _info(name: str, kind: bytes, size: int, mode: int) -> tarfile.TarInfo:
     return info
 
 
-def _too_large(folder: Path, files: list[_Entry], total: int, max_bytes: int, rules: IgnoreRules, complete: bool) -> str:
+def _too_large(
+    folder: Path, files: list[_Entry], total: int, max_bytes: int, rules: IgnoreRules, complete: bool
+) -> str:
     largest = sorted(files, key=lambda e: e.size, reverse=True)[:_LARGEST_SHOWN]
     listing = "\n".join(f"    {_human(e.size):>9}  {e.relative}" for e in largest)
     where = rules.source or folder / ".dora-zmq-ignore"

@@ -88,10 +88,14 @@ def _extract(fileobj: IO[bytes], dest: Path, max_bytes: int, max_entries: int) -
                     if source is None:
                         raise BundleError(f"bundle refused: {name!r} has no content")
                     parent = _make_dirs(dest, parts[:-1])
-                    written += _write_file(parent, parts[-1], source, max_bytes - written, 0o755 if member.mode & 0o100 else 0o644)
+                    written += _write_file(
+                        parent, parts[-1], source, max_bytes - written, 0o755 if member.mode & 0o100 else 0o644
+                    )
                     files += 1
                 else:
-                    raise BundleError(f"bundle refused: {name!r} is {_kind(member)}; only files and folders are shipped")
+                    raise BundleError(
+                        f"bundle refused: {name!r} is {_kind(member)}; only files and folders are shipped"
+                    )
     except BundleError:
         raise
     except (tarfile.TarError, EOFError, zlib.error, OSError, UnicodeError, ValueError) as exc:
@@ -112,7 +116,9 @@ def _clean_name(raw: object) -> list[str]:
     parts = raw.rstrip("/").split("/")
     for part in parts:
         if part in ("", ".", ".."):
-            raise BundleError(f"bundle refused: {raw[:100]!r} is not a clean relative path (empty, '.' or '..' component)")
+            raise BundleError(
+                f"bundle refused: {raw[:100]!r} is not a clean relative path (empty, '.' or '..' component)"
+            )
         if len(part.encode("utf-8", "surrogateescape")) > _MAX_COMPONENT:
             raise BundleError(f"bundle refused: a component of {raw[:100]!r} is longer than {_MAX_COMPONENT} bytes")
     return parts

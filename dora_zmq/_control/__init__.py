@@ -25,4 +25,16 @@ from .node_to_daemon import __all__ as _from_node
 from .records import *  # noqa: F403
 from .records import __all__ as _records
 
-__all__ = ["PROTOCOL_VERSION", "decode", "encode", *_contract, *_cli, *_to_cli, *_to_daemon, *_to_coord, *_to_node, *_from_node, *_records]
+__all__ = [
+    "PROTOCOL_VERSION",
+    "decode",
+    "encode",
+    *_contract,
+    *_cli,
+    *_to_cli,
+    *_to_daemon,
+    *_to_coord,
+    *_to_node,
+    *_from_node,
+    *_records,
+]

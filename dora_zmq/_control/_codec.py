@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     # fields); at run time the decorator below does it, so typing_extensions is not needed then.
     from typing_extensions import dataclass_transform
 else:
+
     def dataclass_transform(**_: Any) -> Any:
         return lambda decorator: decorator
 

@@ -6,8 +6,19 @@ from ._codec import control_message
 from .records import BundleRef, ShipMode
 
 __all__ = [
-    "Attach", "BundleChunk", "Destroy", "FetchLogs", "GetNodeStats", "GetStatus", "ListDataflows", "OfferBundle", "Ping",
-    "ResolveNode", "StartDataflow", "StopDataflow", "WaitForSpawn",
+    "Attach",
+    "BundleChunk",
+    "Destroy",
+    "FetchLogs",
+    "GetNodeStats",
+    "GetStatus",
+    "ListDataflows",
+    "OfferBundle",
+    "Ping",
+    "ResolveNode",
+    "StartDataflow",
+    "StopDataflow",
+    "WaitForSpawn",
 ]
 
 

@@ -6,8 +6,17 @@ from ._codec import control_message
 from .records import DaemonInfo, DataflowInfo, FailureRecord, NodeStatsRecord
 
 __all__ = [
-    "BundleWanted", "CoordinatorStatus", "DataflowList", "DataflowResult", "DataflowStarted", "Failed", "LogLine", "NodeDaemon",
-    "NodeStatsList", "Ok", "Pong",
+    "BundleWanted",
+    "CoordinatorStatus",
+    "DataflowList",
+    "DataflowResult",
+    "DataflowStarted",
+    "Failed",
+    "LogLine",
+    "NodeDaemon",
+    "NodeStatsList",
+    "Ok",
+    "Pong",
 ]
 
 

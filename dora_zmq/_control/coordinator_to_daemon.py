@@ -7,7 +7,15 @@ from .contract import StopReason
 from .records import BundleRef, NodeEndpoint, ShipMode
 
 __all__ = [
-    "BundleUnavailable", "DaemonAccepted", "ExitReported", "Peers", "Probe", "ShutdownDaemon", "SpawnNodes", "StopNodes", "UpstreamExited",
+    "BundleUnavailable",
+    "DaemonAccepted",
+    "ExitReported",
+    "Peers",
+    "Probe",
+    "ShutdownDaemon",
+    "SpawnNodes",
+    "StopNodes",
+    "UpstreamExited",
     "UpstreamRestarted",
 ]
 

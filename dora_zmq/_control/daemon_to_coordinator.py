@@ -6,8 +6,19 @@ from ._codec import control_message
 from .records import NodeEndpoint, ProcessSample
 
 __all__ = [
-    "HEARTBEAT_INTERVAL_S", "HEARTBEAT_ID_SUFFIX", "DaemonExiting", "DaemonHeartbeat", "FetchBundle", "NodeExited", "NodeLogs", "NodeReady", "NodeResources", "NodeRestarting",
-    "NodeStats", "RegisterDaemon", "RequestStop",
+    "HEARTBEAT_INTERVAL_S",
+    "HEARTBEAT_ID_SUFFIX",
+    "DaemonExiting",
+    "DaemonHeartbeat",
+    "FetchBundle",
+    "NodeExited",
+    "NodeLogs",
+    "NodeReady",
+    "NodeResources",
+    "NodeRestarting",
+    "NodeStats",
+    "RegisterDaemon",
+    "RequestStop",
 ]
 
 

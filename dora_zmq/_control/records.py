@@ -7,7 +7,14 @@ import re
 from ._codec import control_message
 
 __all__ = [
-    "BundleRef", "DaemonInfo", "DataflowInfo", "FailureRecord", "NodeEndpoint", "NodeStatsRecord", "ProcessSample", "ShipMode",
+    "BundleRef",
+    "DaemonInfo",
+    "DataflowInfo",
+    "FailureRecord",
+    "NodeEndpoint",
+    "NodeStatsRecord",
+    "ProcessSample",
+    "ShipMode",
     "is_safe_dataflow_id",
 ]
 

@@ -64,7 +64,13 @@ class ShmDescriptor:
                 raise ValueError(f"descriptor {field} out of range: {value!r}")
         return (
             _FIXED.pack(
-                _MAGIC, DESCRIPTOR_VERSION, len(name), 0, self.offset, self.length, self.token,
+                _MAGIC,
+                DESCRIPTOR_VERSION,
+                len(name),
+                0,
+                self.offset,
+                self.length,
+                self.token,
                 self.pid,
             )
             + name
@@ -88,15 +94,12 @@ class ShmDescriptor:
             raise ProtocolError("bad magic in shm descriptor")
         if version != DESCRIPTOR_VERSION:
             raise ProtocolError(
-                f"shm descriptor version {version} not supported "
-                f"(this side speaks {DESCRIPTOR_VERSION})"
+                f"shm descriptor version {version} not supported (this side speaks {DESCRIPTOR_VERSION})"
             )
         if reserved != 0:
             raise ProtocolError("shm descriptor reserved field is not zero")
         if len(data) != _FIXED.size + name_len:
-            raise ProtocolError(
-                f"shm descriptor length {len(data)} does not match its name length {name_len}"
-            )
+            raise ProtocolError(f"shm descriptor length {len(data)} does not match its name length {name_len}")
         try:
             name = data[_FIXED.size :].decode("ascii")
         except UnicodeDecodeError as exc:

@@ -27,7 +27,14 @@ from ._layout import HEADER_SIZE, pack_header, stream_frame
 from ._layout import write_stream as _write_stream  # a module global: tests replace it
 
 __all__ = [
-    "DATA_ALIGN", "FRAME_CACHE_ENTRIES", "Framed", "StreamFramer", "data_offset", "frame_in_place", "seal", "serialise",
+    "DATA_ALIGN",
+    "FRAME_CACHE_ENTRIES",
+    "Framed",
+    "StreamFramer",
+    "data_offset",
+    "frame_in_place",
+    "seal",
+    "serialise",
 ]
 
 #: Where a flat value's bytes start in its region: 64-byte aligned (Arrow's own alignment).

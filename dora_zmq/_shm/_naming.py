@@ -138,9 +138,7 @@ def pid_alive(pid: int) -> bool:
     return state not in (b"Z", b"X")
 
 
-def _remove(
-    directory: str | os.PathLike[str] | None, keep: Callable[[SegmentName], bool]
-) -> int:
+def _remove(directory: str | os.PathLike[str] | None, keep: Callable[[SegmentName], bool]) -> int:
     base = os.fspath(directory) if directory is not None else shm_dir()
     removed = 0
     try:

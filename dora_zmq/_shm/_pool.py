@@ -460,9 +460,7 @@ class SegmentPool:
         best: Region | None = None
         for seg in self._free:
             if seg.size >= needed and (
-                best is None
-                or seg.size < best.size
-                or (seg.size == best.size and seg.last_used > best.last_used)
+                best is None or seg.size < best.size or (seg.size == best.size and seg.last_used > best.last_used)
             ):
                 best = seg
         if best is not None:

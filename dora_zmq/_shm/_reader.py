@@ -321,9 +321,7 @@ class SegmentReader:
             if not stat.S_ISREG(st.st_mode) or st.st_size < HEADER_SIZE:
                 self._failed += 1
                 raise ProtocolError(f"{path} is not a shared-memory segment")
-            mm = mmap.mmap(
-                fd, st.st_size, flags=mmap.MAP_SHARED | _MAP_POPULATE, prot=mmap.PROT_READ
-            )
+            mm = mmap.mmap(fd, st.st_size, flags=mmap.MAP_SHARED | _MAP_POPULATE, prot=mmap.PROT_READ)
         except OSError as exc:
             self._failed += 1
             raise ProtocolError(f"cannot map shared-memory segment {path}: {exc}") from exc

@@ -25,9 +25,7 @@ __all__ = ["Region", "SampleOwner", "Slab", "create_file", "destroy_file", "slab
 log = logging.getLogger(__name__)
 
 _MAP_POPULATE = getattr(mmap, "MAP_POPULATE", 0)
-_OPEN_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(
-    os, "O_NOFOLLOW", 0
-)
+_OPEN_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
 #: Regions of at most this size are slots of slabs; larger ones get a file each.
 SLOT_MAX = MIB
 #: A slab's target size: small enough to create in about a millisecond, large enough that a

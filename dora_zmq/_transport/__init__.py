@@ -15,4 +15,15 @@ from ._data import Publisher, Subscriber, ipc_endpoint, queue_bytes
 from ._relay import Relay
 from ._wakeup import Wakeup
 
-__all__ = ["Channel", "Poller", "Publisher", "Subscriber", "context", "ipc_endpoint", "queue_bytes", "release_context", "Relay", "Wakeup"]
+__all__ = [
+    "Channel",
+    "Poller",
+    "Publisher",
+    "Subscriber",
+    "context",
+    "ipc_endpoint",
+    "queue_bytes",
+    "release_context",
+    "Relay",
+    "Wakeup",
+]

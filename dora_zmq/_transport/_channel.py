@@ -183,7 +183,13 @@ class Channel:
     def _malformed(self, peer: bytes, why: str) -> None:
         self.malformed += 1
         if worth_logging(self.malformed):
-            log.warning("dropped malformed control message from %r on %s: %s (%d so far)", peer, self.address, why, self.malformed)
+            log.warning(
+                "dropped malformed control message from %r on %s: %s (%d so far)",
+                peer,
+                self.address,
+                why,
+                self.malformed,
+            )
 
     def recv_nowait(self) -> tuple[bytes, Any] | None:
         """A message if one is waiting, else None."""

@@ -102,7 +102,9 @@ class Publisher:
     subscriptions regularly (``manual`` says so); unsubscriptions are applied as they come.
     """
 
-    def __init__(self, ipc: str, tcp_bind: str = "", relay: str = "", admit: Callable[[Peer, bytes], bool] | None = None) -> None:
+    def __init__(
+        self, ipc: str, tcp_bind: str = "", relay: str = "", admit: Callable[[Peer, bytes], bool] | None = None
+    ) -> None:
         sock = context_socket(zmq.XPUB)
         sock.setsockopt(zmq.XPUB_VERBOSER, 1)
         sock.setsockopt(zmq.SNDHWM, _HWM)
@@ -194,7 +196,12 @@ class Publisher:
             if not self._admit(peer, topic):
                 self.refused += 1
                 if worth_logging(self.refused):
-                    log.warning("publisher refused a subscription to %r from %s (%d so far)", topic, peer.describe(), self.refused)
+                    log.warning(
+                        "publisher refused a subscription to %r from %s (%d so far)",
+                        topic,
+                        peer.describe(),
+                        self.refused,
+                    )
                 return None
             self._sock.setsockopt(zmq.SUBSCRIBE, topic)
         elif kind == b"\x00":

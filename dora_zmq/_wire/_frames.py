@@ -123,9 +123,7 @@ def parse_marker(subscription: bytes) -> tuple[bool, str] | None:
     return subscription[0] == 1, subscription[1 + len(MARKER_PREFIX) :].decode(errors="replace")
 
 
-def encode_data_frames(
-    topic: bytes, seq: int, value: pa.Array, metadata: Mapping[str, Any] | None
-) -> list[Any]:
+def encode_data_frames(topic: bytes, seq: int, value: pa.Array, metadata: Mapping[str, Any] | None) -> list[Any]:
     """Frames for one data message (the body is a ``pyarrow.Buffer``, sendable without copy).
 
     A flat value (see ``_layout``) travels as its bare values buffer: no IPC message to write

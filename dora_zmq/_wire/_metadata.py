@@ -24,6 +24,7 @@ def timestamp_of(ns: int) -> datetime.datetime:
     """The ``timestamp`` metadata of a message sent at ``ns`` (nanoseconds since the epoch)."""
     return _from_timestamp(ns / 1e9, _UTC)
 
+
 _encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 

@@ -28,10 +28,15 @@ class _Command(click.Command):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.params.append(click.Option(
-            ["-v", "--verbose"], count=True, expose_value=False, callback=_verbose_after_command,
-            help="More logging (-v info, -vv debug).",
-        ))
+        self.params.append(
+            click.Option(
+                ["-v", "--verbose"],
+                count=True,
+                expose_value=False,
+                callback=_verbose_after_command,
+                help="More logging (-v info, -vv debug).",
+            )
+        )
 
 
 class _Group(click.Group):

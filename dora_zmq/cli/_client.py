@@ -18,7 +18,15 @@ from ..coordinator import DEFAULT_ADDRESS
 from ._console import err, print_log_line
 
 __all__ = [
-    "StopSignals", "ask", "connect_checked", "coordinator_address", "dora_address", "follow", "open_stream", "request", "unreachable",
+    "StopSignals",
+    "ask",
+    "connect_checked",
+    "coordinator_address",
+    "dora_address",
+    "follow",
+    "open_stream",
+    "request",
+    "unreachable",
     "wait_for_spawn",
 ]
 
@@ -37,7 +45,10 @@ def coordinator_address(given: str | None) -> str:
     and ``$DORA_COORDINATOR_PORT`` (either may be alone), else the local default."""
     if given or os.environ.get(ENV_COORDINATOR):
         return given or os.environ[ENV_COORDINATOR]
-    return dora_address(os.environ.get("DORA_COORDINATOR_ADDR", ""), os.environ.get("DORA_COORDINATOR_PORT", "")) or DEFAULT_ADDRESS
+    return (
+        dora_address(os.environ.get("DORA_COORDINATOR_ADDR", ""), os.environ.get("DORA_COORDINATOR_PORT", ""))
+        or DEFAULT_ADDRESS
+    )
 
 
 def dora_address(host: str | None, port: str | int | None) -> str | None:
@@ -94,12 +105,17 @@ def wait_for_spawn(address: str, started: ctl.DataflowStarted) -> str:
         client.send(ctl.WaitForSpawn(started.dataflow_id))
         got = client.recv(1000)
         if got is None:
-            err.print(f"[yellow]waiting up to {started.machine_wait_s:g} s for the daemons of dataflow '{started.name}'[/yellow]")
+            err.print(
+                f"[yellow]waiting up to {started.machine_wait_s:g} s"
+                f" for the daemons of dataflow '{started.name}'[/yellow]"
+            )
             got = client.recv(int((started.machine_wait_s + _REQUEST_TIMEOUT_S) * 1000))
     finally:
         client.close()
     if got is None:
-        raise ControlError(f"the coordinator at {address} did not say whether dataflow '{started.name}' started; see `dora-zmq list`")
+        raise ControlError(
+            f"the coordinator at {address} did not say whether dataflow '{started.name}' started; see `dora-zmq list`"
+        )
     if isinstance(got[1], ctl.Failed):
         raise ControlError(got[1].message)
     return str(got[1].message)
@@ -156,9 +172,15 @@ def unreachable(address: str, timeout_s: float = _PROBE_TIMEOUT_S) -> str:
     try:
         infos = _resolve(host, port, timeout_s)
     except TimeoutError:
-        return f"cannot reach a coordinator at {address}: resolving '{host}' took more than {timeout_s:g} s (is a name server reachable?)"
+        return (
+            f"cannot reach a coordinator at {address}: resolving '{host}' took more than {timeout_s:g} s"
+            " (is a name server reachable?)"
+        )
     except socket.gaierror as exc:
-        return f"cannot reach a coordinator at {address}: the host name '{host}' does not resolve ({exc.strerror}); check --coordinator or ${ENV_COORDINATOR}"
+        return (
+            f"cannot reach a coordinator at {address}: the host name '{host}' does not resolve ({exc.strerror});"
+            f" check --coordinator or ${ENV_COORDINATOR}"
+        )
     except (OSError, UnicodeError) as exc:
         return f"invalid coordinator address {address!r}: {exc}"
     try:
@@ -166,9 +188,15 @@ def unreachable(address: str, timeout_s: float = _PROBE_TIMEOUT_S) -> str:
         with socket.create_connection((str(sockaddr[0]), int(sockaddr[1])), timeout=timeout_s):
             return ""
     except ConnectionRefusedError:
-        return f"no coordinator answered at {address} (connection refused): start one with `dora-zmq up` (or pass --coordinator)"
+        return (
+            f"no coordinator answered at {address} (connection refused):"
+            " start one with `dora-zmq up` (or pass --coordinator)"
+        )
     except TimeoutError:
-        return f"no coordinator answered at {address}: no TCP connection within {timeout_s:g} s (host down, or a firewall drops it)"
+        return (
+            f"no coordinator answered at {address}: no TCP connection within {timeout_s:g} s"
+            " (host down, or a firewall drops it)"
+        )
     except OSError as exc:
         return f"cannot reach a coordinator at {address}: {exc.strerror or exc}"
 
@@ -240,14 +268,15 @@ def _check_known(address: str, dataflow: str, answered: float) -> float:
     except ControlError as exc:
         if time.monotonic() - answered > _ATTACH_UNREACHABLE_S:
             raise ControlError(
-                f"the coordinator at {address} has not answered for {_ATTACH_UNREACHABLE_S:g} s ({exc}); what became of "
+                f"the coordinator at {address} has not answered for {_ATTACH_UNREACHABLE_S:g} s ({exc}); "
+                "what became of "
                 f"dataflow {dataflow} is unknown here (`dora-zmq list` once it is back)"
             ) from exc
         return answered
     if not any(d.id == dataflow for d in listed):
         raise ControlError(
-            f"the coordinator at {address} no longer knows dataflow {dataflow}: it restarted, and a coordinator keeps no "
-            "state; the daemons stop the nodes they ran for it"
+            f"the coordinator at {address} no longer knows dataflow {dataflow}: it restarted, "
+            "and a coordinator keeps no state; the daemons stop the nodes they ran for it"
         )
     return time.monotonic()
 
@@ -289,7 +318,9 @@ def follow(
             if why:
                 stops += 1
                 if stops == 1:
-                    err.print(f"[yellow]stopping dataflow {why} (grace {grace_s:g} s); press Ctrl-C again to kill[/yellow]")
+                    err.print(
+                        f"[yellow]stopping dataflow {why} (grace {grace_s:g} s); press Ctrl-C again to kill[/yellow]"
+                    )
                 else:
                     err.print("[yellow]killing the dataflow's nodes[/yellow]")
                 request(address, ctl.StopDataflow(dataflow, grace_s if stops == 1 else 0.0))

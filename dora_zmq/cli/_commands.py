@@ -15,7 +15,7 @@ import click
 from rich.markup import escape
 
 from .. import _control as ctl
-from .._bundle import BundleLimits, parse_size
+from .._bundle import BundleLimits, parse_size, short_digest
 from .._errors import ControlError, DataflowFailed, DescriptorErrors, NodeFailure
 from ..coordinator import DEFAULT_ADDRESS, Coordinator
 from ..daemon import EXIT_BOUND_S, SHUTDOWN_GRACE_S, Daemon, run_builds
@@ -33,11 +33,18 @@ from ._ship import ENV_SHIP, not_shipped, ship_folder
 
 _COORD_OPT = COORDINATOR_OPTION
 _CACHE_OPT = click.option(
-    "--cache-dir", "cache_dir", type=click.Path(file_okay=False), default=None,
+    "--cache-dir",
+    "cache_dir",
+    type=click.Path(file_okay=False),
+    default=None,
     help="Where shipped dataflow folders are cached (default: $DORA_ZMQ_CACHE_DIR or ~/.cache/dora-zmq).",
 )
 _GRACE_OPT = click.option(
-    "--grace-duration", "grace", type=DURATION, default="10s", show_default=True,
+    "--grace-duration",
+    "grace",
+    type=DURATION,
+    default="10s",
+    show_default=True,
     help="How long nodes get to exit after STOP before SIGTERM (then SIGKILL 2 s later): 5s, 500ms, 1m or seconds.",
 )
 
@@ -55,7 +62,10 @@ def _load(path: str, built: bool = False):  # type: ignore[no-untyped-def]
 def check(dataflow: str) -> None:
     """Validate a dataflow YAML; print every problem found."""
     df = _load(dataflow)
-    out.print(f"[green]ok[/green] {escape(dataflow)}: {len(df.nodes)} nodes, machines: {', '.join(m or '(default)' for m in df.machines())}")
+    out.print(
+        f"[green]ok[/green] {escape(dataflow)}: {len(df.nodes)} nodes,"
+        f" machines: {', '.join(m or '(default)' for m in df.machines())}"
+    )
 
 
 def _build(df: Dataflow) -> int:
@@ -75,13 +85,32 @@ def build(dataflow: str) -> None:
 @cli.command()
 @click.argument("dataflow", type=click.Path(dir_okay=False))
 @click.option("--name", default=None, help="A name to refer to the dataflow by.")
-@click.option("--build/--no-build", "build_first", default=True, show_default=True, help="Run the `build:` commands first (as dora's run does).")
+@click.option(
+    "--build/--no-build",
+    "build_first",
+    default=True,
+    show_default=True,
+    help="Run the `build:` commands first (as dora's run does).",
+)
 @_GRACE_OPT
 @record_options
-@click.option("--stop-after", "stop_after", type=DURATION, default=None, metavar="DURATION", help="Send STOP after this long (5s, 2m, 1h, 500ms, or seconds), as Ctrl-C would.")
+@click.option(
+    "--stop-after",
+    "stop_after",
+    type=DURATION,
+    default=None,
+    metavar="DURATION",
+    help="Send STOP after this long (5s, 2m, 1h, 500ms, or seconds), as Ctrl-C would.",
+)
 def run(
-    dataflow: str, name: str | None, build_first: bool, grace: float, record_dir: str | None, record_only: tuple[str, ...],
-    record_machine: str | None, stop_after: float | None,
+    dataflow: str,
+    name: str | None,
+    build_first: bool,
+    grace: float,
+    record_dir: str | None,
+    record_only: tuple[str, ...],
+    record_machine: str | None,
+    stop_after: float | None,
 ) -> None:
     """Run a dataflow on this machine (coordinator and daemon embedded) until it ends.
 
@@ -99,43 +128,88 @@ def run(
 
 
 @cli.command()
-@click.option("--bind", default=DEFAULT_ADDRESS, show_default=True, help="Control address to listen on (use tcp://0.0.0.0:PORT for other machines).")
+@click.option(
+    "--bind",
+    default=DEFAULT_ADDRESS,
+    show_default=True,
+    help="Control address to listen on (use tcp://0.0.0.0:PORT for other machines).",
+)
 @_CACHE_OPT
 def coordinator(bind: str, cache_dir: str | None) -> None:
     """Run a coordinator in the foreground."""
     coord = Coordinator(bind, cache_dir=Path(cache_dir) if cache_dir else None)
-    _serve_in_foreground(coord.serve_forever, lambda _: coord.request_shutdown(), f"coordinator listening on {coord.address}", 10)
+    _serve_in_foreground(
+        coord.serve_forever, lambda _: coord.request_shutdown(), f"coordinator listening on {coord.address}", 10
+    )
 
 
 @cli.command()
 @click.option("--machine-id", default="", help="The name `deploy.machine` uses for this machine.")
 @_COORD_OPT
-@click.option("--bind-data", default="", metavar="HOST", help="Interface for tcp data sockets, for nodes on other machines (e.g. 0.0.0.0).")
-@click.option("--advertise", default="", metavar="HOST", help="Address other machines reach this one at (for NAT and containers).")
-@click.option("--run-dir", type=click.Path(file_okay=False), default=None, help="Folder for ipc sockets (default: a private temporary folder).")
+@click.option(
+    "--bind-data",
+    default="",
+    metavar="HOST",
+    help="Interface for tcp data sockets, for nodes on other machines (e.g. 0.0.0.0).",
+)
+@click.option(
+    "--advertise", default="", metavar="HOST", help="Address other machines reach this one at (for NAT and containers)."
+)
+@click.option(
+    "--run-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder for ipc sockets (default: a private temporary folder).",
+)
 @_CACHE_OPT
 @click.option(
-    "--shipped/--no-shipped", "accept_shipped", default=True, show_default=True,
-    help="Run nodes from dataflow folders shipped by `start`; --no-shipped runs only folders present on this machine at the same path.",
+    "--shipped/--no-shipped",
+    "accept_shipped",
+    default=True,
+    show_default=True,
+    help=(
+        "Run nodes from dataflow folders shipped by `start`;"
+        " --no-shipped runs only folders present on this machine at the same path."
+    ),
 )
 def daemon(
-    machine_id: str, coordinator: str | None, bind_data: str, advertise: str, run_dir: str | None, cache_dir: str | None, accept_shipped: bool,
+    machine_id: str,
+    coordinator: str | None,
+    bind_data: str,
+    advertise: str,
+    run_dir: str | None,
+    cache_dir: str | None,
+    accept_shipped: bool,
 ) -> None:
     """Run a daemon in the foreground: it runs this machine's nodes."""
     d = Daemon(
-        coordinator_address(coordinator), machine_id, run_dir=Path(run_dir) if run_dir else None, tcp_bind=bind_data,
-        advertise=advertise, cache_dir=Path(cache_dir) if cache_dir else None, accept_shipped=accept_shipped,
+        coordinator_address(coordinator),
+        machine_id,
+        run_dir=Path(run_dir) if run_dir else None,
+        tcp_bind=bind_data,
+        advertise=advertise,
+        cache_dir=Path(cache_dir) if cache_dir else None,
+        accept_shipped=accept_shipped,
     )
     banner = f"daemon '{machine_id or '(default)'}' connecting to {coordinator_address(coordinator)}"
     # A second signal skips the nodes' grace period (as for `run`).
-    _serve_in_foreground(d.serve_forever, lambda n: d.request_shutdown(SHUTDOWN_GRACE_S if n == 1 else 0.0), banner, EXIT_BOUND_S)
+    _serve_in_foreground(
+        d.serve_forever, lambda n: d.request_shutdown(SHUTDOWN_GRACE_S if n == 1 else 0.0), banner, EXIT_BOUND_S
+    )
     if d.refused:
         raise ControlError(f"the coordinator refused daemon '{machine_id or '(default)'}': {d.refused}")
 
 
 @cli.command()
-@click.option("--publishers", default="tcp://0.0.0.0:53291", show_default=True, help="Where relayed nodes connect their outputs.")
-@click.option("--subscribers", default="tcp://0.0.0.0:53292", show_default=True, help="Where subscribers of relayed nodes connect.")
+@click.option(
+    "--publishers", default="tcp://0.0.0.0:53291", show_default=True, help="Where relayed nodes connect their outputs."
+)
+@click.option(
+    "--subscribers",
+    default="tcp://0.0.0.0:53292",
+    show_default=True,
+    help="Where subscribers of relayed nodes connect.",
+)
 def relay(publishers: str, subscribers: str) -> None:
     """Run a relay for nodes that cannot accept connections (NAT, firewalls).
 
@@ -145,16 +219,41 @@ def relay(publishers: str, subscribers: str) -> None:
     from .._transport import Relay
 
     r = Relay(publishers, subscribers)
-    _serve_in_foreground(r.serve_forever, lambda _: r.request_stop(), f"relay: publishers connect to {r.publishers}, subscribers to {r.subscribers}", 5)
+    _serve_in_foreground(
+        r.serve_forever,
+        lambda _: r.request_stop(),
+        f"relay: publishers connect to {r.publishers}, subscribers to {r.subscribers}",
+        5,
+    )
 
 
 @cli.command()
 @click.argument("directory", type=click.Path(file_okay=False))
-@click.option("--operator", "operators", multiple=True, metavar="NAME", help="An operator (CLI) key: start, stop, list, logs (repeatable).")
+@click.option(
+    "--operator",
+    "operators",
+    multiple=True,
+    metavar="NAME",
+    help="An operator (CLI) key: start, stop, list, logs (repeatable).",
+)
 @click.option("--daemon", "daemons", multiple=True, metavar="NAME", help="A daemon key, one per machine (repeatable).")
-@click.option("--node", "nodes", multiple=True, metavar="NAME", help="A node key for the `path: dynamic` node NAME, e.g. on an edge device (repeatable).")
-@click.option("--client", "clients", multiple=True, metavar="NAME", help="A key with every role (older deployments; repeatable).")
-def keys(directory: str, operators: tuple[str, ...], daemons: tuple[str, ...], nodes: tuple[str, ...], clients: tuple[str, ...]) -> None:
+@click.option(
+    "--node",
+    "nodes",
+    multiple=True,
+    metavar="NAME",
+    help="A node key for the `path: dynamic` node NAME, e.g. on an edge device (repeatable).",
+)
+@click.option(
+    "--client", "clients", multiple=True, metavar="NAME", help="A key with every role (older deployments; repeatable)."
+)
+def keys(
+    directory: str,
+    operators: tuple[str, ...],
+    daemons: tuple[str, ...],
+    nodes: tuple[str, ...],
+    clients: tuple[str, ...],
+) -> None:
     """Create CURVE keys for a deployment (then set DORA_ZMQ_KEYS=DIRECTORY everywhere).
 
     With no key named, one key with every role is made ('default'). See the README's
@@ -168,14 +267,17 @@ def keys(directory: str, operators: tuple[str, ...], daemons: tuple[str, ...], n
         out.print(f"wrote {path}")
     out.print(
         f"keys in {directory}: set DORA_ZMQ_KEYS={directory} on every machine and DORA_ZMQ_CLIENT_KEY to that "
-        "machine's key (<folder>/clients/<role>/<name>.key_secret); secret keys are 0600, give each machine only its own"
+        "machine's key (<folder>/clients/<role>/<name>.key_secret); "
+        "secret keys are 0600, give each machine only its own"
     )
 
 
 @cli.command()
 @click.argument("name")
 @click.option("--kind", type=click.Choice(["dataflow", "node", "operator"]), default="dataflow", show_default=True)
-@click.option("--lang", default="python", show_default=True, help="The language of the starter files (dora_zmq nodes are Python).")
+@click.option(
+    "--lang", default="python", show_default=True, help="The language of the starter files (dora_zmq nodes are Python)."
+)
 def new(name: str, kind: str, lang: str) -> None:
     """Create a starter dataflow (a folder), node or operator (a .py file)."""
     from ._templates import check_name, write_template
@@ -208,10 +310,17 @@ def up(coordinator: str | None) -> None:
         return
     state = Path(os.environ.get("DORA_ZMQ_STATE_DIR", Path.home() / ".local" / "state" / "dora-zmq"))
     state.mkdir(parents=True, exist_ok=True)
-    for role, args in (("coordinator", ["coordinator", "--bind", address]), ("daemon", ["daemon", "--coordinator", address])):
+    for role, args in (
+        ("coordinator", ["coordinator", "--bind", address]),
+        ("daemon", ["daemon", "--coordinator", address]),
+    ):
         with open(state / f"{role}.log", "ab") as logf:
             subprocess.Popen(  # noqa: S603 - our own entry point, detached on purpose
-                [sys.executable, "-m", "dora_zmq", *args], stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, start_new_session=True
+                [sys.executable, "-m", "dora_zmq", *args],
+                stdin=subprocess.DEVNULL,
+                stdout=logf,
+                stderr=logf,
+                start_new_session=True,
             )
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
@@ -221,7 +330,10 @@ def up(coordinator: str | None) -> None:
             time.sleep(0.05)  # refused until the coordinator has bound: poll, do not spin
             continue
         if pong.daemons:
-            out.print(f"[green]up[/green]: coordinator at {address}, daemons: {', '.join(m or '(default)' for m in pong.daemons)}; logs in {state}")
+            out.print(
+                f"[green]up[/green]: coordinator at {address},"
+                f" daemons: {', '.join(m or '(default)' for m in pong.daemons)}; logs in {state}"
+            )
             return
         time.sleep(0.1)
     raise ControlError(f"coordinator or daemon did not come up within 15 s; see the logs in {state}")
@@ -245,13 +357,18 @@ def destroy(coordinator: str | None) -> None:
 @click.option("--name", default=None, help="A name to refer to the dataflow by.")
 @click.option("--attach/--detach", default=False, help="Stream logs until the dataflow ends (default: detach).")
 @click.option(
-    "--ship", type=click.Choice(list(ctl.ShipMode.ALL)), default=None,
+    "--ship",
+    type=click.Choice(list(ctl.ShipMode.ALL)),
+    default=None,
     help="Send the dataflow's folder to the daemons: auto (default, $DORA_ZMQ_SHIP): daemons that do not see "
     "this very folder get a copy; always: every daemon runs from a copy; never: the folder must be at the same "
     "path on every machine.",
 )
 @click.option(
-    "--ship-max-size", "ship_max", default=None, metavar="SIZE",
+    "--ship-max-size",
+    "ship_max",
+    default=None,
+    metavar="SIZE",
     help="Largest folder to ship, e.g. 500M (default: $DORA_ZMQ_SHIP_MAX_SIZE or 256M).",
 )
 @click.option("--build", "build_first", is_flag=True, help="Run the `build:` commands on this machine first.")
@@ -259,8 +376,17 @@ def destroy(coordinator: str | None) -> None:
 @_COORD_OPT
 @record_options
 def start(
-    dataflow: str, name: str | None, attach: bool, ship: str | None, ship_max: str | None, build_first: bool, grace: float,
-    coordinator: str | None, record_dir: str | None, record_only: tuple[str, ...], record_machine: str | None,
+    dataflow: str,
+    name: str | None,
+    attach: bool,
+    ship: str | None,
+    ship_max: str | None,
+    build_first: bool,
+    grace: float,
+    coordinator: str | None,
+    record_dir: str | None,
+    record_only: tuple[str, ...],
+    record_machine: str | None,
 ) -> None:
     """Start a dataflow on a running coordinator (see `up`).
 
@@ -275,14 +401,28 @@ def start(
     shipping = ship_folder(address, df, _ship_mode(ship), _ship_limit(ship_max))
     if shipping.bundle is not None:
         for problem in not_shipped(df):
-            err.print(f"[yellow]warning: node {escape(problem)}: a daemon that runs it from a shipped copy will not find it[/yellow]")
+            err.print(
+                f"[yellow]warning: node {escape(problem)}:"
+                " a daemon that runs it from a shipped copy will not find it[/yellow]"
+            )
         b = shipping.bundle
         what = f"sent {shipping.sent} bytes" if shipping.sent else "already on the coordinator, nothing sent"
-        out.print(f"folder {b.folder}: {b.files} files, {b.content_bytes} bytes ({b.size} packed), bundle {b.digest[:12]}: {what}")
-    started = request(address, ctl.StartDataflow(
-        df.text, str(df.path), str(df.working_dir), name,
-        ship=shipping.mode, bundle=shipping.ref, folder_id=shipping.folder_id,
-    ))
+        out.print(
+            f"folder {b.folder}: {b.files} files, {b.content_bytes} bytes ({b.size} packed),"
+            f" bundle {short_digest(b.digest)}: {what}"
+        )
+    started = request(
+        address,
+        ctl.StartDataflow(
+            df.text,
+            str(df.path),
+            str(df.working_dir),
+            name,
+            ship=shipping.mode,
+            bundle=shipping.ref,
+            folder_id=shipping.folder_id,
+        ),
+    )
     if not attach:  # placed on its daemons, or exit 1 saying why not
         placed = wait_for_spawn(address, started)
         out.print(f"started dataflow '{started.name}' ({started.dataflow_id}): {placed}")
@@ -308,7 +448,9 @@ def stop(dataflow: str | None, grace: float, coordinator: str | None) -> None:
     """Stop a dataflow (by name or id; the only running one if omitted)."""
     address = coordinator_address(coordinator)
     if dataflow is None:
-        running = [d for d in request(address, ctl.ListDataflows()).dataflows if d.status in ("running", "pending", "stopping")]
+        running = [
+            d for d in request(address, ctl.ListDataflows()).dataflows if d.status in ("running", "pending", "stopping")
+        ]
         if len(running) != 1:
             raise ControlError(f"{len(running)} dataflows are running; name one (see `dora-zmq list`)")
         dataflow = running[0].id
@@ -360,5 +502,7 @@ def _report(result: ctl.DataflowResult) -> None:
     print_counters(result)
     if not result.ok:
         print_failure_result(result)
-        raise DataflowFailed(result.name, [NodeFailure(f.node, f.exit_code, f.signal, f.stderr_tail, f.reason) for f in result.failures])
+        raise DataflowFailed(
+            result.name, [NodeFailure(f.node, f.exit_code, f.signal, f.stderr_tail, f.reason) for f in result.failures]
+        )
     err.print(f"[green]dataflow '{result.name}' finished[/green]")

@@ -44,7 +44,10 @@ def print_log_line(msg: ctl.LogLine) -> None:
 
 def print_failure_result(result: ctl.DataflowResult) -> None:
     """The failure report: each failed node, its exit status and its stderr tail."""
-    err.print(f"[bold red]dataflow '{escape(result.name)}' failed[/bold red]" + (f": {escape(result.error)}" if result.error else ""))
+    err.print(
+        f"[bold red]dataflow '{escape(result.name)}' failed[/bold red]"
+        + (f": {escape(result.error)}" if result.error else "")
+    )
     for f in result.failures:
         failure = NodeFailure(f.node, f.exit_code, f.signal, f.stderr_tail, f.reason, f.machine)
         err.print("  " + escape(failure.describe()))

@@ -19,8 +19,20 @@ __all__ = ["graph"]
 @cli.command()
 @click.argument("dataflow", type=click.Path(dir_okay=False))
 @click.option("--mermaid", "fmt", flag_value="mermaid", default=True, help="Mermaid flowchart text (the default).")
-@click.option("--html", "fmt", flag_value="html", help="A self-contained HTML page (no internet needed), <stem>.html next to the YAML.")
-@click.option("-o", "--output", "output", default=None, type=click.Path(dir_okay=False), help="Write here instead (Mermaid: instead of printing).")
+@click.option(
+    "--html",
+    "fmt",
+    flag_value="html",
+    help="A self-contained HTML page (no internet needed), <stem>.html next to the YAML.",
+)
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Write here instead (Mermaid: instead of printing).",
+)
 @click.option("--open", "open_", is_flag=True, help="Open the HTML page in a browser (implies --html).")
 def graph(dataflow: str, fmt: str, output: str | None, open_: bool) -> None:
     """Draw the dataflow: Mermaid text, or an HTML page with machines as lanes."""

@@ -20,7 +20,9 @@ __all__ = ["run_local"]
 log = logging.getLogger(__name__)
 
 
-def run_local(dataflow: Dataflow, name: str | None, grace_s: float, stop_after_s: float | None = None) -> ctl.DataflowResult:
+def run_local(
+    dataflow: Dataflow, name: str | None, grace_s: float, stop_after_s: float | None = None
+) -> ctl.DataflowResult:
     """Run ``dataflow`` on this machine until it ends; Ctrl-C/SIGTERM stop it cleanly.
 
     Raises:
@@ -56,7 +58,10 @@ def run_local(dataflow: Dataflow, name: str | None, grace_s: float, stop_after_s
     print_counters(result)
     if not result.ok:
         print_failure_result(result)
-        raise DataflowFailed(result.name, [NodeFailure(f.node, f.exit_code, f.signal, f.stderr_tail, f.reason, f.machine) for f in result.failures])
+        raise DataflowFailed(
+            result.name,
+            [NodeFailure(f.node, f.exit_code, f.signal, f.stderr_tail, f.reason, f.machine) for f in result.failures],
+        )
     err.print(f"[green]dataflow '{result.name}' finished[/green]" + (" (stopped)" if result.stopped else ""))
     return result
 

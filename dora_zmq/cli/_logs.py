@@ -67,13 +67,27 @@ class LogSelection:
 @click.option("--all-nodes", "-a", is_flag=True, help="Every node's lines, interleaved as they came.")
 @click.option("--follow", "-f", "follow_", is_flag=True, help="Keep streaming until the dataflow ends.")
 @click.option("--tail", type=click.IntRange(min=0), default=0, help="Only the last N lines (after --since and --grep).")
-@click.option("--since", default=None, metavar="WHEN", help="Lines from the last 30s/5m/1h, or since a time (2026-12-06T03:00:00, 03:00).")
-@click.option("--grep", "pattern", default=None, metavar="REGEX", help="Only lines matching this (Python) regular expression.")
+@click.option(
+    "--since",
+    default=None,
+    metavar="WHEN",
+    help="Lines from the last 30s/5m/1h, or since a time (2026-12-06T03:00:00, 03:00).",
+)
+@click.option(
+    "--grep", "pattern", default=None, metavar="REGEX", help="Only lines matching this (Python) regular expression."
+)
 @COORDINATOR_OPTION
 @output_format
 def logs(
-    dataflow: str, node: str | None, all_nodes: bool, follow_: bool, tail: int, since: str | None, pattern: str | None,
-    coordinator: str | None, fmt: str,
+    dataflow: str,
+    node: str | None,
+    all_nodes: bool,
+    follow_: bool,
+    tail: int,
+    since: str | None,
+    pattern: str | None,
+    coordinator: str | None,
+    fmt: str,
 ) -> None:
     """Print a node's output, or every node's (kept by the coordinator: the last 2000 lines
     per node; the files are in <yaml dir>/out/<id>/)."""

@@ -26,13 +26,36 @@ def _coordinator(ctx: click.Context, param: click.Parameter, value: str | None) 
 def COORDINATOR_OPTION(command: Callable[..., Any]) -> Callable[..., Any]:  # noqa: N802 - used as a constant decorator
     """The coordinator address options: ``--coordinator ADDR``, and dora's spelling in two
     parts (``--coordinator-addr IP --coordinator-port PORT``)."""
-    for option in reversed((
-        click.option("--coordinator", "coordinator", default=None, metavar="ADDR", callback=_coordinator,
-                     help=f"Coordinator control address (default: $DORA_ZMQ_COORDINATOR or {DEFAULT_ADDRESS})."),
-        click.option("--coordinator-addr", "coordinator_addr", metavar="IP", expose_value=False, is_eager=True,
-                     callback=_remember, help="dora's spelling: the coordinator's host ($DORA_COORDINATOR_ADDR)."),
-        click.option("--coordinator-port", "coordinator_port", type=int, metavar="PORT", expose_value=False,
-                     is_eager=True, callback=_remember, help="dora's spelling: its port ($DORA_COORDINATOR_PORT)."),
-    )):
+    for option in reversed(
+        (
+            click.option(
+                "--coordinator",
+                "coordinator",
+                default=None,
+                metavar="ADDR",
+                callback=_coordinator,
+                help=f"Coordinator control address (default: $DORA_ZMQ_COORDINATOR or {DEFAULT_ADDRESS}).",
+            ),
+            click.option(
+                "--coordinator-addr",
+                "coordinator_addr",
+                metavar="IP",
+                expose_value=False,
+                is_eager=True,
+                callback=_remember,
+                help="dora's spelling: the coordinator's host ($DORA_COORDINATOR_ADDR).",
+            ),
+            click.option(
+                "--coordinator-port",
+                "coordinator_port",
+                type=int,
+                metavar="PORT",
+                expose_value=False,
+                is_eager=True,
+                callback=_remember,
+                help="dora's spelling: its port ($DORA_COORDINATOR_PORT).",
+            ),
+        )
+    ):
         command = option(command)
     return command

@@ -22,21 +22,33 @@ __all__ = ["record_options", "apply_recording", "print_recording"]
 def record_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """``--record DIR``, ``--record-only TOPIC`` (repeatable) and ``--record-machine M``."""
     f = click.option(
-        "--record-machine", "record_machine", default=None, metavar="MACHINE",
+        "--record-machine",
+        "record_machine",
+        default=None,
+        metavar="MACHINE",
         help="Where the recorder node runs (default: the dataflow's default machine); DIR is on that machine.",
     )(f)
     f = click.option(
-        "--record-only", "record_only", multiple=True, metavar="NODE[/OUTPUT]",
+        "--record-only",
+        "record_only",
+        multiple=True,
+        metavar="NODE[/OUTPUT]",
         help="Record only these outputs or nodes (repeatable; default: every output).",
     )(f)
     f = click.option(
-        "--record", "record_dir", default=None, metavar="DIR", type=click.Path(file_okay=False),
+        "--record",
+        "record_dir",
+        default=None,
+        metavar="DIR",
+        type=click.Path(file_okay=False),
         help="Record every output's messages into DIR (see `dora-zmq replay`).",
     )(f)
     return f
 
 
-def apply_recording(flow: Dataflow, record_dir: str | None, only: tuple[str, ...], name: str | None, machine: str | None) -> Dataflow:
+def apply_recording(
+    flow: Dataflow, record_dir: str | None, only: tuple[str, ...], name: str | None, machine: str | None
+) -> Dataflow:
     """``flow`` with a recorder node added when ``record_dir`` is given.
 
     Raises:
@@ -64,12 +76,32 @@ def print_recording(folder: str | Path) -> None:
 def _summary(folder: str | Path, m: Manifest) -> Table:
     total = sum(o.messages for o in m.outputs)
     span = (max((o.last_sent_ns for o in m.outputs), default=0) - m.first_sent_ns) / 1e9 if total else 0.0
-    title = f"recording {folder}: dataflow '{m.dataflow_name}', {total} messages over {span:.2f} s, started {m.started_at}"
+    title = (
+        f"recording {folder}: dataflow '{m.dataflow_name}', {total} messages over {span:.2f} s, started {m.started_at}"
+    )
     if not m.complete:
         title += " [incomplete: the recorder did not finish]"
-    table = Table("output", "type", "messages", "bytes", "not written", "dropped", "lost", title=escape(title), title_justify="left")
+    table = Table(
+        "output",
+        "type",
+        "messages",
+        "bytes",
+        "not written",
+        "dropped",
+        "lost",
+        title=escape(title),
+        title_justify="left",
+    )
     for o in m.outputs:
-        table.add_row(escape(o.topic), escape(o.value_type), str(o.messages), f"{o.bytes:,}", str(o.not_written), str(o.dropped), str(o.lost))
+        table.add_row(
+            escape(o.topic),
+            escape(o.value_type),
+            str(o.messages),
+            f"{o.bytes:,}",
+            str(o.not_written),
+            str(o.dropped),
+            str(o.lost),
+        )
     return table
 
 
@@ -78,16 +110,32 @@ def _recording_flow(rec: Recording, dataflow: str | None, load: Callable[[str], 
         return load(dataflow)
     working_dir = Path(rec.manifest.working_dir)
     if not working_dir.is_dir():
-        raise RecordingError(f"the recorded dataflow's folder {working_dir} is gone: pass the dataflow file (dora-zmq replay DIR FILE)")
+        raise RecordingError(
+            f"the recorded dataflow's folder {working_dir} is gone: pass the dataflow file (dora-zmq replay DIR FILE)"
+        )
     return parse_dataflow(rec.manifest.descriptor, working_dir=working_dir)
 
 
 @cli.command()
 @click.argument("dataflow", type=click.Path(dir_okay=False))
-@click.option("-o", "--out", "out_dir", default=None, type=click.Path(file_okay=False), help="Recording folder (default: recordings/<name>-<time>).")
+@click.option(
+    "-o",
+    "--out",
+    "out_dir",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Recording folder (default: recordings/<name>-<time>).",
+)
 @click.option("--only", multiple=True, metavar="NODE[/OUTPUT]", help="Record only these outputs or nodes (repeatable).")
 @click.option("--name", default=None, help="A name to refer to the dataflow by.")
-@click.option("--grace-duration", "grace", type=float, default=10.0, show_default=True, help="Seconds nodes get to exit after STOP.")
+@click.option(
+    "--grace-duration",
+    "grace",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="Seconds nodes get to exit after STOP.",
+)
 def record(dataflow: str, out_dir: str | None, only: tuple[str, ...], name: str | None, grace: float) -> None:
     """Run a dataflow on this machine and record every output (`run --record` with a default folder)."""
     from ._commands import _load
@@ -105,17 +153,40 @@ def record(dataflow: str, out_dir: str | None, only: tuple[str, ...], name: str 
 @cli.command()
 @click.argument("recording", type=click.Path(file_okay=False))
 @click.argument("dataflow", required=False, type=click.Path(dir_okay=False))
-@click.option("--node", "nodes", multiple=True, metavar="NODE", help="A node to replace by its replay (repeatable; default: every recorded node that reads no other node).")
+@click.option(
+    "--node",
+    "nodes",
+    multiple=True,
+    metavar="NODE",
+    help="A node to replace by its replay (repeatable; default: every recorded node that reads no other node).",
+)
 @click.option("--speed", type=float, default=1.0, show_default=True, help="Playback speed (2.0: twice as fast).")
 @click.option("--as-fast-as-possible", "fast", is_flag=True, help="Send back to back, ignoring the recorded timing.")
 @click.option("--allow-truncated", is_flag=True, help="Replay the readable part of files that were cut short.")
 @click.option("--loop", is_flag=True, help="Start again after the last message, until stopped (Ctrl-C).")
-@click.option("--record", "record_dir", default=None, type=click.Path(file_okay=False), metavar="DIR", help="Record this run too.")
+@click.option(
+    "--record", "record_dir", default=None, type=click.Path(file_okay=False), metavar="DIR", help="Record this run too."
+)
 @click.option("--name", default=None, help="A name to refer to the dataflow by.")
-@click.option("--grace-duration", "grace", type=float, default=10.0, show_default=True, help="Seconds nodes get to exit after STOP.")
+@click.option(
+    "--grace-duration",
+    "grace",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="Seconds nodes get to exit after STOP.",
+)
 def replay(
-    recording: str, dataflow: str | None, nodes: tuple[str, ...], speed: float, fast: bool,
-    allow_truncated: bool, loop: bool, record_dir: str | None, name: str | None, grace: float,
+    recording: str,
+    dataflow: str | None,
+    nodes: tuple[str, ...],
+    speed: float,
+    fast: bool,
+    allow_truncated: bool,
+    loop: bool,
+    record_dir: str | None,
+    name: str | None,
+    grace: float,
 ) -> None:
     """Run the recorded dataflow (or DATAFLOW) with recorded nodes replaced by their replay.
 
@@ -132,8 +203,11 @@ def replay(
     flow = _recording_flow(rec, dataflow, _load)
     replaced = list(nodes) or source_nodes(flow, rec.manifest)
     if not replaced:
-        raise RecordingError("no node to replay: name one with --node (recorded nodes: "
-                             + ", ".join(sorted({o.node for o in rec.manifest.outputs})) + ")")
+        raise RecordingError(
+            "no node to replay: name one with --node (recorded nodes: "
+            + ", ".join(sorted({o.node for o in rec.manifest.outputs}))
+            + ")"
+        )
     args = ["--as-fast-as-possible"] if fast else ["--speed", repr(speed)]
     if allow_truncated:
         args.append("--allow-truncated")
@@ -142,7 +216,9 @@ def replay(
     flow = with_replays(flow, Path(recording), rec.manifest, replaced, args)
     err.print(f"replaying {', '.join(replaced)} from {escape(recording)}")
     try:
-        run_local(apply_recording(flow, record_dir, (), name or f"{rec.manifest.dataflow_name}-replay", None), name, grace)
+        run_local(
+            apply_recording(flow, record_dir, (), name or f"{rec.manifest.dataflow_name}-replay", None), name, grace
+        )
     finally:
         if record_dir is not None:
             print_recording(record_dir)
@@ -158,7 +234,6 @@ def export_mcap_(recording: str, output: str, allow_truncated: bool) -> None:
 
     count = export_mcap(Recording.open(recording), Path(output), allow_truncated)
     out.print(f"wrote {count} messages to {output}")
-
 
 
 @cli.command(name="recording-info")

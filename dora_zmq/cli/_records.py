@@ -27,7 +27,11 @@ def output_format(command: Callable[..., Any]) -> Callable[..., Any]:
 
     wrapper = click.option("--json", "json_", is_flag=True, help="Same as --format json.")(wrapper)
     return click.option(
-        "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
+        "--format",
+        "fmt",
+        type=click.Choice(["table", "json"]),
+        default="table",
+        show_default=True,
         help="Output format (json: stable keys, see the README).",
     )(wrapper)
 
@@ -39,7 +43,14 @@ def dump(value: Any) -> str:
 
 def failure_json(f: ctl.FailureRecord) -> dict[str, Any]:
     """A failed node."""
-    return {"node": f.node, "machine": f.machine, "exit_code": f.exit_code, "signal": f.signal, "reason": f.reason, "stderr_tail": f.stderr_tail}
+    return {
+        "node": f.node,
+        "machine": f.machine,
+        "exit_code": f.exit_code,
+        "signal": f.signal,
+        "reason": f.reason,
+        "stderr_tail": f.stderr_tail,
+    }
 
 
 def dataflow_json(d: ctl.DataflowInfo) -> dict[str, Any]:

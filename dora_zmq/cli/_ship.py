@@ -73,7 +73,12 @@ def not_shipped(dataflow: Dataflow) -> list[str]:
     rules = IgnoreRules.for_folder(folder)
     named: list[tuple[str, str, Path]] = []  # (node, as written, resolved)
     for node in dataflow.nodes:
-        if node.kind is NodeKind.CUSTOM and node.path and node.executable and not os.path.isabs(os.path.expanduser(node.path)):
+        if (
+            node.kind is NodeKind.CUSTOM
+            and node.path
+            and node.executable
+            and not os.path.isabs(os.path.expanduser(node.path))
+        ):
             named.append((node.id, node.path, node.executable))
         for op in node.operators:
             if op.python is not None and not os.path.isabs(os.path.expanduser(op.source)):
@@ -85,7 +90,10 @@ def not_shipped(dataflow: Dataflow) -> list[str]:
                 continue  # a bare name resolved outside the folder was found on PATH
             problems.append(f"'{who}': {written} is outside the dataflow's folder {folder}, so it is not shipped")
         elif rules.ignored(path.relative_to(folder).as_posix(), is_dir=False):
-            problems.append(f"'{who}': {written} is left out by {rules.source or 'the default ignore patterns'}, so it is not shipped")
+            problems.append(
+                f"'{who}': {written} is left out by {rules.source or 'the default ignore patterns'},"
+                " so it is not shipped"
+            )
     return problems
 
 
@@ -101,7 +109,9 @@ def upload_bundle(address: str, bundle: Bundle) -> int:
         try:
             reply = client.request(ctl.OfferBundle(ctl.BundleRef(bundle.digest, bundle.size)), _OFFER_TIMEOUT_S)
         except ControlError as exc:
-            raise ControlError(f"no coordinator answered at {address}: start one with `dora-zmq up` (or pass --coordinator)") from exc
+            raise ControlError(
+                f"no coordinator answered at {address}: start one with `dora-zmq up` (or pass --coordinator)"
+            ) from exc
         acked = sent_to = _offset(reply, bundle)  # the whole size: the coordinator has it already
         while acked < bundle.size:
             # Up to WINDOW_CHUNKS chunks ahead of the last answer: one round trip per window,
@@ -113,7 +123,10 @@ def upload_bundle(address: str, bundle: Bundle) -> int:
                 sent += len(data)
             got = client.recv(int(_CHUNK_TIMEOUT_S * 1000))
             if got is None:
-                raise ControlError(f"the coordinator at {address} stopped answering the upload ({acked} of {bundle.size} bytes acknowledged)")
+                raise ControlError(
+                    f"the coordinator at {address} stopped answering the upload"
+                    f" ({acked} of {bundle.size} bytes acknowledged)"
+                )
             acked = _offset(got[1], bundle)
     finally:
         client.close()

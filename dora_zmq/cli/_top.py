@@ -86,7 +86,9 @@ class TopModel:
         nodes = self.snapshot.nodes if self.snapshot else []
         several = len({n.dataflow_id for n in nodes}) > 1
         # No vertical rules: the ten columns fit 80 characters without cutting a header.
-        table = Table(expand=False, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1), collapse_padding=True)
+        table = Table(
+            expand=False, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1), collapse_padding=True
+        )
         if several:
             table.add_column("dataflow", no_wrap=True)
         for name in ("node", "machine"):  # names give way (fold) before numbers or headers do
@@ -114,10 +116,15 @@ class TopModel:
     def _ports(self, n: ctl.NodeStatsRecord) -> list[tuple[str, str, str, str, str]]:
         rows = []
         for name in sorted(set(n.received) | set(n.queued) | set(n.drops)):
-            rows.append((
-                f"← {escape(name)}", _rate(self.rate(n.dataflow_id, n.node, f"in:{name}")), str(n.queued.get(name, 0)),
-                _count(n.drops.get(name, 0), "yellow"), _count(n.lost.get(name, 0), "red"),
-            ))
+            rows.append(
+                (
+                    f"← {escape(name)}",
+                    _rate(self.rate(n.dataflow_id, n.node, f"in:{name}")),
+                    str(n.queued.get(name, 0)),
+                    _count(n.drops.get(name, 0), "yellow"),
+                    _count(n.lost.get(name, 0), "red"),
+                )
+            )
         for name in sorted(n.sent):
             rows.append((f"→ {escape(name)}", _rate(self.rate(n.dataflow_id, n.node, f"out:{name}")), "", "", ""))
         return rows
@@ -161,7 +168,10 @@ def top(dataflow: str, interval_s: float, once: bool, coordinator: str | None) -
             model.update(ask(client, address, ctl.GetNodeStats(dataflow), 3.0))
             out.print(_view(model, address, once=True))
             return
-        with _keys() as pressed, Live(_view(model, address), console=out, screen=out.is_terminal, auto_refresh=False) as live:
+        with (
+            _keys() as pressed,
+            Live(_view(model, address), console=out, screen=out.is_terminal, auto_refresh=False) as live,
+        ):
             while True:
                 if pressed(interval_s) in ("q", "Q"):
                     return
@@ -178,9 +188,16 @@ def _view(model: TopModel, address: str, once: bool = False) -> Group:
     nodes = snapshot.nodes if snapshot else []
     flows = sorted({n.dataflow for n in nodes})
     stamp = time.strftime("%H:%M:%S", time.localtime(snapshot.time)) if snapshot else ""
-    what = f"dataflow {escape(flows[0])}" if len(flows) == 1 else f"{len(flows)} dataflows" if flows else "no dataflow running"
+    what = (
+        f"dataflow {escape(flows[0])}"
+        if len(flows) == 1
+        else f"{len(flows)} dataflows"
+        if flows
+        else "no dataflow running"
+    )
     head = Text.from_markup(
-        f"[bold]dora-zmq top[/bold]  {escape(address)}  {stamp}  {what}, {len(nodes)} node{'s' if len(nodes) != 1 else ''}" + ("" if once else "  [dim]q quits[/dim]")
+        f"[bold]dora-zmq top[/bold]  {escape(address)}  {stamp}  {what},"
+        f" {len(nodes)} node{'s' if len(nodes) != 1 else ''}" + ("" if once else "  [dim]q quits[/dim]")
     )
     return Group(head, model.table())
 
@@ -191,6 +208,7 @@ def _keys() -> Iterator[Callable[[float], str]]:
     cbreak mode meanwhile (keys come one by one, unechoed; Ctrl-C still interrupts)."""
     fd = sys.stdin.fileno() if sys.stdin is not None and sys.stdin.isatty() else -1
     if fd < 0:  # not a terminal: no keys, only the refresh period (and Ctrl-C)
+
         def wait(timeout: float) -> str:
             time.sleep(timeout)
             return ""
@@ -203,6 +221,7 @@ def _keys() -> Iterator[Callable[[float], str]]:
     saved = termios.tcgetattr(fd)
     tty.setcbreak(fd)
     try:
+
         def pressed(timeout: float) -> str:
             deadline = time.monotonic() + timeout
             while (left := deadline - time.monotonic()) > 0:

@@ -38,8 +38,21 @@ def list_(coordinator: str | None, fmt: str) -> None:
 
 
 @cli.command()
-@click.option("--machine", "machine", default=None, metavar="ID", help="Exit 1 unless this machine's daemon is connected ('' = the default machine).")
-@click.option("--timeout", "timeout_s", type=DURATION, default=3.0, show_default=True, help="How long to wait for the coordinator.")
+@click.option(
+    "--machine",
+    "machine",
+    default=None,
+    metavar="ID",
+    help="Exit 1 unless this machine's daemon is connected ('' = the default machine).",
+)
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=DURATION,
+    default=3.0,
+    show_default=True,
+    help="How long to wait for the coordinator.",
+)
 @COORDINATOR_OPTION
 @output_format
 def status(machine: str | None, timeout_s: float, coordinator: str | None, fmt: str) -> None:
@@ -68,7 +81,10 @@ def status(machine: str | None, timeout_s: float, coordinator: str | None, fmt: 
         )
     if machine is not None and found is None:
         connected = ", ".join(_machine(d.machine_id) for d in st.daemons) or "none"
-        raise ControlError(f"no daemon for {_machine(machine)} is connected to the coordinator at {st.address} (connected: {connected})")
+        raise ControlError(
+            f"no daemon for {_machine(machine)} is connected to the coordinator at {st.address}"
+            f" (connected: {connected})"
+        )
 
 
 def dataflow_table(flows: list[ctl.DataflowInfo]) -> Table:
@@ -91,7 +107,10 @@ def dataflow_table(flows: list[ctl.DataflowInfo]) -> Table:
         for s in d.nodes.values():
             states[s] = states.get(s, 0) + 1
         row = [
-            escape(d.name), d.id[:8], d.status, format_age(now - d.started_at) if d.started_at else "-",
+            escape(d.name),
+            d.id[:8],
+            d.status,
+            format_age(now - d.started_at) if d.started_at else "-",
             ", ".join(f"{n} {s}" for s, n in sorted(states.items())) or "-",
             escape(", ".join(f.node for f in d.failures)) or "-",
         ]
@@ -115,15 +134,21 @@ def _print_failure_reasons(flows: list[ctl.DataflowInfo]) -> None:
 
 
 def _print_status(st: ctl.CoordinatorStatus) -> None:
-    out.print(f"[bold]coordinator[/bold] {escape(st.address)}  version {escape(st.version)}  up {format_age(st.uptime_s)}")
+    out.print(
+        f"[bold]coordinator[/bold] {escape(st.address)}  version {escape(st.version)}  up {format_age(st.uptime_s)}"
+    )
     if st.daemons:
         table = Table(title=f"daemons ({len(st.daemons)})", title_justify="left")
         for column in ("machine", "host", "address", "version", "heartbeat", "nodes"):
             table.add_column(column, overflow="fold", justify="right" if column in ("heartbeat", "nodes") else "left")
         for d in st.daemons:
             table.add_row(
-                escape(_machine(d.machine_id, short=True)), escape(f"{d.hostname} (pid {d.pid})"), escape(d.advertise or d.hostname),
-                escape(d.version), f"{d.heartbeat_age_s:.1f} s ago", str(d.nodes_running),
+                escape(_machine(d.machine_id, short=True)),
+                escape(f"{d.hostname} (pid {d.pid})"),
+                escape(d.advertise or d.hostname),
+                escape(d.version),
+                f"{d.heartbeat_age_s:.1f} s ago",
+                str(d.nodes_running),
             )
         out.print(table)
     else:

@@ -32,13 +32,28 @@ from ..security import Peer, Role
 __all__ = ["DAEMON_REPORTS", "refusal"]
 
 _OPERATOR_REQUESTS = (
-    ctl.StartDataflow, ctl.StopDataflow, ctl.ListDataflows, ctl.Attach, ctl.FetchLogs, ctl.Destroy, ctl.WaitForSpawn,
-    ctl.GetNodeStats, ctl.OfferBundle, ctl.BundleChunk,
+    ctl.StartDataflow,
+    ctl.StopDataflow,
+    ctl.ListDataflows,
+    ctl.Attach,
+    ctl.FetchLogs,
+    ctl.Destroy,
+    ctl.WaitForSpawn,
+    ctl.GetNodeStats,
+    ctl.OfferBundle,
+    ctl.BundleChunk,
 )
 #: Sent by a registered daemon only, on the connection it registered on.
 DAEMON_REPORTS = (
-    ctl.DaemonHeartbeat, ctl.DaemonExiting, ctl.NodeReady, ctl.NodeExited, ctl.NodeLogs, ctl.NodeStats, ctl.NodeResources,
-    ctl.RequestStop, ctl.FetchBundle,
+    ctl.DaemonHeartbeat,
+    ctl.DaemonExiting,
+    ctl.NodeReady,
+    ctl.NodeExited,
+    ctl.NodeLogs,
+    ctl.NodeStats,
+    ctl.NodeResources,
+    ctl.RequestStop,
+    ctl.FetchBundle,
 )
 
 
@@ -50,8 +65,14 @@ def refusal(sender: Peer, msg: Any) -> str:
         return f"GetStatus needs an operator or a daemon key; this connection has {sender.describe()}"
     if isinstance(msg, (ctl.RegisterDaemon, *DAEMON_REPORTS)) and not sender.may(Role.DAEMON):
         return f"{type(msg).__name__} needs a daemon key; this connection has {sender.describe()}"
-    if isinstance(msg, ctl.RegisterDaemon) and sender.roles == {Role.DAEMON} and msg.machine_id not in ("", sender.name):
-        return f"a daemon key named '{sender.name}' may only register machine id '{sender.name}', not '{msg.machine_id}'"
+    if (
+        isinstance(msg, ctl.RegisterDaemon)
+        and sender.roles == {Role.DAEMON}
+        and msg.machine_id not in ("", sender.name)
+    ):
+        return (
+            f"a daemon key named '{sender.name}' may only register machine id '{sender.name}', not '{msg.machine_id}'"
+        )
     if isinstance(msg, ctl.ResolveNode) and sender.roles == {Role.NODE} and msg.node != sender.name:
         return f"a node key named '{sender.name}' may only run node '{sender.name}', not '{msg.node}'"
     return ""

@@ -126,6 +126,11 @@ class BundleService:
         now = time.monotonic()
         for key, receiver in list(self._uploads.items()):
             if now - receiver.last_activity > UPLOAD_STALL_S:
-                log.warning("bundle %s: upload from %r stalled for %g s, dropped", short_digest(receiver.digest), key[0], UPLOAD_STALL_S)
+                log.warning(
+                    "bundle %s: upload from %r stalled for %g s, dropped",
+                    short_digest(receiver.digest),
+                    key[0],
+                    UPLOAD_STALL_S,
+                )
                 receiver.abort()
                 del self._uploads[key]

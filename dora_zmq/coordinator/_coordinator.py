@@ -147,7 +147,9 @@ class Coordinator:
             return
         else:
             why = refusal(sender, msg) or (
-                "" if record.key == sender else f"the daemon registered with {record.key.describe()}, this beat came with {sender.describe()}"
+                ""
+                if record.key == sender
+                else f"the daemon registered with {record.key.describe()}, this beat came with {sender.describe()}"
             )
         if why or record is None:
             log.warning("coordinator refused %s from connection %r: %s", type(msg).__name__, peer, why)
@@ -187,10 +189,16 @@ class Coordinator:
             case ctl.WaitForSpawn(dataflow=ref):
                 self._wait_for_spawn(peer, ref)
             case ctl.GetStatus():
-                self.channel.send(ctl.CoordinatorStatus(
-                    self.address, __version__, round(time.monotonic() - self._started_at, 3),
-                    daemon_infos(self._daemons.values(), self._dataflows.values()), [d.info() for d in self._dataflows.values()],
-                ), to=peer)
+                self.channel.send(
+                    ctl.CoordinatorStatus(
+                        self.address,
+                        __version__,
+                        round(time.monotonic() - self._started_at, 3),
+                        daemon_infos(self._daemons.values(), self._dataflows.values()),
+                        [d.info() for d in self._dataflows.values()],
+                    ),
+                    to=peer,
+                )
             case ctl.GetNodeStats(dataflow=ref):
                 self._send_node_stats(peer, ref)
             case ctl.ResolveNode(node=node, dataflow=ref):
@@ -213,8 +221,13 @@ class Coordinator:
                 self._stop_again(peer, exits or {})
                 self._stop_orphans(peer, exits or {})
                 for spawn in self._spawns.due(self._dataflows, peer, exits or {}):
-                    log.warning("dataflow %s: daemon '%s' has not got its nodes %s (lost with a dropped connection?): sent again",
-                                spawn.name, self._daemons[peer].machine_id if peer in self._daemons else "?", ", ".join(spawn.nodes))
+                    log.warning(
+                        "dataflow %s: daemon '%s' has not got its nodes %s"
+                        " (lost with a dropped connection?): sent again",
+                        spawn.name,
+                        self._daemons[peer].machine_id if peer in self._daemons else "?",
+                        ", ".join(spawn.nodes),
+                    )
                     self.channel.send(spawn, to=peer)
             case ctl.DaemonExiting():
                 self._daemon_lost(peer, "daemon exited", expected=True)
@@ -246,7 +259,9 @@ class Coordinator:
                         run.resources[sample.node] = sample
             case ctl.RequestStop(dataflow_id=df_id, node=node, reason=reason):
                 if (run := self._dataflows.get(df_id)) is not None:
-                    log.info("dataflow %s: node %s asked to stop the dataflow (%s)", run.name, node, reason or "STOP_ALL")
+                    log.info(
+                        "dataflow %s: node %s asked to stop the dataflow (%s)", run.name, node, reason or "STOP_ALL"
+                    )
                     self._stop_run(run, DEFAULT_GRACE_S)
             case _:
                 log.warning("coordinator: unexpected message %r from %r", msg, peer)
@@ -255,7 +270,12 @@ class Coordinator:
 
     def _start(self, peer: bytes, msg: ctl.StartDataflow) -> None:
         try:
-            descriptor = parse_dataflow(msg.yaml, path=Path(msg.path) if msg.path else None, working_dir=Path(msg.working_dir), check_paths=False)
+            descriptor = parse_dataflow(
+                msg.yaml,
+                path=Path(msg.path) if msg.path else None,
+                working_dir=Path(msg.working_dir),
+                check_paths=False,
+            )
         except DescriptorError as exc:
             self.channel.send(ctl.Failed(str(exc)), to=peer)
             return
@@ -265,12 +285,16 @@ class Coordinator:
             return
         name = msg.name or ""
         if name and any(d.name == name and not d.finished for d in self._dataflows.values()):
-            self.channel.send(ctl.Failed(f"a dataflow named '{name}' is already running; stop it or pick another --name"), to=peer)
+            self.channel.send(
+                ctl.Failed(f"a dataflow named '{name}' is already running; stop it or pick another --name"), to=peer
+            )
             return
         df_id = str(uuid.uuid4())
         run = DataflowRun(df_id, name or df_id[:8], descriptor, msg.yaml, msg.working_dir, msg.local)
         run.ship, run.bundle, run.folder_id, run.path = msg.ship, msg.bundle, msg.folder_id, msg.path
-        run.nodes = {n.id: NodeState.WAITING if n.kind is NodeKind.DYNAMIC else NodeState.SPAWNING for n in descriptor.nodes}
+        run.nodes = {
+            n.id: NodeState.WAITING if n.kind is NodeKind.DYNAMIC else NodeState.SPAWNING for n in descriptor.nodes
+        }
         run.pending_deadline = time.monotonic() + MACHINE_WAIT_S
         self._dataflows[df_id] = run
         self._open_span(run, "start", f"start dataflow {run.name}", nodes=len(descriptor.nodes))
@@ -294,7 +318,10 @@ class Coordinator:
                 return ""
         except BundleError as exc:
             return str(exc)
-        return f"bundle {short_digest(msg.bundle.digest)} is not on the coordinator (not uploaded, or evicted since): start again"
+        return (
+            f"bundle {short_digest(msg.bundle.digest)} is not on the coordinator"
+            " (not uploaded, or evicted since): start again"
+        )
 
     def _folder_arriving(self, daemon: bytes, digest: str) -> None:
         """A daemon is still fetching a bundle: its nodes are not slow to call Node(), they
@@ -328,8 +355,18 @@ class Coordinator:
         parent = self._tracer.context_of(self._spans.get((run.id, "start")))
         for ident, nodes in by_daemon.items():
             spawn = ctl.SpawnNodes(
-                run.id, run.name, run.yaml, run.working_dir, nodes, multi, parent,
-                ship=run.ship, bundle=run.bundle, folder_id=run.folder_id, path=run.path, reader_secret=run.reader_secret,
+                run.id,
+                run.name,
+                run.yaml,
+                run.working_dir,
+                nodes,
+                multi,
+                parent,
+                ship=run.ship,
+                bundle=run.bundle,
+                folder_id=run.folder_id,
+                path=run.path,
+                reader_secret=run.reader_secret,
             )
             self._spawns.sent(ident, spawn)
             self.channel.send(spawn, to=ident)
@@ -354,7 +391,10 @@ class Coordinator:
         if machine:
             how = f"start one there with `dora-zmq daemon --machine-id {machine} --coordinator {reachable}`"
         else:
-            how = f"start one with `dora-zmq daemon --coordinator {reachable}` (no --machine-id: this is the default machine)"
+            how = (
+                f"start one with `dora-zmq daemon --coordinator {reachable}`"
+                " (no --machine-id: this is the default machine)"
+            )
         return f"no daemon for {_machine_name(machine)} (nodes: {', '.join(nodes)}): {how}"
 
     def _placement(self, run: DataflowRun) -> tuple[dict[str, bytes], dict[str, list[str]]]:
@@ -424,10 +464,20 @@ class Coordinator:
         now = time.monotonic()
         for df_id in running:
             run = self._dataflows.get(df_id)
-            if run is None or not run.stopped or peer not in run.daemons or run.stop_sent.get(peer, 0.0) >= record.resumed_at:
+            if (
+                run is None
+                or not run.stopped
+                or peer not in run.daemons
+                or run.stop_sent.get(peer, 0.0) >= record.resumed_at
+            ):
                 continue
             grace = 0.0 if run.finished or run.stop_term_at is None else max(0.0, run.stop_term_at - now)
-            log.info("dataflow %s: daemon '%s' is back; sending it the stop again (grace %.1f s)", run.name, record.machine_id or "(default)", grace)
+            log.info(
+                "dataflow %s: daemon '%s' is back; sending it the stop again (grace %.1f s)",
+                run.name,
+                record.machine_id or "(default)",
+                grace,
+            )
             self.channel.send(ctl.StopNodes(run.id, grace), to=peer)
             run.stop_sent[peer] = now
 
@@ -463,14 +513,19 @@ class Coordinator:
             self.channel.send(ctl.Failed(self._unknown(ref)), to=peer)
             return None
         if node is not None and node not in run.nodes:
-            self.channel.send(ctl.Failed(f"dataflow '{run.name}' has no node '{node}' (nodes: {', '.join(run.nodes)})"), to=peer)
+            self.channel.send(
+                ctl.Failed(f"dataflow '{run.name}' has no node '{node}' (nodes: {', '.join(run.nodes)})"), to=peer
+            )
             return None
         if follow and not run.finished:
             watchers = self._watchers.setdefault(run.id, [])
             if len(watchers) >= _WATCHERS_PER_DATAFLOW:  # drop those whose client has gone
                 watchers[:] = [w for w in watchers if self.channel.send(ctl.Probe(), to=w.peer)]
             if len(watchers) >= _WATCHERS_PER_DATAFLOW:
-                self.channel.send(ctl.Failed(f"dataflow '{run.name}' has {len(watchers)} attached clients already; detach one first"), to=peer)
+                self.channel.send(
+                    ctl.Failed(f"dataflow '{run.name}' has {len(watchers)} attached clients already; detach one first"),
+                    to=peer,
+                )
                 return None
         self.channel.send(ctl.Ok(run.id), to=peer)
         return run
@@ -501,7 +556,12 @@ class Coordinator:
 
     def _register_daemon(self, peer: bytes, sender: Peer, msg: ctl.RegisterDaemon) -> None:
         if msg.protocol != ctl.PROTOCOL_VERSION:
-            self.channel.send(ctl.DaemonAccepted(f"protocol {msg.protocol} != coordinator's {ctl.PROTOCOL_VERSION}; use the same dora_zmq version"), to=peer)
+            self.channel.send(
+                ctl.DaemonAccepted(
+                    f"protocol {msg.protocol} != coordinator's {ctl.PROTOCOL_VERSION}; use the same dora_zmq version"
+                ),
+                to=peer,
+            )
             return
         for ident, record in list(self._daemons.items()):
             if record.machine_id != msg.machine_id or ident == peer:
@@ -513,14 +573,25 @@ class Coordinator:
                     f"machine id '{msg.machine_id or '(default)'}' is taken by a running daemon "
                     f"(host {record.hostname}, pid {record.pid}); stop it first or pick another --machine-id"
                 )
-                log.warning("coordinator refused a second daemon for machine '%s' (host %s, pid %d): %s",
-                            msg.machine_id or "(default)", msg.hostname, msg.pid, text)
+                log.warning(
+                    "coordinator refused a second daemon for machine '%s' (host %s, pid %d): %s",
+                    msg.machine_id or "(default)",
+                    msg.hostname,
+                    msg.pid,
+                    text,
+                )
                 self.channel.send(ctl.DaemonAccepted(text), to=peer)
                 return
             self._daemon_lost(ident, "its connection closed; a new daemon registered the same machine id")
         self._daemons[peer] = DaemonRecord(
-            peer, msg.machine_id, msg.hostname, msg.pid, list(msg.node_addresses or []), sender,
-            version=msg.version, advertise=msg.advertise,
+            peer,
+            msg.machine_id,
+            msg.hostname,
+            msg.pid,
+            list(msg.node_addresses or []),
+            sender,
+            version=msg.version,
+            advertise=msg.advertise,
         )
         self.channel.send(ctl.DaemonAccepted(), to=peer)
         log.info("daemon '%s' connected (%s, pid %d)", msg.machine_id or "(default)", msg.hostname, msg.pid)
@@ -533,8 +604,12 @@ class Coordinator:
                 continue
             self._orphans.put((peer, df_id), now)
             record = self._daemons.get(peer)
-            log.warning("daemon '%s' runs nodes of dataflow %s, %s: they are stopped",
-                        (record.machine_id if record else "") or "(default)", df_id, why)
+            log.warning(
+                "daemon '%s' runs nodes of dataflow %s, %s: they are stopped",
+                (record.machine_id if record else "") or "(default)",
+                df_id,
+                why,
+            )
             self.channel.send(ctl.StopNodes(df_id, DEFAULT_GRACE_S, ctl.StopReason.MANUAL), to=peer)
 
     def _node_ready(self, msg: ctl.NodeReady) -> None:
@@ -591,24 +666,39 @@ class Coordinator:
             return
         run.nodes[msg.node] = NodeState.RESTARTING
         run.restarts[msg.node] = msg.restart_count
-        how = f"exit code {msg.exit_code}" if msg.exit_code is not None else f"signal {msg.signal}" if msg.signal else "exit code 0"
+        how = (
+            f"exit code {msg.exit_code}"
+            if msg.exit_code is not None
+            else f"signal {msg.signal}"
+            if msg.signal
+            else "exit code 0"
+        )
         limit = f" of {msg.limit}" if msg.limit else ""
         when = f" in {msg.delay_s:g} s" if msg.delay_s else ""
-        line = f"node {msg.node} exited ({how}); restarting it{when} (restart {msg.restart_count}{limit}, restart_policy)"
+        line = (
+            f"node {msg.node} exited ({how}); restarting it{when} (restart {msg.restart_count}{limit}, restart_policy)"
+        )
         log.info("dataflow %s: %s", run.name, line)
         self._notify(run, ctl.LogLine(run.id, msg.node, line, "dora"))
         self._broadcast(run, ctl.UpstreamRestarted(run.id, msg.node, msg.restart_count))
 
     def _resolve_node(self, peer: bytes, node: str, ref: str) -> None:
         candidates = [
-            run for run in self._dataflows.values()
-            if not run.finished and node in run.nodes and run.descriptor.node(node).kind is NodeKind.DYNAMIC
+            run
+            for run in self._dataflows.values()
+            if not run.finished
+            and node in run.nodes
+            and run.descriptor.node(node).kind is NodeKind.DYNAMIC
             and (not ref or run.id.startswith(ref) or run.name == ref)
         ]
         if not candidates:
-            self.channel.send(ctl.Failed(
-                f"no running dataflow has a dynamic node '{node}': declare it with `path: dynamic` "
-                "in the YAML and start the dataflow first"), to=peer)
+            self.channel.send(
+                ctl.Failed(
+                    f"no running dataflow has a dynamic node '{node}': declare it with `path: dynamic` "
+                    "in the YAML and start the dataflow first"
+                ),
+                to=peer,
+            )
             return
         run = candidates[-1]
         ident = run.placement.get(node)
@@ -630,12 +720,15 @@ class Coordinator:
         record = self._daemons.pop(ident, None)
         if record is None:
             return
-        log.log(logging.INFO if expected else logging.WARNING, "daemon '%s' lost: %s", record.machine_id or "(default)", why)
+        log.log(
+            logging.INFO if expected else logging.WARNING, "daemon '%s' lost: %s", record.machine_id or "(default)", why
+        )
         for run in list(self._dataflows.values()):
             if run.finished:
                 continue
             lost_nodes = [
-                node for node, placed in run.placement.items()
+                node
+                for node, placed in run.placement.items()
                 if placed == ident and run.nodes.get(node) not in (NodeState.EXITED, NodeState.FAILED)
             ]
             for node in lost_nodes:
@@ -699,7 +792,8 @@ class Coordinator:
             return
         run.pending_error = (
             f"stop not confirmed within its deadline ({ctl.stop_bound(run.stop_grace):g} s: grace {run.stop_grace:g} s "
-            f"+ {ctl.KILL_AFTER_TERM_S:g} s to SIGKILL + {ctl.STOP_MARGIN_S:g} s margin); exit unconfirmed of " + "; ".join(lines)
+            f"+ {ctl.KILL_AFTER_TERM_S:g} s to SIGKILL + {ctl.STOP_MARGIN_S:g} s margin); exit unconfirmed of "
+            + "; ".join(lines)
         )
         log.warning("dataflow %s: %s", run.name, run.pending_error)
         self._finish(run, Status.FAILED)
@@ -716,7 +810,11 @@ class Coordinator:
             self._daemon_lost(ident, verdict.lost)
         elif verdict.suspect and not record.suspect:
             record.suspect = True
-            log.warning("daemon '%s' silent for %.1f s but its connection is open: busy, not lost (yet)", name, now - record.last_seen)
+            log.warning(
+                "daemon '%s' silent for %.1f s but its connection is open: busy, not lost (yet)",
+                name,
+                now - record.last_seen,
+            )
         elif not verdict.suspect and record.suspect:
             record.suspect = False
             log.info("daemon '%s' is heard from again", name)
@@ -732,7 +830,8 @@ class Coordinator:
         for node in waiting:
             text = (
                 f"dataflow {run.name}: node '{node}' has not called Node() {START_WARN_S:g} s after it started; "
-                "nodes that read its outputs wait for it (a program that is not a dora_zmq node holds them until it exits)"
+                "nodes that read its outputs wait for it"
+                " (a program that is not a dora_zmq node holds them until it exits)"
             )
             log.info("%s", text)  # attached clients get it as a line of that node
             at, _, _ = run.add_log(node, "dora", text)

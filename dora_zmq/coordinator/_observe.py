@@ -29,8 +29,15 @@ def daemon_infos(daemons: Iterable[DaemonRecord], runs: Iterable[DataflowRun]) -
                 running[ident] = running.get(ident, 0) + 1
     return [
         ctl.DaemonInfo(
-            d.machine_id, d.hostname, d.pid, d.version, d.advertise, list(d.node_addresses),
-            round(now - d.last_seen, 3), round(now - d.connected_at, 3), running.get(d.identity, 0),
+            d.machine_id,
+            d.hostname,
+            d.pid,
+            d.version,
+            d.advertise,
+            list(d.node_addresses),
+            round(now - d.last_seen, 3),
+            round(now - d.connected_at, 3),
+            running.get(d.identity, 0),
         )
         for d in sorted(daemons, key=lambda d: d.machine_id)
     ]
@@ -45,12 +52,23 @@ def node_stats(runs: Iterable[DataflowRun]) -> list[ctl.NodeStatsRecord]:
             stats = run.stats.get(node)
             sample = run.resources.get(node) if status in _ACTIVE else None
             reported = run.stats_at.get(node)
-            records.append(ctl.NodeStatsRecord(
-                run.id, run.name, node, run.machines.get(node, run.descriptor.machine_of(node)), status,
-                sample.pid if sample else 0, sample.cpu_percent if sample else 0.0, sample.rss_bytes if sample else 0,
-                sample.restarts if sample else 0,
-                dict(stats.received or {}) if stats else {}, dict(stats.sent or {}) if stats else {},
-                dict(stats.queued or {}) if stats else {}, dict(stats.drops) if stats else {}, dict(stats.lost or {}) if stats else {},
-                round(now - reported, 3) if reported is not None else -1.0,
-            ))
+            records.append(
+                ctl.NodeStatsRecord(
+                    run.id,
+                    run.name,
+                    node,
+                    run.machines.get(node, run.descriptor.machine_of(node)),
+                    status,
+                    sample.pid if sample else 0,
+                    sample.cpu_percent if sample else 0.0,
+                    sample.rss_bytes if sample else 0,
+                    sample.restarts if sample else 0,
+                    dict(stats.received or {}) if stats else {},
+                    dict(stats.sent or {}) if stats else {},
+                    dict(stats.queued or {}) if stats else {},
+                    dict(stats.drops) if stats else {},
+                    dict(stats.lost or {}) if stats else {},
+                    round(now - reported, 3) if reported is not None else -1.0,
+                )
+            )
     return records

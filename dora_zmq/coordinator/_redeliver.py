@@ -48,7 +48,9 @@ def missing_exits(runs: Iterable[DataflowRun], daemon: bytes, known: dict[str, l
     return out
 
 
-def orphaned_dataflows(runs: dict[str, DataflowRun], known: dict[str, list[str]], ended_s: float) -> list[tuple[str, str]]:
+def orphaned_dataflows(
+    runs: dict[str, DataflowRun], known: dict[str, list[str]], ended_s: float
+) -> list[tuple[str, str]]:
     """The dataflows a daemon still runs (``known``'s keys) that are over here: ``(id, why)``.
 
     A coordinator keeps no state across a restart: a daemon that registers again with the new

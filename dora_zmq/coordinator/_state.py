@@ -188,13 +188,29 @@ class DataflowRun:
     def info(self) -> ctl.DataflowInfo:
         """The row for ``dora-zmq list``."""
         return ctl.DataflowInfo(
-            self.id, self.name, self.status, dict(self.nodes), list(self.failures), dict(self.drops), self.started_at, dict(self.lost),
-            self.pending_error, self.ended_at, dict(self.machines), dict(self.restarts),
+            self.id,
+            self.name,
+            self.status,
+            dict(self.nodes),
+            list(self.failures),
+            dict(self.drops),
+            self.started_at,
+            dict(self.lost),
+            self.pending_error,
+            self.ended_at,
+            dict(self.machines),
+            dict(self.restarts),
         )
 
     def result(self) -> ctl.DataflowResult:
         """The final report sent to attached clients."""
         return ctl.DataflowResult(
-            self.id, self.name, not self.failures and not self.pending_error, list(self.failures), self.stopped, dict(self.drops),
-            dict(self.lost), self.pending_error,
+            self.id,
+            self.name,
+            not self.failures and not self.pending_error,
+            list(self.failures),
+            self.stopped,
+            dict(self.drops),
+            dict(self.lost),
+            self.pending_error,
         )

@@ -56,8 +56,12 @@ def run_builds(dataflow: Dataflow, on_line: Callable[[str, str], None], nodes: I
         on_line(owner, f"running build command: `{line}` in {dataflow.working_dir}")
         try:
             proc = subprocess.Popen(  # noqa: S603 - the user's own build command
-                argv, cwd=dataflow.working_dir, env=env, stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                argv,
+                cwd=dataflow.working_dir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
             )
         except OSError as exc:
             raise BuildFailed(f"node '{owner}': build command `{line}` could not start: {exc}") from exc

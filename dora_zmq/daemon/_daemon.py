@@ -232,8 +232,13 @@ class Daemon:
     def _register(self) -> None:
         self.coordinator.send(
             ctl.RegisterDaemon(
-                self.machine_id, __version__, ctl.PROTOCOL_VERSION, socket.gethostname(), os.getpid(),
-                self.node_addresses, self.advertise,
+                self.machine_id,
+                __version__,
+                ctl.PROTOCOL_VERSION,
+                socket.gethostname(),
+                os.getpid(),
+                self.node_addresses,
+                self.advertise,
             )
         )
 
@@ -345,8 +350,11 @@ class Daemon:
             if (df := self._dataflows.get(df_id)) is not None:
                 self._spawn_node(df, df.descriptor.node(node_id))
                 self._tracer.instant(
-                    f"spawn node {node_id}", df.trace_context,
-                    dataflow_id=df.id, node_id=node_id, machine=self.machine_id,
+                    f"spawn node {node_id}",
+                    df.trace_context,
+                    dataflow_id=df.id,
+                    node_id=node_id,
+                    machine=self.machine_id,
                 )
 
     def _finish_shipments(self) -> None:
@@ -399,7 +407,9 @@ class Daemon:
         self._shutdown_deadline = min(deadline, self._shutdown_deadline or deadline)
         log.info(
             "daemon '%s' stopping: %d node(s) get %g s to exit",
-            self.machine_id, len(self.supervisor.running()), grace_s,
+            self.machine_id,
+            len(self.supervisor.running()),
+            grace_s,
         )
         for df in list(self._dataflows.values()):
             if df.stopping:  # told STOP already: only the ladder is shortened
@@ -469,7 +479,10 @@ class Daemon:
             return True
         log.warning(
             "daemon refused %s for node '%s' from connection %r: %s",
-            type(msg).__name__, getattr(msg, "node", None), peer, why,
+            type(msg).__name__,
+            getattr(msg, "node", None),
+            peer,
+            why,
         )
         if isinstance(msg, ctl.RegisterNode):
             self.nodes.send(ctl.RegisterRefused(why), to=peer)
@@ -530,10 +543,19 @@ class Daemon:
             log.info("dataflow %s: node %s is not restarted: %s", df.id, node, decision.why)
         if decision.restart:
             state = df.restarts.states[node]
-            self.coordinator.send(ctl.NodeRestarting(
-                df.id, node, state.count, info.exit_code, info.signal, info.failed, info.reason,
-                decision.delay_s, state.limit,
-            ))  # the coordinator tells the user (run, attach) and counts it (list)
+            self.coordinator.send(
+                ctl.NodeRestarting(
+                    df.id,
+                    node,
+                    state.count,
+                    info.exit_code,
+                    info.signal,
+                    info.failed,
+                    info.reason,
+                    decision.delay_s,
+                    state.limit,
+                )
+            )  # the coordinator tells the user (run, attach) and counts it (list)
         return decision.restart
 
     def _restart_due(self) -> None:
@@ -563,14 +585,27 @@ class Daemon:
         if info.failed:
             log.info(
                 "dataflow %s: node %s failed: exit %s signal %s %s",
-                df_id, node, info.exit_code, info.signal, info.reason,
+                df_id,
+                node,
+                info.exit_code,
+                info.signal,
+                info.reason,
             )
         self._ready_reports.forget(df_id, node)
-        self.coordinator.send(self._exit_reports.report(
-            ctl.NodeExited(
-                df_id, node, info.exit_code, info.signal, info.failed, info.reason, info.stderr_tail, self.machine_id
+        self.coordinator.send(
+            self._exit_reports.report(
+                ctl.NodeExited(
+                    df_id,
+                    node,
+                    info.exit_code,
+                    info.signal,
+                    info.failed,
+                    info.reason,
+                    info.stderr_tail,
+                    self.machine_id,
+                )
             )
-        ))
+        )
 
     def _flush_logs(self) -> None:
         q = self.supervisor.log_lines

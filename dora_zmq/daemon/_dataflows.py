@@ -24,7 +24,12 @@ from ._shipments import WORK_DIR, runs_in_place
 from ._state import DataflowState, Senders
 
 __all__ = [
-    "DATAFLOW_DIR_CHARS", "dataflow_dir", "new_dataflow", "node_setup", "nodes_to_spawn", "remove_dataflow_files",
+    "DATAFLOW_DIR_CHARS",
+    "dataflow_dir",
+    "new_dataflow",
+    "node_setup",
+    "nodes_to_spawn",
+    "remove_dataflow_files",
 ]
 
 log = logging.getLogger(__name__)
@@ -61,9 +66,20 @@ def new_dataflow(msg: ctl.SpawnNodes, run_dir: Path, *, accept_shipped: bool) ->
     except OSError as exc:
         return f"cannot create the dataflow's run folder {ipc_dir}: {exc}"
     return DataflowState(
-        msg.dataflow_id, msg.name, msg.yaml, descriptor, working_dir, ipc_dir, list(msg.nodes), msg.multi_machine,
-        senders=Senders(frozenset(msg.nodes)), shipped=shipped, waiting_for_folder=shipped,
-        trace_context=msg.trace_context, reader_secret=msg.reader_secret, restarts=RestartBook(descriptor),
+        msg.dataflow_id,
+        msg.name,
+        msg.yaml,
+        descriptor,
+        working_dir,
+        ipc_dir,
+        list(msg.nodes),
+        msg.multi_machine,
+        senders=Senders(frozenset(msg.nodes)),
+        shipped=shipped,
+        waiting_for_folder=shipped,
+        trace_context=msg.trace_context,
+        reader_secret=msg.reader_secret,
+        restarts=RestartBook(descriptor),
     )
 
 
@@ -87,8 +103,15 @@ def node_setup(df: DataflowState, node: str, machine_id: str, tcp_bind: str, adv
     # Peers on other hosts (other daemons' nodes, dynamic nodes) need tcp endpoints.
     bind = f"tcp://{tcp_bind}:*" if (df.multi_machine or has_dynamic) and tcp_bind else ""
     return ctl.NodeSetup(
-        df.id, node, df.yaml, str(df.working_dir), machine_id, str(df.ipc_dir),
-        bind, advertise, stopping=bool(df.stopping),
+        df.id,
+        node,
+        df.yaml,
+        str(df.working_dir),
+        machine_id,
+        str(df.ipc_dir),
+        bind,
+        advertise,
+        stopping=bool(df.stopping),
         reader_token=df.reader_token(node),
         reader_tokens={n: df.reader_token(n) for n in df.descriptor.downstream_nodes(node)},
         restart_count=df.restarts.count(node) if df.restarts else 0,

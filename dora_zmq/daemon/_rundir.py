@@ -136,7 +136,7 @@ def _start_time(pid: int) -> int | None:
     except OSError:
         return None
     # The command name (field 2) may hold spaces and parentheses: fields start after the last ")".
-    fields = text[text.rfind(")") + 2:].split()
+    fields = text[text.rfind(")") + 2 :].split()
     if len(fields) < 20 or fields[0] in ("Z", "X"):
         return None
     return int(fields[19])  # field 22 of proc(5); fields[0] is field 3

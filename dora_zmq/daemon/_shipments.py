@@ -154,7 +154,9 @@ class Shipments:
                 fetch = self._fetches[digest] = _Fetch(self.store.receive(digest, bundle.size))
                 log.info(
                     "dataflow %s: fetching bundle %s (%d bytes) from the coordinator",
-                    dataflow_id, short_digest(digest), bundle.size,
+                    dataflow_id,
+                    short_digest(digest),
+                    bundle.size,
                 )
                 self._request_more(fetch)
             fetch.waiting.append((dataflow_id, dest))
@@ -173,7 +175,9 @@ class Shipments:
             # fetch of the same bundle that failed: harmless (same digest, same bytes), dropped.
             log.debug(
                 "bundle %s: chunk at %d while expecting %d, ignored",
-                short_digest(msg.digest), msg.offset, receiver.offset,
+                short_digest(msg.digest),
+                msg.offset,
+                receiver.offset,
             )
             return
         try:
@@ -208,7 +212,10 @@ class Shipments:
             if exc is None:
                 log.info(
                     "dataflow %s: bundle %s unpacked into %s (%d files)",
-                    dataflow_id, short_digest(digest), dest, future.result(),
+                    dataflow_id,
+                    short_digest(digest),
+                    dest,
+                    future.result(),
                 )
                 self._done.append((dataflow_id, dest, ""))
             else:

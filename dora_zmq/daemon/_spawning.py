@@ -107,14 +107,16 @@ def node_env(df: DataflowState, spec: NodeSpec, daemon_address: str, machine_id:
     """The environment of a node's process: the daemon's, the node's ``env:``, then the contract's names."""
     env = dict(os.environ)
     env.update(spec.env)
-    env.update({
-        ctl.ENV_NODE_TOKEN: token,
-        ctl.ENV_DAEMON: daemon_address,
-        ctl.ENV_NODE: spec.id,
-        ctl.ENV_DATAFLOW: df.id,
-        ctl.ENV_MACHINE: machine_id,
-        "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            ctl.ENV_NODE_TOKEN: token,
+            ctl.ENV_DAEMON: daemon_address,
+            ctl.ENV_NODE: spec.id,
+            ctl.ENV_DATAFLOW: df.id,
+            ctl.ENV_MACHINE: machine_id,
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     return env
 
 

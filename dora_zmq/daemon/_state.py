@@ -90,4 +90,3 @@ class DataflowState:
         if not self.reader_secret:
             return ""
         return hmac.new(self.reader_secret.encode(), f"{self.id}\0{node}".encode(), "sha256").hexdigest()[:32]
-

@@ -97,7 +97,12 @@ def read_id(node: YNode | None, where: Where, p: Problems, what: str) -> str | N
         p.add(where, node.line, f"{what} id is empty", f"give the {what} a name")
         return None
     if bad := _control_chars(text):
-        p.add(where, node.line, f"{what} id {text!r} contains control characters ({bad})", "use letters, digits, '_' and '-'")
+        p.add(
+            where,
+            node.line,
+            f"{what} id {text!r} contains control characters ({bad})",
+            "use letters, digits, '_' and '-'",
+        )
         return None
     if "/" in text:
         p.add(
@@ -110,7 +115,12 @@ def read_id(node: YNode | None, where: Where, p: Problems, what: str) -> str | N
     bad_chars = sorted({c for c in text if not _ID_CHAR.match(c)})
     if bad_chars:
         shown = ", ".join(repr(c) for c in bad_chars)
-        p.add(where, node.line, f"{what} id '{text}' contains {shown}", "ids use letters, digits, '_', '-' and '.', as in dora")
+        p.add(
+            where,
+            node.line,
+            f"{what} id '{text}' contains {shown}",
+            "ids use letters, digits, '_', '-' and '.', as in dora",
+        )
         return None
     return text
 
@@ -199,9 +209,7 @@ def read_outputs(node: YNode | None, where: Where, p: Problems) -> tuple[str, ..
             if isinstance(item, YScalar) and item.is_null:
                 p.add(where.index(i), item.line, "output id is missing", "give the output a name")
         elif out in outputs:
-            p.add(
-                where.index(i), item.line, f"output '{out}' is declared twice", "remove one of them"
-            )
+            p.add(where.index(i), item.line, f"output '{out}' is declared twice", "remove one of them")
         else:
             outputs.append(out)
     return tuple(outputs)
@@ -229,9 +237,7 @@ def read_inputs(node: YNode | None, where: Where, p: Problems) -> dict[str, Inpu
     return inputs
 
 
-def _read_input(
-    input_id: str, node: YNode, line: int, where: Where, p: Problems
-) -> InputSpec | None:
+def _read_input(input_id: str, node: YNode, line: int, where: Where, p: Problems) -> InputSpec | None:
     if isinstance(node, YScalar) and not node.is_null:
         source = read_source(node.text, node.line, input_id, where, p)
         return InputSpec(input_id, source, DEFAULT_QUEUE_SIZE, line) if source else None
@@ -277,9 +283,7 @@ def _read_queue_size(node: YMap, where: Where, p: Problems) -> int | None:
     return None
 
 
-def read_source(
-    text: str, line: int, input_id: str, where: Where, p: Problems
-) -> OutputRef | TimerSpec | None:
+def read_source(text: str, line: int, input_id: str, where: Where, p: Problems) -> OutputRef | TimerSpec | None:
     """Parse a source: ``node/output``, ``node/operator/output`` or a ``dora/timer/...`` timer."""
     if text.startswith("dora/"):
         return _read_timer(text, line, input_id, where, p)
@@ -301,15 +305,15 @@ def _read_timer(text: str, line: int, input_id: str, where: Where, p: Problems) 
         interval = _timer_interval(parts[2], parts[3])
         if interval is not None:
             return TimerSpec(interval, text)
-        message = (
-            f"input '{input_id}' has an invalid timer '{text}': '{parts[3]}' is not a positive "
-        )
+        message = f"input '{input_id}' has an invalid timer '{text}': '{parts[3]}' is not a positive "
         message += "integer" if parts[2] == "millis" else "number"
         p.add(where, line, message, f"use {_TIMER_FORMS}")
         return None
     if len(parts) >= 2 and parts[1] in _DORA_ONLY_SOURCES:
         p.add(
-            where, line, f"input '{input_id}' reads '{text}', a dora-rs source that dora_zmq does not implement",
+            where,
+            line,
+            f"input '{input_id}' reads '{text}', a dora-rs source that dora_zmq does not implement",
             f"dora_zmq's own sources are timers: {_TIMER_FORMS}",
         )
         return None

@@ -184,10 +184,7 @@ class _Walker:
             return self.scalar(node, where)
         active = active | {id(node)}
         if isinstance(node, SequenceNode):
-            items = tuple(
-                self.walk(item, self.item_where(where, i, item), active)
-                for i, item in enumerate(node.value)
-            )
+            items = tuple(self.walk(item, self.item_where(where, i, item), active) for i, item in enumerate(node.value))
             return YSeq(items, _line(node))
         assert isinstance(node, MappingNode)
         return self.mapping(node, where, active)

@@ -78,9 +78,7 @@ class Problems:
         log.debug("descriptor problem: %s", err)
         self.errors.append(err)
 
-    def unknown_key(
-        self, where: Where, line: int | None, key: str, valid: Iterable[str], what: str
-    ) -> None:
+    def unknown_key(self, where: Where, line: int | None, key: str, valid: Iterable[str], what: str) -> None:
         """Record an unknown field, suggesting the closest valid one.
 
         Args:

@@ -58,7 +58,9 @@ def _read_seconds(item: YMap, key: str, where: Where, p: Problems) -> float | No
     return float(number) if number is not None else None
 
 
-def _read_number(item: YMap, key: str, where: Where, p: Problems, problem: str, hint: str, *, whole: bool = True) -> int | float | None:
+def _read_number(
+    item: YMap, key: str, where: Where, p: Problems, problem: str, hint: str, *, whole: bool = True
+) -> int | float | None:
     """A finite number >= 0 (an int when ``whole``); None when absent, null or wrong (reported)."""
     entry = item.entries.get(key)
     if entry is None or (isinstance(entry.value, YScalar) and entry.value.is_null):

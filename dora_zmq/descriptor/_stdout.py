@@ -33,7 +33,11 @@ def operators_stdout(items: tuple[YNode, ...], where: Where, single: bool, p: Pr
         if not isinstance(item, YMap) or "send_stdout_as" not in item.entries:
             continue
         id_entry = item.entries.get("id")
-        op_id = id_entry.value.text if id_entry and isinstance(id_entry.value, YScalar) else (SINGLE_OPERATOR_ID if single else str(i))
+        op_id = (
+            id_entry.value.text
+            if id_entry and isinstance(id_entry.value, YScalar)
+            else (SINGLE_OPERATOR_ID if single else str(i))
+        )
         op_where = where if single else where.index(op_id)
         value = read_text(item.entries["send_stdout_as"].value, op_where.key("send_stdout_as"), p)
         if value is None:

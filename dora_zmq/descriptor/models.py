@@ -261,11 +261,7 @@ class Dataflow:
 
     def upstream_nodes(self, node_id: str) -> set[str]:
         """Ids of the nodes ``node_id`` reads at least one input from (timers excluded)."""
-        return {
-            i.source.node
-            for i in self.node(node_id).inputs.values()
-            if isinstance(i.source, OutputRef)
-        }
+        return {i.source.node for i in self.node(node_id).inputs.values() if isinstance(i.source, OutputRef)}
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready summary of the parsed dataflow (paths as strings)."""

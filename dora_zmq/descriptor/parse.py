@@ -403,9 +403,7 @@ def _read_custom_body(value: YNode, where: Where, ctx: _Context) -> _Body | None
     """The older ``custom: {source, args, envs, inputs, outputs, build}`` form."""
     p = ctx.problems
     if not isinstance(value, YMap):
-        p.add(
-            where, value.line, "`custom` must be a mapping", "write `custom: {source: script.py}`"
-        )
+        p.add(where, value.line, "`custom` must be a mapping", "write `custom: {source: script.py}`")
         return None
     check_keys(value, _CUSTOM_KEYS, where, "custom", p)
     source_node = _entry(value, "source")
@@ -464,9 +462,7 @@ def _read_runtime_body(value: YNode, where: Where, single: bool, ctx: _Context) 
             continue
         operators.append(op)
         for local, spec in op.inputs.items():
-            body.inputs[f"{op.id}/{local}"] = InputSpec(
-                f"{op.id}/{local}", spec.source, spec.queue_size, spec.line
-            )
+            body.inputs[f"{op.id}/{local}"] = InputSpec(f"{op.id}/{local}", spec.source, spec.queue_size, spec.line)
             body.input_fields[f"{op.id}/{local}"] = op_where.key("inputs").key(local).field
     body.operators = tuple(operators)
     body.outputs = tuple(f"{op.id}/{out}" for op in operators for out in op.outputs)
@@ -483,9 +479,7 @@ def _operator_label(item: YNode, index: int) -> int | str:
     return index
 
 
-def _read_operator(
-    item: YNode, where: Where, default_id: str | None, ctx: _Context
-) -> OperatorSpec | None:
+def _read_operator(item: YNode, where: Where, default_id: str | None, ctx: _Context) -> OperatorSpec | None:
     p = ctx.problems
     if not isinstance(item, YMap):
         p.add(

@@ -132,9 +132,7 @@ def _check_program(text: str, path: Path, line: int | None, where: Where, p: Pro
         )
 
 
-def resolve_python(
-    text: str, line: int | None, where: Where, p: Problems, working_dir: Path, check: bool
-) -> Path:
+def resolve_python(text: str, line: int | None, where: Where, p: Problems, working_dir: Path, check: bool) -> Path:
     """Resolve an operator's ``python`` file against ``working_dir``, checking it exists if asked."""
     path = _absolute(working_dir / os.path.expanduser(text))
     if check and not path.is_file():
@@ -182,9 +180,7 @@ def resolve_sources(drafts: list[NodeDraft], p: Problems) -> tuple[NodeSpec, ...
     return tuple(nodes)
 
 
-def _resolve_input(
-    spec: InputSpec, by_id: Mapping[str, NodeDraft], where: Where, p: Problems
-) -> InputSpec | None:
+def _resolve_input(spec: InputSpec, by_id: Mapping[str, NodeDraft], where: Where, p: Problems) -> InputSpec | None:
     ref = spec.source
     if isinstance(ref, TimerSpec):
         return spec
@@ -211,18 +207,12 @@ def _resolve_input(
     return None
 
 
-def _report_missing_output(
-    spec: InputSpec, ref: OutputRef, target: NodeDraft, where: Where, p: Problems
-) -> None:
+def _report_missing_output(spec: InputSpec, ref: OutputRef, target: NodeDraft, where: Where, p: Problems) -> None:
     node = target.spec
     single = target.single_operator
     shown = [o.split("/", 1)[1] if single else o for o in node.outputs]
     available = f"its outputs: {', '.join(shown)}" if shown else "it declares no outputs"
-    wanted = (
-        ref.output.split("/", 1)[1]
-        if single and ref.output.startswith(f"{single}/")
-        else ref.output
-    )
+    wanted = ref.output.split("/", 1)[1] if single and ref.output.startswith(f"{single}/") else ref.output
     close = suggest(wanted, shown)
     hint = f"did you mean '{node.id}/{close}'? otherwise " if close else ""
     if node.kind is NodeKind.RUNTIME and single is None and "/" not in ref.output:
@@ -232,8 +222,7 @@ def _report_missing_output(
     p.add(
         where,
         spec.line,
-        f"input '{spec.id}' reads '{ref.topic}', but node '{node.id}' has no output "
-        f"'{wanted}' ({available})",
+        f"input '{spec.id}' reads '{ref.topic}', but node '{node.id}' has no output '{wanted}' ({available})",
         hint,
     )
 
@@ -244,8 +233,5 @@ def _rebuild(node: NodeSpec, resolved: dict[str, InputSpec]) -> NodeSpec:
 
 
 def _rebuild_operator(op: OperatorSpec, resolved: dict[str, InputSpec]) -> OperatorSpec:
-    inputs = {
-        local: replace(spec, source=resolved[f"{op.id}/{local}"].source)
-        for local, spec in op.inputs.items()
-    }
+    inputs = {local: replace(spec, source=resolved[f"{op.id}/{local}"].source) for local, spec in op.inputs.items()}
     return replace(op, inputs=MappingProxyType(inputs))

@@ -211,9 +211,11 @@ def _order_slots(boxes: dict[str, Box], links: list[Link], machines: list[str]) 
     _number(cells, boxes)
     for _ in range(_SWEEPS):
         for keys in cells.values():
+
             def centre(k: str) -> float:
                 around = [boxes[n].slot for n in neighbours[k] if boxes[n].machine == boxes[k].machine]
                 return sum(around) / len(around) if around else float(boxes[k].slot)
+
             keys.sort(key=lambda k: (centre(k), boxes[k].slot))
         _number(cells, boxes)
 

@@ -20,6 +20,11 @@ _STROKE = {"custom": "#1a73e8", "runtime": "#188038", "dynamic": "#f29900", "tim
 _LANE_FILL = ["#f8f9fa", "#f1f3f4"]
 _FONT = "DejaVu Sans Mono, Menlo, Consolas, monospace"
 _LABEL_H = 16.0
+# the legend's swatches; a constant so the page template's lines stay short
+_KEY_CSS = (
+    ".key { display: inline-block; border: 1.5px solid; border-radius: 4px; padding: 1px 6px; "
+    "margin-right: 6px; font-size: 12px; }"
+)
 
 
 def _esc(text: str) -> str:
@@ -31,8 +36,8 @@ def render_svg(lay: Layout) -> str:
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{lay.width:.0f}" height="{lay.height:.0f}" '
         f'viewBox="0 0 {lay.width:.0f} {lay.height:.0f}" font-family="{_FONT}" font-size="13">',
-        "<defs><marker id=\"arrow\" viewBox=\"0 0 10 10\" refX=\"9\" refY=\"5\" markerWidth=\"8\" markerHeight=\"8\" "
-        "orient=\"auto-start-reverse\"><path d=\"M0,0 L10,5 L0,10 z\" fill=\"#5f6368\"/></marker></defs>",
+        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="8" markerHeight="8" '
+        'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#5f6368"/></marker></defs>',
     ]
     named = len(lay.lanes) > 1 or any(lane.machine for lane in lay.lanes)
     for k, lane in enumerate(lay.lanes if named else []):
@@ -41,7 +46,8 @@ def render_svg(lay: Layout) -> str:
             f'<g class="machine" data-machine="{_esc(lane.machine)}">'
             f'<rect x="{_m(lay)}" y="{lane.y:.1f}" width="{lay.width - 2 * _m(lay):.1f}" height="{lane.h:.1f}" rx="10" '
             f'fill="{_LANE_FILL[k % 2]}" stroke="#dadce0" stroke-dasharray="6 4"/>'
-            f'<text x="{_m(lay) + 12:.1f}" y="{lane.y + 20:.1f}" font-weight="bold" fill="#3c4043">{_esc(title)}</text></g>'
+            f'<text x="{_m(lay) + 12:.1f}" y="{lane.y + 20:.1f}" font-weight="bold" fill="#3c4043">'
+            f"{_esc(title)}</text></g>"
         )
     parts += [_link(lay, lk) for lk in lay.links]
     parts += [_box(b) for b in lay.boxes.values() if b.kind != "waypoint"]
@@ -56,9 +62,15 @@ def _m(lay: Layout) -> float:
 def _box(b: Box) -> str:
     dash = ' stroke-dasharray="5 3"' if b.kind in ("dynamic", "timer") else ""
     text_x = b.x + b.w / 2
-    lines = [f'<text x="{text_x:.1f}" y="{b.y + 24:.1f}" text-anchor="middle" font-weight="bold" fill="#202124">{_esc(b.title)}</text>']
+    lines = [
+        f'<text x="{text_x:.1f}" y="{b.y + 24:.1f}" text-anchor="middle" font-weight="bold" fill="#202124">'
+        f"{_esc(b.title)}</text>"
+    ]
     if b.detail:
-        lines.append(f'<text x="{text_x:.1f}" y="{b.y + 42:.1f}" text-anchor="middle" fill="#5f6368" font-size="12">{_esc(b.detail)}</text>')
+        lines.append(
+            f'<text x="{text_x:.1f}" y="{b.y + 42:.1f}" text-anchor="middle" fill="#5f6368" font-size="12">'
+            f"{_esc(b.detail)}</text>"
+        )
     data_id = b.title if b.kind != "timer" else b.key
     return (
         f'<g class="node" data-id="{_esc(data_id)}" data-kind="{b.kind}" data-machine="{_esc(b.machine)}">'
@@ -98,10 +110,13 @@ def _link(lay: Layout, lk: Link) -> str:
         mid = ((x1 + x2) / 2, (y1 + y2) / 2)
     w = label_width(lk.label)
     return (
-        f'<g class="edge" data-source="{_esc(_data_id(lay, lk.source))}" data-target="{_esc(lk.target)}" data-label="{_esc(lk.label)}">'
+        f'<g class="edge" data-source="{_esc(_data_id(lay, lk.source))}" data-target="{_esc(lk.target)}"'
+        f' data-label="{_esc(lk.label)}">'
         f'<path d="{d}" fill="none" stroke="#5f6368" stroke-width="1.5" marker-end="url(#arrow)"/>'
-        f'<rect x="{mid[0] - w / 2:.1f}" y="{mid[1] - _LABEL_H / 2:.1f}" width="{w:.1f}" height="{_LABEL_H}" rx="3" fill="#ffffff" fill-opacity="0.9"/>'
-        f'<text x="{mid[0]:.1f}" y="{mid[1] + 4:.1f}" text-anchor="middle" font-size="11" fill="#3c4043">{_esc(lk.label)}</text></g>'
+        f'<rect x="{mid[0] - w / 2:.1f}" y="{mid[1] - _LABEL_H / 2:.1f}" width="{w:.1f}" height="{_LABEL_H}"'
+        ' rx="3" fill="#ffffff" fill-opacity="0.9"/>'
+        f'<text x="{mid[0]:.1f}" y="{mid[1] + 4:.1f}" text-anchor="middle" font-size="11" fill="#3c4043">'
+        f"{_esc(lk.label)}</text></g>"
     )
 
 
@@ -128,7 +143,7 @@ def render_html(flow: Dataflow, title: str | None = None) -> str:
 body {{ font-family: {_FONT}; margin: 16px; color: #202124; background: #fff; }}
 h1 {{ font-size: 18px; margin: 0 0 4px; }}
 p {{ margin: 0 0 12px; color: #5f6368; font-size: 13px; }}
-.key {{ display: inline-block; border: 1.5px solid; border-radius: 4px; padding: 1px 6px; margin-right: 6px; font-size: 12px; }}
+{_KEY_CSS}
 .graph svg {{ max-width: 100%; height: auto; }}
 details {{ margin-top: 12px; font-size: 12px; }}
 </style>

@@ -23,7 +23,7 @@ _HOW_TO_RUN = (
     "This script is a dora_zmq node: start it through a dataflow, e.g. `dora-zmq run dataflow.yml` "
     "with the script listed as a node's `path:`. To start a node by hand, declare it "
     "`path: dynamic` in the YAML, start the dataflow, then create the node with "
-    "Node(\"<node id>\") (and DORA_ZMQ_COORDINATOR=tcp://<coordinator host>:53290 if it is not local)."
+    'Node("<node id>") (and DORA_ZMQ_COORDINATOR=tcp://<coordinator host>:53290 if it is not local).'
 )
 
 
@@ -71,8 +71,13 @@ class NodeEnvironment:
         if node_id is None and env_node is None:
             raise NodeConfigError(f"no node id: {ENV_NODE} is not set. {_HOW_TO_RUN}")
         if not daemon and node_id is not None:
-            return cls("", node_id, os.environ.get(ENV_DATAFLOW, ""), False,
-                       coordinator or os.environ.get(ENV_COORDINATOR) or DEFAULT_COORDINATOR)
+            return cls(
+                "",
+                node_id,
+                os.environ.get(ENV_DATAFLOW, ""),
+                False,
+                coordinator or os.environ.get(ENV_COORDINATOR) or DEFAULT_COORDINATOR,
+            )
         if not daemon:
             raise NodeConfigError(f"no daemon address: {ENV_DAEMON} is not set. {_HOW_TO_RUN}")
         spawned = node_id is None or node_id == env_node

@@ -30,7 +30,7 @@ def resolve_dynamic(env: NodeEnvironment, timeout_s: float) -> NodeEnvironment:
     remote = [a for a in reply.addresses if a.startswith("tcp://")]
     # Same host as the daemon (its tcp address is one of ours, or it has none): use ipc.
     same_host = not remote or _is_local_address(remote[0])
-    local = [a for a in reply.addresses if a.startswith("ipc://") and same_host and os.path.exists(a[len("ipc://"):])]
+    local = [a for a in reply.addresses if a.startswith("ipc://") and same_host and os.path.exists(a[len("ipc://") :])]
     address = (local or remote or [""])[0]
     if not address:
         raise NodeConfigError(

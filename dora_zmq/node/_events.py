@@ -159,7 +159,9 @@ class EventQueue:
             self._bytes[input_id] += nbytes
             return not dropped
 
-    def close_inputs(self, input_ids: list[str], *, failed: str | None = None, source: str = "", stop: str | None = None) -> None:
+    def close_inputs(
+        self, input_ids: list[str], *, failed: str | None = None, source: str = "", stop: str | None = None
+    ) -> None:
         """Close inputs fed by ``source`` (each once); a ``failed`` upstream adds NODE_FAILED first.
 
         NODE_FAILED is dora 1.1's: one event for the failed node, ``id`` its node id, ``value``
@@ -179,18 +181,30 @@ class EventQueue:
                 self._failed_queued[source]["value"]["affected_input_ids"].extend(closing)
             elif failed is not None:
                 detail = {"source_node_id": source, "error": failed, "affected_input_ids": closing}
-                event = Event(type=EventType.NODE_FAILED, id=source, kind=EVENT_KIND, source=source, error=failed, value=detail, metadata={})
+                event = Event(
+                    type=EventType.NODE_FAILED,
+                    id=source,
+                    kind=EVENT_KIND,
+                    source=source,
+                    error=failed,
+                    value=detail,
+                    metadata={},
+                )
                 self._failed_queued[source] = event
                 self._push_control(event)
             for input_id in closing:
-                self._push_control(Event(type=EventType.INPUT_CLOSED, id=input_id, kind=EVENT_KIND, value=None, metadata={}))
+                self._push_control(
+                    Event(type=EventType.INPUT_CLOSED, id=input_id, kind=EVENT_KIND, value=None, metadata={})
+                )
             if not self._open and not self._stop_sent:
                 self._stop_sent = True
                 if self._upstream_stop is not None:
                     self.stopped_by = self._upstream_stop
                 self._push_control(_stop(self._upstream_stop or StopReason.ALL_INPUTS_CLOSED))
 
-    def close_input(self, input_id: str, *, failed: str | None = None, source: str = "", stop: str | None = None) -> None:
+    def close_input(
+        self, input_id: str, *, failed: str | None = None, source: str = "", stop: str | None = None
+    ) -> None:
         """:meth:`close_inputs` for one input."""
         self.close_inputs([input_id], failed=failed, source=source, stop=stop)
 
@@ -257,7 +271,11 @@ class EventQueue:
 def timeout_event(timeout: float) -> Event:
     """What ``next(timeout)`` returns when nothing came in time (dora-rs 1.1's ERROR event)."""
     return Event(
-        type=EventType.ERROR, id=None, kind=EVENT_KIND, value=None, metadata={},
+        type=EventType.ERROR,
+        id=None,
+        kind=EVENT_KIND,
+        value=None,
+        metadata={},
         error=f"Timeout event stream error: Receiver timed out (no event within {timeout:g} s)",
     )
 

@@ -100,11 +100,18 @@ class Node(DoraExtras):
         else:
             self._pub = Publisher(ipc_endpoint(setup.ipc_dir, self._id), setup.tcp_bind, admit=self._readers.admits)
         self._sub = Subscriber()  # the start barrier's, then the session's baton holder's
-        self._shm = ShmSender(self._dataflow_id, self._id, self._machine, self._descriptor, self._spec.outputs, self._readers)
+        self._shm = ShmSender(
+            self._dataflow_id, self._id, self._machine, self._descriptor, self._spec.outputs, self._readers
+        )
         self._outputs = Outputs(self._topics, self._pub, self._shm)  # owns _pub and _shm from here on
         receiving = ReceiverSetup(
-            self._id, self._build_routes(), self._timers(), dataflow_id=self._dataflow_id, machine=self._machine,
-            reader_label=self._readers.label, watch_parent=env.spawned,
+            self._id,
+            self._build_routes(),
+            self._timers(),
+            dataflow_id=self._dataflow_id,
+            machine=self._machine,
+            reader_label=self._readers.label,
+            watch_parent=env.spawned,
         )
         self._session = Session(receiving, self._sub, self._ctrl, self._queue, self._outputs)
         relay_public = relay[1] if relay is not None else None
@@ -218,7 +225,9 @@ class Node(DoraExtras):
         topic = self._topics.get(output_id)
         if topic is None:
             if output_id in self._closed_outputs:
-                raise OutputError(f"node '{self._id}': output '{output_id}' was closed (close_output); cannot send on it")
+                raise OutputError(
+                    f"node '{self._id}': output '{output_id}' was closed (close_output); cannot send on it"
+                )
             declared = ", ".join(self._spec.outputs) or "none"
             raise OutputError(
                 f"node '{self._id}' has no output '{output_id}' (declared: {declared}); "
@@ -228,7 +237,9 @@ class Node(DoraExtras):
             raise OutputError(f"node '{self._id}' is closed; cannot send '{output_id}'")
         if type(data) is OutputSample:
             if data.sent:
-                raise OutputError(f"node '{self._id}': this OutputSample was sent already; allocate a new one per message")
+                raise OutputError(
+                    f"node '{self._id}': this OutputSample was sent already; allocate a new one per message"
+                )
             data.sent = True
             data = data.as_array()
         value = to_arrow(data)
@@ -330,10 +341,17 @@ class Node(DoraExtras):
         # A clean end while the dataflow is being stopped says so (see EventQueue.stopped_by).
         meta = {"error": error} if error else ({"stop": self._queue.stopped_by} if self._queue.stopped_by else None)
         self._outputs.end(topics, MessageKind.FAILED if error else MessageKind.EOS, meta)
-        self._ctrl_tx.send(ctl.NodeStats(
-            self._dataflow_id, self._id, self.dropped, self.lost, dict(self._queue.received),
-            self._outputs.sent_counts(), self._queue.depths(),
-        ))
+        self._ctrl_tx.send(
+            ctl.NodeStats(
+                self._dataflow_id,
+                self._id,
+                self.dropped,
+                self.lost,
+                dict(self._queue.received),
+                self._outputs.sent_counts(),
+                self._queue.depths(),
+            )
+        )
         inputs_closed = bool(self._spec.inputs) and not self._queue.open_inputs
         self._ctrl_tx.send(ctl.NodeClosing(self._dataflow_id, self._id, error, inputs_closed))
         self._session.close()
@@ -361,12 +379,16 @@ class Node(DoraExtras):
     def _register(self, env: NodeEnvironment) -> ctl.NodeSetup:
         try:
             reply = self._ctrl.request(
-                ctl.RegisterNode(env.dataflow_id, env.node_id, os.getpid(), ctl.PROTOCOL_VERSION, self._tx_identity, env.token),
+                ctl.RegisterNode(
+                    env.dataflow_id, env.node_id, os.getpid(), ctl.PROTOCOL_VERSION, self._tx_identity, env.token
+                ),
                 _REGISTER_TIMEOUT_S,
             )
         except ControlError as exc:
             self._ctrl.close()
-            raise NodeConfigError(f"node '{env.node_id}': the daemon at {env.daemon} did not answer ({exc}); is it running?") from exc
+            raise NodeConfigError(
+                f"node '{env.node_id}': the daemon at {env.daemon} did not answer ({exc}); is it running?"
+            ) from exc
         if isinstance(reply, ctl.RegisterRefused):
             self._ctrl.close()
             raise NodeConfigError(f"node '{env.node_id}': the daemon refused it: {reply.error}")
@@ -396,7 +418,9 @@ class Node(DoraExtras):
     def _timers(self) -> list[TimerInput]:
         from ..descriptor import TimerSpec
 
-        return [TimerInput(i.id, i.source.interval_s) for i in self._spec.inputs.values() if isinstance(i.source, TimerSpec)]
+        return [
+            TimerInput(i.id, i.source.interval_s) for i in self._spec.inputs.values() if isinstance(i.source, TimerSpec)
+        ]
 
 
 def _path(p: str) -> Path | None:

@@ -41,7 +41,11 @@ class ReaderTokens:
     """
 
     def __init__(
-        self, node_id: str, own: str, readers: dict[str, str] | None, topics: Mapping[str, frozenset[bytes]] | None = None
+        self,
+        node_id: str,
+        own: str,
+        readers: dict[str, str] | None,
+        topics: Mapping[str, frozenset[bytes]] | None = None,
     ) -> None:
         """``topics``: per reader node, the topics of this node's outputs it reads."""
         self.node_id = node_id
@@ -74,6 +78,9 @@ class ReaderTokens:
             claimed = node if sep else label
             log.warning(
                 "node %s: ignored %s claiming to come from reader '%s' without its token (%d so far)",
-                self.node_id, what, claimed, count,
+                self.node_id,
+                what,
+                claimed,
+                count,
             )
         return None

@@ -244,7 +244,9 @@ class Receiver:
             msg.metadata[TIMESTAMP_KEY] = timestamp_of(msg.sent_ns)  # as dora: the send time
             received_ns = time.time_ns()
             for input_id in route.inputs:
-                event = ReceivedEvent(type=EventType.INPUT, id=input_id, kind=EVENT_KIND, value=value, metadata=msg.metadata)
+                event = ReceivedEvent(
+                    type=EventType.INPUT, id=input_id, kind=EVENT_KIND, value=value, metadata=msg.metadata
+                )
                 event.sent_ns, event.received_ns, event.seq = msg.sent_ns, received_ns, msg.seq
                 self._queue.push_input(input_id, event)
             return
@@ -264,7 +266,12 @@ class Receiver:
         """Account for message ``seq`` of ``route``: a gap before it was lost in transit."""
         if seq > route.next_seq and route.next_seq:
             route.lost += seq - route.next_seq
-            log.warning("node %s: %d message(s) from %s lost in transit", self.node_id, seq - route.next_seq, topic.rstrip(b"\0").decode(errors="replace"))
+            log.warning(
+                "node %s: %d message(s) from %s lost in transit",
+                self.node_id,
+                seq - route.next_seq,
+                topic.rstrip(b"\0").decode(errors="replace"),
+            )
         route.next_seq = seq + 1
 
     def _open_shm(self, raw: bytes, topic: str, inputs: list[str]) -> Any:
@@ -306,7 +313,10 @@ class Receiver:
             where = f"input {', '.join(inputs)}" if inputs else f"topic {topic[:_TOPIC_SHOWN]!r}"
             log.warning(
                 "node %s: dropped malformed data message on %s (%s); %d so far",
-                self.node_id, where, why[:_WHY_SHOWN], self.malformed,
+                self.node_id,
+                where,
+                why[:_WHY_SHOWN],
+                self.malformed,
             )
 
     def _drain_control(self) -> None:
@@ -362,7 +372,9 @@ class Receiver:
         for t in self._timers:
             if now >= t.next_at:
                 meta = {TIMESTAMP_KEY: timestamp_of(time.time_ns())}
-                self._queue.push_input(t.input_id, Event(type=EventType.INPUT, id=t.input_id, kind=EVENT_KIND, value=_TICK, metadata=meta))
+                self._queue.push_input(
+                    t.input_id, Event(type=EventType.INPUT, id=t.input_id, kind=EVENT_KIND, value=_TICK, metadata=meta)
+                )
                 # Skip missed ticks instead of bursting to catch up (as a real-time timer should).
                 t.next_at += t.interval_s * max(1, int((now - t.next_at) / t.interval_s) + 1)
 
@@ -380,7 +392,9 @@ class Receiver:
             return
         for input_id, n in drops.items():
             if n > self._reported[0].get(input_id, 0):
-                log.warning("node %s: input %s has dropped %d message(s) so far (queue_size full)", self.node_id, input_id, n)
+                log.warning(
+                    "node %s: input %s has dropped %d message(s) so far (queue_size full)", self.node_id, input_id, n
+                )
         self._reported = (drops, lost)
         self._reported_counts = counts
         self._ctrl.send(ctl.NodeStats(self.dataflow_id, self.node_id, drops, lost, *counts))

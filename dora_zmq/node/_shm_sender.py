@@ -65,7 +65,13 @@ class ShmSender:
     """Decides per output whether shared memory can be used, and keeps the segment pool."""
 
     def __init__(
-        self, dataflow_id: str, node_id: str, machine: str, descriptor: Dataflow, outputs: tuple[str, ...], readers: ReaderTokens
+        self,
+        dataflow_id: str,
+        node_id: str,
+        machine: str,
+        descriptor: Dataflow,
+        outputs: tuple[str, ...],
+        readers: ReaderTokens,
     ) -> None:
         from ..descriptor import NodeKind  # the parser's module: Node() has imported it already
 

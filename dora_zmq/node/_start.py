@@ -121,7 +121,11 @@ class StartBarrier:
                     return latest
 
     def _await_subscribers(
-        self, markers: set[str], exited: set[str], known: set[str], deferred: list[Any],
+        self,
+        markers: set[str],
+        exited: set[str],
+        known: set[str],
+        deferred: list[Any],
         post_peers: Callable[[ctl.Peers], None],
     ) -> None:
         """Wait until every subscriber is attached (its marker came) and its endpoint is known.
@@ -137,7 +141,9 @@ class StartBarrier:
                 missing = sorted(expected - (markers & known) - exited)
                 log.warning(
                     "node %s: subscribers %s not attached after %.0f s; starting anyway",
-                    self._id, missing, START_TIMEOUT_S,
+                    self._id,
+                    missing,
+                    START_TIMEOUT_S,
                 )
                 return
             for member in poller.wait(_SUBSCRIBERS_POLL_MS):

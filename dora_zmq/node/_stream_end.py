@@ -98,6 +98,9 @@ class EndingUpstreams:
                     route.lost += tail
                     log.warning(
                         "node %s: the last %d message(s) of %s/%s never arrived (lost in transit)",
-                        self._node_id, tail, node, route.output,
+                        self._node_id,
+                        tail,
+                        node,
+                        route.output,
                     )
             self._close([i for r in routes for i in r.inputs], ending.error, node)

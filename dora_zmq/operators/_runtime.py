@@ -60,9 +60,7 @@ class OperatorRuntime:
         instance.dataflow_descriptor = self.node.dataflow_descriptor()
         has_event = callable(getattr(instance, "on_event", None))
         if not has_event and not callable(getattr(instance, "on_input", None)):
-            raise OperatorFailed(
-                f"operator '{op_spec.id}' of node '{self.node.id}' has neither on_event nor on_input"
-            )
+            raise OperatorFailed(f"operator '{op_spec.id}' of node '{self.node.id}' has neither on_event nor on_input")
         prefix = op_spec.id + "/"
         node = self.node
 
@@ -106,7 +104,12 @@ class OperatorRuntime:
             if not target.inputs and not target.done:
                 # Like a node whose inputs all closed: the operator is finished. Closing its
                 # outputs lets downstream operators (even in this same runtime) finish too.
-                self._call(target, Event(type=EventType.STOP, id=StopReason.ALL_INPUTS_CLOSED, kind=EVENT_KIND, value=None, metadata={}))
+                self._call(
+                    target,
+                    Event(
+                        type=EventType.STOP, id=StopReason.ALL_INPUTS_CLOSED, kind=EVENT_KIND, value=None, metadata={}
+                    ),
+                )
                 self._finish(target)
         return stop
 

@@ -202,7 +202,9 @@ def read_manifest(folder: Path) -> Manifest:
     try:
         return _manifest_from(data)
     except (KeyError, TypeError, ValueError) as exc:
-        raise RecordingError(f"recording '{folder}': {MANIFEST_NAME} is malformed ({type(exc).__name__}: {exc})") from None
+        raise RecordingError(
+            f"recording '{folder}': {MANIFEST_NAME} is malformed ({type(exc).__name__}: {exc})"
+        ) from None
 
 
 def _manifest_from(data: Any) -> Manifest:
@@ -213,16 +215,36 @@ def _manifest_from(data: Any) -> Manifest:
         raise ValueError(f"format version {version!r}; this dora-zmq reads version {FORMAT_VERSION}")
     outputs = []
     for o in data["outputs"]:
-        segments = [Segment(str(s["file"]), str(s["value_type"]), int(s["messages"]), bool(s["complete"])) for s in o["segments"]]
+        segments = [
+            Segment(str(s["file"]), str(s["value_type"]), int(s["messages"]), bool(s["complete"]))
+            for s in o["segments"]
+        ]
         for s in segments:
             if "/" in s.file or os.sep in s.file or s.file in ("", ".", ".."):
                 raise ValueError(f"segment file name {s.file!r} is not a plain file name")
-        outputs.append(OutputRecord(
-            str(o["topic"]), str(o["node"]), str(o["output"]), segments,
-            *(int(o[k]) for k in ("messages", "bytes", "first_sent_ns", "last_sent_ns", "not_written", "dropped", "lost")),
-        ))
+        outputs.append(
+            OutputRecord(
+                str(o["topic"]),
+                str(o["node"]),
+                str(o["output"]),
+                segments,
+                *(
+                    int(o[k])
+                    for k in ("messages", "bytes", "first_sent_ns", "last_sent_ns", "not_written", "dropped", "lost")
+                ),
+            )
+        )
     return Manifest(
-        str(data["dataflow_name"]), str(data["dataflow_id"]), str(data["descriptor"]), str(data["working_dir"]),
-        str(data["started_at"]), int(data["start_ns"]), int(data["end_ns"]), bool(data["complete"]),
-        str(data["recorder"]), str(data["machine"]), outputs, int(version),
+        str(data["dataflow_name"]),
+        str(data["dataflow_id"]),
+        str(data["descriptor"]),
+        str(data["working_dir"]),
+        str(data["started_at"]),
+        int(data["start_ns"]),
+        int(data["end_ns"]),
+        bool(data["complete"]),
+        str(data["recorder"]),
+        str(data["machine"]),
+        outputs,
+        int(version),
     )

@@ -17,7 +17,15 @@ from .._errors import RecordingError
 from ..descriptor import Dataflow, NodeKind, OutputRef, parse_dataflow
 from ._format import RECORD_PROGRAM, REPLAY_PROGRAM, Manifest
 
-__all__ = ["RECORDER_ID", "DEFAULT_RECORD_QUEUE", "with_recorder", "with_replays", "recorded_outputs", "source_nodes", "without_node"]
+__all__ = [
+    "RECORDER_ID",
+    "DEFAULT_RECORD_QUEUE",
+    "with_recorder",
+    "with_replays",
+    "recorded_outputs",
+    "source_nodes",
+    "without_node",
+]
 
 RECORDER_ID = "dora-zmq-recorder"
 DEFAULT_RECORD_QUEUE = 1000
@@ -38,8 +46,12 @@ def recorded_outputs(flow: Dataflow, only: Iterable[str] = ()) -> list[str]:
 
 
 def with_recorder(
-    flow: Dataflow, folder: Path, name: str | None, machine: str | None = None,
-    only: Iterable[str] = (), queue_size: int = DEFAULT_RECORD_QUEUE,
+    flow: Dataflow,
+    folder: Path,
+    name: str | None,
+    machine: str | None = None,
+    only: Iterable[str] = (),
+    queue_size: int = DEFAULT_RECORD_QUEUE,
 ) -> Dataflow:
     """``flow`` plus a recorder node subscribed to its outputs, writing to ``folder``.
 
@@ -61,7 +73,10 @@ def with_recorder(
     recorder_id = _unique(RECORDER_ID, ids)
     inputs: dict[str, Any] = {}
     for topic in topics:
-        inputs[_unique(re.sub(r"[^A-Za-z0-9_.-]", ".", topic), set(inputs))] = {"source": topic, "queue_size": queue_size}
+        inputs[_unique(re.sub(r"[^A-Za-z0-9_.-]", ".", topic), set(inputs))] = {
+            "source": topic,
+            "queue_size": queue_size,
+        }
     args = ["--out", str(folder.absolute())]
     if name:
         args += ["--name", name]
@@ -84,14 +99,20 @@ def source_nodes(flow: Dataflow, manifest: Manifest) -> list[str]:
     """Recorded nodes that read no other node (sensors, timers only): what replay swaps by default."""
     recorded = {o.node for o in manifest.outputs if o.messages}
     return [
-        n.id for n in flow.nodes
-        if n.id in recorded and n.kind is NodeKind.CUSTOM
+        n.id
+        for n in flow.nodes
+        if n.id in recorded
+        and n.kind is NodeKind.CUSTOM
         and not any(isinstance(i.source, OutputRef) for i in n.inputs.values())
     ]
 
 
 def with_replays(
-    flow: Dataflow, folder: Path, manifest: Manifest, nodes: Iterable[str], replay_args: list[str],
+    flow: Dataflow,
+    folder: Path,
+    manifest: Manifest,
+    nodes: Iterable[str],
+    replay_args: list[str],
 ) -> Dataflow:
     """``flow`` with each of ``nodes`` replaced by a replay node publishing its recorded outputs.
 
@@ -107,9 +128,13 @@ def with_replays(
         except KeyError as exc:
             raise RecordingError(str(exc.args[0])) from None
         if spec.kind is not NodeKind.CUSTOM:
-            raise RecordingError(f"node '{node_id}' is a {spec.kind.value} node; only programs (`path:` nodes) can be replayed")
+            raise RecordingError(
+                f"node '{node_id}' is a {spec.kind.value} node; only programs (`path:` nodes) can be replayed"
+            )
         if node_id not in recorded:
-            raise RecordingError(f"node '{node_id}' was not recorded (recorded nodes: {', '.join(sorted(recorded)) or 'none'})")
+            raise RecordingError(
+                f"node '{node_id}' was not recorded (recorded nodes: {', '.join(sorted(recorded)) or 'none'})"
+            )
         entry: dict[str, Any] = {
             "id": node_id,
             "path": REPLAY_PROGRAM,

@@ -67,7 +67,9 @@ class Recording:
         for output in manifest.outputs:
             for segment in output.segments:
                 if not (path / segment.file).is_file():
-                    raise RecordingError(f"recording '{path}' is incomplete: {segment.file} ({output.topic}) is missing")
+                    raise RecordingError(
+                        f"recording '{path}' is incomplete: {segment.file} ({output.topic}) is missing"
+                    )
         return cls(path, manifest)
 
     @property
@@ -164,7 +166,9 @@ def _messages(topic: str, batch: pa.RecordBatch) -> Iterator[RecordedMessage]:
             meta = json.loads(metas[i])
         except ValueError as exc:
             raise ValueError(f"metadata of message {seq} is not JSON: {exc}") from None
-        yield RecordedMessage(topic, seq, sent[i], received[i], meta if isinstance(meta, dict) else {}, values[i].values)
+        yield RecordedMessage(
+            topic, seq, sent[i], received[i], meta if isinstance(meta, dict) else {}, values[i].values
+        )
 
 
 def _short(exc: BaseException) -> str:

@@ -72,7 +72,9 @@ class RecordingWriter:
         for record in manifest.outputs:
             self._streams[record.topic] = _Stream(record)
 
-    def write(self, topic: str, value: pa.Array, metadata: Mapping[str, Any], seq: int, sent_ns: int, received_ns: int) -> None:
+    def write(
+        self, topic: str, value: pa.Array, metadata: Mapping[str, Any], seq: int, sent_ns: int, received_ns: int
+    ) -> None:
         """Buffer one message of ``topic`` (an output announced in the manifest)."""
         stream = self._streams[topic]
         value_type = value.type

@@ -45,23 +45,35 @@ def export_mcap(recording: Recording, out: Path, allow_truncated: bool = False) 
             channels: dict[str, int] = {}
             for o in manifest.outputs:
                 schema = writer.register_schema(
-                    name=f"dora_zmq.{o.value_type}", encoding="jsonschema", data=json.dumps(_json_schema(o.value_type)).encode()
+                    name=f"dora_zmq.{o.value_type}",
+                    encoding="jsonschema",
+                    data=json.dumps(_json_schema(o.value_type)).encode(),
                 )
                 channels[o.topic] = writer.register_channel(
-                    topic="/" + o.topic, message_encoding="json", schema_id=schema,
+                    topic="/" + o.topic,
+                    message_encoding="json",
+                    schema_id=schema,
                     metadata={"dora_zmq.node": o.node, "dora_zmq.output": o.output, "arrow_type": o.value_type},
                 )
             for message in recording.messages(allow_truncated=allow_truncated):
                 body = {"seq": message.seq, "metadata": message.metadata, "value": _plain(message.value)}
                 writer.add_message(
-                    channel_id=channels[message.topic], log_time=message.received_ns, publish_time=message.sent_ns,
-                    data=json.dumps(body, default=str).encode(), sequence=message.seq & 0xFFFFFFFF,
+                    channel_id=channels[message.topic],
+                    log_time=message.received_ns,
+                    publish_time=message.sent_ns,
+                    data=json.dumps(body, default=str).encode(),
+                    sequence=message.seq & 0xFFFFFFFF,
                 )
                 count += 1
-            writer.add_metadata("dora_zmq.dataflow", {
-                "name": manifest.dataflow_name, "id": manifest.dataflow_id,
-                "descriptor": manifest.descriptor, "started_at": manifest.started_at,
-            })
+            writer.add_metadata(
+                "dora_zmq.dataflow",
+                {
+                    "name": manifest.dataflow_name,
+                    "id": manifest.dataflow_id,
+                    "descriptor": manifest.descriptor,
+                    "started_at": manifest.started_at,
+                },
+            )
             writer.finish()  # type: ignore[no-untyped-call]
     except OSError as exc:
         raise RecordingError(f"cannot write '{out}': {exc}") from exc

@@ -71,7 +71,9 @@ def record(node: Node, folder: Path, name: str | None = None) -> Manifest:
                 if node.finished:
                     break
             elif event["type"] == "INPUT" and event["id"] in topics:
-                writer.write(topics[event["id"]], event["value"], event["metadata"], event.seq, event.sent_ns, event.received_ns)
+                writer.write(
+                    topics[event["id"]], event["value"], event["metadata"], event.seq, event.sent_ns, event.received_ns
+                )
             elif event["type"] == "STOP":
                 break
             wait = writer.flush_due()
@@ -105,7 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     node.close()
     total = sum(o.messages for o in manifest.outputs)
     missed = sum(o.not_written + o.dropped + o.lost for o in manifest.outputs)
-    log.info("recorded %d message(s) of %d output(s) to %s (%d not recorded)", total, len(manifest.outputs), args.out, missed)
+    log.info(
+        "recorded %d message(s) of %d output(s) to %s (%d not recorded)", total, len(manifest.outputs), args.out, missed
+    )
     return 0
 
 

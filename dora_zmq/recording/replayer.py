@@ -69,7 +69,10 @@ def replay(node: Node, recording: Recording, options: ReplayOptions) -> int:
     recorded = [o for o in recording.outputs if o.node == source]
     if not recorded:
         nodes = sorted({o.node for o in recording.outputs})
-        raise RecordingError(f"recording '{recording.folder}' has no outputs of node '{source}' (recorded nodes: {', '.join(nodes) or 'none'})")
+        raise RecordingError(
+            f"recording '{recording.folder}' has no outputs of node '{source}'"
+            f" (recorded nodes: {', '.join(nodes) or 'none'})"
+        )
     topics = {}
     for o in recorded:
         if o.output in declared:

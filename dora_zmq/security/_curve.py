@@ -54,10 +54,15 @@ def secure_server(sock: zmq.Socket[Any], plane: Plane = Plane.CONTROL) -> None:
     if keys is None:
         return
     public, secret, name = (
-        (keys.server_public, keys.server_secret, "server") if plane is Plane.CONTROL else (keys.data_public, keys.data_secret, "data")
+        (keys.server_public, keys.server_secret, "server")
+        if plane is Plane.CONTROL
+        else (keys.data_public, keys.data_secret, "data")
     )
     if secret is None:
-        raise SecurityError(f"this process listens for {plane.value}-plane connections, so it needs {name}.key_secret in the keys folder")
+        raise SecurityError(
+            f"this process listens for {plane.value}-plane connections,"
+            f" so it needs {name}.key_secret in the keys folder"
+        )
     _ensure_authenticator(sock.context, keys)
     sock.zap_domain = plane.value.encode()
     sock.curve_server = True

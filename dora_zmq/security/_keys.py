@@ -119,16 +119,22 @@ def key_config(env: dict[str, str] | None = None) -> KeyConfig | None:
 
     base = Path(folder)
     if not (base / "server.key").is_file():
-        raise SecurityError(f"{ENV_KEYS}={folder}: no server.key there; create the folder with `dora-zmq keys {folder}`")
+        raise SecurityError(
+            f"{ENV_KEYS}={folder}: no server.key there; create the folder with `dora-zmq keys {folder}`"
+        )
     server_public, server_secret = _load_pair(base, "server")
-    data_public, data_secret = _load_pair(base, "data") if (base / "data.key").is_file() else (server_public, server_secret)
+    data_public, data_secret = (
+        _load_pair(base, "data") if (base / "data.key").is_file() else (server_public, server_secret)
+    )
     client_file = Path(env.get(ENV_CLIENT) or base / "clients" / "default.key_secret")
     if not client_file.is_file():
         raise SecurityError(f"client key {client_file} not found; set {ENV_CLIENT} to this machine's .key_secret file")
     client_public, client_secret = load_certificate(client_file)
     if client_secret is None:
         raise SecurityError(f"{client_file} holds no secret key; use the .key_secret file")
-    return KeyConfig(server_public, server_secret, client_public, client_secret, base / "authorized", data_public, data_secret)
+    return KeyConfig(
+        server_public, server_secret, client_public, client_secret, base / "authorized", data_public, data_secret
+    )
 
 
 def _load_pair(base: Path, name: str) -> tuple[bytes, bytes | None]:

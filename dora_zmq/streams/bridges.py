@@ -99,7 +99,11 @@ class NodeSinkGizmo(Gizmo):
     """
 
     def __init__(
-        self, node: Node, output_id: str, input_stream_sizes: Sequence[InputSpec] = ((10, False),), name: str | None = None
+        self,
+        node: Node,
+        output_id: str,
+        input_stream_sizes: Sequence[InputSpec] = ((10, False),),
+        name: str | None = None,
     ) -> None:
         super().__init__(input_stream_sizes)
         self.node = node
@@ -115,7 +119,9 @@ class NodeSinkGizmo(Gizmo):
             data = item.data if isinstance(item, StreamData) else item
             meta = item.meta if isinstance(item, StreamData) else StreamMeta()
             metadata = dict(meta.find_last(DORA_METADATA_TAG) or {})
-            metadata[STREAM_META_KEY] = [r for r in meta.to_records() if not any(t.startswith("dora.") for t in r["tags"])]
+            metadata[STREAM_META_KEY] = [
+                r for r in meta.to_records() if not any(t.startswith("dora.") for t in r["tags"])
+            ]
             self.node.send_output(self.output_id, _to_arrow(data), metadata)
 
 

@@ -114,7 +114,8 @@ class SinkGizmo(Gizmo):
 
     ``sink()`` returns the stream to read, as in DeGirum's toolkit: ``for item in sink():``
     yields each item until the pipeline ends. Iterating the sink itself (``for item in
-    sink``) does the same, and a later loop over the sink ends at once instead of waiting. With ``collect=True`` every item is also appended to ``results``.
+    sink``) does the same, and a later loop over the sink ends at once instead of waiting. With
+    ``collect=True`` every item is also appended to ``results``.
 
     By default (no ``collect``, nothing connected after it) the sink's ``run()`` returns at
     once and items wait in its input stream, so a bounded ``stream_depth`` holds back (or,

@@ -58,7 +58,6 @@ finished spans and its thread), ``_traceparent`` (the plain metadata text, slice
 private names (the range of releases it is tested with is pinned in ``pyproject.toml``).
 """
 
-
 from __future__ import annotations
 
 from ._context import decode_context, encode_context, format_context, parse_context

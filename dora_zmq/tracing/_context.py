@@ -49,7 +49,7 @@ def parse_context(text: Any) -> SpanContext | None:
     if not text or not isinstance(text, str):
         return None
     if text.startswith(_PREFIX) and "\n" not in text and ";" not in text:
-        header: str | None = text[len(_PREFIX):].strip()  # what encode_context writes without a tracestate
+        header: str | None = text[len(_PREFIX) :].strip()  # what encode_context writes without a tracestate
         state = None
     else:
         carrier = decode_context(text)

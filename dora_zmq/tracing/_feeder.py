@@ -37,7 +37,10 @@ class SpanFeeder:
     """
 
     def __init__(
-        self, begin: Callable[[], None], export: Callable[[Any], None], end: Callable[[bool], None],
+        self,
+        begin: Callable[[], None],
+        export: Callable[[Any], None],
+        end: Callable[[bool], None],
         refill: Callable[[], None],
     ) -> None:
         self.waiting: deque[Any] = deque(maxlen=_MAX_WAITING)

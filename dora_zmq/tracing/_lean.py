@@ -167,8 +167,13 @@ class _LeanSpans:
         return SpanContext(trace_id, span_id or self.new_span_id(), False, self._root_flags), None
 
     def start(
-        self, name: str, kind: SpanKind, parent: SpanContext | None, attrs: dict[str, Any],
-        links: tuple[Link, ...] = (), size: int | None = None,
+        self,
+        name: str,
+        kind: SpanKind,
+        parent: SpanContext | None,
+        attrs: dict[str, Any],
+        links: tuple[Link, ...] = (),
+        size: int | None = None,
     ) -> Any:
         """What ``tracer.start_span(name, <parent>, kind, attrs (+ the size, if given), links)`` returns."""
         context, parent = self.new_context(parent)
@@ -224,7 +229,8 @@ class _LeanSpans:
     def end_input(self, span: Any, now: int) -> None:
         """End an input's consumer span at ``now`` (any span: one of another type ends its way)."""
         if (
-            type(span) is self.span_type and (self._procs() is self._batch or self.batch_ends() is not None)
+            type(span) is self.span_type
+            and (self._procs() is self._batch or self.batch_ends() is not None)
             and span.end_now(now)
         ):
             waiting = self._waiting  # (SpanFeeder.add, without a call)

@@ -14,6 +14,7 @@ from ._setup import _EXPORT_TIMEOUT_S, setup_tracing
 
 log = logging.getLogger(__name__)
 
+
 class LifecycleTracer:
     """Spans for the coordinator's and daemons' lifecycle steps (start, spawn, stop)."""
 

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 _SIZE_KEY = _sdk.SIZE_KEY
 _CURRENT_SPAN = _sdk.SPAN_KEY  # the Context key of the current span
 
+
 class NodeTracing:
     """Spans of one node: a consumer span per input handled, a producer span per output sent.
 

@@ -64,7 +64,11 @@ _LINK_TAG = 0x6A21  # field 13, length 33
 _LINK_FLAGS_TAG = 0x35
 _LINK_LOCAL, _LINK_REMOTE = (int.from_bytes(flags.to_bytes(4, "little"), "big") for flags in (0x100, 0x300))
 _KIND_CODES: dict[SpanKind, Any] = {  # (the protobuf enum's values)
-    SpanKind.INTERNAL: 1, SpanKind.SERVER: 2, SpanKind.CLIENT: 3, SpanKind.PRODUCER: 4, SpanKind.CONSUMER: 5,
+    SpanKind.INTERNAL: 1,
+    SpanKind.SERVER: 2,
+    SpanKind.CLIENT: 3,
+    SpanKind.PRODUCER: 4,
+    SpanKind.CONSUMER: 5,
 }
 _ONE_BYTE = 0x80  # a varint below this is one byte
 _BYTE = [bytes((i,)) for i in range(_ONE_BYTE)]
@@ -198,7 +202,10 @@ class OtlpDirect:
         from opentelemetry.sdk.trace import ReadableSpan
 
         template = ReadableSpan(
-            name="t", context=SpanContext(1, 1, False), attributes=attrs, resource=self._otel_resource,
+            name="t",
+            context=SpanContext(1, 1, False),
+            attributes=attrs,
+            resource=self._otel_resource,
             instrumentation_scope=self._scope,
         )
         span = self._encode_spans([template]).resource_spans[0].scope_spans[0].spans[0]
@@ -215,8 +222,16 @@ class OtlpDirect:
         return out
 
     def _producer(
-        self, name: str, attrs: dict[str, Any], size: Any, span_id: int, parent: Any, start: int, end: int,
-        trace_id: Any, flags: Any,
+        self,
+        name: str,
+        attrs: dict[str, Any],
+        size: Any,
+        span_id: int,
+        parent: Any,
+        start: int,
+        end: int,
+        trace_id: Any,
+        flags: Any,
     ) -> bytes | None:
         """A producer span from its fields (``_LeanSpans.produce``)."""
         if _SIZE_KEY in attrs:  # (not dora_zmq's attributes) the size replaces it: as the SDK would

@@ -177,7 +177,12 @@ class SdkSpan(Span):
 
     @classmethod
     def started(
-        cls, name: str, kind: SpanKind, attributes: dict[str, Any], context: SpanContext, parent: SpanContext | None,
+        cls,
+        name: str,
+        kind: SpanKind,
+        attributes: dict[str, Any],
+        context: SpanContext,
+        parent: SpanContext | None,
         links: Sequence[Link],
     ) -> Any:
         """A span whose context is known already (``_LeanSpans.start``)."""
@@ -218,7 +223,9 @@ class SdkSpan(Span):
         value: Any
         if name == "_attributes":
             value = BoundedAttributes(
-                limits.max_span_attributes, self.full_attributes(), immutable=False,
+                limits.max_span_attributes,
+                self.full_attributes(),
+                immutable=False,
                 max_value_len=limits.max_span_attribute_length,
             )
         elif name == "_events":
@@ -276,11 +283,19 @@ class SdkSpan(Span):
         fields = self.__dict__
         attributes = fields.get("_attributes")
         return ReadableSpan(
-            name=self._name, context=context, parent=self._parent, resource=self._resource,
+            name=self._name,
+            context=context,
+            parent=self._parent,
+            resource=self._resource,
             attributes=self.full_attributes() if attributes is None else attributes,
-            events=fields.get("_events", ()), links=fields.get("_links", ()), kind=self._kind,
-            instrumentation_info=self._instrumentation_info, status=self._status, start_time=self._start_time,
-            end_time=self._end_time, instrumentation_scope=self._instrumentation_scope,
+            events=fields.get("_events", ()),
+            links=fields.get("_links", ()),
+            kind=self._kind,
+            instrumentation_info=self._instrumentation_info,
+            status=self._status,
+            start_time=self._start_time,
+            end_time=self._end_time,
+            instrumentation_scope=self._instrumentation_scope,
         )
 
     def export_fields(self) -> tuple[str, SpanKind, dict[str, Any], int | None, Any, int, int] | None:

@@ -80,8 +80,11 @@ def setup_tracing(service: str, attributes: Mapping[str, Any] | None = None) -> 
         exporter = OTLPSpanExporter(timeout=_EXPORT_TIMEOUT_S)
     provider.add_span_processor(
         BatchSpanProcessor(
-            exporter, max_queue_size=_BATCH_QUEUE, max_export_batch_size=_BATCH_SIZE,
-            schedule_delay_millis=_BATCH_DELAY_MS, export_timeout_millis=_EXPORT_TIMEOUT_S * 1000,
+            exporter,
+            max_queue_size=_BATCH_QUEUE,
+            max_export_batch_size=_BATCH_SIZE,
+            schedule_delay_millis=_BATCH_DELAY_MS,
+            export_timeout_millis=_EXPORT_TIMEOUT_S * 1000,
         )
     )
     trace.set_tracer_provider(provider)

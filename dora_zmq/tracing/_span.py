@@ -110,9 +110,19 @@ def readable_maker(tracer: Tracer) -> Callable[[Finished], ReadableSpan | None]:
         attrs = attrs.copy()
         attrs[_sdk.SIZE_KEY] = size
         return ReadableSpan(
-            name=name, context=SpanContext(trace_id, span_id, False, flags, state), parent=parent, resource=resource,
-            attributes=attrs, events=(), links=(), kind=SpanKind.PRODUCER, instrumentation_info=info, status=unset,
-            start_time=start, end_time=end, instrumentation_scope=scope,
+            name=name,
+            context=SpanContext(trace_id, span_id, False, flags, state),
+            parent=parent,
+            resource=resource,
+            attributes=attrs,
+            events=(),
+            links=(),
+            kind=SpanKind.PRODUCER,
+            instrumentation_info=info,
+            status=unset,
+            start_time=start,
+            end_time=end,
+            instrumentation_scope=scope,
         )
 
     return readable

@@ -174,7 +174,9 @@ def test_a_daemons_connection_cannot_be_taken_over_by_guessing_its_routing_id(ri
         started = rig.connect().request(ctl.StartDataflow(yaml, "", str(tmp_path), "secret"), 10)
         # The real daemon got SpawnNodes: it reports the node failed (its path does not exist).
         for _ in range(1000):
-            info = next(d for d in rig.connect().request(ctl.ListDataflows(), 10).dataflows if d.id == started.dataflow_id)
+            info = next(
+                d for d in rig.connect().request(ctl.ListDataflows(), 10).dataflows if d.id == started.dataflow_id
+            )
             if info.status == "failed":
                 break
         assert info.status == "failed" and "missing.py" in info.failures[0].reason, info

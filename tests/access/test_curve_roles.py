@@ -109,7 +109,11 @@ def test_each_key_set_does_its_own_job_and_nothing_more(dora, tmp_path: Path) ->
     address = free_tcp_address()
 
     def as_key(role: str, name: str) -> dict[str, str]:
-        return {"DORA_ZMQ_COORDINATOR": address, "DORA_ZMQ_KEYS": str(keys), "DORA_ZMQ_CLIENT_KEY": str(keys / "clients" / role / f"{name}.key_secret")}
+        return {
+            "DORA_ZMQ_COORDINATOR": address,
+            "DORA_ZMQ_KEYS": str(keys),
+            "DORA_ZMQ_CLIENT_KEY": str(keys / "clients" / role / f"{name}.key_secret"),
+        }
 
     operator, daemon, node = as_key("operator", "laptop"), as_key("daemon", "cam"), as_key("node", "edge")
     dora("coordinator", "--bind", address, env=daemon).wait_for_line("coordinator listening")
@@ -124,7 +128,9 @@ def test_each_key_set_does_its_own_job_and_nothing_more(dora, tmp_path: Path) ->
     # A daemon key registers only the machine it is named after.
     elsewhere = dora("daemon", "--machine-id", "compute", env=daemon, cwd=tmp_path).wait(30)
     assert elsewhere.returncode != 0, elsewhere.output
-    assert "a daemon key named 'cam' may only register machine id 'cam', not 'compute'" in elsewhere.stderr, elsewhere.output
+    assert "a daemon key named 'cam' may only register machine id 'cam', not 'compute'" in elsewhere.stderr, (
+        elsewhere.output
+    )
 
     started = dora("start", str(flow), "--name", "roles", env=operator, cwd=tmp_path).wait(30)
     assert started.returncode == 0, started.output

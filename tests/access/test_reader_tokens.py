@@ -88,4 +88,6 @@ def test_forged_releases_and_markers_for_another_reader_are_ignored(dora, tmp_pa
     assert "forger: sent" in out, out
     assert "reader got 30 bad 0" in out, out
     assert re.search(r"ignored a start marker claiming to come from reader 'reader' without its token", out), out
-    assert re.search(r"ignored a shared-memory release claiming to come from reader 'reader' without its token", out), out
+    assert re.search(r"ignored a shared-memory release claiming to come from reader 'reader' without its token", out), (
+        out
+    )

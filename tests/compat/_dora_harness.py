@@ -78,8 +78,16 @@ class FlowRun:
         return [r for r in self.records if r["node"] == node and (what is None or r["what"] == what)]
 
 
-def run_flow(impl: str, folder: Path, yaml_text: str, programs: dict[str, str], reference_python: Path | None,
-             *, timeout: float = 45.0, args: tuple[str, ...] = ("run", "flow.yml")) -> FlowRun:
+def run_flow(
+    impl: str,
+    folder: Path,
+    yaml_text: str,
+    programs: dict[str, str],
+    reference_python: Path | None,
+    *,
+    timeout: float = 45.0,
+    args: tuple[str, ...] = ("run", "flow.yml"),
+) -> FlowRun:
     """Write the dataflow and its programs into ``folder/impl`` and run it with ``impl``.
 
     Args:
@@ -111,7 +119,12 @@ def run_flow(impl: str, folder: Path, yaml_text: str, programs: dict[str, str], 
     else:
         argv = [sys.executable, "-m", "dora_zmq", *args]
     proc = subprocess.Popen(  # noqa: S603 - the CLIs under test
-        argv, cwd=work, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        argv,
+        cwd=work,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     try:
@@ -119,7 +132,9 @@ def run_flow(impl: str, folder: Path, yaml_text: str, programs: dict[str, str], 
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         output, _ = proc.communicate(timeout=10)
-        raise AssertionError(f"{impl}: {' '.join(argv)} did not end within {timeout} s:\n{output.decode(errors='replace')[-4000:]}") from None
+        raise AssertionError(
+            f"{impl}: {' '.join(argv)} did not end within {timeout} s:\n{output.decode(errors='replace')[-4000:]}"
+        ) from None
     finally:
         leaked = kill_tagged(tag)
     text = output.decode(errors="replace")
@@ -128,7 +143,9 @@ def run_flow(impl: str, folder: Path, yaml_text: str, programs: dict[str, str], 
     return FlowRun(impl, proc.returncode, text, records)
 
 
-def run_both(folder: Path, yaml_text: str, programs: dict[str, str], reference_python: Path, **kwargs: Any) -> tuple[FlowRun, FlowRun]:
+def run_both(
+    folder: Path, yaml_text: str, programs: dict[str, str], reference_python: Path, **kwargs: Any
+) -> tuple[FlowRun, FlowRun]:
     """The same dataflow on the reference, then on dora_zmq."""
     return (
         run_flow("dora", folder, yaml_text, programs, reference_python, **kwargs),

@@ -169,7 +169,9 @@ def start_raises_gizmo_error(s: Any) -> Any:
         comp.start()
         out["start"] = "returned"
     except Exception as exc:
-        out["start"] = error_summary(exc, "Boom", "sensor on fire", "ValueError", "Error detected during execution of Boom")
+        out["start"] = error_summary(
+            exc, "Boom", "sensor on fire", "ValueError", "Error detected during execution of Boom"
+        )
     out["error_text"] = str(bad.error)
     for again in ("wait", "stop"):
         try:
@@ -339,7 +341,10 @@ def generator_of_gizmos(s: Any) -> Any:
     b >> sb
     comp = s.Composition(g for g in (a, b))
     comp.start()
-    return {"got": [data(sa.got), data(sb.got)], "members": sorted(next(iter(d)) for d in comp.get_current_queue_sizes())}
+    return {
+        "got": [data(sa.got), data(sb.got)],
+        "members": sorted(next(iter(d)) for d in comp.get_current_queue_sizes()),
+    }
 
 
 @case
@@ -968,7 +973,11 @@ def abort_one_gizmo(s: Any) -> Any:
     src.abort()  # only the source: the end of its output ripples down the chain
     comp.wait()
     got = data(sink.got)
-    return {"reached": reached, "doubled_in_order": got == [2 * i for i in range(len(got))], "sink_aborted": sink._abort}
+    return {
+        "reached": reached,
+        "doubled_in_order": got == [2 * i for i in range(len(got))],
+        "sink_aborted": sink._abort,
+    }
 
 
 @case

@@ -66,11 +66,20 @@ for result in sink():
     video = result.meta.find_last(streams.tag_video)
     resize = result.meta.find_last("ResizingGizmo")
     print(
-        "frame", video["frame_id"],
-        "from", (video["frame_width"], video["frame_height"]), "fps", video["fps"],
-        "to", result.data.shape, "value", int(result.data[0, 0, 0]),
-        "resize", resize,
-        "via", [name for name, _ in streams.get_timing_info(result)],
+        "frame",
+        video["frame_id"],
+        "from",
+        (video["frame_width"], video["frame_height"]),
+        "fps",
+        video["fps"],
+        "to",
+        result.data.shape,
+        "value",
+        int(result.data[0, 0, 0]),
+        "resize",
+        resize,
+        "via",
+        [name for name, _ in streams.get_timing_info(result)],
     )
 print("results", [source.result_cnt, resizer.result_cnt])
 print("bottlenecks", composition.get_bottlenecks())

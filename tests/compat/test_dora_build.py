@@ -39,9 +39,11 @@ def test_run_builds_first(tmp_path: Path, reference_python: Path) -> None:
     ref, ours = run_both(tmp_path, FLOW, {"reader.py": READER}, reference_python)
     assert ref.returncode == 0, ref.output[-3000:]
     assert ours.returncode == 0, ours.output[-3000:]
-    assert ours.of("reader") == ref.of("reader") == [
-        {"node": "reader", "what": "artefact", "lines": ["built-hello", "second line"]}
-    ]
+    assert (
+        ours.of("reader")
+        == ref.of("reader")
+        == [{"node": "reader", "what": "artefact", "lines": ["built-hello", "second line"]}]
+    )
 
 
 def test_failing_build_starts_nothing(tmp_path: Path, reference_python: Path) -> None:

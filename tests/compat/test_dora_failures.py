@@ -37,6 +37,7 @@ node.send_output("a", pa.array([1]))
 raise RuntimeError("boom-17")
 """
 
+
 def _canon(event: dict[str, object]) -> str:
     return json.dumps(event, sort_keys=True)
 
@@ -50,8 +51,14 @@ def test_upstream_crash_same_on_both(tmp_path: Path, reference_python: Path) -> 
     assert ref.returncode != 0 and ours.returncode != 0
     expected = [
         {"type": "INPUT", "id": "x", "kind": "dora", "value": [1], "arrow_type": "int64"},
-        {"type": "NODE_FAILED", "id": "up", "kind": "dora", "source_node_id": "up",
-         "affected_input_ids": ["x", "y"], "error_names_exception": True},
+        {
+            "type": "NODE_FAILED",
+            "id": "up",
+            "kind": "dora",
+            "source_node_id": "up",
+            "affected_input_ids": ["x", "y"],
+            "error_names_exception": True,
+        },
         {"type": "INPUT_CLOSED", "id": "x", "kind": "dora"},
         {"type": "INPUT_CLOSED", "id": "y", "kind": "dora"},
         {"type": "STOP", "id": "ALL_INPUTS_CLOSED", "kind": "dora"},

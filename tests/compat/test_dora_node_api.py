@@ -36,7 +36,10 @@ record("source", "dataflow_id", is_str=isinstance(dataflow_id, str), length=len(
 sent = 0
 for event in node:
     if event["type"] == "INPUT":
-        record("source", "tick", id=event["id"], kind=event["kind"], value_len=len(event["value"]), value_type=str(event["value"].type))
+        record(
+            "source", "tick", id=event["id"], kind=event["kind"], value_len=len(event["value"]),
+            value_type=str(event["value"].type),
+        )
         node.send_output("numbers", pa.array([sent, sent * 10]), {"n": sent, "label": "x"})
         sent += 1
         if sent == 3:
@@ -129,7 +132,10 @@ def assert_same_events(ref: FlowRun, ours: FlowRun) -> None:
     assert [e["type"] for e in ours.of("sink", "event")] == ["INPUT"] * 3 + ["INPUT_CLOSED", "STOP"]
     for run in (ref, ours):
         (ident,) = run.of("source", "dataflow_id")
-        assert ident["is_str"] and ident["length"] > 0 and not ident["restart"] and ident["restart_count"] == 0, (run.impl, ident)
+        assert ident["is_str"] and ident["length"] > 0 and not ident["restart"] and ident["restart_count"] == 0, (
+            run.impl,
+            ident,
+        )
         assert run.of("sink", "loop_ran")[0]["ticked"], run.impl
         ticks = [(e["id"], e["kind"], e["value_len"], e["value_type"]) for e in run.of("source", "tick")]
         assert ticks == [("tick", "dora", 0, "null")] * 3, run.impl
@@ -141,9 +147,19 @@ def test_node_api_same_on_both(tmp_path: Path, reference_python: Path) -> None:
     assert_same_events(ref, ours)
     # dataflow_descriptor() and node_config() (dora's holds only inputs and outputs; ours the
     # node's whole entry, README)
-    assert ours.of("sink", "descriptor") == ref.of("sink", "descriptor") == [
-        {"node": "sink", "what": "descriptor", "nodes": ["source", "sink"], "inputs": {"numbers": "source/numbers"}, "outputs": []}
-    ]
+    assert (
+        ours.of("sink", "descriptor")
+        == ref.of("sink", "descriptor")
+        == [
+            {
+                "node": "sink",
+                "what": "descriptor",
+                "nodes": ["source", "sink"],
+                "inputs": {"numbers": "source/numbers"},
+                "outputs": [],
+            }
+        ]
+    )
     # metadata["timestamp"]: the send time, a UTC datetime, on both
     for run in (ref, ours):
         stamps = [e["timestamp"] for e in run.of("sink", "event") if e["type"] == "INPUT"]
@@ -203,7 +219,9 @@ def test_timeouts_same_on_both(tmp_path: Path, reference_python: Path) -> None:
     assert ref.returncode == 0, ref.output[-3000:]
     assert ours.returncode == 0, ours.output[-3000:]
     for what in ("next_timeout", "recv_async_timeout"):
-        assert [r["type"] for r in ours.of("sink", what)] == [r["type"] for r in ref.of("sink", what)] == ["ERROR"], what
+        assert [r["type"] for r in ours.of("sink", what)] == [r["type"] for r in ref.of("sink", what)] == ["ERROR"], (
+            what
+        )
         assert ours.of("sink", what)[0]["timeout"] and ref.of("sink", what)[0]["timeout"], what
     assert sorted(r["value"] for r in ours.of("sink", "value")) == sorted(r["value"] for r in ref.of("sink", "value"))
     assert len(ours.of("sink", "value")) == 5

@@ -48,6 +48,7 @@ for event in node:
         break
 """
 
+
 def _starts(run: FlowRun) -> list[tuple[int, bool, int]]:
     return [(r["attempt"], r["restart"], r["restart_count"]) for r in run.of("flaky", "start")]
 
@@ -61,13 +62,17 @@ def test_on_failure_restarts_like_dora(tmp_path: Path, reference_python: Path) -
     assert ref.returncode == 0, ref.output[-3000:]
     assert ours.returncode == 0, ours.output[-3000:]
     assert _starts(ours) == _starts(ref) == [(0, False, 0), (1, True, 1), (2, True, 2)]
-    assert _events(ours) == _events(ref) == [
-        ("NODE_RESTARTED", "flaky", None),
-        ("NODE_RESTARTED", "flaky", None),
-        ("INPUT", "x", [2]),
-        ("INPUT_CLOSED", "x", None),
-        ("STOP", "ALL_INPUTS_CLOSED", None),
-    ]
+    assert (
+        _events(ours)
+        == _events(ref)
+        == [
+            ("NODE_RESTARTED", "flaky", None),
+            ("NODE_RESTARTED", "flaky", None),
+            ("INPUT", "x", [2]),
+            ("INPUT_CLOSED", "x", None),
+            ("STOP", "ALL_INPUTS_CLOSED", None),
+        ]
+    )
     assert "restart 2 of 10" in ours.output, ours.output[-2000:]
 
 
@@ -77,7 +82,12 @@ def test_max_restarts_ends_a_crash_loop(tmp_path: Path, reference_python: Path) 
     ref, ours = run_both(tmp_path, flow, {"flaky.py": FLAKY, "sink.py": EVENT_SINK}, reference_python)
     assert ref.returncode != 0 and ours.returncode != 0
     assert _starts(ours) == _starts(ref) == [(0, False, 0), (1, True, 1)]
-    final = [("NODE_RESTARTED", "flaky", None), ("NODE_FAILED", "flaky", None), ("INPUT_CLOSED", "x", None), ("STOP", "ALL_INPUTS_CLOSED", None)]
+    final = [
+        ("NODE_RESTARTED", "flaky", None),
+        ("NODE_FAILED", "flaky", None),
+        ("INPUT_CLOSED", "x", None),
+        ("STOP", "ALL_INPUTS_CLOSED", None),
+    ]
     assert _events(ours) == final
     # dora-rs's order races with the crash, and its NODE_FAILED may come after the stream ended
     # (README, "Differences from dora-rs")

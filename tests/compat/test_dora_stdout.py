@@ -33,13 +33,30 @@ print("hello two", flush=True)
 time.sleep(0.3)  # dora-rs sends the lines from its daemon: give them time to get out
 """
 
+
 def test_stdout_lines_become_an_output(tmp_path: Path, reference_python: Path) -> None:
     ref, ours = run_both(tmp_path, FLOW, {"talker.py": TALKER, "sink.py": EVENT_SINK}, reference_python)
     assert ref.returncode == 0, ref.output[-3000:]
     assert ours.returncode == 0, ours.output[-3000:]
     expected = [
-        {"node": "sink", "what": "event", "type": "INPUT", "id": "lines", "kind": "dora", "value": ["hello one\n"], "arrow_type": "string"},
-        {"node": "sink", "what": "event", "type": "INPUT", "id": "lines", "kind": "dora", "value": ["hello two\n"], "arrow_type": "string"},
+        {
+            "node": "sink",
+            "what": "event",
+            "type": "INPUT",
+            "id": "lines",
+            "kind": "dora",
+            "value": ["hello one\n"],
+            "arrow_type": "string",
+        },
+        {
+            "node": "sink",
+            "what": "event",
+            "type": "INPUT",
+            "id": "lines",
+            "kind": "dora",
+            "value": ["hello two\n"],
+            "arrow_type": "string",
+        },
         {"node": "sink", "what": "event", "type": "INPUT_CLOSED", "id": "lines", "kind": "dora"},
         {"node": "sink", "what": "event", "type": "STOP", "id": "ALL_INPUTS_CLOSED", "kind": "dora"},
     ]
@@ -54,5 +71,8 @@ def test_last_lines_arrive_before_the_input_closes(tmp_path: Path) -> None:
     ours = run_flow("dora_zmq", tmp_path, FLOW, {"talker.py": talker, "sink.py": EVENT_SINK}, None)
     assert ours.returncode == 0, ours.output[-3000:]
     assert [(e["type"], e.get("value")) for e in ours.of("sink")] == [
-        ("INPUT", ["hello one\n"]), ("INPUT", ["hello two\n"]), ("INPUT_CLOSED", None), ("STOP", None),
+        ("INPUT", ["hello one\n"]),
+        ("INPUT", ["hello two\n"]),
+        ("INPUT_CLOSED", None),
+        ("STOP", None),
     ]

@@ -73,7 +73,9 @@ class _Rig(DaemonRig):
             self.daemon_peer = self.peer
             self.ipc, self.tcp = self.hello.node_addresses
             self.df = f"df-{uuid.uuid4().hex[:8]}"
-            self.coordinator.send(ctl.SpawnNodes(self.df, "identity", _YAML, str(Path.cwd()), ["a", "b", "c"]), to=self.daemon_peer)
+            self.coordinator.send(
+                ctl.SpawnNodes(self.df, "identity", _YAML, str(Path.cwd()), ["a", "b", "c"]), to=self.daemon_peer
+            )
         except BaseException:
             self.close()
             raise
@@ -238,7 +240,8 @@ address, df, me = os.environ["DORA_ZMQ_DAEMON"], os.environ["DORA_DATAFLOW_ID"],
 bogus = ctl.NodeEndpoint("elsewhere", "ipc:///nonexistent/forged.sock", "")
 own = Channel.connect(address)
 token = os.environ[ctl.ENV_NODE_TOKEN]  # it is the process the daemon started for it
-assert isinstance(own.request(ctl.RegisterNode(df, me, os.getpid(), ctl.PROTOCOL_VERSION, "", token), 20), ctl.NodeSetup)
+registered = own.request(ctl.RegisterNode(df, me, os.getpid(), ctl.PROTOCOL_VERSION, "", token), 20)
+assert isinstance(registered, ctl.NodeSetup)
 own.send(ctl.NodeBound(df, "source", bogus))
 own.send(ctl.NodeStats(df, "sink", {"value": 4242}, None))
 stranger = Channel.connect(address)
@@ -272,5 +275,7 @@ def test_a_node_forging_other_nodes_reports_changes_nothing(dora, tmp_path: Path
     out = result.output
     assert re.search(r"dropped NodeBound claiming to come from node 'source' .* which is node 'forger'", out), out
     assert re.search(r"dropped NodeStats claiming to come from node 'sink' .* which is node 'forger'", out), out
-    assert re.search(r"dropped NodeBound claiming to come from node 'sink' .* which is no node of that dataflow", out), out
+    assert re.search(
+        r"dropped NodeBound claiming to come from node 'sink' .* which is no node of that dataflow", out
+    ), out
     assert "4242" not in out, out  # the forged drop count never reached the coordinator

@@ -73,7 +73,10 @@ def test_fetch_once_for_two_dataflows_then_the_cache(tmp_path: Path, bundle: Bun
         shipments.request("df1", ref, tmp_path / "w1")
         shipments.request("df2", ref, tmp_path / "w2")  # same bundle, already on its way
         # One fetch for both, its first requests sent at once (a window, not one round trip each).
-        assert coordinator.sent == [ctl.FetchBundle(bundle.digest, o) for o in range(0, bundle.size, CHUNK_BYTES)][:WINDOW_CHUNKS]
+        assert (
+            coordinator.sent
+            == [ctl.FetchBundle(bundle.digest, o) for o in range(0, bundle.size, CHUNK_BYTES)][:WINDOW_CHUNKS]
+        )
         assert _serve_all(shipments, coordinator) == -(-bundle.size // CHUNK_BYTES)
         done = _finish(shipments, 2)
         assert [(d, e) for d, _, e in done] == [("df1", ""), ("df2", "")]
@@ -101,7 +104,9 @@ def test_a_damaged_transfer_fails_its_dataflows_and_stores_nothing(tmp_path: Pat
         shipments.close()
 
 
-def test_unavailable_and_stalled_fetches_fail_with_the_reason(tmp_path: Path, bundle: Bundle, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unavailable_and_stalled_fetches_fail_with_the_reason(
+    tmp_path: Path, bundle: Bundle, monkeypatch: pytest.MonkeyPatch
+) -> None:
     coordinator = _Coordinator(bundle)
     shipments = Shipments(tmp_path / "cache", "m1", coordinator)
     ref = ctl.BundleRef(bundle.digest, bundle.size)
@@ -118,7 +123,9 @@ def test_unavailable_and_stalled_fetches_fail_with_the_reason(tmp_path: Path, bu
         shipments.close()
 
 
-def test_a_bundle_larger_than_this_daemon_accepts_is_refused(tmp_path: Path, bundle: Bundle, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_bundle_larger_than_this_daemon_accepts_is_refused(
+    tmp_path: Path, bundle: Bundle, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("DORA_ZMQ_SHIP_MAX_SIZE", "1k")
     coordinator = _Coordinator(bundle)
     shipments = Shipments(tmp_path / "cache", "m1", coordinator)
@@ -132,7 +139,17 @@ def test_a_bundle_larger_than_this_daemon_accepts_is_refused(tmp_path: Path, bun
 
 
 def _spawn(tmp_path: Path, ship: str, folder_id: str, path: str = "") -> ctl.SpawnNodes:
-    return ctl.SpawnNodes("df", "n", "nodes: []\n", str(tmp_path), ["a"], ship=ship, bundle=ctl.BundleRef("a" * 64, 1), folder_id=folder_id, path=path)
+    return ctl.SpawnNodes(
+        "df",
+        "n",
+        "nodes: []\n",
+        str(tmp_path),
+        ["a"],
+        ship=ship,
+        bundle=ctl.BundleRef("a" * 64, 1),
+        folder_id=folder_id,
+        path=path,
+    )
 
 
 def test_runs_in_place_only_for_the_very_folder(tmp_path: Path) -> None:
@@ -141,7 +158,9 @@ def test_runs_in_place_only_for_the_very_folder(tmp_path: Path) -> None:
     info = tmp_path.stat()
     same = f"{info.st_dev}:{info.st_ino}"
     assert runs_in_place(_spawn(tmp_path, ctl.ShipMode.AUTO, same, str(yml)))
-    assert not runs_in_place(_spawn(tmp_path, ctl.ShipMode.AUTO, f"{info.st_dev}:{info.st_ino + 1}", str(yml)))  # another folder
+    assert not runs_in_place(
+        _spawn(tmp_path, ctl.ShipMode.AUTO, f"{info.st_dev}:{info.st_ino + 1}", str(yml))
+    )  # another folder
     yml.write_text("nodes: [] # edited since\n")
     assert not runs_in_place(_spawn(tmp_path, ctl.ShipMode.AUTO, same, str(yml)))
     assert not runs_in_place(_spawn(tmp_path, ctl.ShipMode.ALWAYS, same, str(yml)))

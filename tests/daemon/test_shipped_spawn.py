@@ -20,7 +20,7 @@ from dora_zmq._transport import Channel
 from dora_zmq.testing import free_tcp_address, write_dataflow
 
 YAML = "nodes:\n  - id: hello\n    path: hello.sh\n"
-HELLO = "#!/bin/sh\necho \"hello from $(pwd)\"\n"
+HELLO = '#!/bin/sh\necho "hello from $(pwd)"\n'
 
 
 class _Coordinator:
@@ -65,16 +65,27 @@ def test_stopped_while_fetching_then_started_from_the_cache(dora, tmp_path: Path
         assert fetch == ctl.FetchBundle(bundle.digest, 0)
         coordinator.send(ctl.StopNodes("df1", 1.0))  # stopped with its folder half-way
         while True:
-            coordinator.send(ctl.BundleChunk(bundle.digest, fetch.offset, encode_chunk(bundle.data[fetch.offset : fetch.offset + CHUNK_BYTES])))
+            coordinator.send(
+                ctl.BundleChunk(
+                    bundle.digest, fetch.offset, encode_chunk(bundle.data[fetch.offset : fetch.offset + CHUNK_BYTES])
+                )
+            )
             if fetch.offset + CHUNK_BYTES >= bundle.size:
                 break
             fetch = coordinator.expect(ctl.FetchBundle)
         exited = coordinator.expect(ctl.NodeExited)
-        assert (exited.dataflow_id, exited.node, exited.failed, exited.reason) == ("df1", "hello", False, "stopped before it started")
+        assert (exited.dataflow_id, exited.node, exited.failed, exited.reason) == (
+            "df1",
+            "hello",
+            False,
+            "stopped before it started",
+        )
 
         coordinator.send(ctl.SpawnNodes("df2", "second", YAML, gone, ["hello"], ship=ctl.ShipMode.ALWAYS, bundle=ref))
         logs = coordinator.expect(ctl.NodeLogs)
-        assert logs.dataflow_id == "df2" and logs.lines[0].startswith("hello from /") and logs.lines[0].endswith("/work"), logs
+        assert (
+            logs.dataflow_id == "df2" and logs.lines[0].startswith("hello from /") and logs.lines[0].endswith("/work")
+        ), logs
         exited = coordinator.expect(ctl.NodeExited)
         assert (exited.dataflow_id, exited.failed) == ("df2", False), exited
         # Nothing was fetched for the second dataflow: the daemon's cache had the bundle.

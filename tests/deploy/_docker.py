@@ -38,9 +38,13 @@ PROVISION = "sudo bash .ci/docker-engine.sh start"
 DOCKER_TIMINGS: dict[str, float] = {}
 
 
-def docker(*args: str, timeout: float = 120.0, env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+def docker(
+    *args: str, timeout: float = 120.0, env: dict[str, str] | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     """Run one ``docker`` command to completion (killed at ``timeout``)."""
-    done = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        ["docker", *args], capture_output=True, text=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL
+    )
     if check and done.returncode != 0:
         raise AssertionError(f"docker {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
     return done
@@ -102,7 +106,9 @@ def background(argv: Sequence[str], env: dict[str, str]) -> DataflowProcess:
 class ComposeProject:
     """One ``docker compose -p NAME -f ...`` project: its commands, its containers, its removal."""
 
-    def __init__(self, image: str, dataflows: Path, *, overrides: Sequence[Path] = (), extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, image: str, dataflows: Path, *, overrides: Sequence[Path] = (), extra_env: dict[str, str] | None = None
+    ) -> None:
         self.name = f"dora-zmq-test-{uuid.uuid4().hex[:8]}"
         self.files = [COMPOSE_FILE, *overrides]
         self.env = dict(os.environ)
@@ -116,9 +122,13 @@ class ComposeProject:
 
     def run(self, *args: str, timeout: float = 180.0, check: bool = True) -> subprocess.CompletedProcess[str]:
         """One compose command to completion."""
-        done = subprocess.run(self.argv(*args), capture_output=True, text=True, timeout=timeout, env=self.env, stdin=subprocess.DEVNULL)
+        done = subprocess.run(
+            self.argv(*args), capture_output=True, text=True, timeout=timeout, env=self.env, stdin=subprocess.DEVNULL
+        )
         if check and done.returncode != 0:
-            raise AssertionError(f"docker compose {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
+            raise AssertionError(
+                f"docker compose {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
+            )
         return done
 
     def start(self, *args: str) -> DataflowProcess:
@@ -166,4 +176,3 @@ class ComposeProject:
 def span_lines(text: str) -> list[str]:
     """The OTLP receiver's ``span ...`` lines in a service's logs."""
     return [line for line in text.splitlines() if line.startswith("span ")]
-

@@ -13,6 +13,7 @@ import pytest
 from ._compose import REPO
 from ._docker import DOCKER_TIMINGS, TEST_OVERRIDE, ComposeProject, base_image, docker, require_engine, shared_dir
 
+
 @pytest.fixture(scope="session")
 def docker_image() -> Iterator[str]:
     """The dora image, built once per session through Compose (BuildKit): later builds hit its cache.
@@ -58,7 +59,9 @@ def forever_dataflows() -> Iterator[Path]:
     """A copy of ./dataflows where multi.yml never ends (the camera's COUNT 0 means no limit)."""
     folder = shared_dir("dora-zmq-flows-")
     try:
-        shutil.copytree(REPO / "dataflows", folder, dirs_exist_ok=True, ignore=shutil.ignore_patterns("out", "__pycache__"))
+        shutil.copytree(
+            REPO / "dataflows", folder, dirs_exist_ok=True, ignore=shutil.ignore_patterns("out", "__pycache__")
+        )
         multi = folder / "multi.yml"
         text = multi.read_text()
         assert "COUNT: 30" in text, "multi.yml changed: update the never-ending copy"

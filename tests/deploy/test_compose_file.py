@@ -20,7 +20,17 @@ import pytest
 from dora_zmq.descriptor import load_dataflow
 from dora_zmq.testing import run_cli
 
-from ._compose import COMPOSE_FILE, CURVE_OVERRIDE, MULTI_YML, REPO, dataflow_mount, dora_services, load_compose, mount, option
+from ._compose import (
+    COMPOSE_FILE,
+    CURVE_OVERRIDE,
+    MULTI_YML,
+    REPO,
+    dataflow_mount,
+    dora_services,
+    load_compose,
+    mount,
+    option,
+)
 
 OTLP = "http://jaeger:4318"
 
@@ -30,7 +40,10 @@ def _check_jsonschema(path: Path) -> subprocess.CompletedProcess[str]:
     env = {"PATH": "/usr/bin:/bin", "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9"}
     return subprocess.run(
         [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.compose-spec", str(path)],
-        capture_output=True, text=True, env=env, timeout=60,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
     )
 
 
@@ -45,7 +58,9 @@ def _schema_bundled() -> str | None:
 
 # The test overrides use compose's !reset/!override tags, which a plain YAML reader rejects;
 # Compose itself parses them in the docker tests.
-@pytest.mark.parametrize("path", [COMPOSE_FILE, CURVE_OVERRIDE, REPO / "deploy" / "swarm-stack.yml"], ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", [COMPOSE_FILE, CURVE_OVERRIDE, REPO / "deploy" / "swarm-stack.yml"], ids=lambda p: p.name
+)
 def test_compose_files_match_the_compose_spec(path: Path) -> None:
     why = _schema_bundled()
     if why:

@@ -29,7 +29,17 @@ from dora_zmq.descriptor import load_dataflow
 from dora_zmq.testing import DataflowProcess, leaked_processes
 from multihost.netns import Host, Network, netns_unavailable
 
-from ._compose import CURVE_OVERRIDE, MULTI_YML, REPO, dataflow_mount, dora_services, load_compose, mount, start_order, traces_through
+from ._compose import (
+    CURVE_OVERRIDE,
+    MULTI_YML,
+    REPO,
+    dataflow_mount,
+    dora_services,
+    load_compose,
+    mount,
+    start_order,
+    traces_through,
+)
 
 pytestmark = pytest.mark.netns
 
@@ -119,14 +129,22 @@ def test_compose_services_run_the_example_across_hosts(
         procs[name] = run(name, service["command"], env_of(name))
     if curve:
         # A client without the keys, next to `start`: the coordinator must not answer it.
-        intruder = dora("list", prefix=compose_hosts["start"].prefix, env={"DORA_ZMQ_COORDINATOR": env_of("start")["DORA_ZMQ_COORDINATOR"]})
+        intruder = dora(
+            "list",
+            prefix=compose_hosts["start"].prefix,
+            env={"DORA_ZMQ_COORDINATOR": env_of("start")["DORA_ZMQ_COORDINATOR"]},
+        )
 
     result = procs["start"].wait(60)
     daemon_logs = "\n".join(p.output for n, p in procs.items() if n != "start")
     assert result.returncode == 0, result.output + "\n" + daemon_logs
 
     count = int(load_dataflow(MULTI_YML).node("camera").env["COUNT"])
-    for line in (f"camera: sent {count} frames", f"detector: handled {count} frames", f"display: {count} boxes, {count} correct, lost 0"):
+    for line in (
+        f"camera: sent {count} frames",
+        f"detector: handled {count} frames",
+        f"display: {count} boxes, {count} correct, lost 0",
+    ):
         assert line in result.stdout, result.output
     assert "finished" in result.stderr, result.output
 

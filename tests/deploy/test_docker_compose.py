@@ -29,7 +29,16 @@ from dora_zmq.descriptor import load_dataflow
 from dora_zmq.testing import run_cli
 
 from ._compose import CURVE_OVERRIDE, MULTI_YML, REPO, dora_services, load_compose, traces_through
-from ._docker import DOCKER_TIMINGS, KEYS_OVERRIDE, PORT_OVERRIDE, TEST_OVERRIDE, ComposeProject, background, shared_dir, span_lines
+from ._docker import (
+    DOCKER_TIMINGS,
+    KEYS_OVERRIDE,
+    PORT_OVERRIDE,
+    TEST_OVERRIDE,
+    ComposeProject,
+    background,
+    shared_dir,
+    span_lines,
+)
 
 pytestmark = pytest.mark.docker
 
@@ -55,7 +64,11 @@ def test_up_runs_the_example_to_its_end_with_one_trace_per_frame(compose: Callab
     assert up.returncode == 0, f"{up.stdout[-6000:]}\n{up.stderr[-3000:]}"
 
     result = project.logs("start")
-    for line in (f"camera: sent {COUNT} frames", f"detector: handled {COUNT} frames", f"display: {COUNT} boxes, {COUNT} correct, lost 0"):
+    for line in (
+        f"camera: sent {COUNT} frames",
+        f"detector: handled {COUNT} frames",
+        f"display: {COUNT} boxes, {COUNT} correct, lost 0",
+    ):
         assert line in result, result
     assert re.search(r"dataflow '.*' finished", result), result
 
@@ -68,7 +81,9 @@ def test_up_runs_the_example_to_its_end_with_one_trace_per_frame(compose: Callab
 
 def _wait_for_frames(project: ComposeProject, since: str) -> None:
     """Follow the receiver's output until frames cross both machines (display spans)."""
-    with background(project.argv("logs", "--follow", "--no-color", "--no-log-prefix", "--since", since, "jaeger"), project.env) as follow:
+    with background(
+        project.argv("logs", "--follow", "--no-color", "--no-log-prefix", "--since", since, "jaeger"), project.env
+    ) as follow:
         follow.wait_for_line(r"^span display ", timeout=120)
 
 
@@ -115,7 +130,9 @@ def test_a_never_ending_curve_dataflow_stops_cleanly_on_stop_and_on_down(
     keys = _curve_keys()
     try:
         project = compose(
-            forever_dataflows, [CURVE_OVERRIDE, TEST_OVERRIDE, KEYS_OVERRIDE, PORT_OVERRIDE], {"DORA_ZMQ_TEST_KEYS": str(keys)}
+            forever_dataflows,
+            [CURVE_OVERRIDE, TEST_OVERRIDE, KEYS_OVERRIDE, PORT_OVERRIDE],
+            {"DORA_ZMQ_TEST_KEYS": str(keys)},
         )
         started = time.monotonic()
         since = _now()
@@ -146,7 +163,9 @@ def test_a_never_ending_curve_dataflow_stops_cleanly_on_stop_and_on_down(
         project.run("start", timeout=300)
         _wait_for_frames(project, since)
         _timed("start again until frames flow", started)
-        waiters = {name: project.own(background(["docker", "wait", c["Id"]], project.env)) for name, c in containers.items()}
+        waiters = {
+            name: project.own(background(["docker", "wait", c["Id"]], project.env)) for name, c in containers.items()
+        }
         logs = project.start("logs", "--follow", "--no-color", "--no-log-prefix", "--since", since, "start")
         started = time.monotonic()
         project.run("down", "--volumes", timeout=300)

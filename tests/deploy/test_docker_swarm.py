@@ -61,7 +61,9 @@ def _wait_for(what: str, check: Callable[[], str | None], timeout: float) -> str
 
 def _tasks(service: str) -> list[str]:
     """``state|error`` of each task of a service, newest first."""
-    out = docker("service", "ps", "--no-trunc", "--format", "{{.CurrentState}}|{{.Error}}", service, timeout=30, check=False).stdout
+    out = docker(
+        "service", "ps", "--no-trunc", "--format", "{{.CurrentState}}|{{.Error}}", service, timeout=30, check=False
+    ).stdout
     return [line for line in out.splitlines() if line.strip()]
 
 
@@ -89,40 +91,80 @@ def test_stack_runs_the_example_on_a_single_node_swarm(docker_image: str, swarm:
         keys = folder / "keys"
         assert run_cli(["keys", str(keys)], timeout=30).returncode == 0
         stack = _test_stack(docker_image, folder)
-        env = {"DORA_ZMQ_IMAGE": docker_image, "DORA_ZMQ_DATAFLOWS": str(REPO / "dataflows"), "DORA_ZMQ_KEYS_DIR": str(keys)}
+        env = {
+            "DORA_ZMQ_IMAGE": docker_image,
+            "DORA_ZMQ_DATAFLOWS": str(REPO / "dataflows"),
+            "DORA_ZMQ_KEYS_DIR": str(keys),
+        }
         docker("node", "update", "--label-add", "dora-machine=cam", swarm, timeout=30)
         started = time.monotonic()
         docker("stack", "deploy", "--compose-file", str(stack), name, timeout=120, env={**os.environ, **env})
 
         # Placement by label: `cam` runs, `compute` waits for a node labelled compute.
-        _wait_for("daemon-cam running", lambda: "ok" if any(t.startswith("Running") for t in _tasks(f"{name}_daemon-cam")) else None, 180)
-        held = _wait_for("daemon-compute pending", lambda: next((t for t in _tasks(f"{name}_daemon-compute") if t.startswith("Pending")), None), 60)
+        _wait_for(
+            "daemon-cam running",
+            lambda: "ok" if any(t.startswith("Running") for t in _tasks(f"{name}_daemon-cam")) else None,
+            180,
+        )
+        held = _wait_for(
+            "daemon-compute pending",
+            lambda: next((t for t in _tasks(f"{name}_daemon-compute") if t.startswith("Pending")), None),
+            60,
+        )
         assert "no suitable node" in held, held
         # One node has one value per label, so here machine `compute` joins `cam`'s node the way
         # an operator would move it: its constraint now names that node's label. (Relabelling
         # the node would make swarm shut down daemon-cam, whose constraint no longer holds.)
         docker(
-            "service", "update", "--detach", "--constraint-rm", "node.labels.dora-machine == compute",
-            "--constraint-add", "node.labels.dora-machine == cam", f"{name}_daemon-compute", timeout=60,
+            "service",
+            "update",
+            "--detach",
+            "--constraint-rm",
+            "node.labels.dora-machine == compute",
+            "--constraint-add",
+            "node.labels.dora-machine == cam",
+            f"{name}_daemon-compute",
+            timeout=60,
         )
 
-        final = _wait_for("start finished", lambda: next((t for t in _tasks(f"{name}_start") if t.split(" ")[0] in ("Complete", "Failed", "Rejected")), None), 300)
+        final = _wait_for(
+            "start finished",
+            lambda: next(
+                (t for t in _tasks(f"{name}_start") if t.split(" ")[0] in ("Complete", "Failed", "Rejected")), None
+            ),
+            300,
+        )
         DOCKER_TIMINGS["swarm: deploy to dataflow end"] = time.monotonic() - started
         output = _logs(f"{name}_start")
-        assert final.startswith("Complete"), f"{final}\n{output}\n" + "\n".join(_logs(f"{name}_{s}") for s in ("coordinator", "daemon-cam", "daemon-compute"))
+        assert final.startswith("Complete"), f"{final}\n{output}\n" + "\n".join(
+            _logs(f"{name}_{s}") for s in ("coordinator", "daemon-cam", "daemon-compute")
+        )
         assert f"display: {count} boxes, {count} correct, lost 0" in output, output
         # The one-shot ran once; the daemon placed first was never moved or restarted.
         assert len(_tasks(f"{name}_start")) == 1 and len(_tasks(f"{name}_daemon-cam")) == 1
         # Every node flushed its spans when it stopped, before `start` completed; the service
         # logs may lag the receiver's output by a moment.
-        _wait_for("one trace per frame", lambda: "ok" if traces_through(span_lines(_logs(f"{name}_jaeger")), NODES) == count else None, 20)
+        _wait_for(
+            "one trace per frame",
+            lambda: "ok" if traces_through(span_lines(_logs(f"{name}_jaeger")), NODES) == count else None,
+            20,
+        )
     finally:
         docker("stack", "rm", name, timeout=120, check=False)
-        _wait_for("stack removed", lambda: "ok" if not docker("ps", "-aq", "--filter", f"label=com.docker.stack.namespace={name}", timeout=30).stdout.strip() else None, 120)
+        _wait_for(
+            "stack removed",
+            lambda: (
+                "ok"
+                if not docker(
+                    "ps", "-aq", "--filter", f"label=com.docker.stack.namespace={name}", timeout=30
+                ).stdout.strip()
+                else None
+            ),
+            120,
+        )
         shutil.rmtree(folder, ignore_errors=True)
 
 
 def _logs(service: str) -> str:
     done = docker("service", "logs", "--raw", service, timeout=60, check=False)
     return f"--- {service}\n{done.stdout}{done.stderr}"
-

@@ -71,7 +71,11 @@ def test_default_command_is_the_cli_help(steps: list[tuple[str, str]]) -> None:
 
 
 def test_copied_sources_exist_and_are_not_dockerignored(steps: list[tuple[str, str]]) -> None:
-    ignored = {line.strip() for line in (REPO / ".dockerignore").read_text().splitlines() if line.strip() and not line.startswith("#")}
+    ignored = {
+        line.strip()
+        for line in (REPO / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
     for copy in _all(steps, "COPY"):
         for source in copy.split()[:-1]:
             assert (REPO / source).exists(), source
@@ -92,7 +96,10 @@ def test_copied_files_are_enough_to_build_the_package(tmp_path: Path, steps: lis
     # An sdist needs no `wheel` package nor network; it reads pyproject, README and the version.
     build = subprocess.run(
         [sys.executable, "-c", "from setuptools import build_meta as b; print(b.build_sdist('dist'))"],
-        cwd=src, capture_output=True, text=True, timeout=60,
+        cwd=src,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert build.returncode == 0, build.stderr[-3000:]
     sdist = src / "dist" / build.stdout.strip().splitlines()[-1]

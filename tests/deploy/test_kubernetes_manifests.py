@@ -18,7 +18,9 @@ from dora_zmq.descriptor import load_dataflow
 
 from ._compose import MULTI_YML, REPO
 
-kubernetes_validate = pytest.importorskip("kubernetes_validate", reason="kubernetes-validate is not installed (pip install -e '.[dev]')")
+kubernetes_validate = pytest.importorskip(
+    "kubernetes_validate", reason="kubernetes-validate is not installed (pip install -e '.[dev]')"
+)
 
 KUSTOMIZE = REPO / "deploy" / "kubernetes"
 # The oldest version deploy/README.md names; the newest is whatever the package bundles.
@@ -97,7 +99,11 @@ def test_the_coordinator_service_is_what_every_client_dials() -> None:
         for container in _containers(pod):
             command = container["command"]
             env = _env(container)
-            target = command[command.index("--coordinator") + 1] if "--coordinator" in command else env.get("DORA_ZMQ_COORDINATOR")
+            target = (
+                command[command.index("--coordinator") + 1]
+                if "--coordinator" in command
+                else env.get("DORA_ZMQ_COORDINATOR")
+            )
             if command[:2] != ["dora-zmq", "coordinator"]:
                 assert target == f"tcp://coordinator:{port}", (name, container["name"])
 

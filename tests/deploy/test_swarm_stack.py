@@ -48,7 +48,12 @@ def test_curve_is_on_for_every_dora_service() -> None:
             continue
         assert service["environment"]["DORA_ZMQ_KEYS"] == "/keys", name
         targets = {s["target"]: s for s in service["secrets"]}
-        assert {"/keys/server.key", "/keys/server.key_secret", "/keys/clients/default.key_secret", "/keys/authorized/default.key"} <= set(targets)
+        assert {
+            "/keys/server.key",
+            "/keys/server.key_secret",
+            "/keys/clients/default.key_secret",
+            "/keys/authorized/default.key",
+        } <= set(targets)
         for secret in targets.values():
             assert secret["uid"] == "1000" and secret["mode"] == 0o400, (name, secret)
 

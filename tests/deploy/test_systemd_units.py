@@ -33,7 +33,9 @@ def test_unit_passes_systemd_analyze_verify(name: str, tmp_path: Path) -> None:
     unit.write_text(text)
     result = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60)
     # verify exits 0 on unknown keys and bad values, but says so: no output is the pass.
-    assert result.returncode == 0 and not result.stderr.strip() and not result.stdout.strip(), result.stdout + result.stderr
+    assert result.returncode == 0 and not result.stderr.strip() and not result.stdout.strip(), (
+        result.stdout + result.stderr
+    )
 
 
 def test_node_template_restarts_on_failure_from_an_env_file() -> None:

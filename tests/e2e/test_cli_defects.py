@@ -76,13 +76,19 @@ def test_start_without_a_daemon_fails_and_says_why_everywhere(dora, local_cluste
 
     as_json = json.loads(dora("list", "--format", "json", env=env).wait(20).stdout)
     (flow_json,) = as_json["dataflows"]
-    assert sorted(f["node"] for f in flow_json["failures"]) == ["sink", "source", "transform"]  # was "sink,source,transform"
+    assert sorted(f["node"] for f in flow_json["failures"]) == [
+        "sink",
+        "source",
+        "transform",
+    ]  # was "sink,source,transform"
     assert all(s == "failed" for s in flow_json["nodes"].values()), flow_json["nodes"]
 
     attached = dora("start", str(flow), "--attach", env=env).wait(30)
     assert attached.returncode == 1, attached.output
     for node in ("source", "transform", "sink"):
-        assert f"node '{node}' failed: not started: no daemon for the default machine" in attached.stderr, attached.stderr
+        assert f"node '{node}' failed: not started: no daemon for the default machine" in attached.stderr, (
+            attached.stderr
+        )
     assert "sink,source" not in attached.output and "source,transform" not in attached.output
 
 
@@ -105,7 +111,11 @@ def test_check_file_dash_v_logs_at_debug(dora) -> None:
 
 def test_otlp_receiver_help() -> None:
     result = subprocess.run(  # noqa: S603 - our own module
-        [sys.executable, "-m", "dora_zmq.otlp_receiver", "--help"], capture_output=True, text=True, timeout=30, check=False,
+        [sys.executable, "-m", "dora_zmq.otlp_receiver", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
     assert "usage:" in result.stdout and "port" in result.stdout

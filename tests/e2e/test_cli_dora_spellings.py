@@ -63,7 +63,14 @@ def test_dora_spellings_and_restarts_in_list(dora, tmp_path: Path) -> None:
     assert re.search(r"flaky\s.*running.*flaky: 2", listing.stdout, re.S), listing.stdout
 
     # dora's flags name the coordinator too (over the environment)
-    flags = dora("list", "--coordinator-addr", host, "--coordinator-port", port, env={"DORA_ZMQ_STATE_DIR": env["DORA_ZMQ_STATE_DIR"]}).wait(15)
+    flags = dora(
+        "list",
+        "--coordinator-addr",
+        host,
+        "--coordinator-port",
+        port,
+        env={"DORA_ZMQ_STATE_DIR": env["DORA_ZMQ_STATE_DIR"]},
+    ).wait(15)
     assert flags.returncode == 0 and "flaky" in flags.stdout, flags.output
     stop = dora("stop", "flaky", "--grace-duration", "5s", env=env).wait(15)
     assert stop.returncode == 0, stop.output

@@ -6,7 +6,6 @@ import signal
 from pathlib import Path
 
 
-
 def test_daemon_registers_again_after_coordinator_restart(dora, local_cluster, tmp_path: Path) -> None:
     cluster = local_cluster()
     address, env = cluster.address, cluster.env

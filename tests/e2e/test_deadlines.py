@@ -96,7 +96,9 @@ def test_a_spawn_never_confirmed_fails_the_start(dora, tmp_path: Path) -> None: 
         assert took < START_S + SLACK_S, result.output
         assert result.returncode == 1, result.output
         assert f"not confirmed started by its daemon within {START_S:g} s" in result.stderr, result.output
-        assert "node 'muted' failed on machine 'mute'" in result.stderr and "no report from its daemon" in result.stderr, result.output
+        assert (
+            "node 'muted' failed on machine 'mute'" in result.stderr and "no report from its daemon" in result.stderr
+        ), result.output
     finally:
         daemon.close()
 
@@ -108,7 +110,9 @@ def test_a_stop_never_confirmed_ends_at_its_bound_and_a_late_exit_updates_it(dor
         run = dora("start", "dataflow.yml", "--attach", "--ship", "never", env=env, cwd=tmp_path)
         spawn = daemon.spawned.get(timeout=20)
         df_id = spawn.dataflow_id
-        daemon.outbox.put(ctl.NodeResources("mute", [ctl.ProcessSample(df_id, "muted", 4242, 0.0, 1 << 20)]))  # it started
+        daemon.outbox.put(
+            ctl.NodeResources("mute", [ctl.ProcessSample(df_id, "muted", 4242, 0.0, 1 << 20)])
+        )  # it started
         asked = time.monotonic()
         assert dora("stop", df_id, "--grace-duration", "0", env=env).wait(20).returncode == 0
         assert daemon.stops.get(timeout=10).dataflow_id == df_id
@@ -117,7 +121,9 @@ def test_a_stop_never_confirmed_ends_at_its_bound_and_a_late_exit_updates_it(dor
         assert took < bound + SLACK_S, result.output
         assert result.returncode == 1, result.output
         assert "exit not confirmed within the stop's deadline" in result.stderr, result.output
-        assert "exit unconfirmed of node 'muted' on machine 'mute': no report from its daemon (connected" in result.stderr, result.output
+        assert (
+            "exit unconfirmed of node 'muted' on machine 'mute': no report from its daemon (connected" in result.stderr
+        ), result.output
         # The exit is reported after all: the record says so, the dataflow stays ended.
         daemon.outbox.put(ctl.NodeExited(df_id, "muted", 0, None, False, machine="mute", sent={}))
         deadline = time.monotonic() + 20

@@ -83,7 +83,12 @@ nodes:
       world: fuse/world
 """
 
-FILL = {"custom": (0xE8, 0xF0, 0xFE), "runtime": (0xE6, 0xF4, 0xEA), "dynamic": (0xFF, 0xF8, 0xE1), "timer": (0xF3, 0xE8, 0xFD)}
+FILL = {
+    "custom": (0xE8, 0xF0, 0xFE),
+    "runtime": (0xE6, 0xF4, 0xEA),
+    "dynamic": (0xFF, 0xF8, 0xE1),
+    "timer": (0xF3, 0xE8, 0xFD),
+}
 
 
 def _chromium(*args: str) -> subprocess.CompletedProcess[bytes]:
@@ -91,13 +96,22 @@ def _chromium(*args: str) -> subprocess.CompletedProcess[bytes]:
     tag = uuid.uuid4().hex
     with tempfile.TemporaryDirectory() as profile:
         flags = [
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
             f"--user-data-dir={profile}",
         ]
         try:
             return subprocess.run(  # noqa: S603 - the system's chromium
-                [str(CHROMIUM), *flags, *args], capture_output=True, timeout=90, start_new_session=True,
+                [str(CHROMIUM), *flags, *args],
+                capture_output=True,
+                timeout=90,
+                start_new_session=True,
                 env={**os.environ, TAG_ENV: tag},
             )
         finally:
@@ -172,6 +186,7 @@ def _darkest_near(img: tuple[int, int, list[bytearray]], x: float, y: float, r: 
 def _expected_edges(lay: Layout) -> set[tuple[str, str, str]]:
     def name(key: str) -> str:
         return key if lay.boxes[key].kind == "timer" else lay.boxes[key].title
+
     return {(name(lk.source), lk.target, lk.label) for lk in lay.links}
 
 
@@ -201,7 +216,10 @@ def test_browser_renders_every_node_and_link(page: tuple[Path, Layout]) -> None:
     flow_nodes = {"camera", "lidar", "perception", "fuse", "planner", "controller", "dashboard"}
     drawn = {n["data-id"] for n in found.nodes}
     assert flow_nodes <= drawn and {d for d in drawn if d.startswith("timer:")} == {
-        "timer:robot:dora/timer/millis/33", "timer:robot:dora/timer/millis/100", "timer:robot:dora/timer/millis/10"}
+        "timer:robot:dora/timer/millis/33",
+        "timer:robot:dora/timer/millis/100",
+        "timer:robot:dora/timer/millis/10",
+    }
     edges = {(e["data-source"], e["data-target"], e["data-label"]) for e in found.edges}
     assert edges == _expected_edges(lay)
     assert ("perception", "fuse", "track/tracks as tracks") in edges and ("planner", "fuse", "plan") in edges
@@ -215,7 +233,11 @@ def test_screenshot_shows_boxes_labels_and_strokes(page: tuple[Path, Layout], tm
     assert svg is not None
     (tmp_path / "graph.svg").write_text(svg.group(0))
     shot = tmp_path / "graph.png"
-    done = _chromium(f"--screenshot={shot}", f"--window-size={int(lay.width) + 1},{int(lay.height) + 1}", (tmp_path / "graph.svg").as_uri())
+    done = _chromium(
+        f"--screenshot={shot}",
+        f"--window-size={int(lay.width) + 1},{int(lay.height) + 1}",
+        (tmp_path / "graph.svg").as_uri(),
+    )
     assert done.returncode == 0 and shot.is_file(), done.stderr.decode(errors="replace")[-2000:]
     img = _read_png(shot.read_bytes())
     assert img[0] >= lay.width
@@ -237,10 +259,14 @@ def test_screenshot_shows_boxes_labels_and_strokes(page: tuple[Path, Layout], tm
 
 
 def test_mermaid_is_the_default_and_open_hands_the_page_to_a_browser(dora, tmp_path: Path) -> None:
-    yml = write_dataflow(tmp_path, FLOW, files={
-        "node.py": "print('x')\n",
-        "browser.sh": "#!/bin/sh\necho \"$1\" > \"$(dirname \"$0\")/opened.txt\"\n",
-    })
+    yml = write_dataflow(
+        tmp_path,
+        FLOW,
+        files={
+            "node.py": "print('x')\n",
+            "browser.sh": '#!/bin/sh\necho "$1" > "$(dirname "$0")/opened.txt"\n',
+        },
+    )
     default = dora("graph", str(yml)).wait(30)
     explicit = dora("graph", str(yml), "--mermaid").wait(30)
     assert default.returncode == explicit.returncode == 0, default.output + explicit.output
@@ -248,7 +274,9 @@ def test_mermaid_is_the_default_and_open_hands_the_page_to_a_browser(dora, tmp_p
     out = tmp_path / "elsewhere" / "g.html"
     out.parent.mkdir()
     # webbrowser runs $BROWSER with the URL (and waits for it): a script stands in for one.
-    opened = dora("graph", str(yml), "--open", "-o", str(out), env={"BROWSER": str(tmp_path / "browser.sh") + " %s"}).wait(30)
+    opened = dora(
+        "graph", str(yml), "--open", "-o", str(out), env={"BROWSER": str(tmp_path / "browser.sh") + " %s"}
+    ).wait(30)
     assert opened.returncode == 0, opened.output
     assert out.is_file() and "<svg" in out.read_text()
     assert (tmp_path / "opened.txt").read_text().strip() == out.resolve().as_uri()

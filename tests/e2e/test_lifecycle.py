@@ -117,7 +117,13 @@ def test_crashing_node_fails_the_dataflow_and_downstream_sees_node_failed(dora, 
     assert result.returncode == 1, result.output
     events = node_events(result.stdout, "sink")
     kinds = [(e["type"], e["id"]) for e in events]
-    assert kinds == [("INPUT", "x"), ("INPUT", "x"), ("NODE_FAILED", "crasher"), ("INPUT_CLOSED", "x"), ("STOP", "ALL_INPUTS_CLOSED")], result.output
+    assert kinds == [
+        ("INPUT", "x"),
+        ("INPUT", "x"),
+        ("NODE_FAILED", "crasher"),
+        ("INPUT_CLOSED", "x"),
+        ("STOP", "ALL_INPUTS_CLOSED"),
+    ], result.output
     assert "boom-42" in events[2]["error"]
     # The report names the node, its exit code and shows the exception from its stderr.
     assert "node 'crasher' failed (exit code 1)" in result.output

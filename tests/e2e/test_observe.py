@@ -36,8 +36,31 @@ nodes:
       count: {source: ticker/count, queue_size: 2}
 """
 
-DATAFLOW_KEYS = {"id", "name", "status", "started_at", "ended_at", "nodes", "machines", "failures", "error", "dropped", "lost", "restarts"}
-DAEMON_KEYS = {"machine_id", "hostname", "pid", "version", "advertise", "node_addresses", "heartbeat_age_s", "connected_s", "nodes_running"}
+DATAFLOW_KEYS = {
+    "id",
+    "name",
+    "status",
+    "started_at",
+    "ended_at",
+    "nodes",
+    "machines",
+    "failures",
+    "error",
+    "dropped",
+    "lost",
+    "restarts",
+}
+DAEMON_KEYS = {
+    "machine_id",
+    "hostname",
+    "pid",
+    "version",
+    "advertise",
+    "node_addresses",
+    "heartbeat_age_s",
+    "connected_s",
+    "nodes_running",
+}
 
 
 def _json(result: Any) -> Any:
@@ -65,7 +88,10 @@ def deployment(dora, local_cluster, tmp_path: Path) -> dict[str, str]:
     cluster.daemon("--machine-id", "arm", "--bind-data", "127.0.0.1", "--advertise", "127.0.0.1")
     yaml = FOREVER.replace("    path: recorder.py\n", "    path: recorder.py\n    deploy: {machine: arm}\n")
     flow = write_dataflow(tmp_path / "forever", yaml, copy=[FLOWS / "ticker.py", FLOWS / "recorder.py"])
-    _until(lambda: dora("status", "--json", env=env).wait(15), lambda r: len(json.loads(r.stdout or "{}").get("daemons", [])) == 2)
+    _until(
+        lambda: dora("status", "--json", env=env).wait(15),
+        lambda r: len(json.loads(r.stdout or "{}").get("daemons", [])) == 2,
+    )
     started = dora("start", str(flow), "--name", "demo", env=env).wait(30)
     assert started.returncode == 0, started.output
     assert "2 nodes on machines (default), arm" in started.stdout
@@ -97,7 +123,9 @@ def test_status_list_and_logs_as_tables_and_json(dora, deployment: dict[str, str
     table = dora("status", env=env).wait(15)
     assert table.returncode == 0, table.output
     assert f"coordinator {address}  version {__version__}" in table.stdout
-    assert re.search(r"\(default\) .*\b1\b", table.stdout) and re.search(r"arm .*127\.0\.0\.1.*\b1\b", table.stdout), table.stdout
+    assert re.search(r"\(default\) .*\b1\b", table.stdout) and re.search(r"arm .*127\.0\.0\.1.*\b1\b", table.stdout), (
+        table.stdout
+    )
     assert re.search(r"demo\s.*running", table.stdout), table.stdout
 
     # The daemons' healthcheck.
@@ -107,7 +135,8 @@ def test_status_list_and_logs_as_tables_and_json(dora, deployment: dict[str, str
     assert missing.returncode == 1 and "no daemon for machine 'gripper' is connected" in missing.stderr, missing.output
 
     listing = _until(
-        lambda: _json(dora("list", "--json", env=env).wait(15)), lambda li: li["dataflows"][0]["dropped"].get("sink/count", 0) > 0,
+        lambda: _json(dora("list", "--json", env=env).wait(15)),
+        lambda li: li["dataflows"][0]["dropped"].get("sink/count", 0) > 0,
     )
     assert set(listing["dataflows"][0]) == DATAFLOW_KEYS and listing["dataflows"][0]["dropped"]["sink/count"] > 0
 
@@ -149,14 +178,21 @@ def test_status_list_and_logs_as_tables_and_json(dora, deployment: dict[str, str
 def test_top_once_shows_rates_resources_and_drops(dora, deployment: dict[str, str]) -> None:
     env = deployment
     pattern = r"ticker\s+-\s+[\d.]+\s+[\d.]+ MiB\s+0\s+← tick\s+(\d+)"
-    view = _until(lambda: dora("top", "--once", env=env).wait(20), lambda r: bool(re.search(pattern, r.stdout)) and "sink" in r.stdout)
+    view = _until(
+        lambda: dora("top", "--once", env=env).wait(20),
+        lambda r: bool(re.search(pattern, r.stdout)) and "sink" in r.stdout,
+    )
     assert view.returncode == 0, view.output
     text = view.stdout
     m = re.search(pattern, text)
     assert m, text
-    assert 20 <= int(m.group(1)) <= 130, text  # a 10 ms timer: about 100 per second (fewer on a loaded machine), not 0 or 2x
+    assert 20 <= int(m.group(1)) <= 130, (
+        text
+    )  # a 10 ms timer: about 100 per second (fewer on a loaded machine), not 0 or 2x
     assert re.search(r"→ count\s+\d+", text), text
-    sink = re.search(r"sink\s+arm\s+[\d.]+\s+[\d.]+ MiB\s+0\s+← count\s+[\d.]+\s+(\d+)\s+(\d+)\s+0", text)  # sampled by arm's daemon
+    sink = re.search(
+        r"sink\s+arm\s+[\d.]+\s+[\d.]+ MiB\s+0\s+← count\s+[\d.]+\s+(\d+)\s+(\d+)\s+0", text
+    )  # sampled by arm's daemon
     assert sink and int(sink.group(1)) <= 2 and int(sink.group(2)) > 0, text  # queue within queue_size; drops
 
 
@@ -166,13 +202,18 @@ def test_top_in_a_terminal_refreshes_and_quits_on_q_or_ctrl_c(dora, deployment: 
     env = deployment
     server = f"dora-zmq-test-{uuid.uuid4().hex[:8]}"  # our own tmux server: nothing shared
     tag = uuid.uuid4().hex
-    top = f"env -u COLUMNS -u LINES {TAG_ENV}={tag} DORA_ZMQ_COORDINATOR={env['DORA_ZMQ_COORDINATOR']} {sys.executable} -m dora_zmq top"
+    top = (
+        f"env -u COLUMNS -u LINES {TAG_ENV}={tag} DORA_ZMQ_COORDINATOR={env['DORA_ZMQ_COORDINATOR']}"
+        f" {sys.executable} -m dora_zmq top"
+    )
     command = f"{top}; echo TOP-EXITED rc=$?; {top}; echo AGAIN-EXITED rc=$?; sleep 60"
     tmux = ["tmux", "-L", server]
     subprocess.run([*tmux, "new-session", "-d", "-s", "top", "-x", "120", "-y", "25", command], check=True, timeout=10)  # noqa: S603
 
     def screen() -> str:
-        return subprocess.run([*tmux, "capture-pane", "-p", "-t", "top"], capture_output=True, text=True, timeout=10, check=False).stdout  # noqa: S603
+        return subprocess.run(
+            [*tmux, "capture-pane", "-p", "-t", "top"], capture_output=True, text=True, timeout=10, check=False
+        ).stdout  # noqa: S603
 
     try:
         rate = r"← tick\s+(\d+)\s"

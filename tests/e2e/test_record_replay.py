@@ -40,7 +40,8 @@ CAMERA = f"""
     node = Node()
     for i, gap in enumerate({GAPS_MS}):
         time.sleep(gap / 1000)
-        node.send_output("frame", pa.array(np.arange(i, i + 6, dtype=np.uint16)), {{"i": i, "w": 3, "tag": "f" + str(i)}})
+        meta = {{"i": i, "w": 3, "tag": "f" + str(i)}}
+        node.send_output("frame", pa.array(np.arange(i, i + 6, dtype=np.uint16)), meta)
         if i % 3 == 0:
             # the info output changes type half-way: the recording starts a new segment
             info = pa.array([{{"x": i, "name": "n" + str(i)}}]) if i < 6 else pa.array(["s" + str(i), None])
@@ -54,7 +55,8 @@ SINK = """
     for event in node:
         if event["type"] == "INPUT":
             row = {"id": event["id"], "value": event["value"].to_pylist(), "type": str(event["value"].type),
-                   "metadata": {k: v for k, v in event["metadata"].items() if k != "timestamp"}, "sent_ns": event.sent_ns}
+                   "metadata": {k: v for k, v in event["metadata"].items() if k != "timestamp"},
+                   "sent_ns": event.sent_ns}
             print("EVENT " + json.dumps(row), flush=True)
 """
 
@@ -102,7 +104,10 @@ def test_record_then_replay_sends_the_same_messages_with_their_timing(dora, flow
         assert all(m.received_ns >= m.sent_ns - 5_000_000 for m in got)  # same host, same clock
         out = rec.manifest.output(topic)
         assert out.messages == len(want) and out.not_written == out.dropped == out.lost == 0
-    assert [s.value_type for s in rec.manifest.output("camera/info").segments] == ["struct<x: int64, name: string>", "string"]
+    assert [s.value_type for s in rec.manifest.output("camera/info").segments] == [
+        "struct<x: int64, name: string>",
+        "string",
+    ]
     frames1 = rec.read_output("camera/frame")
     recorded_offsets = _offsets_s([m.sent_ns for m in frames1])
     assert recorded_offsets[-1] >= 0.7  # the gaps add up to 0.815 s
@@ -130,12 +135,16 @@ def test_record_then_replay_sends_the_same_messages_with_their_timing(dora, flow
 def test_replay_node_in_yaml_as_fast_as_possible(dora, flow_dir: Path) -> None:
     """The dora-rs way: a node's `path` becomes the replay program; its outputs stay."""
     yml = write_dataflow(flow_dir, FLOW, files={"camera.py": CAMERA, "sink.py": SINK})
-    recorded = dora("run", str(yml), "--record", str(flow_dir / "rec"), "--record-only", "camera/frame", cwd=flow_dir).wait(60)
+    recorded = dora(
+        "run", str(yml), "--record", str(flow_dir / "rec"), "--record-only", "camera/frame", cwd=flow_dir
+    ).wait(60)
     assert recorded.returncode == 0, recorded.output
     assert [o.topic for o in Recording.open(flow_dir / "rec").outputs] == ["camera/frame"]
 
     replay_dir = flow_dir / "replay"
-    replay_yml = write_dataflow(replay_dir, """
+    replay_yml = write_dataflow(
+        replay_dir,
+        """
         nodes:
           - id: cam
             path: dora-zmq-replay
@@ -145,7 +154,9 @@ def test_replay_node_in_yaml_as_fast_as_possible(dora, flow_dir: Path) -> None:
             path: sink.py
             inputs:
               frame: {source: cam/frame, queue_size: 100}
-        """, files={"sink.py": SINK})
+        """,
+        files={"sink.py": SINK},
+    )
     result = dora("run", str(replay_yml), cwd=replay_dir).wait(60)
     assert result.returncode == 0, result.output
     rows = [e for e in node_events(result.stdout, "sink")]
@@ -158,7 +169,15 @@ def test_damaged_recordings_give_a_clear_error(dora, flow_dir: Path) -> None:
     """What the CLI says (each kind of damage is covered in tests/unit/recording)."""
     yml = write_dataflow(flow_dir, FLOW, files={"camera.py": CAMERA, "sink.py": SINK})
     rec = flow_dir / "rec"
-    manifest = Manifest("dataflow", "id", FLOW, str(flow_dir), "now", time.time_ns(), outputs=[OutputRecord("camera/frame", "camera", "frame")])
+    manifest = Manifest(
+        "dataflow",
+        "id",
+        FLOW,
+        str(flow_dir),
+        "now",
+        time.time_ns(),
+        outputs=[OutputRecord("camera/frame", "camera", "frame")],
+    )
     writer = RecordingWriter(rec, manifest)
     for i in range(200):
         writer.write("camera/frame", pa.array(range(50)), {"i": i}, i + 1, i, i)
@@ -200,13 +219,17 @@ FOREVER = """
 
 
 def test_ctrl_c_leaves_a_complete_recording(dora, flow_dir: Path) -> None:
-    yml = write_dataflow(flow_dir, """
+    yml = write_dataflow(
+        flow_dir,
+        """
         nodes:
           - id: src
             path: src.py
             inputs: {tick: dora/timer/millis/10}
             outputs: [n]
-        """, files={"src.py": FOREVER})
+        """,
+        files={"src.py": FOREVER},
+    )
     run = dora("run", str(yml), "--record", str(flow_dir / "rec"), cwd=flow_dir)
     run.wait_for_line("sent 20")
     run.interrupt_group()
@@ -220,7 +243,9 @@ def test_ctrl_c_leaves_a_complete_recording(dora, flow_dir: Path) -> None:
 
 def test_start_records_on_another_machine_over_tcp(dora, local_cluster, flow_dir: Path) -> None:
     """`start --record` on a coordinator with two daemons; the recorder runs on the second."""
-    yml = write_dataflow(flow_dir, """
+    yml = write_dataflow(
+        flow_dir,
+        """
         nodes:
           - id: camera
             path: camera.py
@@ -232,13 +257,25 @@ def test_start_records_on_another_machine_over_tcp(dora, local_cluster, flow_dir
             inputs:
               frame: {source: camera/frame, queue_size: 100}
               info: {source: camera/info, queue_size: 100}
-        """, files={"camera.py": CAMERA, "sink.py": SINK})
+        """,
+        files={"camera.py": CAMERA, "sink.py": SINK},
+    )
     cluster = local_cluster()
     env = cluster.env
     cluster.coordinator()
     for machine in ("robot", "base"):
         cluster.daemon("--machine-id", machine, "--bind-data", "127.0.0.1", cwd=flow_dir)
-    started = dora("start", str(yml), "--attach", "--record", str(flow_dir / "rec"), "--record-machine", "base", env=env, cwd=flow_dir).wait(60)
+    started = dora(
+        "start",
+        str(yml),
+        "--attach",
+        "--record",
+        str(flow_dir / "rec"),
+        "--record-machine",
+        "base",
+        env=env,
+        cwd=flow_dir,
+    ).wait(60)
     assert started.returncode == 0, started.output
     rec = Recording.open(flow_dir / "rec")
     assert rec.manifest.complete and rec.manifest.machine == "base"
@@ -249,8 +286,15 @@ def test_start_records_on_another_machine_over_tcp(dora, local_cluster, flow_dir
 
 def test_loop_replays_again_until_stopped(dora, flow_dir: Path) -> None:
     yml = write_dataflow(flow_dir, FLOW, files={"camera.py": CAMERA, "sink.py": SINK})
-    assert dora("run", str(yml), "--record", str(flow_dir / "rec"), "--record-only", "camera/info", cwd=flow_dir).wait(60).returncode == 0
-    replay_yml = write_dataflow(flow_dir / "loop", """
+    assert (
+        dora("run", str(yml), "--record", str(flow_dir / "rec"), "--record-only", "camera/info", cwd=flow_dir)
+        .wait(60)
+        .returncode
+        == 0
+    )
+    replay_yml = write_dataflow(
+        flow_dir / "loop",
+        """
         nodes:
           - id: camera
             path: dora-zmq-replay
@@ -260,7 +304,9 @@ def test_loop_replays_again_until_stopped(dora, flow_dir: Path) -> None:
             path: counter.py
             inputs:
               info: {source: camera/info, queue_size: 100}
-        """, files={"counter.py": """
+        """,
+        files={
+            "counter.py": """
             from dora_zmq import Node
             node = Node()
             seen = []
@@ -270,7 +316,9 @@ def test_loop_replays_again_until_stopped(dora, flow_dir: Path) -> None:
                     if len(seen) == 10:
                         print("SEEN", seen, flush=True)
                         node.request_dataflow_stop()
-        """})
+        """
+        },
+    )
     result = dora("run", str(replay_yml), cwd=flow_dir / "loop").wait(60)
     assert result.returncode == 0, result.output
     assert "SEEN [0, 3, 6, 9, 0, 3, 6, 9, 0, 3]" in result.stdout, result.output

@@ -63,7 +63,9 @@ def test_folder_over_the_limit_is_refused_naming_its_largest_files(dora, tmp_pat
     yml = write_dataflow(tmp_path / "flow", "nodes:\n  - id: where\n    path: where.py\n", files={"where.py": WHERE})
     (tmp_path / "flow" / "weights.bin").write_bytes(b"\0" * 200_000)
     # No coordinator is needed to get this far: the folder is packed before anything is sent.
-    result = dora("start", str(yml), "--ship-max-size", "100k", env={"DORA_ZMQ_COORDINATOR": free_tcp_address()}).wait(20)
+    result = dora("start", str(yml), "--ship-max-size", "100k", env={"DORA_ZMQ_COORDINATOR": free_tcp_address()}).wait(
+        20
+    )
     assert result.returncode == 1, result.output
     assert "over the limit of 100.0 KiB" in result.output and "weights.bin" in result.output, result.output
     assert ".dora-zmq-ignore" in result.output and "Traceback" not in result.output, result.output

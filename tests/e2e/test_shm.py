@@ -148,7 +148,12 @@ COUNTING_DST = """
 @pytest.mark.timeout(90)
 @pytest.mark.parametrize("size", [100_000, 2_000_000], ids=["slab-slot", "segment"])
 def test_crashed_receiver_leaks_no_segment(dora, flow_dir: Path, size: int) -> None:
-    (flow_dir / "dataflow.yml").write_text(FLOW.replace("path: dst.py\n    inputs:\n      big: {source: src/big, queue_size: 100}\n  - id: dst2", "path: crash.py\n    inputs:\n      big: {source: src/big, queue_size: 100}\n  - id: dst2"))
+    (flow_dir / "dataflow.yml").write_text(
+        FLOW.replace(
+            "path: dst.py\n    inputs:\n      big: {source: src/big, queue_size: 100}\n  - id: dst2",
+            "path: crash.py\n    inputs:\n      big: {source: src/big, queue_size: 100}\n  - id: dst2",
+        )
+    )
     (flow_dir / "src.py").write_text(textwrap.dedent(STEADY_SRC).replace("SIZE", str(size)))
     (flow_dir / "crash.py").write_text(textwrap.dedent(CRASHING_DST))
     (flow_dir / "dst.py").write_text(textwrap.dedent(COUNTING_DST))

@@ -120,11 +120,13 @@ def test_nodes_ignoring_stop_get_sigterm_after_the_grace_period_then_sigkill(dor
     assert 0.8 <= term_after <= 3.0, term_after  # the 1 s grace period, then SIGTERM
     assert 2.8 <= kill_after <= 6.0, kill_after  # SIGTERM ignored: SIGKILL 2 s later
     assert re.search(
-        r"node 'stubborn' failed \(killed by signal 15\): did not stop within the grace period \(1 s\) after STOP; killed with SIGTERM",
+        r"node 'stubborn' failed \(killed by signal 15\): "
+        r"did not stop within the grace period \(1 s\) after STOP; killed with SIGTERM",
         result.stderr,
     ), result.output
     assert re.search(
-        r"node 'deaf' failed \(killed by signal 9\): did not stop within the grace period \(1 s\) after STOP; killed with SIGKILL",
+        r"node 'deaf' failed \(killed by signal 9\): "
+        r"did not stop within the grace period \(1 s\) after STOP; killed with SIGKILL",
         result.stderr,
     ), result.output
     assert "node 'ticker' failed" not in result.output  # it stopped in time

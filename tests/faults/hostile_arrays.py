@@ -25,7 +25,9 @@ def invalid_arrays(data_size: int = 16) -> dict[str, pa.Array]:
         ),
         # list offsets that run past the child array (non-monotonic, so from_buffers lets it by)
         "list_offsets": pa.Array.from_buffers(
-            pa.list_(pa.int64()), 2, [None, pa.py_buffer(struct.pack("<3i", 0, 50_000, 2))],
+            pa.list_(pa.int64()),
+            2,
+            [None, pa.py_buffer(struct.pack("<3i", 0, 50_000, 2))],
             children=[pa.array([1, 2], pa.int64())],
         ),
         # dictionary indices far outside the dictionary
@@ -36,7 +38,8 @@ def invalid_arrays(data_size: int = 16) -> dict[str, pa.Array]:
         ),
         # a validity bitmap that does not match the null count it comes with
         "validity_bitmap": pa.Array.from_buffers(
-            pa.string(), 16,
+            pa.string(),
+            16,
             [pa.py_buffer(b"\xff\x00"), pa.py_buffer(bytes(68)), pa.py_buffer(b"")],
             null_count=3,
         ),

@@ -41,7 +41,10 @@ def test_forged_bytes_are_refused_and_never_served(coordinator: Channel, tmp_pat
     assert _ask(coordinator, ctl.OfferBundle(ctl.BundleRef(claimed, len(forged)))) == ctl.BundleWanted(claimed, 0)
     reply = _ask(coordinator, ctl.BundleChunk(claimed, 0, encode_chunk(forged)))
     assert isinstance(reply, ctl.Failed) and "damaged or forged" in reply.message, reply
-    started = _ask(coordinator, ctl.StartDataflow(YAML, "", str(tmp_path), None, ship="always", bundle=ctl.BundleRef(claimed, len(forged))))
+    started = _ask(
+        coordinator,
+        ctl.StartDataflow(YAML, "", str(tmp_path), None, ship="always", bundle=ctl.BundleRef(claimed, len(forged))),
+    )
     assert isinstance(started, ctl.Failed) and "is not on the coordinator" in started.message, started
     assert list((tmp_path / "cache" / "coordinator").glob("*.tar.gz")) == []
     assert isinstance(_ask(coordinator, ctl.Ping()), ctl.Pong)

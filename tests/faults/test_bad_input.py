@@ -170,6 +170,7 @@ def test_malformed_data_frames_are_counted_and_dropped(dora, tmp_path: Path) -> 
     forged = int(result.stdout.split("forger FORGED ", 1)[1].split()[0])
     # Every valid message arrives, in order, then the stream ends normally.
     events = node_events(result.stdout, "sink")
+
     def digest(value: list[object]) -> dict[str, object]:  # as recorder.py prints a long value
         text = json.dumps(value)
         return {"sha256": hashlib.sha256(text.encode()).hexdigest(), "json_length": len(text)}
@@ -190,7 +191,7 @@ def test_malformed_data_frames_are_counted_and_dropped(dora, tmp_path: Path) -> 
     assert "Traceback" not in result.output
 
 
-_INTRUDER = r'''
+_INTRUDER = r"""
 import json
 import os
 
@@ -223,7 +224,7 @@ print(f"INTRUDED {len(bad)}", flush=True)
 # The daemon and the coordinator keep working: this node is followed to a clean end.
 for i in range(3):
     node.send_output("data", pa.array([i]))
-'''
+"""
 
 
 def test_malformed_control_messages_to_the_daemon_are_dropped(dora, tmp_path: Path) -> None:

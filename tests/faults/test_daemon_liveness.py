@@ -68,7 +68,9 @@ def _wait_gone(address: str, within_s: float) -> float:
     return time.monotonic() - start
 
 
-def test_a_silent_daemon_with_an_open_connection_is_a_suspect_until_the_hung_limit(coordinator: Coordinator, caplog) -> None:
+def test_a_silent_daemon_with_an_open_connection_is_a_suspect_until_the_hung_limit(
+    coordinator: Coordinator, caplog
+) -> None:
     caplog.set_level(logging.INFO, "dora_zmq.coordinator")
     ch, _ = _register(coordinator.address)
     try:
@@ -93,7 +95,9 @@ def test_beats_on_the_heartbeat_connection_keep_the_daemon(coordinator: Coordina
     caplog.set_level(logging.INFO, "dora_zmq.coordinator")
     ch, identity = _register(coordinator.address)
     beats = Channel.connect(coordinator.address, identity=identity + ctl.HEARTBEAT_ID_SUFFIX.decode())
-    stranger = Channel.connect(coordinator.address, identity=f"daemon/x/{secrets.token_hex(8)}" + ctl.HEARTBEAT_ID_SUFFIX.decode())
+    stranger = Channel.connect(
+        coordinator.address, identity=f"daemon/x/{secrets.token_hex(8)}" + ctl.HEARTBEAT_ID_SUFFIX.decode()
+    )
     try:
         deadline = time.monotonic() + _HUNG_S + 1.0  # past the hung limit: only these beats hold it
         while time.monotonic() < deadline:

@@ -20,7 +20,7 @@ from dora_zmq.testing import write_dataflow
 
 pytestmark = pytest.mark.timeout(60)
 
-_LIAR = r'''
+_LIAR = r"""
 from dora_zmq import Node, _control as ctl
 
 node = Node()
@@ -37,9 +37,9 @@ for event in node:
     elif event["type"] in ("INPUT_CLOSED", "NODE_FAILED"):
         print(f"ECHO WENT AWAY ({event['type']})", flush=True)
         break
-'''
+"""
 
-_ECHO = r'''
+_ECHO = r"""
 import logging
 
 from dora_zmq import Node
@@ -59,7 +59,7 @@ for event in node:
     if event["type"] == "INPUT":
         node.send_output("pong", b"1", {"ignored": bool(ignored)})
 print(f"ECHO DONE {ignored[:1]}", flush=True)
-'''
+"""
 
 
 def test_a_bogus_endpoint_is_logged_and_ignored(dora, tmp_path: Path) -> None:

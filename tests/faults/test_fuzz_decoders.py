@@ -65,8 +65,10 @@ _VALUES = [
     pa.array([1, 2], pa.large_list(pa.int8()).value_type).cast(pa.int8()),
 ]
 SEEDS = [
-    *[_wire(encode_data_frames(TOPIC, i, v, {"k": [1, "two"], "open_telemetry_context": "traceparent:00-x"}))
-      for i, v in enumerate(_VALUES)],
+    *[
+        _wire(encode_data_frames(TOPIC, i, v, {"k": [1, "two"], "open_telemetry_context": "traceparent:00-x"}))
+        for i, v in enumerate(_VALUES)
+    ],
     _wire(encode_control_frames(TOPIC, MessageKind.EOS, 7, {"stop": "MANUAL"})),
     _wire(encode_control_frames(TOPIC, MessageKind.FAILED, 8, {"error": "boom"})),
     _wire(encode_shm_frames(TOPIC, 9, ShmDescriptor("dora-zmq-x_000000-src-1-0", 64, 100, 1, 1).encode(), None)),
@@ -151,7 +153,12 @@ _STREAMS = [bytes(f[3]) for f in SEEDS if f[2] == b""] + [f[2] + f[3] for f in S
 
 
 @FUZZ
-@given(st.one_of(st.binary(max_size=400), st.sampled_from(_STREAMS).flatmap(lambda d: st.composite(lambda draw: _mutate(d, draw))())))
+@given(
+    st.one_of(
+        st.binary(max_size=400),
+        st.sampled_from(_STREAMS).flatmap(lambda d: st.composite(lambda draw: _mutate(d, draw))()),
+    )
+)
 def test_the_compression_walk_raises_only_protocol_error(raw: bytes) -> None:
     """The hand-written flatbuffer walk before pyarrow: bounds on every offset."""
     for data in (raw, memoryview(raw), pa.py_buffer(raw)):
@@ -166,7 +173,9 @@ _CONTROL = [
     for m in (
         ctl.Peers("df", {"a": ctl.NodeEndpoint("m", "ipc:///x", "tcp://h:1")}, ["b"]),
         ctl.NodeExited("df", "n", None, 9, True, "killed", "tail", "m"),
-        ctl.DataflowResult("df", "name", False, [ctl.FailureRecord("n", 1, None, "t", "r", "m")], True, {"n/i": 3}, None),
+        ctl.DataflowResult(
+            "df", "name", False, [ctl.FailureRecord("n", 1, None, "t", "r", "m")], True, {"n/i": 3}, None
+        ),
         ctl.StartDataflow("nodes: []", "/x.yml", "/", None, True),
         ctl.RegisterDaemon("cam", "0.1.0", ctl.PROTOCOL_VERSION, "host", 12, ["ipc:///d", "tcp://h:2"]),
         ctl.StopNodes("df", 2.0, "MANUAL", ""),
@@ -209,8 +218,12 @@ _DESCRIPTOR = ShmDescriptor("dora-zmq-x_000000-src-1-0", 64, 100, 1, 1).encode()
 
 
 @FUZZ
-@given(st.one_of(st.binary(max_size=200), st.builds(lambda: _DESCRIPTOR).flatmap(
-    lambda d: st.composite(lambda draw: _mutate(d, draw))())))
+@given(
+    st.one_of(
+        st.binary(max_size=200),
+        st.builds(lambda: _DESCRIPTOR).flatmap(lambda d: st.composite(lambda draw: _mutate(d, draw))()),
+    )
+)
 def test_shm_descriptor_decode_raises_only_protocol_error(raw: bytes) -> None:
     for decode in (ShmDescriptor.decode, ShmDescriptor.decode_all):
         try:

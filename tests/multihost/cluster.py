@@ -24,7 +24,9 @@ PORT = 53290
 class Cluster:
     """Starts services on namespace hosts through the test's ``dora`` fixture (owned, reaped)."""
 
-    def __init__(self, net: Network, dora: Callable[..., DataflowProcess], workdir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, net: Network, dora: Callable[..., DataflowProcess], workdir: Path, env: dict[str, str] | None = None
+    ) -> None:
         self.net = net
         self.dora = dora
         self.workdir = workdir
@@ -44,21 +46,41 @@ class Cluster:
 
     def start_coordinator(self, host: Host, ready_timeout: float = 20.0) -> DataflowProcess:
         self.coordinator_host = host
-        p = self.dora("coordinator", "--bind", f"tcp://{host.ip}:{PORT}", prefix=host.prefix, env=self.base_env(), cwd=self.workdir)
+        p = self.dora(
+            "coordinator",
+            "--bind",
+            f"tcp://{host.ip}:{PORT}",
+            prefix=host.prefix,
+            env=self.base_env(),
+            cwd=self.workdir,
+        )
         p.wait_for_line("coordinator listening", timeout=ready_timeout)
         return p
 
-    def start_daemon(self, host: Host, machine: str | None = None, *extra: str, env: dict[str, str] | None = None) -> DataflowProcess:
+    def start_daemon(
+        self, host: Host, machine: str | None = None, *extra: str, env: dict[str, str] | None = None
+    ) -> DataflowProcess:
         machine = machine or host.name
         p = self.dora(
-            "daemon", "--machine-id", machine, "--bind-data", host.ip, "--advertise", host.ip, *extra,
-            prefix=host.prefix, env=self.base_env(**(env or {})), cwd=self.workdir,
+            "daemon",
+            "--machine-id",
+            machine,
+            "--bind-data",
+            host.ip,
+            "--advertise",
+            host.ip,
+            *extra,
+            prefix=host.prefix,
+            env=self.base_env(**(env or {})),
+            cwd=self.workdir,
         )
         self.daemons[machine] = p
         return p
 
     def cli(self, host: Host, *args: str, **kwargs: Any) -> DataflowProcess:
-        return self.dora(*args, prefix=host.prefix, env=self.base_env(**kwargs.pop("env", {})), cwd=self.workdir, **kwargs)
+        return self.dora(
+            *args, prefix=host.prefix, env=self.base_env(**kwargs.pop("env", {})), cwd=self.workdir, **kwargs
+        )
 
     def node_processes(self) -> list[psutil.Process]:
         """The live processes the daemons started (nodes and what they started), zombies excluded."""

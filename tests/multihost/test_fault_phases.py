@@ -45,7 +45,8 @@ ENDS_WITHIN_S = 30.0
 NODES_GONE_WITHIN_S = 20.0
 # Three Python nodes importing pyarrow, with a load average of 30-50 on 2 cores (other test suites)
 FLOWING_WITHIN_S = 90.0
-READY_WITHIN_S = 60.0  # a coordinator's start-up (seen: over 20 s with a load average of 50 on 2 cores)  # after the run ended: the daemons have reaped every node
+# A coordinator's start-up (seen: over 20 s with a load average of 50 on 2 cores)
+READY_WITHIN_S = 60.0
 
 SOURCE = """
     import json, os
@@ -206,7 +207,9 @@ def finish(rig: Rig, run: DataflowProcess) -> RunResult:
     try:
         return run.wait(max(remaining, 1.0))
     except TimeoutError as exc:
-        raise AssertionError(f"the run did not end within {ENDS_WITHIN_S} s of the last fault:\n{diagnose(rig)}") from exc
+        raise AssertionError(
+            f"the run did not end within {ENDS_WITHIN_S} s of the last fault:\n{diagnose(rig)}"
+        ) from exc
 
 
 def diagnose(rig: Rig) -> str:
@@ -260,12 +263,19 @@ def check_invariants(
         if stopped and got + lost + dropped < sent:
             in_flight[f"{receiver}/{inp}"] = sent - got - lost - dropped
         else:
-            assert got + lost + dropped == sent, f"{receiver}/{inp}: {got} + {lost} + {dropped} != {sent} sent:\n{output}"
+            assert got + lost + dropped == sent, (
+                f"{receiver}/{inp}: {got} + {lost} + {dropped} != {sent} sent:\n{output}"
+            )
         if lost:
             # the closing report names it (`messages lost in transit: sink/direct: N, ...`)
-            assert f"{receiver}/{inp}: {lost}" in result.stderr, f"{receiver}/{inp} lost {lost}, not reported:\n{output}"
+            assert f"{receiver}/{inp}: {lost}" in result.stderr, (
+                f"{receiver}/{inp} lost {lost}, not reported:\n{output}"
+            )
             lost_total[f"{receiver}/{inp}"] = lost
-    print(f"ended {took:.1f} s after the last fault; lost {lost_total or 'nothing'}; not counted after a STOP {in_flight or 'nothing'}")
+    print(
+        f"ended {took:.1f} s after the last fault; lost {lost_total or 'nothing'};"
+        f" not counted after a STOP {in_flight or 'nothing'}"
+    )
     return lost_total
 
 

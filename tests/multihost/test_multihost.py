@@ -77,7 +77,9 @@ nodes:
 @pytest.mark.timeout(90)
 def test_dataflow_spanning_three_hosts(network, dora, tmp_path: Path) -> None:
     hosts = [network.add_host(f"h{i}") for i in (1, 2, 3)]
-    write_files(tmp_path, {"counter.py": COUNTER, "forward.py": FORWARD, "collect.py": COLLECT, "dataflow.yml": SPANNING})
+    write_files(
+        tmp_path, {"counter.py": COUNTER, "forward.py": FORWARD, "collect.py": COLLECT, "dataflow.yml": SPANNING}
+    )
     cluster = Cluster(network, dora, tmp_path)
     cluster.start_coordinator(hosts[0])
     for h in hosts:
@@ -273,10 +275,16 @@ def test_curve_peer_without_key_gets_nothing(network, dora, tmp_path: Path) -> N
     assert dora("keys", str(keys)).wait(20).returncode == 0
     (keys / "rogue").mkdir()
     zmq.auth.create_certificates(keys / "rogue", "rogue")  # a key pair nobody authorised
-    write_files(tmp_path, {
-        "counter.py": COUNTER, "collect.py": PROGRESS_COLLECT, "rogue.py": ROGUE, "rogue_control.py": ROGUE_CONTROL,
-        "dataflow.yml": CUT_FLOW.replace("LIMIT: 800", "LIMIT: 600"),
-    })
+    write_files(
+        tmp_path,
+        {
+            "counter.py": COUNTER,
+            "collect.py": PROGRESS_COLLECT,
+            "rogue.py": ROGUE,
+            "rogue_control.py": ROGUE_CONTROL,
+            "dataflow.yml": CUT_FLOW.replace("LIMIT: 800", "LIMIT: 600"),
+        },
+    )
     cluster = Cluster(network, dora, tmp_path, env={"DORA_ZMQ_KEYS": str(keys)})
     cluster.start_coordinator(h1)
     cluster.start_daemon(h1)
@@ -284,10 +292,17 @@ def test_curve_peer_without_key_gets_nothing(network, dora, tmp_path: Path) -> N
     run = cluster.cli(h1, "start", "dataflow.yml", "--attach")
     port = _listening_port(cluster.daemons["h1"].tag, "counter.py")
     rogues = [
-        dora(python_args=["rogue.py", f"tcp://{h1.ip}:{port}", str(keys), mode, "3"], prefix=h3.prefix, cwd=tmp_path, tag=run.tag)
+        dora(
+            python_args=["rogue.py", f"tcp://{h1.ip}:{port}", str(keys), mode, "3"],
+            prefix=h3.prefix,
+            cwd=tmp_path,
+            tag=run.tag,
+        )
         for mode in ("plain", "wrong-key", "authorised")
     ]
-    control = dora(python_args=["rogue_control.py", cluster.address, str(keys)], prefix=h3.prefix, cwd=tmp_path, tag=run.tag)
+    control = dora(
+        python_args=["rogue_control.py", cluster.address, str(keys)], prefix=h3.prefix, cwd=tmp_path, tag=run.tag
+    )
     outputs = [r.wait(30).stdout for r in rogues]
     assert "rogue received 0" in outputs[0], outputs
     assert "rogue received 0" in outputs[1], outputs
@@ -444,10 +459,6 @@ def test_shared_memory_only_between_nodes_of_one_host(network, dora, tmp_path: P
     assert "far intact [('mixed', 20)]" in result.stdout
     # only the local-only output went through shared memory; the mixed one fell back to tcp/ipc
     assert "big pool writes 20" in result.stdout
-
-
-
-
 
 
 @pytest.mark.timeout(90)

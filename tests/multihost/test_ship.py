@@ -84,7 +84,9 @@ def _flow(tmp_path: Path) -> tuple[Path, Path, str]:
     folder = hidden / "flow"
     (folder / "ops").mkdir(parents=True)
     (folder / "data").mkdir()
-    write_files(folder, {"source.py": SOURCE, "helper.py": HELPER, "ops/count.py": OPERATOR, "dataflow.yml": FLOW % folder})
+    write_files(
+        folder, {"source.py": SOURCE, "helper.py": HELPER, "ops/count.py": OPERATOR, "dataflow.yml": FLOW % folder}
+    )
     blob = os.urandom(CHUNK_BYTES * 2 + 12345)  # random: it packs to about as much, in 3 chunks
     (folder / "data" / "blob.bin").write_bytes(blob)
     (folder / "secret.txt").write_text("not for the cluster")
@@ -96,10 +98,32 @@ def _daemon_without(cluster: Cluster, host: Host, hidden: Path, cache: Path, *ex
     """A daemon on ``host`` in its own mount namespace, where ``hidden`` is an empty tmpfs."""
     if shutil.which("unshare") is None:
         pytest.skip("needs unshare (util-linux)")
-    hide = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", 'mount -t tmpfs tmpfs "$0" && exec "$@"', str(hidden)]
+    hide = [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "--",
+        "sh",
+        "-c",
+        'mount -t tmpfs tmpfs "$0" && exec "$@"',
+        str(hidden),
+    ]
     daemon = cluster.dora(
-        "-v", "daemon", "--machine-id", host.name, "--bind-data", host.ip, "--advertise", host.ip, "--cache-dir", str(cache), *extra,
-        prefix=[*host.prefix, *hide], env=cluster.base_env(), cwd=cluster.workdir,
+        "-v",
+        "daemon",
+        "--machine-id",
+        host.name,
+        "--bind-data",
+        host.ip,
+        "--advertise",
+        host.ip,
+        "--cache-dir",
+        str(cache),
+        *extra,
+        prefix=[*host.prefix, *hide],
+        env=cluster.base_env(),
+        cwd=cluster.workdir,
     )
     cluster.daemons[host.name] = daemon
     daemon.wait_for_line("registered with the coordinator")
@@ -154,6 +178,8 @@ def test_a_daemon_that_refuses_shipped_folders_says_so(network, dora, tmp_path: 
     cluster, h1, daemon, folder, _ = _setup(network, dora, tmp_path, "--no-shipped")
     result = cluster.cli(h1, "start", str(folder / "dataflow.yml"), "--attach").wait(60)
     assert result.returncode == 1, result.output
-    assert f"the dataflow's folder {folder} is not on machine 'h2', and its daemon runs only folders" in result.output, result.output
+    assert (
+        f"the dataflow's folder {folder} is not on machine 'h2', and its daemon runs only folders" in result.output
+    ), result.output
     assert "--no-shipped" in result.output, result.output
     assert "fetching bundle" not in daemon.output, daemon.output

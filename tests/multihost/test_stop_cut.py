@@ -65,7 +65,9 @@ def _cluster(network: Any, dora: Any, tmp_path: Path, limit: int) -> tuple[Clust
     return cluster, h1, h2
 
 
-def _start_cut_stop(cluster: Cluster, network: Any, h1: Any, h2: Any, name: str, grace: float) -> tuple[Any, float, float]:
+def _start_cut_stop(
+    cluster: Cluster, network: Any, h1: Any, h2: Any, name: str, grace: float
+) -> tuple[Any, float, float]:
     """Start attached, cut h2 once the sink has data, `stop`: the attached CLI, when h2 was cut
     (monotonic) and when the coordinator had had the stop (Unix time the `stop` command
     returned: a CLI process takes up to seconds to start on a loaded machine, and the bound
@@ -79,7 +81,9 @@ def _start_cut_stop(cluster: Cluster, network: Any, h1: Any, h2: Any, name: str,
     return run, cut_at, time.time()
 
 
-def _ended_in_bound(cluster: Cluster, h1: Any, run: Any, asked: float, grace: float, what: str) -> tuple[Any, dict[str, Any]]:
+def _ended_in_bound(
+    cluster: Cluster, h1: Any, run: Any, asked: float, grace: float, what: str
+) -> tuple[Any, dict[str, Any]]:
     """The attached CLI's result and the dataflow's row, once it checked that the coordinator
     ended the dataflow within the stop's bound (its ``ended_at``)."""
     result = run.wait(stop_bound(grace) + 60)  # it exits once told (seconds late on a loaded machine)
@@ -134,7 +138,8 @@ def test_stop_ends_at_its_bound_while_a_host_is_cut(network, dora, tmp_path: Pat
 
 @pytest.mark.timeout(300)
 def test_stop_after_a_short_cut_over_the_end_confirms_every_exit(network, dora, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    grace = 8.0  # the bound (15 s) outlasts the 5 s cut and the reconnection after it (only the sink runs: it stops at once)
+    # the bound (15 s) outlasts the 5 s cut and the reconnection after it (only the sink runs: it stops at once)
+    grace = 8.0
     cluster, h1, h2 = _cluster(network, dora, tmp_path, limit=250)  # ends 2.5 s after its start
     try:
         run, cut_at, asked = _start_cut_stop(cluster, network, h1, h2, "short", grace)

@@ -3,7 +3,8 @@
 ``python -m tests.tracing.stage_costs [messages]`` prints the median µs of each stage of a
 traced hop that the message waits for: the sender's ``on_send`` (and the size it is given),
 the metadata's extra JSON bytes (the trace context) encoded and decoded, and the receiver's
-``on_event`` (ending the last input's span, starting this one's; given the event a node hands it). Hot: back to back. Cold:
+``on_event`` (ending the last input's span, starting this one's; given the event a node hands it).
+Hot: back to back. Cold:
 8 MB are written before each stage, which evicts the caches as the other processes of a busy
 machine do between paced messages (5 ms apart): the end-to-end figure of ``--variant
 tracing`` lies near the cold sum. Then the CPU time per hop of a traced burst, both nodes'
@@ -67,7 +68,10 @@ def stage_costs(endpoint: str, messages: int, cold: bool) -> dict[str, float]:
             traced = sender.on_send("latency", metadata, size)
             t3 = clock()
             raw, plain = _timed(evict, clock, encode_metadata, traced), _timed(evict, clock, encode_metadata, metadata)
-            got, plain_got = _timed(evict, clock, decode_metadata, raw[0]), _timed(evict, clock, decode_metadata, plain[0])
+            got, plain_got = (
+                _timed(evict, clock, decode_metadata, raw[0]),
+                _timed(evict, clock, decode_metadata, plain[0]),
+            )
             event = ReceivedEvent(type="INPUT", id="latency", kind="dora", value=value, metadata=got[0])
             on_event = receiver_context.run(_timed, evict, clock, receiver.on_event, event)
             samples["size"].append(t1 - t0)
@@ -122,7 +126,9 @@ def main(argv: list[str]) -> None:
             costs = stage_costs(sink.endpoint, messages, cold)
             parts = "  ".join(f"{stage} {us:5.2f}" for stage, us in costs.items())
             sys.stdout.write(f"{'cold' if cold else 'hot '} µs: {parts}  sum {sum(costs.values()):5.2f}\n")
-        sys.stdout.write(f"burst: {burst_cpu_per_hop(sink.endpoint, messages * 5):.2f} µs CPU per hop (export included)\n")
+        sys.stdout.write(
+            f"burst: {burst_cpu_per_hop(sink.endpoint, messages * 5):.2f} µs CPU per hop (export included)\n"
+        )
 
 
 if __name__ == "__main__":

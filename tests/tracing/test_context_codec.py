@@ -102,7 +102,9 @@ CONTEXTS = [
     SpanContext(int(TID, 16), int(SID, 16), True, TraceFlags(3)),
     SpanContext(1, 1, False, TraceFlags(1)),  # leading zeros
     SpanContext(2**128 - 1, 2**64 - 1, False, TraceFlags(0xFF)),
-    SpanContext(int(TID, 16), int(SID, 16), False, TraceFlags(1), TraceState([("rojo", "00f067aa0ba902b7"), ("congo", "t61")])),
+    SpanContext(
+        int(TID, 16), int(SID, 16), False, TraceFlags(1), TraceState([("rojo", "00f067aa0ba902b7"), ("congo", "t61")])
+    ),
     SpanContext(int(TID, 16), int(SID, 16), False, TraceFlags(1), TraceState()),
     INVALID_SPAN_CONTEXT,
     SpanContext(0, int(SID, 16), False, TraceFlags(1)),  # invalid, yet the propagator writes it
@@ -118,10 +120,15 @@ def test_round_trips_with_the_propagator() -> None:
     rng = random.Random(7)
     for _ in range(500):
         state = TraceState([(f"k{i}", f"v{rng.randrange(1000)}") for i in range(rng.randrange(4))])
-        context = SpanContext(rng.getrandbits(128) or 1, rng.getrandbits(64) or 1, False, TraceFlags(rng.randrange(4)), state)
+        context = SpanContext(
+            rng.getrandbits(128) or 1, rng.getrandbits(64) or 1, False, TraceFlags(rng.randrange(4)), state
+        )
         text = format_context(context)
         remote = SpanContext(context.trace_id, context.span_id, True, context.trace_flags, context.trace_state)
         assert official_extract(text) == remote  # what we write, the propagator reads
         assert parse_context(official_inject(context)) == remote  # what it writes, we read
         assert parse_context(text.replace("\n", ";")) == remote  # older dora's separator
-        assert decode_context(text)["traceparent"] == f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
+        assert (
+            decode_context(text)["traceparent"]
+            == f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
+        )

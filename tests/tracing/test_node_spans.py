@@ -61,7 +61,9 @@ def _scenario(nt: NodeTracing, user: Any) -> list[str]:
     sent.append(nt.on_send("out", None, 6)[KEY])
     sent.append(nt.on_send("out", {KEY: OTHER}, 7)[KEY])  # another context: child of it
     nt.on_event(_event("b", "garbage", value))  # a bad context: a new trace
-    sent.append(nt.on_send("out", {KEY: "garbage"}, 8)[KEY])  # bad in the send too: not the input's text... but equal: input's child
+    sent.append(
+        nt.on_send("out", {KEY: "garbage"}, 8)[KEY]
+    )  # bad in the send too: not the input's text... but equal: input's child
     nt.on_event({"type": "INPUT_CLOSED", "id": "b", "value": None, "metadata": {}})
     sent.append(nt.on_send("out", None, 9)[KEY])  # no input being handled, nothing current: a root
     with user.start_as_current_span("user-outer"):
@@ -115,18 +117,35 @@ def _normalize(spans: list[ReadableSpan], sent: list[str]) -> tuple[list[tuple[A
     def label(context: SpanContext | None) -> Any:
         if context is None:
             return None
-        return (labels.get(context.span_id, "not exported"), traces.setdefault(context.trace_id, len(traces)), context.is_remote)
+        return (
+            labels.get(context.span_id, "not exported"),
+            traces.setdefault(context.trace_id, len(traces)),
+            context.is_remote,
+        )
 
     out = []
     for s in spans:
         events = [(e.name, {k: v for k, v in e.attributes.items() if k != "exception.stacktrace"}) for e in s.events]
-        out.append((
-            labels[s.context.span_id], s.kind, list(s.attributes.items()), label(s.parent), label(s.context), s.context.trace_flags,
-            dict(s.context.trace_state), (s.status.status_code, s.status.description), events,
-            [(label(link.context), dict(link.attributes or {})) for link in s.links],
-            s.dropped_attributes, s.dropped_events, s.dropped_links, dict(s.resource.attributes), s.instrumentation_scope,
-            s.start_time <= s.end_time,
-        ))
+        out.append(
+            (
+                labels[s.context.span_id],
+                s.kind,
+                list(s.attributes.items()),
+                label(s.parent),
+                label(s.context),
+                s.context.trace_flags,
+                dict(s.context.trace_state),
+                (s.status.status_code, s.status.description),
+                events,
+                [(label(link.context), dict(link.attributes or {})) for link in s.links],
+                s.dropped_attributes,
+                s.dropped_events,
+                s.dropped_links,
+                dict(s.resource.attributes),
+                s.instrumentation_scope,
+                s.start_time <= s.end_time,
+            )
+        )
     # what went out in the metadata, read back with the official propagator
     propagator = TraceContextTextMapPropagator()
     texts = []
@@ -164,7 +183,10 @@ def test_single_input_spans_export_what_start_span_does(monkeypatch: pytest.Monk
     sdk, sdk_sent, _ = _run(False, monkeypatch, _Recorder() if extra else None, _single_input)
     assert len(lean) == len(sdk) == 22  # 4 per input (the unsampled one: 1, its send with OTHER) + the last root
     assert _normalize(lean, lean_sent) == _normalize(sdk, sdk_sent)
-    assert {frozenset(s.context.trace_state.items()) for s in lean} == {frozenset(), frozenset({("rojo", "00f067aa0ba902b7")})}
+    assert {frozenset(s.context.trace_state.items()) for s in lean} == {
+        frozenset(),
+        frozenset({("rojo", "00f067aa0ba902b7")}),
+    }
 
 
 class _Recorder(SpanProcessor):
@@ -207,7 +229,9 @@ def test_spans_reach_the_exporter_without_close() -> None:
         assert any(t.name == "dora-otel-spans" for t in threading.enumerate())
     finally:
         nt.close()
-    assert not any(t.name == "dora-otel-spans" and t.is_alive() for t in threading.enumerate() if t is nt._lean.feeder.thread)
+    assert not any(
+        t.name == "dora-otel-spans" and t.is_alive() for t in threading.enumerate() if t is nt._lean.feeder.thread
+    )
 
 
 def test_falls_back_to_start_span_with_another_sampler() -> None:

@@ -71,7 +71,9 @@ def _provider(collector: _Collector, **bsp: Any) -> TracerProvider:
     return provider
 
 
-def _run_direct(monkeypatch: pytest.MonkeyPatch, scenario: Any) -> tuple[list[ExportTraceServiceRequest], list[Any], _Collector]:
+def _run_direct(
+    monkeypatch: pytest.MonkeyPatch, scenario: Any
+) -> tuple[list[ExportTraceServiceRequest], list[Any], _Collector]:
     """Run ``scenario`` with direct encoding; returns the requests and the ReadableSpans of the same spans."""
     readables: list[Any] = []
     add = _otlp.OtlpDirect.add
@@ -107,7 +109,9 @@ def _spans(requests: list[ExportTraceServiceRequest], scope: str = "dora_zmq") -
     return out
 
 
-@pytest.mark.parametrize("scenario", [_scenario, _single_input, _relay(TEXTS)], ids=["scenario", "single-input", "relay"])
+@pytest.mark.parametrize(
+    "scenario", [_scenario, _single_input, _relay(TEXTS)], ids=["scenario", "single-input", "relay"]
+)
 def test_direct_requests_hold_what_the_sdk_encodes(monkeypatch: pytest.MonkeyPatch, scenario: Any) -> None:
     requests, readables, _ = _run_direct(monkeypatch, scenario)
     got = _spans(requests)
@@ -148,9 +152,13 @@ def test_a_burst_goes_out_whole_in_few_requests(monkeypatch: pytest.MonkeyPatch)
     spans = _spans(requests)
     assert len(spans) == 20_000
     assert len(requests) <= 8
-    assert all(sum(len(ss.spans) for rs in r.resource_spans for ss in rs.scope_spans) <= _otlp._EXPORT_AT for r in requests)
+    assert all(
+        sum(len(ss.spans) for rs in r.resource_spans for ss in rs.scope_spans) <= _otlp._EXPORT_AT for r in requests
+    )
     size_key = "messaging.message.body.size"
-    sizes = sorted(next(a.value.int_value for a in s.attributes if a.key == size_key) for s in spans.values() if s.kind == 4)
+    sizes = sorted(
+        next(a.value.int_value for a in s.attributes if a.key == size_key) for s in spans.values() if s.kind == 4
+    )
     assert sizes == list(range(10_000))
 
 

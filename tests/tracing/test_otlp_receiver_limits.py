@@ -37,11 +37,17 @@ def test_the_command_listens_on_loopback_by_default(tmp_path: Path) -> None:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
         [sys.executable, "-m", "dora_zmq.otlp_receiver", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=tmp_path, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        cwd=tmp_path,
+        text=True,
     )
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "listening"
-        listening = [c.laddr.ip for c in psutil.Process(proc.pid).net_connections("tcp") if c.status == psutil.CONN_LISTEN]
+        listening = [
+            c.laddr.ip for c in psutil.Process(proc.pid).net_connections("tcp") if c.status == psutil.CONN_LISTEN
+        ]
         assert listening == ["127.0.0.1"], listening
     finally:
         proc.kill()

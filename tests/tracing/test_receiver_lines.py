@@ -56,13 +56,19 @@ def test_concurrent_exports_print_whole_lines(tmp_path: Path) -> None:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     receiver = subprocess.Popen(
         [sys.executable, "-m", "dora_zmq.otlp_receiver", str(port), "127.0.0.1"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=tmp_path, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        cwd=tmp_path,
+        text=True,
     )
     try:
         assert receiver.stdout is not None
         assert receiver.stdout.readline().strip() == "listening"
         lines: list[str] = []
-        reader = threading.Thread(target=lambda: lines.extend(line.rstrip("\n") for line in receiver.stdout), daemon=True)
+        reader = threading.Thread(
+            target=lambda: lines.extend(line.rstrip("\n") for line in receiver.stdout), daemon=True
+        )
         reader.start()
 
         start = threading.Barrier(THREADS)
@@ -74,7 +80,9 @@ def test_concurrent_exports_print_whole_lines(tmp_path: Path) -> None:
                 for r in range(REQUESTS):
                     body = _request(f"svc{n}", (n * REQUESTS + r) * SPANS + 1)
                     post = urllib.request.Request(
-                        f"http://127.0.0.1:{port}/v1/traces", data=body, headers={"Content-Type": "application/x-protobuf"}
+                        f"http://127.0.0.1:{port}/v1/traces",
+                        data=body,
+                        headers={"Content-Type": "application/x-protobuf"},
                     )
                     with urllib.request.urlopen(post, timeout=20) as reply:
                         reply.read()

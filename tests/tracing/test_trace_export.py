@@ -228,7 +228,12 @@ def test_a_dead_collector_costs_no_messages_and_tracing_resumes_when_it_is_back(
 def test_tracing_off_adds_no_threads(monkeypatch: pytest.MonkeyPatch) -> None:
     from dora_zmq.tracing import setup_tracing, tracing_config
 
-    for var in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_TRACES_EXPORTER", "OTEL_SDK_DISABLED"):
+    for var in (
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_TRACES_EXPORTER",
+        "OTEL_SDK_DISABLED",
+    ):
         monkeypatch.delenv(var, raising=False)
     before = threading.active_count()
     fds = len(os.listdir("/proc/self/fd"))
@@ -267,7 +272,9 @@ PROBE = """
 def test_a_node_without_otel_settings_starts_no_exporter(dora, flow_dir: Path) -> None:
     (flow_dir / "dataflow.yml").write_text(THREADS_FLOW)
     (flow_dir / "probe.py").write_text(textwrap.dedent(PROBE))
-    clean = {k: "" for k in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_TRACES_EXPORTER")}
+    clean = {
+        k: "" for k in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_TRACES_EXPORTER")
+    }
     off = dora("run", str(flow_dir / "dataflow.yml"), env=clean).wait(40)
     assert off.returncode == 0, off.output
     with OtlpReceiver() as receiver:

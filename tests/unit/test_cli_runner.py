@@ -29,8 +29,28 @@ QUICKSTART = ROOT / "dataflows" / "quickstart.yml"
 
 #: Every command ``dora-zmq --help`` lists (``down`` is ``destroy``'s alias).
 COMMANDS = {
-    "build", "check", "coordinator", "daemon", "destroy", "down", "export-mcap", "graph", "keys", "list", "logs",
-    "new", "record", "recording-info", "relay", "replay", "run", "start", "status", "stop", "top", "up",
+    "build",
+    "check",
+    "coordinator",
+    "daemon",
+    "destroy",
+    "down",
+    "export-mcap",
+    "graph",
+    "keys",
+    "list",
+    "logs",
+    "new",
+    "record",
+    "recording-info",
+    "relay",
+    "replay",
+    "run",
+    "start",
+    "status",
+    "stop",
+    "top",
+    "up",
 }
 
 

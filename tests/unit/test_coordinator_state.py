@@ -69,10 +69,16 @@ def test_dynamic_nodes_neither_hold_the_start_nor_the_end(run: DataflowRun) -> N
     assert not run.all_ended()  # it will run again
 
 
-@pytest.mark.parametrize("status, finished", [
-    (Status.PENDING, False), (Status.RUNNING, False), (Status.STOPPING, False),
-    (Status.FINISHED, True), (Status.FAILED, True),
-])
+@pytest.mark.parametrize(
+    "status, finished",
+    [
+        (Status.PENDING, False),
+        (Status.RUNNING, False),
+        (Status.STOPPING, False),
+        (Status.FINISHED, True),
+        (Status.FAILED, True),
+    ],
+)
 def test_finished_statuses(run: DataflowRun, status: str, finished: bool) -> None:
     run.status = status
     assert run.finished is finished

@@ -35,8 +35,16 @@ def _dataflow(df_id: str = "df1", stopping: str = "") -> DataflowState:
     descriptor = parse_dataflow(_YAML, working_dir=Path("/nonexistent"), check_paths=False)
     nodes = ["cam", "det"]
     return DataflowState(
-        df_id, "demo", _YAML, descriptor, Path("/nonexistent"), Path("/nonexistent/ipc"), nodes, False,
-        senders=Senders(frozenset(nodes)), stopping=stopping,
+        df_id,
+        "demo",
+        _YAML,
+        descriptor,
+        Path("/nonexistent"),
+        Path("/nonexistent/ipc"),
+        nodes,
+        False,
+        senders=Senders(frozenset(nodes)),
+        stopping=stopping,
     )
 
 

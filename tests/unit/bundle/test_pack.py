@@ -36,22 +36,43 @@ def test_same_files_same_digest_and_any_change_another(tmp_path: Path) -> None:
 
 
 def test_defaults_leave_out_vcs_caches_venvs_and_out(tmp_path: Path) -> None:
-    _tree(tmp_path, {
-        "flow.yml": "", "node.py": "", ".git/HEAD": "", "__pycache__/node.cpython-311.pyc": "", "lib/mod.pyc": "",
-        ".venv311/bin/python": "", "out/abc/log_node.txt": "", "models/out/keep.txt": "",
-    })
+    _tree(
+        tmp_path,
+        {
+            "flow.yml": "",
+            "node.py": "",
+            ".git/HEAD": "",
+            "__pycache__/node.cpython-311.pyc": "",
+            "lib/mod.pyc": "",
+            ".venv311/bin/python": "",
+            "out/abc/log_node.txt": "",
+            "models/out/keep.txt": "",
+        },
+    )
     names = _names(pack_folder(tmp_path).data)
     assert "node.py" in names and "flow.yml" in names
     assert "models/out/keep.txt" in names  # only the top-level out/ is the runs' log folder
-    for left_out in (".git/HEAD", "__pycache__/node.cpython-311.pyc", "lib/mod.pyc", ".venv311/bin/python", "out/abc/log_node.txt"):
+    for left_out in (
+        ".git/HEAD",
+        "__pycache__/node.cpython-311.pyc",
+        "lib/mod.pyc",
+        ".venv311/bin/python",
+        "out/abc/log_node.txt",
+    ):
         assert left_out not in names
 
 
 def test_ignore_file_adds_patterns_and_can_re_include(tmp_path: Path) -> None:
-    _tree(tmp_path, {
-        "flow.yml": "", "data/big.bin": "x", "data/small.txt": "y", "out/baseline.txt": "z",
-        ".dora-zmq-ignore": "# comment\ndata/*.bin\n!out/\nout/*\n!out/baseline.txt\n",
-    })
+    _tree(
+        tmp_path,
+        {
+            "flow.yml": "",
+            "data/big.bin": "x",
+            "data/small.txt": "y",
+            "out/baseline.txt": "z",
+            ".dora-zmq-ignore": "# comment\ndata/*.bin\n!out/\nout/*\n!out/baseline.txt\n",
+        },
+    )
     names = _names(pack_folder(tmp_path).data)
     assert "data/small.txt" in names and "data/big.bin" not in names
     assert "out/baseline.txt" in names

@@ -110,7 +110,9 @@ def test_chunk_codec_refuses_bad_text() -> None:
         decode_chunk("A" * (CHUNK_BYTES * 2))
 
 
-@pytest.mark.parametrize(("text", "size"), [("100", 100), ("1k", 1024), ("100M", 100 << 20), ("1.5GiB", 3 << 29), ("2 MB", 2 << 20)])
+@pytest.mark.parametrize(
+    ("text", "size"), [("100", 100), ("1k", 1024), ("100M", 100 << 20), ("1.5GiB", 3 << 29), ("2 MB", 2 << 20)]
+)
 def test_parse_size(text: str, size: int) -> None:
     assert parse_size(text) == size
 

@@ -34,7 +34,9 @@ def test_refused_unresolvable_and_malformed() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # bound, not listening: refused
-        assert "connection refused" in unreachable(f"tcp://127.0.0.1:{port}") and "dora-zmq up" in unreachable(f"tcp://127.0.0.1:{port}")
+        assert "connection refused" in unreachable(f"tcp://127.0.0.1:{port}") and "dora-zmq up" in unreachable(
+            f"tcp://127.0.0.1:{port}"
+        )
     assert "does not resolve" in unreachable("tcp://nosuchhost.invalid:1")
     assert "expected tcp://HOST:PORT" in unreachable("tcp://localhost:http-ish")
     assert unreachable("ipc:///tmp/x.sock") == ""  # not probed: ZeroMQ says

@@ -10,8 +10,20 @@ from dora_zmq.cli._duration import DURATION, parse_duration
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("5s", 5.0), ("2m", 120.0), ("1h", 3600.0), ("500ms", 0.5), ("3", 3.0), ("2.5", 2.5), ("0", 0.0),
-     ("1h30m", 5400.0), ("1m30s", 90.0), (" 10S ", 10.0), ("1.5s", 1.5), ("1d", 86400.0)],
+    [
+        ("5s", 5.0),
+        ("2m", 120.0),
+        ("1h", 3600.0),
+        ("500ms", 0.5),
+        ("3", 3.0),
+        ("2.5", 2.5),
+        ("0", 0.0),
+        ("1h30m", 5400.0),
+        ("1m30s", 90.0),
+        (" 10S ", 10.0),
+        ("1.5s", 1.5),
+        ("1d", 86400.0),
+    ],
 )
 def test_durations(text: str, seconds: float) -> None:
     assert parse_duration(text) == pytest.approx(seconds)

@@ -15,9 +15,14 @@ HEADERS = ("name", "id", "status", "age", "nodes", "failed", "dropped", "lost")
 
 def test_list_table_headers_are_whole_at_80_columns() -> None:
     info = ctl.DataflowInfo(
-        "0123456789abcdef", "object-detection-pipeline", "running",
-        {f"node{i}": "running" for i in range(6)} | {"cam": "spawning"}, [ctl.FailureRecord("detector")],
-        {"detector/image": 1234, "plot/boxes": 7}, time.time() - 4000, {"detector/image": 3},
+        "0123456789abcdef",
+        "object-detection-pipeline",
+        "running",
+        {f"node{i}": "running" for i in range(6)} | {"cam": "spawning"},
+        [ctl.FailureRecord("detector")],
+        {"detector/image": 1234, "plot/boxes": 7},
+        time.time() - 4000,
+        {"detector/image": 3},
     )
     buffer = io.StringIO()
     Console(file=buffer, width=80, color_system=None).print(dataflow_table([info]))

@@ -12,8 +12,21 @@ from dora_zmq.cli._top import TopModel, _view, format_bytes
 
 def _ticker(received: int, sent: int, age: float, status: str = "running", pid: int = 42) -> ctl.NodeStatsRecord:
     return ctl.NodeStatsRecord(
-        "df1", "demo", "ticker", "", status, pid, 12.5, 85 * 2**20, 1, {"tick": received}, {"count": sent}, {"tick": 1},
-        {"tick": 3}, {"tick": 0}, age,
+        "df1",
+        "demo",
+        "ticker",
+        "",
+        status,
+        pid,
+        12.5,
+        85 * 2**20,
+        1,
+        {"tick": received},
+        {"count": sent},
+        {"tick": 1},
+        {"tick": 3},
+        {"tick": 0},
+        age,
     )
 
 
@@ -46,8 +59,23 @@ def test_screen_fits_80_columns_with_whole_headers() -> None:
     model.update(ctl.NodeStatsList(101.0, [_ticker(1100, 1090, 0.2)]))
     text = _screen(model)
     lines = text.splitlines()
-    assert lines[0].startswith("dora-zmq top  tcp://127.0.0.1:53290") and "dataflow demo, 1 node " in lines[0] and "q quits" in lines[0]
-    assert lines[1].split() == ["node", "machine", "CPU%", "RSS", "restarts", "port", "msg/s", "queue", "dropped", "lost"]
+    assert (
+        lines[0].startswith("dora-zmq top  tcp://127.0.0.1:53290")
+        and "dataflow demo, 1 node " in lines[0]
+        and "q quits" in lines[0]
+    )
+    assert lines[1].split() == [
+        "node",
+        "machine",
+        "CPU%",
+        "RSS",
+        "restarts",
+        "port",
+        "msg/s",
+        "queue",
+        "dropped",
+        "lost",
+    ]
     assert lines[3].split() == ["ticker", "-", "12.5", "85.0", "MiB", "1", "←", "tick", "100", "1", "3", "0"]
     assert lines[4].split() == ["→", "count", "100"]
     assert max(len(line) for line in lines) <= 80
@@ -55,7 +83,9 @@ def test_screen_fits_80_columns_with_whole_headers() -> None:
 
 def test_ended_nodes_and_several_dataflows() -> None:
     model = TopModel()
-    other = ctl.NodeStatsRecord("df2", "other", "cam", "arm", "running", 7, 0.0, 2048, 0, {}, {"image": 5}, {}, {}, {}, -1.0)
+    other = ctl.NodeStatsRecord(
+        "df2", "other", "cam", "arm", "running", 7, 0.0, 2048, 0, {}, {"image": 5}, {}, {}, {}, -1.0
+    )
     model.update(ctl.NodeStatsList(100.0, [_ticker(10, 10, 0.2, status="exited", pid=0), other]))
     text = _screen(model, width=120)
     assert "2 dataflows" in text and "dataflow" in text.splitlines()[1]

@@ -13,12 +13,28 @@ from dora_zmq._errors import ProtocolError
     [
         ctl.Peers("df", {"a": ctl.NodeEndpoint("m", "ipc:///x", "tcp://h:1")}, ["b"]),
         ctl.NodeExited("df", "n", None, 9, True, "killed", "tail", "m"),
-        ctl.DataflowResult("df", "name", False, [ctl.FailureRecord("n", 1, None, "t", "r", "m")], True, {"n/i": 3}, None),
+        ctl.DataflowResult(
+            "df", "name", False, [ctl.FailureRecord("n", 1, None, "t", "r", "m")], True, {"n/i": 3}, None
+        ),
         ctl.StartDataflow("nodes: []", "/x.yml", "/", None, True),
         ctl.RegisterDaemon("cam", "0.1.0", ctl.PROTOCOL_VERSION, "host", 12, ["ipc:///d", "tcp://h:2"]),
         ctl.Ping(),
-        ctl.StartDataflow("nodes: []", "/x.yml", "/", "n", False, ctl.ShipMode.AUTO, ctl.BundleRef("a" * 64, 10), "64768:12"),
-        ctl.SpawnNodes("df", "n", "nodes: []", "/", ["a"], True, "", ctl.ShipMode.ALWAYS, ctl.BundleRef("a" * 64, 10), "1:2", "/x.yml"),
+        ctl.StartDataflow(
+            "nodes: []", "/x.yml", "/", "n", False, ctl.ShipMode.AUTO, ctl.BundleRef("a" * 64, 10), "64768:12"
+        ),
+        ctl.SpawnNodes(
+            "df",
+            "n",
+            "nodes: []",
+            "/",
+            ["a"],
+            True,
+            "",
+            ctl.ShipMode.ALWAYS,
+            ctl.BundleRef("a" * 64, 10),
+            "1:2",
+            "/x.yml",
+        ),
         ctl.OfferBundle(ctl.BundleRef("a" * 64, 10)),
         ctl.BundleChunk("a" * 64, 0, "AAEC"),
         ctl.BundleWanted("a" * 64, 10),

@@ -7,9 +7,13 @@ import pytest
 from dora_zmq import _control as ctl
 from dora_zmq._errors import ProtocolError
 
-INFO = ctl.DataflowInfo("id", "demo", "failed", {"a": "failed"}, [ctl.FailureRecord("a", reason="r")], {}, 1.0, {}, "why", 2.0, {"a": "m"})
+INFO = ctl.DataflowInfo(
+    "id", "demo", "failed", {"a": "failed"}, [ctl.FailureRecord("a", reason="r")], {}, 1.0, {}, "why", 2.0, {"a": "m"}
+)
 DAEMON = ctl.DaemonInfo("arm", "host", 7, "0.1.0", "10.0.0.7", ["ipc:///d"], 0.2, 30.0, 3)
-STATS = ctl.NodeStatsRecord("id", "demo", "a", "arm", "running", 7, 12.5, 4096, 1, {"x": 3}, {"y": 2}, {"x": 1}, {"x": 0}, {"x": 0}, 0.4)
+STATS = ctl.NodeStatsRecord(
+    "id", "demo", "a", "arm", "running", 7, 12.5, 4096, 1, {"x": 3}, {"y": 2}, {"x": 1}, {"x": 0}, {"x": 0}, 0.4
+)
 
 
 @pytest.mark.parametrize(
@@ -43,7 +47,8 @@ def test_older_peers_messages_still_decode() -> None:
     "raw",
     [
         b'{"t": "NodeResources", "machine_id": "m", "samples": {"a": 1}}',  # list expected
-        b'{"t": "NodeResources", "machine_id": "m", "samples": [{"dataflow_id": "d", "node": "n", "pid": "7", "cpu_percent": 1, "rss_bytes": 1}]}',
+        b'{"t": "NodeResources", "machine_id": "m", "samples": '
+        b'[{"dataflow_id": "d", "node": "n", "pid": "7", "cpu_percent": 1, "rss_bytes": 1}]}',
         b'{"t": "NodeStats", "dataflow_id": "d", "node": "n", "drops": {}, "sent": {"y": "many"}}',
         b'{"t": "FetchLogs", "dataflow": "d", "node": "n", "since": "yesterday"}',
         b'{"t": "GetNodeStats", "dataflow": 5}',

@@ -5,7 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from dora_zmq import _control as ctl
-from dora_zmq.coordinator._deadlines import UNREACHABLE_AFTER_S, late_exit_text, spawn_unconfirmed, stop_unconfirmed, unconfirmed_reason
+from dora_zmq.coordinator._deadlines import (
+    UNREACHABLE_AFTER_S,
+    late_exit_text,
+    spawn_unconfirmed,
+    stop_unconfirmed,
+    unconfirmed_reason,
+)
 from dora_zmq.coordinator._state import DaemonRecord, DataflowRun, NodeState
 from dora_zmq.descriptor import parse_dataflow
 
@@ -58,5 +64,8 @@ def test_stop_waits_on_every_spawned_node_not_ended() -> None:
 
 
 def test_late_exit_says_how_it_ended() -> None:
-    assert late_exit_text(ctl.NodeExited("df", "b", None, 15, True), 1.25) == "; its exit was reported 1.2 s after the deadline (killed by signal 15)"
+    assert (
+        late_exit_text(ctl.NodeExited("df", "b", None, 15, True), 1.25)
+        == "; its exit was reported 1.2 s after the deadline (killed by signal 15)"
+    )
     assert late_exit_text(ctl.NodeExited("df", "b", 0, None, False), 3.0).endswith("(exit code 0)")

@@ -22,7 +22,10 @@ def test_node_ids_use_dora_characters(node_id: str) -> None:
 
 
 def test_output_and_input_ids_too() -> None:
-    errs = _errors("nodes:\n  - id: n\n    path: dynamic\n    outputs: [my out]\n    inputs:\n      'in put': dora/timer/millis/5\n")
+    errs = _errors(
+        "nodes:\n  - id: n\n    path: dynamic\n    outputs: [my out]\n"
+        "    inputs:\n      'in put': dora/timer/millis/5\n"
+    )
     assert any("output id 'my out' contains ' '" in e for e in errs), errs
     assert any("input id 'in put' contains ' '" in e for e in errs), errs
 
@@ -38,10 +41,13 @@ def test_a_node_that_is_not_a_mapping_is_named() -> None:
 
 
 def test_operator_errors_name_the_operator() -> None:
-    errs = _errors("nodes:\n  - id: rt\n    operators:\n      - id: detect\n        python: d.py\n        colour: red\n")
+    errs = _errors(
+        "nodes:\n  - id: rt\n    operators:\n      - id: detect\n        python: d.py\n        colour: red\n"
+    )
     assert errs == [
         "line 6: node 'rt', field 'operators[detect].colour': unknown operator field 'colour' "
-        "(hint: valid operator fields: build, description, id, inputs, name, outputs, python, send_stdout_as, shared-library, wasm)"
+        "(hint: valid operator fields: build, description, id, inputs, name, outputs, python, send_stdout_as, "
+        "shared-library, wasm)"
     ]
 
 
@@ -50,7 +56,11 @@ def test_operator_errors_name_the_operator() -> None:
     [
         ("nodes:\n  - id: n\n    path: dynamic\n    send_logs_as: logs\n", "node field 'send_logs_as'"),
         ("nodes:\n  - id: n\n    path: dynamic\n    git: https://example.org/x.git\n", "node field 'git'"),
-        ("nodes:\n  - id: n\n    path: dynamic\n    inputs:\n      t: {source: dora/timer/millis/5, input_timeout: 1}\n", "input field 'input_timeout'"),
+        (
+            "nodes:\n  - id: n\n    path: dynamic\n"
+            "    inputs:\n      t: {source: dora/timer/millis/5, input_timeout: 1}\n",
+            "input field 'input_timeout'",
+        ),
         ("strict_types: true\nnodes:\n  - id: n\n    path: dynamic\n", "top-level field 'strict_types'"),
     ],
 )
@@ -77,7 +87,8 @@ def test_restart_fields() -> None:
 
 def test_bad_restart_fields() -> None:
     errs = _errors(
-        "nodes:\n  - id: n\n    path: n.py\n    restart_policy: sometimes\n    max_restarts: -1\n    restart_delay: soon\n"
+        "nodes:\n  - id: n\n    path: n.py\n"
+        "    restart_policy: sometimes\n    max_restarts: -1\n    restart_delay: soon\n"
     )
     assert any("unknown restart_policy 'sometimes'" in e for e in errs), errs
     assert any("max_restarts must be a whole number >= 0" in e for e in errs), errs

@@ -48,11 +48,7 @@ def test_no_zmq_subprocess_or_print() -> None:
         source = module.read_text(encoding="utf-8")
         tree = ast.parse(source)
         assert not _imports(tree) & {"zmq", "subprocess"}, module.name
-        calls = {
-            n.func.id
-            for n in ast.walk(tree)
-            if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
-        }
+        calls = {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
         assert "print" not in calls, module.name
 
 

@@ -262,9 +262,7 @@ def test_unreadable_file_is_a_descriptor_error(tmp_path: Path) -> None:
 
 
 def test_null_inputs_outputs_and_args_mean_none() -> None:
-    node = _parse(
-        "nodes:\n  - id: a\n    path: dynamic\n    inputs:\n    outputs:\n    args:\n"
-    ).node("a")
+    node = _parse("nodes:\n  - id: a\n    path: dynamic\n    inputs:\n    outputs:\n    args:\n").node("a")
     assert dict(node.inputs) == {} and node.outputs == () and node.args == ()
 
 

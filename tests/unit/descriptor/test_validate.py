@@ -54,9 +54,7 @@ def test_unknown_node_field_suggests() -> None:
 
 
 def test_unknown_input_field_suggests() -> None:
-    err = _one(
-        "nodes:\n  - {id: a, path: dynamic, inputs: {t: {source: dora/timer/secs/1, sorce: x}}}\n"
-    )
+    err = _one("nodes:\n  - {id: a, path: dynamic, inputs: {t: {source: dora/timer/secs/1, sorce: x}}}\n")
     assert err.field == "inputs.t.sorce"
     assert "did you mean 'source'?" in (err.hint or "")
 
@@ -79,9 +77,7 @@ def test_unknown_custom_and_python_fields() -> None:
 
 
 def test_unknown_source_node_lists_nodes() -> None:
-    err = _one(
-        "nodes:\n  - {id: cam, path: dynamic, outputs: [x]}\n  - {id: b, path: dynamic, inputs: {x: came/x}}\n"
-    )
+    err = _one("nodes:\n  - {id: cam, path: dynamic, outputs: [x]}\n  - {id: b, path: dynamic, inputs: {x: came/x}}\n")
     assert err.node == "b" and err.field == "inputs.x"
     assert "there is no node 'came'" in err.message
     assert "did you mean 'cam'?" in (err.hint or "") and "nodes: b, cam" in (err.hint or "")
@@ -89,12 +85,10 @@ def test_unknown_source_node_lists_nodes() -> None:
 
 def test_undeclared_output_lists_available_outputs() -> None:
     err = _one(
-        "nodes:\n  - {id: cam, path: dynamic, outputs: [image, depth]}\n  - {id: b, path: dynamic, inputs: {x: cam/rgb}}\n"
+        "nodes:\n  - {id: cam, path: dynamic, outputs: [image, depth]}\n"
+        "  - {id: b, path: dynamic, inputs: {x: cam/rgb}}\n"
     )
-    assert (
-        "input 'x' reads 'cam/rgb', but node 'cam' has no output 'rgb' (its outputs: image, depth)"
-        in err.message
-    )
+    assert "input 'x' reads 'cam/rgb', but node 'cam' has no output 'rgb' (its outputs: image, depth)" in err.message
 
 
 def test_operator_input_error_points_at_operator_field() -> None:
@@ -147,9 +141,7 @@ def test_missing_script_names_folder(tmp_path: Path) -> None:
 
 
 def test_missing_operator_file(tmp_path: Path) -> None:
-    err = _one(
-        "nodes:\n  - {id: r, operator: {python: op.py}}\n", check_paths=True, working_dir=tmp_path
-    )
+    err = _one("nodes:\n  - {id: r, operator: {python: op.py}}\n", check_paths=True, working_dir=tmp_path)
     assert err.field == "operator.python"
     assert f"operator script 'op.py' not found (looked in {tmp_path})" == err.message
 
@@ -228,9 +220,7 @@ def test_runtime_node_rejects_node_level_ports() -> None:
     assert err.field == "outputs" and "belong to its operators" in (err.hint or "")
 
 
-@pytest.mark.parametrize(
-    ("value", "kind"), [("", "null"), ("~", "null"), ("[1]", "a list"), ("{a: 1}", "a mapping")]
-)
+@pytest.mark.parametrize(("value", "kind"), [("", "null"), ("~", "null"), ("[1]", "a list"), ("{a: 1}", "a mapping")])
 def test_bad_env_values(value: str, kind: str) -> None:
     err = _one(f"nodes:\n  - id: a\n    path: dynamic\n    env:\n      TOKEN: {value}\n")
     assert err.field == "env.TOKEN" and err.line == 5
@@ -280,9 +270,7 @@ def test_empty_operators_list() -> None:
 
 
 def test_conflicting_deploys() -> None:
-    err = _one(
-        "nodes:\n  - {id: a, path: dynamic, deploy: {machine: x}, _unstable_deploy: {machine: y}}\n"
-    )
+    err = _one("nodes:\n  - {id: a, path: dynamic, deploy: {machine: x}, _unstable_deploy: {machine: y}}\n")
     assert "name different machines" in err.message
 
 

@@ -26,7 +26,13 @@ def test_input_closed_after_data_then_stop_then_end() -> None:
     q.push_input("b", Event(type="INPUT", id="b", value=None, metadata={}))
     q.close_input("b")
     kinds = [(e["type"], e["id"]) for e in iter(lambda: q.get(), None)]
-    assert kinds == [("INPUT", "a"), ("INPUT_CLOSED", "a"), ("INPUT", "b"), ("INPUT_CLOSED", "b"), ("STOP", "ALL_INPUTS_CLOSED")]
+    assert kinds == [
+        ("INPUT", "a"),
+        ("INPUT_CLOSED", "a"),
+        ("INPUT", "b"),
+        ("INPUT_CLOSED", "b"),
+        ("STOP", "ALL_INPUTS_CLOSED"),
+    ]
     assert q.ended and q.get() is None
 
 
@@ -44,7 +50,12 @@ def test_one_node_failed_for_several_inputs() -> None:
     q = EventQueue({"a": 10, "b": 10})
     q.close_inputs(["a", "b"], failed="boom", source="up")
     events = [(e["type"], e["id"]) for e in iter(lambda: q.get(), None)]
-    assert events == [("NODE_FAILED", "up"), ("INPUT_CLOSED", "a"), ("INPUT_CLOSED", "b"), ("STOP", "ALL_INPUTS_CLOSED")]
+    assert events == [
+        ("NODE_FAILED", "up"),
+        ("INPUT_CLOSED", "a"),
+        ("INPUT_CLOSED", "b"),
+        ("STOP", "ALL_INPUTS_CLOSED"),
+    ]
 
 
 def test_manual_stop_jumps_the_queue() -> None:
@@ -87,7 +98,9 @@ def test_queued_bytes_are_bounded_per_input_dropping_the_oldest() -> None:
 
     q = EventQueue({"big": 10_000, "small": 10_000}, max_bytes=3 * 1024)
     for i in range(10):
-        q.push_input("big", Event(type="INPUT", id="big", value=pa.array([i] * 128, pa.int64()), metadata={}))  # 1 KiB each
+        q.push_input(
+            "big", Event(type="INPUT", id="big", value=pa.array([i] * 128, pa.int64()), metadata={})
+        )  # 1 KiB each
     q.push_input("small", Event(type="INPUT", id="small", value=pa.array([1], pa.int64()), metadata={}))
     assert q.drops == {"big": 7, "small": 0}  # 10,000 messages allowed, but only 3 KiB
     got = [q.get() for _ in range(4)]

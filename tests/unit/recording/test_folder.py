@@ -29,7 +29,15 @@ VALUES = [
 
 
 def _manifest(*topics: str) -> Manifest:
-    return Manifest("flow", "id", "nodes: []\n", "/", "now", time.time_ns(), outputs=[OutputRecord(t, *t.split("/", 1)) for t in topics])
+    return Manifest(
+        "flow",
+        "id",
+        "nodes: []\n",
+        "/",
+        "now",
+        time.time_ns(),
+        outputs=[OutputRecord(t, *t.split("/", 1)) for t in topics],
+    )
 
 
 def _write(folder: Path, values: list[pa.Array], topic: str = "cam/out") -> Manifest:

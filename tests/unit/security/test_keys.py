@@ -41,12 +41,21 @@ def _files(folder: Path) -> set[str]:
 def test_the_key_set_of_a_deployment(tmp_path: Path) -> None:
     written = generate_keys(tmp_path, [], {Role.OPERATOR: ["laptop"], Role.DAEMON: ["m1", "m2"], Role.NODE: ["edge"]})
     assert _files(tmp_path) == {
-        "server.key", "server.key_secret", "data.key", "data.key_secret",
-        "clients/operator/laptop.key", "clients/operator/laptop.key_secret",
-        "clients/daemon/m1.key", "clients/daemon/m1.key_secret",
-        "clients/daemon/m2.key", "clients/daemon/m2.key_secret",
-        "clients/node/edge.key", "clients/node/edge.key_secret",
-        "authorized/operator/laptop.key", "authorized/daemon/m1.key", "authorized/daemon/m2.key",
+        "server.key",
+        "server.key_secret",
+        "data.key",
+        "data.key_secret",
+        "clients/operator/laptop.key",
+        "clients/operator/laptop.key_secret",
+        "clients/daemon/m1.key",
+        "clients/daemon/m1.key_secret",
+        "clients/daemon/m2.key",
+        "clients/daemon/m2.key_secret",
+        "clients/node/edge.key",
+        "clients/node/edge.key_secret",
+        "authorized/operator/laptop.key",
+        "authorized/daemon/m1.key",
+        "authorized/daemon/m2.key",
         "authorized/node/edge.key",
     }
     assert {str(p.relative_to(tmp_path)) for p in written} == _files(tmp_path) - {

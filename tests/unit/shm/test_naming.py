@@ -35,7 +35,10 @@ def test_name_parses_back_even_with_dashes_in_the_node() -> None:
     parsed = parse_segment_name(name)
     assert parsed is not None
     assert (parsed.dataflow, parsed.node, parsed.pid, parsed.n) == (
-        dataflow_tag("3f2a9c1e-1111-2222"), "cam-left-2", 123, 9,
+        dataflow_tag("3f2a9c1e-1111-2222"),
+        "cam-left-2",
+        123,
+        9,
     )
 
 
@@ -71,9 +74,7 @@ def _one_segment(pool: SegmentPool) -> None:
     assert pool.write(pa.array([1, 2, 3]), {"r"}) is not None
 
 
-def test_cleanup_by_node_does_not_touch_prefix_sibling(
-    make_pool: Callable[..., SegmentPool], dataflow_id: str
-) -> None:
+def test_cleanup_by_node_does_not_touch_prefix_sibling(make_pool: Callable[..., SegmentPool], dataflow_id: str) -> None:
     other_df = str(uuid.uuid4())
     other = SegmentPool(other_df, "a")
     try:
@@ -90,9 +91,7 @@ def test_cleanup_by_node_does_not_touch_prefix_sibling(
     assert segment_files(other_df) == []
 
 
-def test_cleanup_stale_uses_pid_alive(
-    make_pool: Callable[..., SegmentPool], dataflow_id: str
-) -> None:
+def test_cleanup_stale_uses_pid_alive(make_pool: Callable[..., SegmentPool], dataflow_id: str) -> None:
     _one_segment(make_pool())
     assert cleanup_stale(lambda pid: True, dataflow_id=dataflow_id) == 0
     assert cleanup_stale(dataflow_id=dataflow_id) == 0  # we are alive

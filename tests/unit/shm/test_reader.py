@@ -37,9 +37,7 @@ def _round_trip(pool: SegmentPool, reader: SegmentReader, value: pa.Array) -> pa
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_bytes_of_every_size(
-    pool: SegmentPool, reader: SegmentReader, releases: Releases, size: int
-) -> None:
+def test_bytes_of_every_size(pool: SegmentPool, reader: SegmentReader, releases: Releases, size: int) -> None:
     value = _bytes(size, size)
     out = _round_trip(pool, reader, value)
     assert out.type == pa.uint8() and len(out) == size
@@ -131,9 +129,7 @@ def test_release_fires_once_when_the_array_is_garbage(
     assert releases.seen == [desc]
 
 
-def test_empty_array_is_released_at_once(
-    pool: SegmentPool, reader: SegmentReader, releases: Releases
-) -> None:
+def test_empty_array_is_released_at_once(pool: SegmentPool, reader: SegmentReader, releases: Releases) -> None:
     """An array that aliases nothing holds nothing: no reason to keep the segment."""
     desc = pool.write(pa.array([], pa.int64()), {"r"})
     assert desc is not None
@@ -178,9 +174,7 @@ def test_reused_segment_never_reaches_a_holder_of_the_old_token(
     assert pool.outstanding() == {}
 
 
-def test_stale_descriptor_is_refused(
-    pool: SegmentPool, reader: SegmentReader, releases: Releases
-) -> None:
+def test_stale_descriptor_is_refused(pool: SegmentPool, reader: SegmentReader, releases: Releases) -> None:
     old = pool.write(pa.array([1, 2, 3]), {"r"})
     assert old is not None
     del_me = reader.open(old)
@@ -221,9 +215,7 @@ def test_forged_descriptor_is_refused_and_reported(
     assert reader.open(desc).to_pylist() == [1, 2, 3]  # the good one still works
 
 
-def test_corrupt_body_is_refused_and_reported(
-    pool: SegmentPool, reader: SegmentReader, releases: Releases
-) -> None:
+def test_corrupt_body_is_refused_and_reported(pool: SegmentPool, reader: SegmentReader, releases: Releases) -> None:
     desc = pool.write(pa.array(np.arange(100)), {"r"})
     assert desc is not None
     fd = os.open(os.path.join(shm_dir(), desc.segment), os.O_WRONLY)
@@ -246,9 +238,7 @@ def test_discard_reports_without_mapping(pool: SegmentPool, releases: Releases) 
     reader.close()
 
 
-def test_reader_survives_the_writer_unlinking(
-    pool: SegmentPool, reader: SegmentReader
-) -> None:
+def test_reader_survives_the_writer_unlinking(pool: SegmentPool, reader: SegmentReader) -> None:
     value = _bytes(3 * MIB, 3)
     desc = pool.write(value, {"r"})
     assert desc is not None
@@ -280,9 +270,7 @@ def test_idle_mappings_of_removed_segments_are_dropped(
     assert reader.trim() == 1 and reader.stats().mapped == 0
 
 
-def test_close_stops_callbacks_and_live_arrays_stay_valid(
-    pool: SegmentPool, releases: Releases
-) -> None:
+def test_close_stops_callbacks_and_live_arrays_stay_valid(pool: SegmentPool, releases: Releases) -> None:
     reader = SegmentReader(releases)
     desc = pool.write(pa.array(np.arange(1000)), {"r"})
     assert desc is not None
@@ -297,9 +285,7 @@ def test_close_stops_callbacks_and_live_arrays_stay_valid(
     pool.reader_gone("r")
 
 
-def test_a_failing_callback_is_logged_not_raised(
-    pool: SegmentPool, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_a_failing_callback_is_logged_not_raised(pool: SegmentPool, caplog: pytest.LogCaptureFixture) -> None:
     def boom(desc: ShmDescriptor) -> None:
         raise RuntimeError("transport closed")
 

@@ -263,11 +263,14 @@ def test_not_reused_while_the_writer_holds_a_view(
     elif keep == "arrow_array":
         assert _bytes_of(held) == expected[5:].tobytes()
     else:
-        assert held.tobytes() == {
-            "owner_view": expected.tobytes(),
-            "numpy_slice": expected[MIB // 2 : MIB // 2 + 8].tobytes(),
-            "float_view": expected.tobytes(),
-        }[keep]
+        assert (
+            held.tobytes()
+            == {
+                "owner_view": expected.tobytes(),
+                "numpy_slice": expected[MIB // 2 : MIB // 2 + 8].tobytes(),
+                "float_view": expected.tobytes(),
+            }[keep]
+        )
     data = None
     del held, data
     gc.collect()
@@ -433,9 +436,7 @@ def test_close_with_live_views_does_not_crash(
     unpublished = pool.reserve(4096)
     assert published is not None and unpublished is not None
     expected, count = _fill(published, "float32", seed=6)
-    desc = pool.publish(
-        published.token, pa.Array.from_buffers(pa.float32(), count, [None, published.buffer]), {"r"}
-    )
+    desc = pool.publish(published.token, pa.Array.from_buffers(pa.float32(), count, [None, published.buffer]), {"r"})
     assert desc is not None
     out = reader.open(desc)
     writer_view = np.asarray(unpublished.owner)

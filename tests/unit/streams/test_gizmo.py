@@ -49,7 +49,10 @@ class TestConstruction:
         comp = Composition(idle)
         comp.start(wait=False)
         try:
-            assert sorted(t.name for t in threading.enumerate() if t.name.startswith("gizmo-")) in (["gizmo-SinkGizmo"], [])
+            assert sorted(t.name for t in threading.enumerate() if t.name.startswith("gizmo-")) in (
+                ["gizmo-SinkGizmo"],
+                [],
+            )
             idle.send_result(StreamData(1))  # driven from outside, like DeGirum's empty-run gizmos
             idle.send_result(None)
         finally:

@@ -60,7 +60,11 @@ class TestIteratorSourceImages:
         items = list(sink())
         assert [i.data.shape for i in items] == [(4, 6, 3), (2, 3, 3), (5, 5, 3)]
         video = [i.meta.find_last(tag_video) for i in items]
-        assert [(v["frame_width"], v["frame_height"], v["frame_id"]) for v in video] == [(6, 4, 0), (3, 2, 1), (5, 5, 2)]
+        assert [(v["frame_width"], v["frame_height"], v["frame_id"]) for v in video] == [
+            (6, 4, 0),
+            (3, 2, 1),
+            (5, 5, 2),
+        ]
         assert all(v["fps"] == 25.0 and v["frame_count"] == -1 and v["file_path"] == "" for v in video)
         assert items[0].meta.find_last("IteratorSourceGizmo") is video[0]
         assert src.get_tags() == ["IteratorSourceGizmo", tag_video]

@@ -104,7 +104,9 @@ def test_value_bytes() -> None:
 def test_flat_values_travel_as_their_bytes(value: pa.Array) -> None:
     frames = encode_data_frames(TOPIC, 1, value, None)
     width = value.type.bit_width // 8
-    assert bytes(frames[3]) == value.buffers()[1].to_pybytes()[value.offset * width : (value.offset + len(value)) * width]
+    assert (
+        bytes(frames[3]) == value.buffers()[1].to_pybytes()[value.offset * width : (value.offset + len(value)) * width]
+    )
     msg = decode_frames([bytes(f) for f in frames])
     assert msg.kind is MessageKind.FLAT and msg.value.equals(value) and msg.value.type == value.type
 
