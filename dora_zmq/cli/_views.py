@@ -101,6 +101,9 @@ def dataflow_table(flows: list[ctl.DataflowInfo]) -> Table:
         table.add_column("restarts", overflow="fold")
     table.add_column("dropped", overflow="fold")
     table.add_column("lost", overflow="fold")
+    undelivered = any(d.undelivered for d in flows)  # sent, never delivered: a column only when any
+    if undelivered:
+        table.add_column("undelivered", overflow="fold")
     now = time.time()
     for d in flows:
         states: dict[str, int] = {}
@@ -116,7 +119,10 @@ def dataflow_table(flows: list[ctl.DataflowInfo]) -> Table:
         ]
         if restarts:
             row.append(escape(_counts(d.restarts or {})))
-        table.add_row(*row, escape(_counts(d.drops)), escape(_counts(d.lost or {})))
+        row += [escape(_counts(d.drops)), escape(_counts(d.lost or {}))]
+        if undelivered:
+            row.append(escape(_counts(d.undelivered or {})))
+        table.add_row(*row)
     return table
 
 
