@@ -105,6 +105,9 @@ def test_a_stop_mid_stream_adds_up_exactly(
         f"{sink['got']} + {dropped} + {lost} + {undelivered} != {sent} sent:\n{result.output}"
     )
 
+    print(f"sent {sent}: received {sink['got']} + dropped {dropped} + lost {lost} + not delivered {undelivered}")
     listing = json.loads(dora("list", "--format", "json", env=env).wait(20).stdout)
     (row,) = [d for d in listing["dataflows"] if d["name"] == "acct"]
     assert row["undelivered"] == {"sink/n": undelivered}, row
+    table = dora("list", env=env).wait(20).stdout
+    assert f"acct: messages not delivered (stopped): sink/n: {undelivered}" in table, table
