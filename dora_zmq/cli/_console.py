@@ -59,7 +59,7 @@ def print_counters(result: ctl.DataflowResult) -> None:
     for label, counts in (
         ("dropped (queue_size full)", result.drops),
         ("lost in transit", result.lost),
-        ("not delivered (stopped)", result.undelivered),
+        ("not delivered (receiver stopped)", result.undelivered),
     ):
         if counts:
             items = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))

@@ -140,7 +140,7 @@ def _print_undelivered(flows: list[ctl.DataflowInfo]) -> None:
     for d in flows:
         if d.undelivered:
             counts = ", ".join(f"{k}: {v}" for k, v in sorted(d.undelivered.items()))
-            out.print(f"[yellow]{escape(d.name)}[/yellow]: messages not delivered (stopped): {escape(counts)}")
+            out.print(f"[yellow]{escape(d.name)}[/yellow]: messages not delivered (receiver stopped): {escape(counts)}")
 
 
 def _print_status(st: ctl.CoordinatorStatus) -> None:

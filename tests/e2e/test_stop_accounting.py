@@ -2,7 +2,7 @@
 
 The sink leaves its loop on STOP without draining what is in flight, and the source goes on
 sending after its STOP (500 more messages, which reach nobody). Neither is a drop nor a loss
-in transit; the coordinator counts them as ``not delivered (stopped)`` from both ends' final
+in transit; the coordinator counts them as ``not delivered (receiver stopped)`` from both ends' final
 counters (``coordinator._accounting``), so for the input received + dropped + lost +
 undelivered == sent, exactly.
 """
@@ -98,7 +98,7 @@ def test_a_stop_mid_stream_adds_up_exactly(
     sink = json.loads((tmp_path / "sink.json").read_text())
     dropped = _reported("dropped (queue_size full)", result.stderr)
     lost = _reported("lost in transit", result.stderr)
-    undelivered = _reported("not delivered (stopped)", result.stderr)
+    undelivered = _reported("not delivered (receiver stopped)", result.stderr)
     assert (dropped, lost) == (sink["dropped"], sink["lost"]), result.output
     assert undelivered > 0, f"the 500 sent after the STOP are not reported:\n{result.output}"
     assert sink["got"] + dropped + lost + undelivered == sent, (
@@ -110,4 +110,4 @@ def test_a_stop_mid_stream_adds_up_exactly(
     (row,) = [d for d in listing["dataflows"] if d["name"] == "acct"]
     assert row["undelivered"] == {"sink/n": undelivered}, row
     table = dora("list", env=env).wait(20).stdout
-    assert f"acct: messages not delivered (stopped): sink/n: {undelivered}" in table, table
+    assert f"acct: messages not delivered (receiver stopped): sink/n: {undelivered}" in table, table

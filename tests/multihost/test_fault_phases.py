@@ -244,7 +244,7 @@ def check_invariants(
     a dataflow their restarted coordinator does not know). A node leaves its event loop on STOP
     without waiting for what is still in flight to it, and what a sender sends after its
     subscribers stopped reaches nobody: the closing report counts those per input as
-    ``not delivered (stopped)`` (coordinator._accounting). So in every case, for every input,
+    ``not delivered (receiver stopped)`` (coordinator._accounting). So in every case, for every input,
     received + dropped + lost + not delivered == sent, exactly.
 
     ``record_lost``: the coordinator's record of the run ended while its nodes went on (it
@@ -272,7 +272,7 @@ def check_invariants(
         got = counts[receiver]["received"][inp]
         lost = counts[receiver]["lost"].get(inp, 0)
         dropped = counts[receiver]["dropped"].get(inp, 0)
-        undelivered = _reported("not delivered (stopped)", f"{receiver}/{inp}", result.stderr)
+        undelivered = _reported("not delivered (receiver stopped)", f"{receiver}/{inp}", result.stderr)
         assert stopped or not undelivered, f"{receiver}/{inp}: {undelivered} not delivered without a stop:\n{output}"
         counted = got + lost + dropped + undelivered
         if record_lost and counted < sent:
