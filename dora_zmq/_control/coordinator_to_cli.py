@@ -76,6 +76,8 @@ class DataflowResult:
     drops: dict[str, int] | None = None
     lost: dict[str, int] | None = None
     error: str = ""  # why the dataflow as a whole failed (e.g. it could not be placed)
+    #: per input, sent but never delivered (a STOP mid-stream; coordinator._accounting)
+    undelivered: dict[str, int] | None = None
 
 
 @control_message

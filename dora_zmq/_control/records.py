@@ -72,6 +72,8 @@ class DataflowInfo:
     ended_at: float | None = None
     machines: dict[str, str] | None = None  # node -> machine id it was placed on
     restarts: dict[str, int] | None = None  # node -> times restarted (restart_policy)
+    #: per input, sent but never delivered, once it ended (a STOP mid-stream; coordinator._accounting)
+    undelivered: dict[str, int] | None = None
 
 
 @control_message

@@ -54,8 +54,13 @@ def print_failure_result(result: ctl.DataflowResult) -> None:
 
 
 def print_counters(result: ctl.DataflowResult) -> None:
-    """Messages dropped by ``queue_size`` and lost in transit, per input, if any."""
-    for label, counts in (("dropped (queue_size full)", result.drops), ("lost in transit", result.lost)):
+    """Messages dropped by ``queue_size``, lost in transit and never delivered (sent while the
+    dataflow was being stopped, or still in flight then), per input, if any."""
+    for label, counts in (
+        ("dropped (queue_size full)", result.drops),
+        ("lost in transit", result.lost),
+        ("not delivered (receiver stopped)", result.undelivered),
+    ):
         if counts:
             items = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
             err.print(f"[yellow]messages {label}: {escape(items)}[/yellow]")

@@ -67,6 +67,7 @@ def dataflow_json(d: ctl.DataflowInfo) -> dict[str, Any]:
         "error": d.error,
         "dropped": dict(d.drops),
         "lost": dict(d.lost or {}),
+        "undelivered": dict(d.undelivered or {}),
         "restarts": dict(d.restarts or {}),
     }
 

@@ -35,6 +35,7 @@ def list_(coordinator: str | None, fmt: str) -> None:
         return
     out.print(dataflow_table(flows))
     _print_failure_reasons(flows)
+    _print_undelivered(flows)
 
 
 @cli.command()
@@ -131,6 +132,15 @@ def _print_failure_reasons(flows: list[ctl.DataflowInfo]) -> None:
         for f in d.failures:
             failure = NodeFailure(f.node, f.exit_code, f.signal, "", f.reason, f.machine)
             out.print(f"[red]{escape(d.name)}[/red]: {escape(failure.describe())}")
+
+
+def _print_undelivered(flows: list[ctl.DataflowInfo]) -> None:
+    """Messages an ended dataflow's stop left undelivered, per input, one line per dataflow
+    (a line, not a column: a ninth column would not fit 80 columns)."""
+    for d in flows:
+        if d.undelivered:
+            counts = ", ".join(f"{k}: {v}" for k, v in sorted(d.undelivered.items()))
+            out.print(f"[yellow]{escape(d.name)}[/yellow]: messages not delivered (receiver stopped): {escape(counts)}")
 
 
 def _print_status(st: ctl.CoordinatorStatus) -> None:

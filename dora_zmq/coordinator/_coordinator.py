@@ -24,6 +24,7 @@ from ..descriptor import NodeKind, parse_dataflow
 from ..security import Peer
 from ..tracing import LifecycleTracer
 from ._access import DAEMON_REPORTS, refusal
+from ._accounting import undelivered
 from ._bundles import BundleService
 from ._deadlines import UNREACHABLE_AFTER_S, late_exit_text, spawn_unconfirmed, stop_unconfirmed, unconfirmed_reason
 from ._liveness import PROBE_EVERY_S, judge
@@ -627,6 +628,7 @@ class Coordinator:
             return
         if run.finished:
             self._late_exit(run, msg)
+            run.undelivered = undelivered(run)  # its final counters may have come after the end
             return
         dynamic = run.descriptor.node(msg.node).kind is NodeKind.DYNAMIC
         run.nodes[msg.node] = NodeState.FAILED if msg.failed else (NodeState.WAITING if dynamic else NodeState.EXITED)
@@ -857,6 +859,7 @@ class Coordinator:
         self._close_span(run, "stop", status=status)
         run.status = status
         run.ended_at = time.time()
+        run.undelivered = undelivered(run)
         result = run.result()
         log.info("dataflow %s %s", run.name, status)
         for watcher in self._watchers.pop(run.id, []):

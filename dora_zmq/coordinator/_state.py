@@ -104,6 +104,7 @@ class DataflowRun:
     failures: list[ctl.FailureRecord] = field(default_factory=list)
     drops: dict[str, int] = field(default_factory=dict)
     lost: dict[str, int] = field(default_factory=dict)
+    undelivered: dict[str, int] = field(default_factory=dict)  # set when it ends (._accounting)
     logs: dict[str, deque[LogEntry]] = field(default_factory=dict)
     stats: dict[str, ctl.NodeStats] = field(default_factory=dict)  # node -> its last counters
     stats_at: dict[str, float] = field(default_factory=dict)  # node -> monotonic time of those
@@ -200,6 +201,7 @@ class DataflowRun:
             self.ended_at,
             dict(self.machines),
             dict(self.restarts),
+            dict(self.undelivered),
         )
 
     def result(self) -> ctl.DataflowResult:
@@ -213,4 +215,5 @@ class DataflowRun:
             dict(self.drops),
             dict(self.lost),
             self.pending_error,
+            dict(self.undelivered),
         )

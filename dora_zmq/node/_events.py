@@ -133,6 +133,12 @@ class EventQueue:
         with self._lock:
             return {k: len(q) for k, q in self._inputs.items()}
 
+    def counts(self) -> tuple[dict[str, int], dict[str, int]]:
+        """INPUT events queued ever and waiting now, per input, read together: the node's final
+        report is exact (received - waiting at close = what its code got, drops included)."""
+        with self._lock:
+            return dict(self.received), {k: len(q) for k, q in self._inputs.items()}
+
     def waiting(self) -> bool:
         """True when ``get`` would return an event now."""
         with self._lock:

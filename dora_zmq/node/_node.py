@@ -341,15 +341,16 @@ class Node(DoraExtras):
         # A clean end while the dataflow is being stopped says so (see EventQueue.stopped_by).
         meta = {"error": error} if error else ({"stop": self._queue.stopped_by} if self._queue.stopped_by else None)
         self._outputs.end(topics, MessageKind.FAILED if error else MessageKind.EOS, meta)
+        received, waiting = self._queue.counts()  # final: the coordinator's accounting of a stop
         self._ctrl_tx.send(
             ctl.NodeStats(
                 self._dataflow_id,
                 self._id,
                 self.dropped,
                 self.lost,
-                dict(self._queue.received),
+                received,
                 self._outputs.sent_counts(),
-                self._queue.depths(),
+                waiting,
             )
         )
         inputs_closed = bool(self._spec.inputs) and not self._queue.open_inputs

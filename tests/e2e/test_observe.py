@@ -48,6 +48,7 @@ DATAFLOW_KEYS = {
     "error",
     "dropped",
     "lost",
+    "undelivered",
     "restarts",
 }
 DAEMON_KEYS = {
