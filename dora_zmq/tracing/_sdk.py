@@ -16,6 +16,7 @@ Threading: nothing here owns state but :class:`SdkSpan`'s fields, which belong t
 
 from __future__ import annotations
 
+import abc
 import functools
 import threading
 from collections.abc import Callable, Sequence
@@ -197,9 +198,9 @@ class SdkSpan(Span):
         span._start_time = time_ns()
         return span
 
+    @abc.abstractmethod  # Span is an ABC: a class without it cannot be instantiated
     def dora_resolve(self) -> tuple[SpanContext, SpanContext | None]:
         """The span's context and parent, made when first asked for (the subclass knows how)."""
-        raise NotImplementedError
 
     def full_attributes(self) -> dict[str, Any]:
         """The span's attributes as made at the start (without the user's later ones)."""
