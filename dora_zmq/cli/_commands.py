@@ -27,7 +27,7 @@ from ._console import err, out, print_counters, print_failure_result, print_log_
 from ._duration import DURATION
 from ._graph import graph  # noqa: F401 - registers the command
 from ._local import check_reachable, run_local
-from ._options import COORDINATOR_OPTION
+from ._options import COORDINATOR_OPTION, GRACE_OPTION
 from ._recording import apply_recording, print_recording, record_options
 from ._ship import ENV_SHIP, not_shipped, ship_folder
 
@@ -38,14 +38,6 @@ _CACHE_OPT = click.option(
     type=click.Path(file_okay=False),
     default=None,
     help="Where shipped dataflow folders are cached (default: $DORA_ZMQ_CACHE_DIR or ~/.cache/dora-zmq).",
-)
-_GRACE_OPT = click.option(
-    "--grace-duration",
-    "grace",
-    type=DURATION,
-    default="10s",
-    show_default=True,
-    help="How long nodes get to exit after STOP before SIGTERM (then SIGKILL 2 s later): 5s, 500ms, 1m or seconds.",
 )
 
 
@@ -92,7 +84,7 @@ def build(dataflow: str) -> None:
     show_default=True,
     help="Run the `build:` commands first (as dora's run does).",
 )
-@_GRACE_OPT
+@GRACE_OPTION
 @record_options
 @click.option(
     "--stop-after",
@@ -372,7 +364,7 @@ def destroy(coordinator: str | None) -> None:
     help="Largest folder to ship, e.g. 500M (default: $DORA_ZMQ_SHIP_MAX_SIZE or 256M).",
 )
 @click.option("--build", "build_first", is_flag=True, help="Run the `build:` commands on this machine first.")
-@_GRACE_OPT
+@GRACE_OPTION
 @_COORD_OPT
 @record_options
 def start(
@@ -442,7 +434,7 @@ cli.add_command(destroy, name="down")
 
 @cli.command()
 @click.argument("dataflow", required=False)
-@_GRACE_OPT
+@GRACE_OPTION
 @_COORD_OPT
 def stop(dataflow: str | None, grace: float, coordinator: str | None) -> None:
     """Stop a dataflow (by name or id; the only running one if omitted)."""

@@ -8,8 +8,19 @@ import click
 
 from ..coordinator import DEFAULT_ADDRESS
 from ._client import dora_address
+from ._duration import DURATION
 
-__all__ = ["COORDINATOR_OPTION"]
+__all__ = ["COORDINATOR_OPTION", "GRACE_OPTION"]
+
+#: ``--grace-duration`` of every command that stops nodes (run, start, stop, record, replay).
+GRACE_OPTION = click.option(
+    "--grace-duration",
+    "grace",
+    type=DURATION,
+    default="10s",
+    show_default=True,
+    help="How long nodes get to exit after STOP before SIGTERM (then SIGKILL 2 s later): 5s, 500ms, 1m or seconds.",
+)
 
 
 def _remember(ctx: click.Context, param: click.Parameter, value: object) -> None:

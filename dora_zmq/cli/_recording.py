@@ -15,6 +15,7 @@ from ..descriptor import Dataflow, parse_dataflow
 from ..recording import MANIFEST_NAME, Manifest, Recording, source_nodes, with_recorder, with_replays
 from . import cli
 from ._console import err, out
+from ._options import GRACE_OPTION
 
 __all__ = ["record_options", "apply_recording", "print_recording"]
 
@@ -128,14 +129,7 @@ def _recording_flow(rec: Recording, dataflow: str | None, load: Callable[[str], 
 )
 @click.option("--only", multiple=True, metavar="NODE[/OUTPUT]", help="Record only these outputs or nodes (repeatable).")
 @click.option("--name", default=None, help="A name to refer to the dataflow by.")
-@click.option(
-    "--grace-duration",
-    "grace",
-    type=float,
-    default=10.0,
-    show_default=True,
-    help="Seconds nodes get to exit after STOP.",
-)
+@GRACE_OPTION
 def record(dataflow: str, out_dir: str | None, only: tuple[str, ...], name: str | None, grace: float) -> None:
     """Run a dataflow on this machine and record every output (`run --record` with a default folder)."""
     from ._commands import _load
@@ -168,14 +162,7 @@ def record(dataflow: str, out_dir: str | None, only: tuple[str, ...], name: str 
     "--record", "record_dir", default=None, type=click.Path(file_okay=False), metavar="DIR", help="Record this run too."
 )
 @click.option("--name", default=None, help="A name to refer to the dataflow by.")
-@click.option(
-    "--grace-duration",
-    "grace",
-    type=float,
-    default=10.0,
-    show_default=True,
-    help="Seconds nodes get to exit after STOP.",
-)
+@GRACE_OPTION
 def replay(
     recording: str,
     dataflow: str | None,

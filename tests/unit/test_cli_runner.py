@@ -162,3 +162,13 @@ def test_verbose_after_the_command_is_accepted(runner: CliRunner) -> None:
     result = runner.invoke(cli, ["check", str(QUICKSTART), "-vv"])
     assert result.exit_code == 0, result.output
     assert logging.getLogger().level == logging.DEBUG
+
+
+@pytest.mark.parametrize("command", ["run", "record", "replay", "start", "stop"])
+def test_every_stopping_command_takes_the_same_grace_duration(runner: CliRunner, command: str) -> None:
+    """One ``--grace-duration`` for all: record and replay took only plain seconds (``5s`` was refused)."""
+    result = runner.invoke(cli, [command, "--help"])
+    assert result.exit_code == 0, result.output
+    (grace,) = [p for p in cli.commands[command].params if p.name == "grace"]
+    assert grace.type.convert("1500ms", None, None) == pytest.approx(1.5)
+    assert "5s, 500ms, 1m or seconds" in (getattr(grace, "help", None) or "")
