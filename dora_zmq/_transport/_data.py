@@ -12,52 +12,27 @@ import zmq
 from .._errors import ControlError
 from ..security import Peer, Plane, peer_of, secure_client, secure_server, security_enabled
 from ._options import HWM as _HWM
+from ._in_flight import TRACKED_BYTES, InFlight
 from ._options import keep_alive, worth_logging
 
 __all__ = ["Publisher", "Subscriber", "ipc_endpoint", "queue_bytes"]
 
 log = logging.getLogger(__name__)
 
-# ZeroMQ's queues count messages, not bytes: 10,000 frames of 6 MB would be 60 GB for one slow
-# (or malicious, never-reading) peer. Each socket lowers its high-water mark as the largest
-# message it has carried grows, so one connection's queue at each end holds about
-# _HWM_BYTES_FACTOR x ``queue_bytes()`` (1 GiB by default), never fewer than _MIN_HWM messages
-# (a burst of large values must still fit); libzmq applies a new mark to open connections too.
-# Messages beyond it are dropped by ZeroMQ (the newest), which the receiver counts as lost in
-# transit from the sequence numbers when later ones arrive.
-_MIN_HWM = 64
-_HWM_BYTES_FACTOR = 4
+# What one publisher may have handed to ZeroMQ without a copy and not yet sent (or dropped):
+# _IN_FLIGHT_FACTOR x ``queue_bytes()`` (1 GiB by default), whatever the number of subscribers.
+# ZeroMQ's own mark (HWM messages per connection) stays fixed: see ``_in_flight`` for why it
+# cannot follow the message size.
+_IN_FLIGHT_FACTOR = 4
 _DEFAULT_QUEUE_BYTES = 256 * 1024 * 1024
 
 
 def queue_bytes() -> int:
-    """``DORA_ZMQ_QUEUE_BYTES``: the most bytes queued per node input, and per data connection at each end."""
+    """``DORA_ZMQ_QUEUE_BYTES``: the most bytes queued per node input; a publisher holds 4x that in flight."""
     try:
         return max(1, int(os.environ.get("DORA_ZMQ_QUEUE_BYTES", _DEFAULT_QUEUE_BYTES)))
     except ValueError:
         return _DEFAULT_QUEUE_BYTES
-
-
-class _ByteBoundedHwm:
-    """The high-water mark of one socket, lowered as its largest message grows."""
-
-    __slots__ = ("largest", "_budget", "_hwm", "_option", "_sock")
-
-    def __init__(self, sock: zmq.Socket[Any], option: int) -> None:
-        self._sock = sock
-        self._option = option
-        self._budget = _HWM_BYTES_FACTOR * queue_bytes()
-        self._hwm = _HWM
-        self.largest = self._budget // _HWM  # below this, the message count is the bound
-
-    def note(self, nbytes: int) -> None:
-        """A message of ``nbytes`` went through (called only when it beats ``largest``)."""
-        self.largest = nbytes
-        hwm = max(_MIN_HWM, min(_HWM, self._budget // max(1, nbytes)))
-        if hwm < self._hwm:
-            self._hwm = hwm
-            self._sock.setsockopt(self._option, hwm)
-            log.debug("data socket: %d-byte messages, high-water mark now %d", nbytes, hwm)
 
 
 # How long a closing node keeps sending what is queued to subscribers that are still there.
@@ -113,7 +88,7 @@ class Publisher:
         # within seconds (its queue freed, its shared-memory share released), not at TCP timeout.
         keep_alive(sock)  # see _options
         self._sock = sock
-        self._hwm = _ByteBoundedHwm(sock, zmq.SNDHWM)
+        self.in_flight = InFlight(_IN_FLIGHT_FACTOR * queue_bytes())  # owner: the publisher's owner
         # Through a relay every subscription comes on the relay's one connection: nothing to tell apart.
         self._admit = admit if admit is not None and not relay and security_enabled() else None
         self.manual = self._admit is not None
@@ -152,21 +127,42 @@ class Publisher:
         except zmq.ZMQError as exc:
             raise ControlError(f"invalid relay address {address!r}: {exc}") from exc
 
-    def send(self, frames: Sequence[Any]) -> None:
+    def send(self, frames: Sequence[Any]) -> bool:
         """Send one multipart message; the last frame (the body) goes without a copy.
 
         One ``send`` per frame rather than ``send_multipart``: the latter costs three times
         as much for a small message (it re-checks every frame and converts enum flags).
         Frames below pyzmq's ``copy_threshold`` are copied anyway, which is cheaper for them.
+
+        Returns False, sending nothing, when a large body would pass the in-flight budget
+        (slow subscribers hold what was sent before): its sequence number is spent, so the
+        subscribers count it as lost in transit; the publisher counts it in
+        ``in_flight.refused`` and logs it.
         """
         send = self._sock.send
         last = len(frames) - 1
-        nbytes = len(frames[last])
-        if nbytes > self._hwm.largest:
-            self._hwm.note(nbytes)
+        body = frames[last]
+        if len(body) >= TRACKED_BYTES:
+            in_flight = self.in_flight
+            view = memoryview(body)  # a fresh object: pyzmq holds it exactly as long as ZeroMQ does
+            nbytes = view.nbytes
+            if in_flight.full(nbytes):
+                in_flight.refused += 1
+                if worth_logging(in_flight.refused):
+                    log.warning(
+                        "a %d-byte message was not sent (%d so far): %d bytes sent before still wait for "
+                        "slow subscribers (the bound is 4 x DORA_ZMQ_QUEUE_BYTES = %d)",
+                        nbytes,
+                        in_flight.refused,
+                        in_flight.bytes,
+                        in_flight.budget,
+                    )
+                return False
+            body = in_flight.track(view, nbytes)
         for i in range(last):
             send(frames[i], _SNDMORE)
-        send(frames[last], 0, copy=False)
+        send(body, 0, copy=False)
+        return True
 
     def read_subscriptions(self) -> list[bytes]:
         """Subscription messages (``\\x01topic`` / ``\\x00topic``) waiting on the socket."""
@@ -226,7 +222,6 @@ class Subscriber:
         keep_alive(sock)  # see _options
         secure_client(sock, Plane.DATA)
         self._sock = sock
-        self._hwm = _ByteBoundedHwm(sock, zmq.RCVHWM)
         self.connected: set[str] = set()
 
     @property
@@ -286,8 +281,6 @@ class Subscriber:
         while frame.more:
             frame = recv(0, copy=False)
             frames.append(frame)
-        if len(frame) > self._hwm.largest:
-            self._hwm.note(len(frame))
         return frames
 
     def close(self) -> None:

@@ -27,7 +27,7 @@ __all__ = ["CONNECT_TIMEOUT_MS", "HEARTBEAT_IVL_MS", "HEARTBEAT_TIMEOUT_MS", "HW
 
 #: ZeroMQ's own queue bound per connection, in messages (``SNDHWM``/``RCVHWM``). Large, so a
 #: burst reaches the receiver thread's drop-oldest queues that implement dora's ``queue_size``
-#: (ZeroMQ's HWM drops the *newest*, the wrong end); ``_data`` lowers it for large messages.
+#: (ZeroMQ's HWM drops the *newest*, the wrong end). Fixed for a socket's life: see ``_in_flight``.
 HWM = 10_000
 HEARTBEAT_IVL_MS = 1000
 HEARTBEAT_TIMEOUT_MS = 3000
