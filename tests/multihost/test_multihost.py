@@ -476,3 +476,63 @@ def test_node_behind_nat_publishes_through_the_relay(network, dora, tmp_path: Pa
     run.wait_for_line(r"acks 10\b", timeout=20)
     assert cluster.cli(h1, "stop", "nat", "--grace-duration", "2").wait(20).returncode == 0
     assert run.wait(40).returncode == 0
+
+
+# Paced messages of every size the benchmarks use, small first, over tcp between two hosts.
+# Each socket once lowered its ZeroMQ high-water mark when a larger message came; libzmq then
+# stalls a connection with more messages unacknowledged than the new mark, for good: from the
+# first 4 MB message on nothing arrived (benchmarks/run.py --variant tcp-netns failed so).
+SIZES_SRC = """
+    import numpy as np, pyarrow as pa
+    from dora_zmq import Node
+    node = Node()
+    sizes = [0, 8, 64, 512, 2048, 4096, 16384, 40960, 409600, 4096000, 16777216]
+    i = 0
+    for size in sizes:
+        for _ in range(30):
+            node.send_output("n", pa.array(np.full(size, i % 251, dtype=np.uint8)))
+            i += 1
+            node.next(timeout=0.005)  # paced (the timer ticks are ignored)
+    print("sizes sent", i)
+"""
+
+SIZES_SINK = """
+    from dora_zmq import Node
+    node = Node()
+    got = []
+    for event in node:
+        if event["type"] == "INPUT":
+            value = event["value"].to_numpy()
+            got.append((len(value), int(value[0]) if len(value) else None))
+    print("sizes got", len(got), "lost", node.lost.get("n", 0), "dropped", node.dropped.get("n", 0))
+    print("sizes", sorted({size for size, _ in got}))
+"""
+
+SIZES_FLOW = """
+nodes:
+  - id: src
+    path: src.py
+    deploy: {machine: h1}
+    inputs: {tick: dora/timer/secs/10}
+    outputs: [n]
+  - id: sink
+    path: sink.py
+    deploy: {machine: h2}
+    inputs:
+      n: {source: src/n, queue_size: 1000}
+"""
+
+
+@pytest.mark.timeout(90)
+def test_paced_messages_of_every_size_cross_hosts(network, dora, tmp_path: Path) -> None:
+    h1, h2 = network.add_host("h1"), network.add_host("h2")
+    write_files(tmp_path, {"src.py": SIZES_SRC, "sink.py": SIZES_SINK, "dataflow.yml": SIZES_FLOW})
+    cluster = Cluster(network, dora, tmp_path)
+    cluster.start_coordinator(h1)
+    cluster.start_daemon(h1)
+    cluster.start_daemon(h2)
+    result = cluster.cli(h1, "start", "dataflow.yml", "--attach").wait(75)
+    assert result.returncode == 0, result.output + "\n".join(d.output for d in cluster.daemons.values())
+    assert "sizes sent 330" in result.stdout, result.output
+    assert "sizes got 330 lost 0 dropped 0" in result.stdout, result.output
+    assert "sizes [0, 8, 64, 512, 2048, 4096, 16384, 40960, 409600, 4096000, 16777216]" in result.stdout
