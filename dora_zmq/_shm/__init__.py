@@ -22,19 +22,23 @@ How the pieces fit (sender ``S``, receivers ``R1``, ``R2`` on the same host)::
 
 from __future__ import annotations
 
-from ._descriptor import DESCRIPTOR_VERSION, ShmDescriptor
-from ._layout import HEADER_SIZE, capacity_for
-from ._naming import (
-    SEGMENT_PREFIX,
-    cleanup_segments,
-    cleanup_stale,
-    parse_segment_name,
-    pid_alive,
-    segment_name,
-    shm_dir,
-)
-from ._pool import PoolStats, SampleOwner, SegmentPool
-from ._reader import ReaderStats, SegmentReader
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._descriptor import DESCRIPTOR_VERSION, ShmDescriptor
+    from ._layout import HEADER_SIZE, capacity_for
+    from ._naming import (
+        SEGMENT_PREFIX,
+        cleanup_segments,
+        cleanup_stale,
+        parse_segment_name,
+        pid_alive,
+        segment_name,
+        shm_dir,
+    )
+    from ._pool import PoolStats, SampleOwner, SegmentPool
+    from ._reader import ReaderStats, SegmentReader
 
 __all__ = [
     "DESCRIPTOR_VERSION",
@@ -54,3 +58,37 @@ __all__ = [
     "segment_name",
     "shm_dir",
 ]
+
+# name -> the submodule that defines it, imported on first use (PEP 562): the daemon's cleanup
+# (``_naming``) needs neither pyarrow nor the pool.
+_LAZY = {
+    "DESCRIPTOR_VERSION": "._descriptor",
+    "ShmDescriptor": "._descriptor",
+    "HEADER_SIZE": "._layout",
+    "capacity_for": "._layout",
+    "SEGMENT_PREFIX": "._naming",
+    "cleanup_segments": "._naming",
+    "cleanup_stale": "._naming",
+    "parse_segment_name": "._naming",
+    "pid_alive": "._naming",
+    "segment_name": "._naming",
+    "shm_dir": "._naming",
+    "PoolStats": "._pool",
+    "SampleOwner": "._pool",
+    "SegmentPool": "._pool",
+    "ReaderStats": "._reader",
+    "SegmentReader": "._reader",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import click
 from rich.markup import escape
@@ -12,10 +12,15 @@ from rich.table import Table
 
 from .._errors import RecordingError
 from ..descriptor import Dataflow, parse_dataflow
-from ..recording import MANIFEST_NAME, Manifest, Recording, source_nodes, with_recorder, with_replays
 from . import cli
 from ._console import err, out
 from ._options import GRACE_OPTION
+
+if TYPE_CHECKING:
+    from ..recording import Manifest, Recording
+
+# dora_zmq.recording (and pyarrow, which its file format needs) is imported by the commands
+# that record or replay, not by every CLI command.
 
 __all__ = ["record_options", "apply_recording", "print_recording"]
 
@@ -57,6 +62,8 @@ def apply_recording(
     """
     if record_dir is None:
         return flow
+    from ..recording import MANIFEST_NAME, with_recorder
+
     folder = Path(record_dir)
     if (folder / MANIFEST_NAME).exists():
         raise RecordingError(f"'{folder}' holds a recording already; choose another folder")
@@ -66,6 +73,8 @@ def apply_recording(
 
 def print_recording(folder: str | Path) -> None:
     """A table of what a recording holds (skipped, with a note, if the folder is elsewhere)."""
+    from ..recording import Recording
+
     try:
         manifest = Recording.open(folder).manifest
     except RecordingError as exc:
@@ -185,6 +194,8 @@ def replay(
 
     if speed <= 0:
         raise click.BadParameter("must be positive (use --as-fast-as-possible for no pacing)", param_hint="--speed")
+    from ..recording import Recording, source_nodes, with_replays
+
     rec = Recording.open(recording)
     rec.verify(allow_truncated)  # a damaged file is reported now, not by a node mid-run
     flow = _recording_flow(rec, dataflow, _load)
@@ -217,6 +228,7 @@ def replay(
 @click.option("--allow-truncated", is_flag=True, help="Export the readable part of files that were cut short.")
 def export_mcap_(recording: str, output: str, allow_truncated: bool) -> None:
     """Write a recording as an MCAP file (needs `pip install 'dora_zmq[mcap]'`)."""
+    from ..recording import Recording
     from ..recording.mcap_export import export_mcap
 
     count = export_mcap(Recording.open(recording), Path(output), allow_truncated)
@@ -228,6 +240,8 @@ def export_mcap_(recording: str, output: str, allow_truncated: bool) -> None:
 @click.option("--check", is_flag=True, help="Also read every file through (reports damage).")
 def recording_info(recording: str, check: bool) -> None:
     """What a recording holds: dataflow, outputs, types, counts (as `ros2 bag info`)."""
+    from ..recording import Recording
+
     rec = Recording.open(recording)
     if check:
         rec.verify()

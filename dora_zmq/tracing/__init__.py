@@ -60,10 +60,14 @@ private names (the range of releases it is tested with is pinned in ``pyproject.
 
 from __future__ import annotations
 
-from ._context import decode_context, encode_context, format_context, parse_context
-from ._lifecycle import LifecycleTracer
-from ._node import NodeTracing
-from ._setup import TracingConfig, setup_tracing, shutdown_tracing, tracing_config
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._context import decode_context, encode_context, format_context, parse_context
+    from ._lifecycle import LifecycleTracer
+    from ._node import NodeTracing
+    from ._setup import TracingConfig, setup_tracing, shutdown_tracing, tracing_config
 
 __all__ = [
     "LifecycleTracer",
@@ -77,3 +81,31 @@ __all__ = [
     "shutdown_tracing",
     "tracing_config",
 ]
+
+# name -> the submodule that defines it, imported when the name is first asked for (PEP 562):
+# a coordinator or daemon with tracing off imports neither OpenTelemetry nor pyarrow.
+_LAZY = {
+    "LifecycleTracer": "._lifecycle",
+    "NodeTracing": "._node",
+    "TracingConfig": "._setup",
+    "decode_context": "._context",
+    "encode_context": "._context",
+    "format_context": "._context",
+    "parse_context": "._context",
+    "setup_tracing": "._setup",
+    "shutdown_tracing": "._setup",
+    "tracing_config": "._setup",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -1,15 +1,14 @@
-"""Spans for the coordinator's and daemons' lifecycle steps."""
+"""Spans for the coordinator's and daemons' lifecycle steps.
+
+With tracing off (no ``OTEL_*`` configuration) nothing of OpenTelemetry is imported: the
+coordinator and the daemons import this module at start, and every method is then a no-op.
+"""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from opentelemetry import context as otel_context
-from opentelemetry import trace
-
-
-from ._context import _PROPAGATOR, decode_context, encode_context
 from ._setup import _EXPORT_TIMEOUT_S, setup_tracing
 
 log = logging.getLogger(__name__)
@@ -33,6 +32,10 @@ class LifecycleTracer:
         """Start a span (child of the ``parent`` context text, if given); None when off."""
         if self._tracer is None:
             return None
+        from opentelemetry import context as otel_context
+
+        from ._context import _PROPAGATOR, decode_context
+
         ctx = _PROPAGATOR.extract(decode_context(parent)) if parent else otel_context.Context()
         attrs = {"dora.role": self._role, **{f"dora.{k}": v for k, v in attributes.items() if v is not None}}
         return self._tracer.start_span(name, context=ctx, attributes=attrs)
@@ -41,6 +44,10 @@ class LifecycleTracer:
         """The span's context as metadata text, to parent spans in another process."""
         if span is None:
             return ""
+        from opentelemetry import trace
+
+        from ._context import _PROPAGATOR, encode_context
+
         carrier: dict[str, str] = {}
         _PROPAGATOR.inject(carrier, context=trace.set_span_in_context(span))
         return encode_context(carrier)

@@ -1,4 +1,8 @@
-"""Tracer provider from the ``OTEL_*`` environment; quiet, bounded export."""
+"""Tracer provider from the ``OTEL_*`` environment; quiet, bounded export.
+
+OpenTelemetry is imported only once tracing is configured: with it off, a process that asks
+(:func:`setup_tracing` returns None) never loads it.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,6 @@ import logging
 import os
 import socket
 from typing import TYPE_CHECKING, Any, Mapping
-
-from opentelemetry import trace
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -64,6 +66,7 @@ def setup_tracing(service: str, attributes: Mapping[str, Any] | None = None) -> 
     config = tracing_config()
     if config is None:
         return None
+    from opentelemetry import trace
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter

@@ -94,3 +94,37 @@ def test_curve_server_still_starts_its_authenticator(tmp_path: Any) -> None:
 
     generate_keys(tmp_path, ["default"])
     assert _fresh(code, DORA_ZMQ_KEYS=str(tmp_path)) == [False, True]
+
+
+# What the control plane never needs while tracing is off: the coordinator and daemons handle
+# no Arrow value (pyarrow and numpy were 45 of their 79 MB), and the CLI only describes them.
+NOT_FOR_THE_CONTROL_PLANE = ["numpy", "opentelemetry", "pyarrow", "dora_zmq._wire", "dora_zmq.recording"]
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "import dora_zmq.coordinator",
+        "import dora_zmq.daemon",
+        "from dora_zmq.cli import cli",
+        "from dora_zmq.cli._local import run_local",
+    ],
+)
+def test_the_control_plane_imports_no_arrow_and_no_opentelemetry(statement: str) -> None:
+    code = (
+        f"import json, sys\n{statement}\n"
+        f"print(json.dumps(sorted(m for m in {NOT_FOR_THE_CONTROL_PLANE!r} if m in sys.modules)))"
+    )
+    assert _fresh(code) == []
+
+
+def test_lazy_package_names_resolve() -> None:
+    import dora_zmq._shm as shm
+    import dora_zmq.tracing as tracing
+
+    for package in (shm, tracing):
+        for name in package.__all__:
+            assert getattr(package, name) is not None, (package.__name__, name)
+        assert set(package.__all__) <= set(dir(package))
+        with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+            package.Nope  # noqa: B018
