@@ -13,7 +13,7 @@ from typing import Any
 from .. import _control as ctl
 from .._errors import ControlError
 from .._control import ENV_COORDINATOR
-from .._transport import Channel
+from .._transport import Channel, Poller, Wakeup
 from ..coordinator import DEFAULT_ADDRESS
 from ._console import err, print_log_line
 
@@ -240,6 +240,8 @@ class StopSignals:
     def __init__(self) -> None:
         self.count = 0
         self.event = threading.Event()
+        #: readable once a signal came: a loop polls it with its sockets to act at once
+        self.wakeup = Wakeup()
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> "StopSignals":
@@ -250,10 +252,12 @@ class StopSignals:
     def __exit__(self, *exc: object) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
+        self.wakeup.close()
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.count += 1
         self.event.set()
+        self.wakeup.notify()
 
 
 def _check_known(address: str, dataflow: str, answered: float) -> float:
@@ -296,12 +300,17 @@ def follow(
             first Ctrl-C would (``run --stop-after``).
     """
     client = open_stream(address, ctl.Attach(dataflow, logs=show_logs))
+    # A signal wakes the wait at once (its STOP goes out now, not at the next 100 ms tick).
+    poller = Poller([client] if signals is None else [client, signals.wakeup])
     stop_at = None if stop_after_s is None else time.monotonic() + stop_after_s
     heard = answered = time.monotonic()  # last message on the stream; last answer to a check
     try:
         handled = stops = 0  # signals seen; STOP requests sent (the second one kills)
         while True:
-            got = client.recv(100)
+            ready = poller.wait(100)
+            if signals is not None and signals.wakeup in ready:
+                signals.wakeup.clear()
+            got = client.recv(0) if client in ready else None
             now = time.monotonic()
             if got is not None:
                 heard = answered = now

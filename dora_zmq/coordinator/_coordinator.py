@@ -18,7 +18,7 @@ from typing import Any
 from .. import _control as ctl
 from .._bundle import short_digest
 from .._errors import BundleError, DescriptorError, NodeFailure
-from .._transport import Channel, Poller
+from .._transport import Channel, Poller, Wakeup
 from .._version import __version__
 from ..descriptor import NodeKind, parse_dataflow
 from ..security import Peer
@@ -68,6 +68,7 @@ class Coordinator:
         self._spawn_waiters: dict[str, list[bytes]] = {}  # dataflow id -> CLIs in WaitForSpawn
         self._started_at = time.monotonic()
         self._stop = threading.Event()
+        self._wakeup = Wakeup()  # request_shutdown wakes the loop's wait (its only other thread)
         self._exit_at: float | None = None
         self._tracer = LifecycleTracer("dora-coordinator", "coordinator")
         self._spans: dict[tuple[str, str], Any] = {}  # (dataflow id, phase) -> open span
@@ -85,16 +86,20 @@ class Coordinator:
         self._in_process.add(identity)
 
     def request_shutdown(self) -> None:
-        """Thread-safe: leave ``serve_forever`` soon."""
+        """Thread-safe: leave ``serve_forever`` now (its wait is woken)."""
         self._stop.set()
+        self._wakeup.notify()
 
     def serve_forever(self) -> None:
         """Run the event loop until shut down."""
-        poller = Poller([self.channel])
+        poller = Poller([self.channel, self._wakeup])
         log.info("coordinator listening on %s", self.address)
         try:
             while not self._stop.is_set():
-                if poller.wait(100):
+                ready = poller.wait(100)
+                if self._wakeup in ready:
+                    self._wakeup.clear()
+                if self.channel in ready:
                     while (got := self.channel.recv_from(0)) is not None:
                         self._dispatch_safely(*got)
                 self._tick()
@@ -106,6 +111,7 @@ class Coordinator:
                 span.end()
             self._tracer.close()
             self.channel.close()
+            self._wakeup.close()
             log.info("coordinator stopped")
 
     def _dispatch_safely(self, peer: bytes, sender: Peer, msg: Any) -> None:

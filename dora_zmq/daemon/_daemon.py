@@ -14,7 +14,8 @@ This module decides what happens when; each piece of the work has its own module
 
 Threading: ``serve_forever`` runs on one thread, which owns all of the daemon's state (its
 dataflows, the retired senders, the spawn queue, the supervisor and both sockets). Any thread
-may call ``request_shutdown`` (it sets ``_stop`` and the grace the loop reads) and ``close``.
+may call ``request_shutdown`` (it sets ``_stop`` and the grace the loop reads, and wakes the
+loop through ``_wakeup``) and ``close``; a log reader thread wakes it when a node's pipe closes.
 The rest reaches the loop through a queue or an event it polls: log lines from the reader
 threads (``Supervisor.log_lines``), unpacked folders from the shipments' worker; the heartbeat
 thread has its own socket and reads only the ``accepted`` event the loop sets.
@@ -36,7 +37,7 @@ from .. import _control as ctl
 from .._control import ENV_DAEMON, ENV_DATAFLOW, ENV_MACHINE, ENV_NODE, StopReason
 from .._errors import ControlError, DescriptorError
 from .._shm import cleanup_stale
-from .._transport import Channel, Poller
+from .._transport import Channel, Poller, Wakeup
 from .._version import __version__
 from ..descriptor import NodeKind, NodeSpec, parse_dataflow
 from ..security import Peer
@@ -63,6 +64,10 @@ _REGISTER_RETRY_S = 1.0
 # How long a pass of the loop waits for a message when no spawn is queued: the loop also
 # reaps, restarts and relays logs between messages, so this bounds how late those are.
 _IDLE_POLL_MS = 50
+# After a wake-up (a node's output closed), the loop polls this often for this long: the
+# process exits a moment after its pipes close.
+_RECHECK_MS = 2
+_RECHECK_S = 0.05
 #: On SIGTERM/SIGINT nodes get STOP and this grace (README: "Stopping a daemon"); then gone by EXIT_BOUND_S.
 SHUTDOWN_GRACE_S = 10.0
 # After the grace: the stop ladder's end (SIGTERM, KILL_AFTER_TERM_S, SIGKILL) and reaping.
@@ -137,7 +142,10 @@ class Daemon:
             self.nodes.close()
             self._remove_run_dir()
             raise
-        self.supervisor = Supervisor()
+        # Wakes the loop at once when a node's output closes (it exited) or a shutdown is
+        # asked for: otherwise each waits for the next poll (_IDLE_POLL_MS).
+        self._wakeup = Wakeup()
+        self.supervisor = Supervisor(self._wakeup.notify)
         self._exit_reports = ExitReports()  # resent until the coordinator has them
         self._ready_reports = ReadyReports()  # resent until a Peers table lists them
         self._spawns = SpawnQueue()  # nodes to start, a slice per pass of the loop (._spawning)
@@ -149,6 +157,7 @@ class Daemon:
         self._dataflows: dict[str, DataflowState] = {}
         self._retired: OrderedDict[str, Senders] = OrderedDict()
         self._stop = threading.Event()
+        self._recheck_until = 0.0  # monotonic: poll briefly until then (see _RECHECK_MS)
         self._shutdown_deadline: float | None = None
         self._accepted = False
         #: Why the coordinator refused this daemon ("" if it did not): the CLI exits with it.
@@ -165,6 +174,7 @@ class Daemon:
         again with a shorter grace (a second Ctrl-C), the nodes get that one."""
         self._pending_grace = min(grace_s, self._pending_grace) if self._stop.is_set() else grace_s
         self._stop.set()
+        self._wakeup.notify()
 
     _pending_grace = SHUTDOWN_GRACE_S
     _begun_grace: float | None = None
@@ -191,7 +201,7 @@ class Daemon:
         if self._closed:
             raise RuntimeError("this daemon was closed")
         self._serving = True
-        poller = Poller([self.coordinator, self.nodes])
+        poller = Poller([self.coordinator, self.nodes, self._wakeup])
         self._heartbeat.start()
         next_beat = next_register = next_resources = 0.0
         try:
@@ -202,7 +212,8 @@ class Daemon:
                 if not self._accepted and now >= next_register:
                     self._register()
                     next_register = now + _REGISTER_RETRY_S
-                for member in poller.wait(0 if self._spawns else _IDLE_POLL_MS):
+                timeout = _RECHECK_MS if now < self._recheck_until else _IDLE_POLL_MS
+                for member in poller.wait(0 if self._spawns else timeout):
                     self._drain(member)
                 self._spawn_queued()
                 self._reap()
@@ -251,7 +262,12 @@ class Daemon:
         if procs:
             self.coordinator.send(ctl.NodeResources(self.machine_id, self._resources.sample(procs)))
 
-    def _drain(self, member: Channel) -> None:
+    def _drain(self, member: Channel | Wakeup) -> None:
+        if isinstance(member, Wakeup):
+            member.clear()  # what it woke the loop for is done by this pass...
+            # ...but a pipe closes a moment before its process can be reaped: look again soon
+            self._recheck_until = time.monotonic() + _RECHECK_S
+            return
         while (got := member.recv_from(0)) is not None:
             peer, sender, msg = got
             try:
@@ -638,6 +654,7 @@ class Daemon:
             self.coordinator.close(_GOODBYE_LINGER_MS)
             self.nodes.close()
         finally:
+            self._wakeup.close()
             self._remove_run_dir()
         log.info("daemon '%s' stopped", self.machine_id)
 

@@ -17,7 +17,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -71,8 +71,10 @@ class LogCapture:
         node: str,
         log_path: Path,
         sink: "queue.Queue[tuple[str, str, str, str]]",
+        on_closed: Callable[[], None] | None = None,
     ) -> None:
         self.dataflow_id = dataflow_id
+        self._on_closed = on_closed  # called by each reader thread when its pipe closes
         self.node = node
         self.log_path = log_path
         self.stderr_tail: deque[str] = deque(maxlen=_TAIL_LINES)
@@ -102,6 +104,8 @@ class LogCapture:
             log.debug("log pipe of %s closed: %s", self.node, exc)
         finally:
             pipe.close()
+            if self._on_closed is not None:
+                self._on_closed()  # the node most likely exited: its daemon reaps it now, not at its next poll
 
     def _write(self, text: str) -> None:
         with self._file_lock:

@@ -27,6 +27,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -103,9 +104,10 @@ class NodeProcess:
 class Supervisor:
     """Owns every node process of one daemon. Leaving it (``close``) kills what is left."""
 
-    def __init__(self) -> None:
+    def __init__(self, wake: Callable[[], None] | None = None) -> None:
         self._procs: dict[tuple[str, str], NodeProcess] = {}
         self.log_lines: queue.Queue[tuple[str, str, str, str]] = queue.Queue()
+        self._wake = wake  # told (from a log reader thread) when a node's output pipe closes
 
     def __enter__(self) -> "Supervisor":
         return self
@@ -127,7 +129,7 @@ class Supervisor:
             if os.path.exists(argv[0]):
                 raise PermissionError(errno.EACCES, "not an executable file", argv[0])
             raise FileNotFoundError(errno.ENOENT, "no such program", argv[0])
-        logs = LogCapture(dataflow_id, node, log_path, self.log_lines)
+        logs = LogCapture(dataflow_id, node, log_path, self.log_lines, self._wake)
         try:
             popen = subprocess.Popen(  # noqa: S603 - argv comes from the user's own dataflow
                 with_parent_death_signal(argv),
