@@ -7,12 +7,14 @@ packet capture, versioned by ``PROTOCOL_VERSION``, and one codec for all four di
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import types
 import typing
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._errors import ProtocolError
+from ._index import WHERE
 
 __all__ = ["PROTOCOL_VERSION", "control_message", "decode", "encode"]
 
@@ -59,13 +61,24 @@ def decode(raw: bytes) -> Any:
     try:
         body = json.loads(raw)
         name = body.pop("t")
-        cls = _REGISTRY[name]
+        cls = _REGISTRY.get(name) or _load(name)
     except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
         raise ProtocolError(f"malformed control message: {exc!r}"[:500]) from exc
     try:
         return _from_plain(cls, body)
     except (TypeError, ValueError, RecursionError) as exc:
         raise ProtocolError(f"malformed {name} message: {exc}"[:500]) from exc
+
+
+def _load(name: str) -> type:
+    """The class of type tag ``name``, importing its direction module (see ``_index``) first.
+
+    Raises:
+        KeyError: not a message type (only the modules of the index are ever imported).
+    """
+    module = WHERE[name]  # KeyError for anything else: a peer cannot make this import at will
+    importlib.import_module(module, __package__)
+    return _REGISTRY[name]
 
 
 def _to_plain(value: Any) -> Any:

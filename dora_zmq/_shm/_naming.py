@@ -17,11 +17,9 @@ different ids never share a tag (a truncated prefix alone would let the cleanup 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from collections.abc import Callable
 
@@ -62,10 +60,14 @@ def shm_dir() -> str:
         return override
     if os.path.isdir("/dev/shm"):
         return "/dev/shm"
+    import tempfile  # (loads shutil, random...: only where there is no /dev/shm)
+
     return tempfile.gettempdir()
 
 
 def _short_hash(text: str, n: int) -> str:
+    import hashlib
+
     return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()[:n]
 
 

@@ -30,7 +30,6 @@ import collections
 import itertools
 import logging
 import os
-import secrets
 import threading
 import weakref
 from collections.abc import Hashable, Iterable
@@ -137,7 +136,7 @@ class SegmentPool:
         self._reserved = 0  # bytes of segments being created (counted against max_bytes)
         self._names = itertools.count()
         # random start: a restarted writer is unlikely to repeat a token a reader has seen
-        self._tokens = itertools.count(secrets.randbits(47) + 1)
+        self._tokens = itertools.count((int.from_bytes(os.urandom(6), "big") >> 1) + 1)  # 47 random bits
         self._tick = itertools.count(1)
         self._closed = False
         # Samples whose views all died, reported by finalizers that may run inside garbage

@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import secrets
 import threading
 from typing import Any, Iterable
 
@@ -122,7 +121,7 @@ class Channel:
         sock.setsockopt(zmq.LINGER, _CLIENT_LINGER_MS)
         keep_alive(sock)  # see _options
         sock.setsockopt(zmq.MAXMSGSIZE, MAX_CONTROL_MESSAGE)
-        sock.setsockopt(zmq.ROUTING_ID, (identity or f"peer/{secrets.token_hex(16)}").encode())
+        sock.setsockopt(zmq.ROUTING_ID, (identity or f"peer/{os.urandom(16).hex()}").encode())
         secure_client(sock)
         try:
             sock.connect(address)

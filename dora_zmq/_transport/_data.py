@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from typing import Any, Callable, Sequence, cast
@@ -60,6 +59,8 @@ def ipc_endpoint(directory: str, name: str) -> str:
     """
     path = os.path.join(directory, name + ".sock")
     if len(path) > _IPC_PATH_MAX:
+        import hashlib  # rarely needed: not loaded by every node
+
         digest = hashlib.blake2b(name.encode(), digest_size=_IPC_DIGEST_BYTES).hexdigest()
         path = os.path.join(directory, f"{digest}.sock")
     return "ipc://" + path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 from typing import Any
 
@@ -39,10 +40,34 @@ class _Command(click.Command):
         )
 
 
+# Commands whose module is imported only when the command is asked for (run, listed in
+# ``--help``): what ``dora-zmq run`` imports before it starts the nodes is on their critical path.
+_LAZY_COMMANDS = {
+    "graph": "._graph",
+    "list": "._views",
+    "logs": "._logs",
+    "status": "._views",
+    "top": "._top",
+}
+
+
 class _Group(click.Group):
-    """Turns our errors into one red line and exit code 1 (2 for usage); bugs keep tracebacks."""
+    """Turns our errors into one red line and exit code 1 (2 for usage); bugs keep tracebacks.
+
+    The commands of ``_LAZY_COMMANDS`` register themselves when their module is imported, the
+    first time one of them is looked up.
+    """
 
     command_class = _Command
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *_LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = _LAZY_COMMANDS.get(cmd_name)
+        if module is not None and cmd_name not in self.commands:
+            importlib.import_module(module, __name__)
+        return self.commands.get(cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -69,5 +94,5 @@ def main() -> None:
 
 # Last, once ``cli`` exists: the command modules register themselves on it (``@cli.command``), so
 # ``from dora_zmq.cli import cli`` is the whole command line (for click's CliRunner, docs tools),
-# not an empty group until ``main()`` runs.
+# not an empty group until ``main()`` runs; ``_LAZY_COMMANDS`` load when looked up.
 from . import _commands  # noqa: E402, F401

@@ -21,11 +21,9 @@ from ..coordinator import DEFAULT_ADDRESS, Coordinator
 from ..daemon import EXIT_BOUND_S, SHUTDOWN_GRACE_S, Daemon, run_builds
 from ..descriptor import Dataflow, load_dataflow
 from . import cli
-from . import _logs, _top, _views  # noqa: F401 - register logs; top; list, status
 from ._client import StopSignals, coordinator_address, follow, request, wait_for_spawn
 from ._console import err, out, print_counters, print_failure_result, print_log_line
 from ._duration import DURATION
-from ._graph import graph  # noqa: F401 - registers the command
 from ._local import check_reachable, run_local
 from ._options import COORDINATOR_OPTION, GRACE_OPTION
 from ._recording import apply_recording, print_recording, record_options

@@ -3,16 +3,20 @@
 Owned by the daemon's event-loop thread (the only caller). psutil's ``cpu_percent`` measures
 since the previous call on the same ``Process`` object, so one object is kept per pid: the
 first sample of a new process reads 0 %, the next ones the share of a core since the last.
+psutil is imported at the first sample (a second after the first node started), not with the
+daemon: ``dora-zmq run`` starts its nodes sooner.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-
-import psutil
+from typing import TYPE_CHECKING
 
 from .. import _control as ctl
+
+if TYPE_CHECKING:
+    import psutil
 
 __all__ = ["ResourceSampler", "SampledProcess"]
 
@@ -37,6 +41,10 @@ class ResourceSampler:
 
     def sample(self, procs: list[SampledProcess]) -> list[ctl.ProcessSample]:
         """One record per process still alive; forgets processes no longer listed."""
+        if not procs and not self._procs:
+            return []
+        import psutil
+
         samples = []
         live = {p.pid for p in procs}
         for pid in [pid for pid in self._procs if pid not in live]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator, Mapping
@@ -74,7 +73,7 @@ class Node(DoraExtras):
         self._ctrl = Channel.connect(env.daemon)  # the start barrier's, then the session's
         # The daemon takes this node's reports only from its own sockets: this one, and the one
         # close() and request_dataflow_stop() send on from the user's thread, announced here.
-        self._tx_identity = f"node-tx/{secrets.token_hex(16)}"
+        self._tx_identity = f"node-tx/{os.urandom(16).hex()}"
         setup = self._register(env)
         self._dataflow_id = DataflowId(setup.dataflow_id)
         self._restart_count = setup.restart_count

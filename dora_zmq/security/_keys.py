@@ -22,7 +22,6 @@ close). A folder without ``data.key`` (made before it existed) serves the data p
 from __future__ import annotations
 
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,6 +64,8 @@ def generate_keys(directory: Path, clients: list[str], roles: dict[Role, list[st
     Existing pairs are kept (re-running adds keys without invalidating old ones); permissions
     are set again on every run: folders 0700, secret keys 0600.
     """
+    import shutil
+
     from zmq.auth import create_certificates  # zmq.auth: only where keys are made or read
 
     if not zmq.has("curve"):

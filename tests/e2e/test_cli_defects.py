@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -96,7 +97,7 @@ def test_verbose_after_any_command() -> None:
     from dora_zmq.cli import _commands, cli  # noqa: F401 - importing _commands registers every command
 
     runner = CliRunner()
-    for name in sorted(cli.commands):
+    for name in cli.list_commands(click.Context(cli)):
         for flag in ("-v", "-vv", "--verbose"):
             result = runner.invoke(cli, [name, flag, "--help"])
             assert result.exit_code == 0, f"{name} {flag}: {result.output}"

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -70,9 +71,19 @@ def runner() -> CliRunner:
 
 
 def test_importing_cli_registers_every_command_without_main() -> None:
-    code = "import json; from dora_zmq.cli import cli; print(json.dumps(sorted(cli.commands)))"
+    """Every command is there (listed, and found by name), but ``run`` loads none of the lazy ones."""
+    code = (
+        "import json, sys, click; from dora_zmq.cli import cli\n"
+        "names = cli.list_commands(click.Context(cli))\n"
+        "lazy = sorted(m for m in sys.modules if m.startswith('dora_zmq.cli._') and m.rsplit('.', 1)[1]"
+        " in ('_graph', '_logs', '_top', '_views'))\n"
+        "found = [n for n in names if cli.get_command(click.Context(cli), n) is not None]\n"
+        "print(json.dumps([names, found, lazy]))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
-    assert set(json.loads(done.stdout)) == COMMANDS
+    names, found, lazy_loaded_first = json.loads(done.stdout)
+    assert set(names) == COMMANDS and set(found) == COMMANDS
+    assert lazy_loaded_first == []  # before any lookup
 
 
 def test_help_lists_every_command_and_version(runner: CliRunner) -> None:
@@ -169,6 +180,6 @@ def test_every_stopping_command_takes_the_same_grace_duration(runner: CliRunner,
     """One ``--grace-duration`` for all: record and replay took only plain seconds (``5s`` was refused)."""
     result = runner.invoke(cli, [command, "--help"])
     assert result.exit_code == 0, result.output
-    (grace,) = [p for p in cli.commands[command].params if p.name == "grace"]
+    (grace,) = [p for p in cli.get_command(click.Context(cli), command).params if p.name == "grace"]
     assert grace.type.convert("1500ms", None, None) == pytest.approx(1.5)
     assert "5s, 500ms, 1m or seconds" in (getattr(grace, "help", None) or "")

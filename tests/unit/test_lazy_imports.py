@@ -118,11 +118,49 @@ def test_the_control_plane_imports_no_arrow_and_no_opentelemetry(statement: str)
     assert _fresh(code) == []
 
 
+# Control messages a node never exchanges (it talks to its daemon only), and what the CLI, the
+# coordinator and the daemon need only later (psutil: the daemon's first resource sample, a
+# second after its first node started) or for another command than ``run``.
+NOT_FOR_A_NODE = [
+    "dora_zmq._control.cli_to_coordinator",
+    "dora_zmq._control.coordinator_to_cli",
+    "dora_zmq._control.coordinator_to_daemon",
+    "dora_zmq._control.daemon_to_coordinator",
+    "secrets",
+    "shutil",
+    "tempfile",
+]
+NOT_BEFORE_RUN_SPAWNS = [
+    "psutil",
+    "dora_zmq.cli._graph",
+    "dora_zmq.cli._logs",
+    "dora_zmq.cli._top",
+    "dora_zmq.cli._views",
+]
+
+
+def test_a_node_loads_only_its_own_control_messages() -> None:
+    code = (
+        "import json, sys\nfrom dora_zmq import Node\nimport dora_zmq.node\n"
+        f"print(json.dumps(sorted(m for m in {NOT_FOR_A_NODE!r} if m in sys.modules)))"
+    )
+    assert _fresh(code) == []
+
+
+def test_run_loads_no_other_command_and_no_psutil() -> None:
+    code = (
+        "import json, sys\nfrom dora_zmq.cli import cli\nimport dora_zmq.cli._local\n"
+        f"print(json.dumps(sorted(m for m in {NOT_BEFORE_RUN_SPAWNS!r} if m in sys.modules)))"
+    )
+    assert _fresh(code) == []
+
+
 def test_lazy_package_names_resolve() -> None:
+    import dora_zmq._control as control
     import dora_zmq._shm as shm
     import dora_zmq.tracing as tracing
 
-    for package in (shm, tracing):
+    for package in (control, shm, tracing):
         for name in package.__all__:
             assert getattr(package, name) is not None, (package.__name__, name)
         assert set(package.__all__) <= set(dir(package))

@@ -68,3 +68,43 @@ def test_malformed_is_a_protocol_error(raw: bytes) -> None:
 
 def test_int_is_accepted_for_float() -> None:
     assert ctl.decode(b'{"t": "StopNodes", "dataflow_id": "d", "grace_s": 2}').grace_s == 2
+
+
+def test_the_index_names_every_message_of_every_direction() -> None:
+    """``_index`` (what the package loads lazily, what decode imports) matches the modules."""
+    import importlib
+
+    from dora_zmq._control._index import DIRECTIONS
+
+    modules = {p.stem for p in __import__("pathlib").Path(ctl.__file__).parent.glob("*_to_*.py")}
+    assert {m.lstrip(".") for m in DIRECTIONS} == modules
+    for module, names in DIRECTIONS.items():
+        assert set(importlib.import_module(module, "dora_zmq._control").__all__) == set(names), module
+
+
+def test_a_type_never_loaded_in_this_process_decodes() -> None:
+    """A fresh interpreter that imported only the package decodes a message of a direction module
+    it has not loaded (the codec loads it); an unknown tag imports nothing and is refused."""
+    import subprocess
+    import sys
+
+    raw = ctl.encode(ctl.NodeExited("df", "n", None, 9, True, "killed", "tail", "m"))
+    code = (
+        "import sys\n"
+        "from dora_zmq import _control as ctl\n"
+        "from dora_zmq._errors import ProtocolError\n"
+        "assert 'dora_zmq._control.daemon_to_coordinator' not in sys.modules\n"
+        f"msg = ctl.decode({raw!r})\n"
+        "assert type(msg).__name__ == 'NodeExited' and msg.node == 'n', msg\n"
+        "before = set(sys.modules)\n"
+        "try:\n"
+        '    ctl.decode(b\'{"t": "os"}\')\n'
+        "except ProtocolError:\n"
+        "    pass\n"
+        "else:\n"
+        "    raise SystemExit('unknown tag accepted')\n"
+        "assert set(sys.modules) == before\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
