@@ -11,6 +11,8 @@
 - ``startup``: one tick source + N sinks (N = 1, 10, 50, 100): wall time from starting the run
   command to every node's first message, and from STOP (SIGINT to the run command, a user's
   Ctrl-C) to its exit; CPU = user + system time of the run command and every node it reaped.
+  The floor, "zmq": the same node processes over raw pyzmq, started by a bare launcher
+  (``scale_launch.py``: no coordinator, daemon or registration).
 - ``memory``: RSS / USS / PSS of every process of an idle dataflow (1 source + 1 sink, and
   1 + 49: 50 nodes), of a coordinator and a daemon on their own, and the cost of the imports.
 - ``soak``: source -> 3 relays -> sink at a steady rate (2,000 msgs/s) for ``--minutes``:
@@ -104,6 +106,10 @@ def implementations(dora_venv: Path | None) -> list[Impl]:
     if dora_venv:
         out.append(Impl("dora-rs", (str(dora_venv / "bin" / "dora"), "run"), "dora", str(dora_venv / "bin")))
     return out
+
+
+#: The start-up floor: the same processes over raw ZeroMQ, started by a bare launcher (scale_launch.py).
+START_FLOOR = Impl("zmq", (sys.executable, str(Path(__file__).resolve().parent / "scale_launch.py")), "zmq")
 
 
 class _Workdir:
@@ -300,7 +306,7 @@ def measure_startup(args: argparse.Namespace, log: Log) -> dict[str, Any]:
     out: dict[str, Any] = {"sinks": _ints(args.nodes), "targets": {}}
     for n in out["sinks"]:
         for i in range(args.runs):
-            for impl in implementations(args.dora_venv):
+            for impl in [*implementations(args.dora_venv), START_FLOOR]:
                 slot = out["targets"].setdefault(impl.name, {}).setdefault(str(n), {"runs": [], "errors": []})
                 r = _attempt(slot["errors"], f"startup {n + 1} nodes {impl.name}", log, fleet_once, impl, n, args.keep)
                 if r is None:

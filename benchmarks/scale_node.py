@@ -1,7 +1,7 @@
 """The node script of every scale graph (``scale.py``), for dora_zmq, dora-rs and raw ZeroMQ.
 
 One script, the role chosen by ``SCALE_ROLE`` (set per node in the generated YAML, or by
-``--role`` for the raw ZeroMQ processes of the fan-out):
+``--role`` for the raw ZeroMQ processes of the fan-out and of the start-up floor):
 
 - ``tick-source`` / ``sink`` (start-up, memory): the source sends a small tick every 10 ms until
   the orchestrator creates ``quiet`` in ``SCALE_DIR`` (every sink has had its first message),
@@ -189,6 +189,62 @@ class ZmqFanReceiver:
         self.push.send(json.dumps([kind, size, self.index]).encode())
 
 
+def zmq_tick_source(endpoint: str, ev: Events) -> None:
+    """The start-up floor's source (``scale_launch.py``): a PUB bound on ``endpoint``, ticking."""
+    import pyarrow as pa
+    import zmq
+    from zmq_baseline import HEADER, TOPIC, _socket, serialize
+
+    ctx = zmq.Context(io_threads=1)
+    pub = _socket(ctx, zmq.PUB)
+    pub.bind(endpoint)
+    body = serialize(pa.array(bytes(8), type=pa.uint8()))
+    ev.log("node")
+    _exit_on_sigint(ev)
+    quiet = Path(os.environ[DIR_ENV]) / QUIET_FILE
+    first = True
+    while True:
+        if not quiet.exists():
+            pub.send_multipart([TOPIC, HEADER.pack(0, 8, 0, time.perf_counter_ns(), 0), body], copy=False)
+            if first:
+                ev.log("first")
+                first = False
+        time.sleep(TICK_S)
+
+
+def zmq_sink(endpoint: str, ev: Events) -> None:
+    """The start-up floor's sink: a SUB connected to the source, holding each tick as Arrow."""
+    import pyarrow  # noqa: F401  (what holding the value needs, imported before "node" as a node does)
+    import zmq
+    from zmq_baseline import TOPIC, _socket, deserialize
+
+    ctx = zmq.Context(io_threads=1)
+    sub = _socket(ctx, zmq.SUB)
+    sub.setsockopt(zmq.RECONNECT_IVL, 10)  # the source may bind after this connects
+    sub.setsockopt(zmq.SUBSCRIBE, TOPIC)
+    sub.connect(endpoint)
+    ev.log("node")
+    _exit_on_sigint(ev)
+    first = True
+    while True:
+        frames = sub.recv_multipart(copy=False)
+        len(deserialize(frames[2].buffer))
+        if first:
+            ev.log("first")
+            first = False
+
+
+def _exit_on_sigint(ev: Events) -> None:
+    """The launcher passes a Ctrl-C on: log ``stop`` and leave at once (nothing to flush)."""
+    import signal
+
+    def leave(signum: int, frame: Any) -> None:
+        ev.log("stop")
+        os._exit(0)
+
+    signal.signal(signal.SIGINT, leave)
+
+
 def fan_sender(link: Any, job: Any, receivers: int) -> None:
     """Sync, then per size: paced latency messages and one burst, each phase acked by all."""
     from common import Kind, make_payloads, marker_value
@@ -349,9 +405,14 @@ def soak_sink(node: Any, ev: Events, out: Path) -> None:
 
 def main() -> None:
     role = os.environ.get(ROLE_ENV, "")
-    if "--role" in sys.argv:  # raw ZeroMQ fan-out: --role R --index I --data EP --ctrl EP
+    if "--role" in sys.argv:  # raw ZeroMQ: --role R --data EP [--index I --ctrl EP]
         a = sys.argv[sys.argv.index("--role") + 1 :]
         opts = dict(zip(a[1::2], a[2::2]))
+        if a[0] in ("tick-source", "sink"):  # the start-up floor (scale_launch.py)
+            ev = Events(os.environ[ID_ENV])
+            ev.log("start", T_START)
+            (zmq_tick_source if a[0] == "tick-source" else zmq_sink)(opts["--data"], ev)
+            return
         from common import Job
 
         job = Job.from_env()
