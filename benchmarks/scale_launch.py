@@ -19,10 +19,12 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from types import FrameType
 
 NODE = str(Path(__file__).resolve().parent / "scale_node.py")
+_KILL_AFTER_S = 5.0  # a node still there this long after SIGINT is killed (and named on stderr)
 
 
 def main() -> int:
@@ -38,10 +40,19 @@ def main() -> int:
         for node_id, role in roles
     ]
 
+    def kill_the_rest() -> None:  # a node that did not leave on SIGINT: name it, kill it
+        for p in procs:
+            if p.poll() is None:
+                sys.stderr.write(f"scale_launch: {p.args[3]} pid {p.pid} still there {_KILL_AFTER_S} s after SIGINT\n")
+                p.kill()
+
     def forward(signum: int, frame: FrameType | None) -> None:
         for p in procs:
             if p.poll() is None:
                 p.send_signal(signum)
+        timer = threading.Timer(_KILL_AFTER_S, kill_the_rest)
+        timer.daemon = True
+        timer.start()
 
     signal.signal(signal.SIGINT, forward)
     signal.signal(signal.SIGTERM, forward)

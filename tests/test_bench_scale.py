@@ -107,6 +107,9 @@ def test_every_scale_variant_runs_with_tiny_settings(tmp_path: Path) -> None:
         assert s["lost"] == 0 and s["latency_lost"] == 0 and s["p50_last_us"] > 0
     up = sc["startup"]["targets"]["dora_zmq"]["1"]["median"]
     assert up["first_all_s"] > 0 and up["stop_s"] > 0 and up["cpu_s"] > 0 and up["saw_stop"] == 2 and up["leaked"] == 0
+    floor = sc["startup"]["targets"]["zmq"]["1"]["median"]  # the raw pyzmq floor (scale_launch.py)
+    assert floor["first_all_s"] > 0 and floor["saw_stop"] == 2 and floor["leaked"] == 0
+    assert not floor["stop_error"] and floor["stop_s"] < 5  # (left on SIGINT, not killed 5 s later)
     mem = sc["memory"]["targets"]["dora_zmq"]
     assert mem["dataflows"]["2"]["sink"]["rss_MB"] > 0
     assert {"coordinator", "daemon"} <= set(mem["services"])
@@ -119,3 +122,15 @@ def test_every_scale_variant_runs_with_tiny_settings(tmp_path: Path) -> None:
             import scale_plots
         files = scale_plots.draw(path, tmp_path / "plots")
         assert {f.name for f in files} == {"fanout.png", "startup.png", "memory.png", "soak.png"}
+
+
+@pytest.mark.timeout(120)
+def test_receive_costs_measure_every_stage_of_both_receivers(tmp_path: Path) -> None:
+    with benchmark_modules():
+        import receive_costs
+
+    got = receive_costs.measure(16384, 300, str(tmp_path))
+    assert set(got) == {"dora_zmq", "raw pyzmq"}
+    for stage in ("recv", "decode", "event", "next"):
+        assert got["dora_zmq"][stage] > 0, stage
+    assert got["raw pyzmq"]["recv"] > 0 and got["raw pyzmq"]["decode"] > 0
