@@ -227,6 +227,10 @@ def zmq_sink(endpoint: str, ev: Events) -> None:
     _exit_on_sigint(ev)
     first = True
     while True:
+        # A bounded wait, not a blocking recv: a SIGINT delivered to ZeroMQ's I/O thread does not
+        # interrupt the main thread's recv, and the handler runs only when Python code does.
+        if not sub.poll(100):
+            continue
         frames = sub.recv_multipart(copy=False)
         len(deserialize(frames[2].buffer))
         if first:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ._codec import control_message
 from .contract import StopReason
 
@@ -27,6 +29,9 @@ class NodeSetup:
     #: The reader tokens of the nodes that subscribe to this node's outputs, by node id.
     reader_tokens: dict[str, str] | None = None
     restart_count: int = 0  # how many times the daemon restarted this node (restart_policy)
+    #: The parsed dataflow (``descriptor._plain``): the node builds its records from it instead
+    #: of parsing ``yaml`` (None from an older daemon, or if it cannot be read: it parses then).
+    dataflow: dict[str, Any] | None = None
 
 
 @control_message

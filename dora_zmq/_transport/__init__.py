@@ -11,11 +11,12 @@
 from __future__ import annotations
 
 from ._channel import Channel, Poller, context, release_context
-from ._data import Publisher, Subscriber, ipc_endpoint, queue_bytes
+from ._data import STOP_LINGER_MS, Publisher, Subscriber, ipc_endpoint, queue_bytes
 from ._relay import Relay
 from ._wakeup import Wakeup
 
 __all__ = [
+    "STOP_LINGER_MS",
     "Channel",
     "Poller",
     "Publisher",

@@ -36,6 +36,10 @@ def queue_bytes() -> int:
 
 # How long a closing node keeps sending what is queued to subscribers that are still there.
 _PUB_LINGER_MS = 5000
+#: ... and when the whole dataflow is being stopped: its subscribers are stopping too and take
+#: no more input, so a queue is not waited for (libzmq 4.3.5 may also hold a connection whose
+#: subscriber left as the socket closed for the whole linger: README, "Deadlines").
+STOP_LINGER_MS = 100
 # Plain ints: passing the enum members costs a conversion on every call.
 _SNDMORE = int(zmq.SNDMORE)
 _DONTWAIT = int(zmq.DONTWAIT)

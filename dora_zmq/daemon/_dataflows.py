@@ -19,6 +19,7 @@ from .. import _control as ctl
 from .._errors import DescriptorError
 from .._shm import cleanup_segments
 from ..descriptor import NodeKind, parse_dataflow
+from ..descriptor._plain import to_plain
 from ._restart import RestartBook
 from ._shipments import WORK_DIR, runs_in_place
 from ._state import DataflowState, Senders
@@ -102,6 +103,8 @@ def node_setup(df: DataflowState, node: str, machine_id: str, tcp_bind: str, adv
     has_dynamic = any(n.kind is NodeKind.DYNAMIC for n in df.descriptor.nodes)
     # Peers on other hosts (other daemons' nodes, dynamic nodes) need tcp endpoints.
     bind = f"tcp://{tcp_bind}:*" if (df.multi_machine or has_dynamic) and tcp_bind else ""
+    if df.plain is None:
+        df.plain = to_plain(df.descriptor)
     return ctl.NodeSetup(
         df.id,
         node,
@@ -115,6 +118,7 @@ def node_setup(df: DataflowState, node: str, machine_id: str, tcp_bind: str, adv
         reader_token=df.reader_token(node),
         reader_tokens={n: df.reader_token(n) for n in df.descriptor.downstream_nodes(node)},
         restart_count=df.restarts.count(node) if df.restarts else 0,
+        dataflow=df.plain,
     )
 
 

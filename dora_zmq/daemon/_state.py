@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .. import _control as ctl
 from ..descriptor import Dataflow
@@ -76,6 +77,7 @@ class DataflowState:
     waiting_for_folder: bool = False
     trace_context: str = ""
     restarts: RestartBook | None = None  # restart_policy records (a pending restart keeps a node live)
+    plain: dict[str, Any] | None = None  # the descriptor as its nodes get it (descriptor._plain), made once
 
     def note_exit(self, msg: ctl.UpstreamExited) -> bool:
         """Record a relayed exit; False if it is a copy already known (the coordinator resends

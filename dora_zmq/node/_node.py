@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from .. import _control as ctl
 from .._errors import ControlError, NodeConfigError, OutputError
-from .._transport import Channel, Publisher, Subscriber, ipc_endpoint, release_context
+from .._transport import STOP_LINGER_MS, Channel, Publisher, Subscriber, ipc_endpoint, release_context
 from .._wire import MessageKind, encode_topic, to_arrow
 from ._async import AsyncEvents
 from ._config import DataflowId, NodeEnvironment, relay_addresses
@@ -83,9 +83,7 @@ class Node(DoraExtras):
         remote = env.daemon.startswith("tcp://") and not env.spawned
         relay = relay_addresses()
         self._machine = machine_name(setup.machine, self._id, remote, relay is not None)
-        from ..descriptor import parse_dataflow
-
-        self._descriptor: Dataflow = parse_dataflow(setup.yaml, working_dir=_path(setup.working_dir), check_paths=False)
+        self._descriptor: Dataflow = _dataflow(setup)
         self._spec: NodeSpec = self._descriptor.node(self._id)
         # owner: the application thread (close_output); send_output reads them
         self._topics = {out: encode_topic(self._id, out) for out in self._spec.outputs}
@@ -356,7 +354,10 @@ class Node(DoraExtras):
         self._ctrl_tx.send(ctl.NodeClosing(self._dataflow_id, self._id, error, inputs_closed))
         self._session.close()
         self._async.close()
-        self._outputs.close()
+        # A node stopping with its dataflow does not wait for queues its stopping subscribers
+        # will never read (their STOP ends their stream); otherwise they get what was sent.
+        stopping = self._queue.stopped_by == ctl.StopReason.MANUAL
+        self._outputs.close(STOP_LINGER_MS if stopping else None)
         self._ctrl_tx.close(_CLOSE_LINGER_MS)
         release_context()  # flush what is queued before the interpreter frees the buffers
         if self._tracing is not None:
@@ -425,6 +426,25 @@ class Node(DoraExtras):
 
 def _path(p: str) -> Path | None:
     return Path(p) if p else None
+
+
+def _dataflow(setup: ctl.NodeSetup) -> Dataflow:
+    """The dataflow's records: built from the daemon's parsed form, else parsed from the YAML.
+
+    The parsed form spares the node the parser, yaml and a parse of the whole file (see
+    ``descriptor._plain``); an older daemon sends none, and one the node cannot read (another
+    layout) is logged and the YAML parsed instead.
+    """
+    if setup.dataflow is not None:
+        from ..descriptor._plain import from_plain
+
+        try:
+            return from_plain(setup.dataflow, setup.yaml)
+        except ValueError as exc:
+            log.warning("node %s: the daemon's parsed dataflow is not readable (%s); parsing the YAML", setup.node, exc)
+    from ..descriptor import parse_dataflow
+
+    return parse_dataflow(setup.yaml, working_dir=_path(setup.working_dir), check_paths=False)
 
 
 def _node_tracing(node_id: str, dataflow_id: str, machine: str) -> NodeTracing | None:

@@ -85,8 +85,14 @@ class Outputs:
             finally:
                 self.lock.release()
 
-    def close(self) -> None:
-        """Close the publisher and the shared-memory sender (after the last ``end``)."""
+    def close(self, linger_ms: int | None = None) -> None:
+        """Close the publisher and the shared-memory sender (after the last ``end``).
+
+        ``linger_ms``: how long queued messages may still take to leave (default: the publisher's).
+        """
         with self.lock:
-            self.pub.close()
+            if linger_ms is None:
+                self.pub.close()
+            else:
+                self.pub.close(linger_ms)
             self.shm.close()

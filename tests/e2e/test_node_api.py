@@ -36,3 +36,40 @@ def test_node_api_example(dora, tmp_path: Path) -> None:
     # the tuple loop
     assert "listener listener: 5 texts, 5 centroids, last text 'hello 4'" in out
     assert "dataflow" in result.stderr and "finished" in result.stderr
+
+
+_LEAN_NODE = """
+import json, sys
+from dora_zmq import Node
+
+node = Node()
+loaded = sorted(m for m in ("dora_zmq.descriptor.parse", "yaml") if m in sys.modules)
+config = node.node_config()
+print("LEAN", json.dumps([loaded, sorted(node.dataflow_descriptor()), config["env"], config["outputs"]]), flush=True)
+"""
+
+
+def test_a_node_reads_the_daemons_parsed_dataflow_without_the_parser(dora, tmp_path: Path) -> None:
+    """``Node()`` builds its records from the form the daemon sends (no parser, no yaml), and
+    ``dataflow_descriptor()``/``node_config()`` still give the YAML as written (loaded on use)."""
+    from dora_zmq.testing import write_dataflow
+
+    (tmp_path / "lean.py").write_text(_LEAN_NODE)
+    yml = write_dataflow(
+        tmp_path,
+        """
+        nodes:
+          - id: lean
+            path: lean.py
+            env: {MODE: x}
+            outputs: [out]
+        """,
+    )
+    result = dora("run", str(yml)).wait(40)
+    assert result.returncode == 0, result.output
+    line = next(ln for ln in result.stdout.splitlines() if "LEAN " in ln)
+    import json
+
+    loaded, keys, env, outputs = json.loads(line.split("LEAN ", 1)[1])
+    assert loaded == []  # before: both, imported and run by every Node()
+    assert keys == ["nodes"] and env == {"MODE": "x"} and outputs == ["out"]

@@ -31,15 +31,20 @@ nodes:
       n: {source: src/n, queue_size: 10000}
 """
 
-# After its STOP the source sends 500 more: its subscriber is leaving or gone.
+# After its STOP the source sends 500 more once the sink has left its loop (it wrote its
+# counts): they reach nobody. Without that wait, the sink's own STOP could come after the
+# source's end of stream, and it would take them all (STOPs reach the nodes one after another).
 SRC = """
-    import json, sys
+    import json, os, sys, time
     import pyarrow as pa
     from dora_zmq import Node
     node = Node()
     sent = 0
     for event in node:
         if event["type"] == "STOP":
+            deadline = time.monotonic() + 30
+            while not os.path.exists(sys.argv[2]) and time.monotonic() < deadline:
+                time.sleep(0.01)  # (a file is what there is to wait on)
             for _ in range(500):
                 node.send_output("n", pa.array([sent], type=pa.int64()))
                 sent += 1
@@ -82,7 +87,7 @@ def test_a_stop_mid_stream_adds_up_exactly(
     cluster.coordinator()  # type: ignore[attr-defined]
     cluster.daemon()  # type: ignore[attr-defined]
     env = cluster.env  # type: ignore[attr-defined]
-    flow = FLOW.replace("src.py", f"src.py\n    args: {tmp_path / 'src.json'}")
+    flow = FLOW.replace("src.py", f"src.py\n    args: {tmp_path / 'src.json'} {tmp_path / 'sink.json'}")
     flow = flow.replace("sink.py", f"sink.py\n    args: {tmp_path / 'sink.json'}")
     files = {"src.py": textwrap.dedent(SRC), "sink.py": textwrap.dedent(SINK)}
     path = write_dataflow(tmp_path, flow, files=files)
