@@ -1,8 +1,9 @@
 """``Node``: the custom-node API of dora-rs, plus ``inputs()``, a tuple loop of our own.
 
-Imports: the descriptor parser (yaml) is imported by ``Node()``, not by ``from dora_zmq import
-Node``; tracing (OpenTelemetry) only when the environment has ``OTEL_*`` variables (see
-:func:`_node_tracing`).
+Imports: ``Node()`` builds the dataflow's records from the form its daemon parsed
+(``descriptor._plain``): the descriptor parser and yaml are imported only for an older daemon
+(or by ``dataflow_descriptor()``, which reads the YAML as written); tracing (OpenTelemetry) only
+when the environment has ``OTEL_*`` variables (see :func:`_node_tracing`).
 """
 
 from __future__ import annotations
