@@ -74,6 +74,24 @@ def versions() -> dict[str, Any]:
     }
 
 
+def source_fingerprint() -> str:
+    """A digest of the code a run measures: every ``.py`` file of ``dora_zmq/`` and ``benchmarks/``.
+
+    Taken at the start and at the end of a run: nodes import the code when they start, so an
+    edit during a run measures a mix (``git_dirty`` alone does not tell).
+    """
+    import hashlib
+
+    digest = hashlib.sha256()
+    for folder in ("dora_zmq", "benchmarks"):
+        for path in sorted((REPO / folder).rglob("*.py")):
+            try:
+                digest.update(str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes())
+            except OSError:
+                digest.update(b"unreadable " + str(path).encode())
+    return digest.hexdigest()[:16]
+
+
 def _git(*args: str) -> str:
     try:
         return subprocess.run(

@@ -52,7 +52,7 @@ from common import (
     paired_tracing,
     parse_sizes,
 )
-from meta import cpu_busy, machine_info, versions
+from meta import cpu_busy, machine_info, source_fingerprint, versions
 from netns import NetnsError, TwoHosts, unavailable
 from otlp_sink import OtlpSink
 from report import latency_table, ratios, throughput_table, tracing_table
@@ -266,6 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": [sys.executable, *sys.argv],
         "machine": machine_info(),
         "versions": versions(),
+        "source_at_start": source_fingerprint(),
         "params": asdict(params),
         "sizes": args.sizes,
         "runs": args.runs,
@@ -308,6 +309,9 @@ def main(argv: list[str] | None = None) -> int:
     doc["wall_s"] = time.monotonic() - started
     doc["cpu_busy_after"] = cpu_busy()
     doc["loadavg_at_end"] = os.getloadavg()
+    doc["source_at_end"] = source_fingerprint()
+    if doc["source_at_end"] != doc["source_at_start"]:
+        console.print("[red]warning: dora_zmq/ or benchmarks/ changed during the run: the figures mix versions[/]")
     show(doc["variants"], args.runs, doc.get("otlp_sink"))
     for table in scale_report.tables(doc.get("scale", {})):
         console.print(table)
